@@ -131,12 +131,12 @@ class TrainConfig(Frozen):
     seed: int = 0
     device: str = "auto"
 
-    @field_validator("batch_size")
+    @field_validator("batch_size", mode="before")
     @classmethod
-    def _positive_batch(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("batch_size must be >= 1 (1 is stochastic) or 'full' (full-batch)")
-        return value
+    def _batch_size(cls, value: Any) -> int | str:
+        if value == "full" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("batch_size must be an integer >= 1 (1 is stochastic) or 'full' (full-batch)")
 
     @field_validator("device")
     @classmethod
@@ -268,7 +268,8 @@ def describe_validation_error(error: ValidationError) -> str:
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown key {key!r} (check its spelling and section)")
         elif item["type"] == "missing":
-            problems.append(f"{key} is required")
+            hint = ": give data.source, a built-in name (trainwright datasets) or a table path" if key == "data" else ""
+            problems.append(f"{key} is required{hint}")
         else:
             problems.append(f"{key} = {item.get('input')!r}: {message}" if key else message)
     return "invalid config: " + "; ".join(problems)

@@ -1,0 +1,136 @@
+"""Callbacks observe a fit through flat ``on_*`` hooks and may ask it to stop; they never
+reach into the loop. State a resumed run needs comes from ``state_dict``/``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from trainwright.config import EarlyStoppingConfig
+from trainwright.files import atomic_write
+from trainwright.train.checkpoint import save_state
+
+if TYPE_CHECKING:
+    from trainwright.train.loop import Fit
+
+
+class Callback:
+    """Base with no-op hooks; subclasses override what they need."""
+
+    def on_train_begin(self, fit: Fit) -> None: ...
+    def on_batch_end(self, fit: Fit) -> None: ...
+    def on_epoch_end(self, fit: Fit, logs: dict) -> None: ...
+    def on_train_end(self, fit: Fit) -> None: ...
+    def state_dict(self) -> dict:
+        return {}
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; keep the
+    best weights in memory and put them back at the end when ``restore_best``."""
+
+    def __init__(self, cfg: EarlyStoppingConfig):
+        self.cfg = cfg
+        mode = cfg.mode if cfg.mode != "auto" else ("min" if cfg.monitor.endswith(("loss", "mse", "rmse", "mae")) else "max")
+        self.sign = 1.0 if mode == "min" else -1.0  # compare sign * value: smaller is better
+        self.best = math.inf
+        self.best_epoch = 0
+        self.wait = 0
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, fit: Fit, logs: dict) -> None:
+        if self.cfg.monitor not in logs:
+            raise KeyError(f"train.early_stopping.monitor = {self.cfg.monitor!r} is not logged; logged: {', '.join(logs)}")
+        value = self.sign * logs[self.cfg.monitor]
+        if value < self.best - self.cfg.min_delta:
+            self.best, self.best_epoch, self.wait = value, fit.epoch, 0
+            if self.cfg.enabled and self.cfg.restore_best:
+                self.best_weights = {k: v.detach().clone() for k, v in fit.model.state_dict().items()}
+        else:
+            self.wait += 1
+            if self.cfg.enabled and self.wait >= self.cfg.patience:
+                fit.request_stop(f"early stopping: {self.cfg.monitor} has not improved for {self.wait} epochs (best at epoch {self.best_epoch})")
+
+    def on_train_end(self, fit: Fit) -> None:
+        if self.best_weights is not None:
+            fit.model.load_state_dict(self.best_weights)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best_weights = state["best_weights"]
+
+
+class HistoryCSV(Callback):
+    """Rewrite ``history.csv`` (one row per epoch) atomically after every epoch."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_epoch_end(self, fit: Fit, logs: dict) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(fit.history[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(fit.history)
+        atomic_write(self.path, buffer.getvalue())
+
+
+class Checkpoint(Callback):
+    """Save everything a resumed run needs to ``path`` after every epoch, atomically."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_epoch_end(self, fit: Fit, logs: dict) -> None:
+        save_state(self.path, fit.state_dict())
+
+
+class ProgressBar(Callback):
+    """A rich progress bar (epoch, step, loss, validation metric, ETA); silent off a terminal."""
+
+    def __init__(self, console: Console, total_epochs: int, steps_per_epoch: int, metric: str):
+        self.console, self.metric = console, metric
+        self.total_epochs, self.steps = total_epochs, steps_per_epoch
+        self.progress: Progress | None = None
+
+    def on_train_begin(self, fit: Fit) -> None:
+        if not self.console.is_terminal:
+            return
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=self.console, transient=False,
+        )
+        self.progress.start()
+        self.epochs_task = self.progress.add_task("epochs", total=self.total_epochs, completed=fit.epoch, epoch=f"{fit.epoch}/{self.total_epochs}", status="")
+        self.steps_task = self.progress.add_task("steps", total=self.steps, epoch="  step", status="")
+        self.last = time.monotonic()
+
+    def on_batch_end(self, fit: Fit) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.steps_task)
+
+    def on_epoch_end(self, fit: Fit, logs: dict) -> None:
+        if self.progress is None:
+            return
+        status = f"loss {logs['train_loss']:.4f}  val_loss {logs['val_loss']:.4f}"
+        if self.metric in logs and self.metric != "val_loss":
+            status += f"  {self.metric} {logs[self.metric]:.4f}"
+        self.progress.update(self.epochs_task, completed=fit.epoch, epoch=f"{fit.epoch}/{self.total_epochs}", status=status)
+        self.progress.reset(self.steps_task)
+
+    def on_train_end(self, fit: Fit) -> None:
+        if self.progress is not None:
+            self.progress.stop()

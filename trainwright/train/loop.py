@@ -1,0 +1,110 @@
+"""The supervised training loop: one function, readable top to bottom.
+
+Per step: forward, loss (+ L1/L2 penalty), backward, optional clipping, optimizer step. The
+epoch's loss is summed on the device and read once per epoch, so the hot loop never waits on
+a host sync. Validation runs once per epoch through ``fit.validate``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from trainwright.config import TrainConfig
+from trainwright.data.batches import TensorBatches
+from trainwright.errors import TrainingDiverged
+from trainwright.train.callbacks import Callback
+from trainwright.train.losses import LossFn
+from trainwright.train.optim import Schedule, weight_penalty
+
+
+@dataclass
+class Fit:
+    """Everything one training run holds; a checkpoint is ``state_dict()`` of this."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    loss_fn: LossFn
+    batches: TensorBatches
+    validate: Callable[[nn.Module], dict[str, float]]  # model -> {"val_loss": ..., "val_<metric>": ...}
+    cfg: TrainConfig
+    generator: torch.Generator  # shuffles the batches; its own stream, so dropout draws don't shift it
+    callbacks: list[Callback] = field(default_factory=list)
+    epoch: int = 0  # epochs completed
+    history: list[dict] = field(default_factory=list)
+    stop_reason: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def state_dict(self) -> dict:
+        rng = {"torch": torch.get_rng_state(), "batches": self.generator.get_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "epoch": self.epoch, "history": self.history, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "rng": rng,
+            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.history = state["epoch"], state["history"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["batches"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        for cb in self.callbacks:
+            cb.load_state_dict(state["callbacks"].get(type(cb).__name__, {}))
+
+
+def fit(run: Fit) -> Fit:
+    """Train ``run.model`` from epoch ``run.epoch + 1`` to ``cfg.epochs`` or until a callback stops it."""
+    cfg, model, optimizer = run.cfg, run.model, run.optimizer
+    for cb in run.callbacks:
+        cb.on_train_begin(run)
+    for epoch in range(run.epoch + 1, cfg.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=run.batches.x.device)  # summed on device: no per-step sync
+        for xb, yb in run.batches.epoch(run.generator):
+            loss = run.loss_fn(model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            (loss + weight_penalty(model, cfg.l1, cfg.l2)).backward()
+            if cfg.clip_grad_value is not None:
+                nn.utils.clip_grad_value_(model.parameters(), cfg.clip_grad_value)
+            if cfg.clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+            optimizer.step()
+            run.schedule.step_batch()
+            loss_sum += loss.detach() * len(xb)
+            for cb in run.callbacks:
+                cb.on_batch_end(run)
+
+        # Once per epoch: read the loss, validate, log, let callbacks decide.
+        train_loss = (loss_sum / run.batches.n).item()
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"the training loss became {train_loss} in epoch {epoch}; the last good checkpoint (epoch {run.epoch}) is kept. "
+                "Lower train.optimizer.lr, set train.clip_grad_norm (e.g. 1.0), or check the data for extreme values"
+            )
+        logs = {"epoch": epoch, "train_loss": train_loss, **run.validate(model), "lr": optimizer.param_groups[0]["lr"]}
+        run.schedule.step_epoch(logs["val_loss"])
+        logs["seconds"] = time.perf_counter() - started
+        run.epoch = epoch
+        run.history.append(logs)
+        for cb in run.callbacks:
+            cb.on_epoch_end(run, logs)
+        if run.stop_reason:
+            break
+    for cb in run.callbacks:
+        cb.on_train_end(run)
+    return run
