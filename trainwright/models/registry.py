@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from trainwright.config import ModelConfig
-from trainwright.models import mlp
+from trainwright.models import custom, mlp
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec(mlp.MLPConfig, mlp.build),
+    "custom": ModelSpec(custom.CustomConfig, custom.build),
 }
 
 

@@ -1,0 +1,27 @@
+import torch
+
+from trainwright.data.batches import TensorBatches
+
+
+def test_every_row_once_per_epoch_in_a_seeded_order():
+    x = torch.arange(10).float().unsqueeze(1)
+    batches = TensorBatches(x, torch.arange(10), batch_size=4)
+    assert len(batches) == 3
+    first = torch.cat([yb for _, yb in batches.epoch(torch.Generator().manual_seed(0))])
+    again = torch.cat([yb for _, yb in batches.epoch(torch.Generator().manual_seed(0))])
+    assert sorted(first.tolist()) == list(range(10))
+    assert torch.equal(first, again) and not torch.equal(first, torch.arange(10))
+    for xb, yb in batches.epoch(torch.Generator().manual_seed(1)):
+        assert torch.equal(xb.squeeze(1).long(), yb)  # rows stay paired with their labels
+
+
+def test_full_batch_and_stochastic():
+    x, y = torch.randn(5, 2), torch.zeros(5)
+    assert [len(xb) for xb, _ in TensorBatches(x, y, "full").epoch(torch.Generator())] == [5]
+    assert [len(xb) for xb, _ in TensorBatches(x, y, 1).epoch(torch.Generator())] == [1] * 5
+
+
+def test_batch_norm_never_gets_a_single_sample():
+    batches = TensorBatches(torch.randn(9, 2), torch.zeros(9), 4, drop_singleton=True)
+    assert [len(xb) for xb, _ in batches.epoch(torch.Generator())] == [4, 4]
+    assert len(batches) == 2

@@ -1,0 +1,156 @@
+"""The ``trainwright`` command: parses arguments, calls the Python API, prints results.
+
+No logic of its own. Problems a user can fix (TrainwrightError) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trainwright.errors import TrainwrightError
+from trainwright.files import atomic_path, atomic_write
+
+app = typer.Typer(
+    help="Train, evaluate and use deep learning models on PyTorch, every stage done properly.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def user_errors(command):
+    """Turn bad input into one line on stderr and exit code 2; an interrupt into a resume hint."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = lambda message, *rest: errors.print(f"warning: {message}")
+            try:
+                return command(*args, **kwargs)
+            except TrainwrightError as error:
+                errors.print(f"error: {error}", soft_wrap=True, markup=False)
+                raise typer.Exit(2) from None
+            except KeyboardInterrupt:
+                errors.print("interrupted; the last finished epoch is checkpointed: continue with `trainwright train --resume RUN_DIR`")
+                raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def train(
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config (see examples/)")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="quick mode: a built-in data set or a table path")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="the column to predict")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="model type, e.g. mlp")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
+    name: Annotated[Optional[str], typer.Option("--name", help="run directory name (default: data-model-timestamp)")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="continue an interrupted run from its last checkpoint")] = None,
+) -> None:
+    """Train a model; the last line printed is the run directory."""
+    import trainwright as tw
+
+    overrides = list(set_)
+    if data is not None:
+        overrides.insert(0, f"data.source={json.dumps(data)}")
+    if target is not None:
+        overrides.insert(1 if data else 0, f"data.target={json.dumps(target)}")
+    if model is not None:
+        overrides.append(f"model.type={model}")
+    if resume is not None and config is not None:
+        raise TrainwrightError("--resume continues a run with its own config; pass either a config or --resume, not both")
+    if config is None and data is None and resume is None:
+        raise TrainwrightError("nothing to train: pass a config file (trainwright train examples/digits.yaml) or --data NAME_OR_PATH")
+    source = config if config is not None else ({} if resume is None else None)
+    run = tw.train(source, overrides=overrides, runs_dir=runs_dir, name=name, resume=resume, console=console)
+    print(run.dir, flush=True)
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")],
+    data: Annotated[Path, typer.Argument(help="a table of new rows (CSV, Parquet, JSONL)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the rows with predictions")] = Path("predictions.csv"),
+) -> None:
+    """Predict new rows: writes them with a prediction (and class probability) column."""
+    import trainwright as tw
+    from trainwright.runs import read_rows
+
+    model = tw.load(run_dir)
+    result = model.predict(read_rows(data))
+    write_table(result, output)
+    console.print(f"wrote {len(result)} predictions to {output}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")],
+    data: Annotated[Path, typer.Argument(help="a labelled table holding the target column")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="also write the metrics as JSON here")] = None,
+) -> None:
+    """Score a trained model on labelled rows."""
+    import trainwright as tw
+    from trainwright.runs import read_rows
+
+    metrics = tw.load(run_dir).evaluate(read_rows(data))
+    matrix = metrics.pop("confusion_matrix", None)
+    table = Table(title=f"metrics on {data}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}")
+    console.print(table)
+    if output is not None:
+        atomic_write(output, json.dumps({**metrics, "confusion_matrix": matrix}, indent=2) + "\n")
+
+
+@app.command()
+@user_errors
+def datasets() -> None:
+    """List the built-in data sets (shipped with scikit-learn or generated; nothing is downloaded)."""
+    from trainwright.data.builtin import BUILTINS
+
+    table = Table(title="built-in data sets", title_justify="left")
+    for column in ("name", "task", "target", "description"):
+        table.add_column(column)
+    for item in BUILTINS.values():
+        table.add_row(item.name, item.task, item.target, item.description)
+    console.print(table)
+
+
+def write_table(frame, path: Path) -> None:
+    """Write by suffix (.csv, .parquet, .jsonl), atomically."""
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif suffix in (".jsonl", ".ndjson"):
+            frame.to_json(tmp, orient="records", lines=True)
+        elif suffix in (".csv", ""):
+            frame.to_csv(tmp, index=False)
+        else:
+            raise TrainwrightError(f"cannot write {path}: use a .csv, .parquet or .jsonl output file")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
