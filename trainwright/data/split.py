@@ -1,0 +1,122 @@
+"""Train / validation / test row indices: stratified for classes, shuffled for regression.
+
+Rules, in order:
+
+- ``val`` and ``test`` both 0: every row trains, and validation and test metrics are computed on
+  the training rows (``held_out`` is False).
+- too few rows to hold any out, i.e. fewer than 2 rows would land in the smaller of val/test
+  (``n * min(val, test) < 2``, zero fractions ignored; the six-row ``linear`` set): every row
+  trains, ``held_out`` is False, and a note says the metrics are training metrics.
+- ``val`` 0 only: validation (and so early stopping) uses the training rows.
+- ``test`` 0 only: test metrics use the validation rows, which also chose the stopping epoch.
+
+A stratified split needs every class in every split: a class with fewer rows than there are
+splits, or a split with fewer rows than there are classes, is an error that says how to fix it.
+
+Example:
+    >>> split = split_rows(10, None, SplitConfig(train=0.6, val=0.2, test=0.2))
+    >>> len(split.train), len(split.val), len(split.test)
+    (6, 2, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from trainwright.config import SplitConfig
+from trainwright.errors import TrainwrightError
+
+
+@dataclass(frozen=True)
+class Split:
+    train: np.ndarray  # positions of the rows in each split, sorted
+    val: np.ndarray
+    test: np.ndarray
+    held_out: bool  # False: val and test are training rows, so their metrics are training metrics
+    stratified: bool
+    notes: tuple[str, ...] = ()
+
+
+def fractions_text(cfg: SplitConfig) -> str:
+    """'70/15/15' for the default split."""
+    return "/".join(f"{round(100 * fraction):g}" for fraction in (cfg.train, cfg.val, cfg.test))
+
+
+def _check_stratifiable(labels: np.ndarray, cfg: SplitConfig) -> None:
+    """Raise when a stratified split cannot put every class in every split."""
+    counts = pd.Series(labels).value_counts(sort=True, ascending=True)
+    splits = 1 + (cfg.val > 0) + (cfg.test > 0)
+    if counts.iloc[0] < splits:
+        label, count = counts.index[0], int(counts.iloc[0])
+        label = label.item() if isinstance(label, np.generic) else label
+        raise TrainwrightError(
+            f"class {label!r} has only {count} row{'s' if count > 1 else ''}, too few for a stratified "
+            f"{fractions_text(cfg)} split (it needs {splits}, one per split); add rows of that class, "
+            f"remove the class from the data, or set data.split.stratify: false"
+        )
+    # The sizes scikit-learn will draw: ceil(fraction * rows) for the split taken off each time.
+    n, classes = len(labels), len(counts)
+    n_test = math.ceil(cfg.test * n) if cfg.test else 0
+    rest = n - n_test
+    n_val = math.ceil(cfg.val / (cfg.train + cfg.val) * rest) if cfg.val else 0
+    for name, size in (("test", n_test), ("val", n_val), ("train", rest - n_val)):
+        if size and size < classes:
+            raise TrainwrightError(
+                f"a stratified {fractions_text(cfg)} split of {n} rows leaves {size} rows for {name}, fewer than the "
+                f"{classes} classes; add rows, raise data.split.{name}, or set data.split.stratify: false"
+            )
+
+
+def split_rows(n: int, labels: np.ndarray | None, cfg: SplitConfig) -> Split:
+    """Split positions 0..n-1; ``labels`` (original class labels) turn on stratification.
+
+    Stratification happens when labels are given and ``cfg.stratify`` is true.
+    """
+    rows = np.arange(n)
+    held = [fraction for fraction in (cfg.val, cfg.test) if fraction > 0]
+    if not held:
+        note = "data.split.val and data.split.test are 0: validation and test metrics are computed on the training rows"
+        return Split(rows, rows, rows, held_out=False, stratified=False, notes=(note,))
+    if n * min(held) < 2:
+        note = (
+            f"{n} rows are too few to split {fractions_text(cfg)}: training on all rows; "
+            f"the metrics below are training metrics"
+        )
+        return Split(rows, rows, rows, held_out=False, stratified=False, notes=(note,))
+
+    stratify = labels is not None and cfg.stratify
+    if stratify:
+        _check_stratifiable(labels, cfg)
+    strata = labels if stratify else None
+    try:
+        # Test first, then val out of the rest, so val + test are the configured fractions of n.
+        if cfg.test:
+            rest, test = train_test_split(rows, test_size=cfg.test, random_state=cfg.seed, stratify=strata)
+        else:
+            rest, test = rows, np.empty(0, dtype=rows.dtype)
+        if cfg.val:
+            rest_strata = labels[rest] if stratify else None
+            val_fraction = cfg.val / (cfg.train + cfg.val)
+            train, val = train_test_split(rest, test_size=val_fraction, random_state=cfg.seed, stratify=rest_strata)
+        else:
+            train, val = rest, np.empty(0, dtype=rows.dtype)
+    except ValueError as error:  # the checks above should catch these first
+        raise TrainwrightError(f"cannot split {n} rows {fractions_text(cfg)}: {error}") from None
+
+    train, val, test = np.sort(train), np.sort(val), np.sort(test)
+    notes = []
+    if not cfg.val:
+        val = train
+        notes.append("data.split.val is 0: validation metrics and early stopping use the training rows")
+    if not cfg.test:
+        test = val
+        notes.append(
+            "data.split.test is 0: test metrics use the validation rows, which also chose the stopping epoch, "
+            "so they are optimistic"
+        )
+    return Split(train, val, test, held_out=True, stratified=stratify, notes=tuple(notes))
