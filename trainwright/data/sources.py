@@ -1,0 +1,104 @@
+"""Where a table comes from: a built-in data set name or a file (CSV, TSV, Parquet, JSON lines).
+
+Example:
+    >>> frame, target, name = load_source("iris")
+    >>> target, name
+    ('species', 'iris')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from trainwright.data.builtin import BUILTINS
+from trainwright.errors import TrainwrightError
+
+# Suffix -> (format name, reader). Compressed text files (data.csv.gz) are read through pandas'
+# own compression support, so only the suffix before the compression one decides the format.
+_READERS = {
+    ".csv": ("CSV", lambda path: pd.read_csv(path)),
+    ".tsv": ("TSV", lambda path: pd.read_csv(path, sep="\t")),
+    ".parquet": ("Parquet", lambda path: pd.read_parquet(path)),
+    ".pq": ("Parquet", lambda path: pd.read_parquet(path)),
+    ".jsonl": ("JSON lines", lambda path: pd.read_json(path, lines=True)),
+    ".ndjson": ("JSON lines", lambda path: pd.read_json(path, lines=True)),
+}
+_COMPRESSION = {".gz", ".bz2", ".xz", ".zst", ".zip"}
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What a reader raises on a corrupt or unreadable file (pyarrow's own errors included)."""
+    errors: list[type[BaseException]] = [ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError]
+    try:
+        import pyarrow
+
+        errors.append(pyarrow.ArrowException)
+    except ImportError:  # pragma: no cover - pyarrow is a dependency, but parquet is optional
+        pass
+    return tuple(errors)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, TSV, Parquet or JSON-lines table, chosen by the file's suffix.
+
+    Every problem a user can fix (missing file, a directory, unknown suffix, a corrupt file, a
+    table without rows or columns) is a one-line TrainwrightError.
+
+    Example:
+        >>> read_table("data/houses.csv").columns.tolist()
+        ['rooms', 'area', 'price']
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise TrainwrightError(f"data file {path} does not exist; check the path in data.source")
+    if path.is_dir():
+        raise TrainwrightError(f"data.source {path} is a directory; point it at a table file (.csv, .parquet, .jsonl)")
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSION and suffixes[-2:-1] != [".parquet"]:
+        suffixes = suffixes[:-1]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix not in _READERS:
+        known = ", ".join(sorted(_READERS))
+        raise TrainwrightError(f"cannot read {path}: unknown file type {suffix or '(no suffix)'!r}; use one of {known}")
+    kind, reader = _READERS[suffix]
+    try:
+        frame = reader(path)
+    except pd.errors.EmptyDataError:
+        raise TrainwrightError(f"data file {path} is empty; it needs a header row and at least one data row") from None
+    except _read_errors() as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
+        raise TrainwrightError(f"cannot read {path} as {kind}: {detail}") from None
+    if frame.shape[1] == 0:
+        raise TrainwrightError(f"data file {path} has no columns; it needs a header row and at least one data row")
+    if frame.shape[0] == 0:
+        raise TrainwrightError(f"data file {path} has a header but no rows; add at least one data row")
+    # Column names are used as config keys and in messages: make them strings.
+    frame.columns = [str(column) for column in frame.columns]
+    return frame
+
+
+def load_source(source: str) -> tuple[pd.DataFrame, str | None, str]:
+    """Load ``data.source``: returns (frame, the built-in's target or None, a display name).
+
+    Rows are renumbered 0..N-1, so a row number in a message is the row's place in the file
+    (counting from 1, after the header).
+
+    Example:
+        >>> frame, target, name = load_source("data/houses.csv")
+        >>> target, name
+        (None, 'houses')
+    """
+    if source in BUILTINS:
+        builtin = BUILTINS[source]
+        return builtin.load().reset_index(drop=True), builtin.target, builtin.name
+    path = Path(source).expanduser()
+    if not path.exists() and not path.suffix and len(path.parts) == 1:
+        names = ", ".join(BUILTINS)
+        raise TrainwrightError(f"data.source {source!r} is neither a built-in data set ({names}) nor an existing file")
+    frame = read_table(path)
+    name = path.stem  # houses.csv -> houses; houses.csv.gz -> houses
+    if path.suffix.lower() in _COMPRESSION and Path(name).suffix.lower() in _READERS:
+        name = Path(name).stem
+    return frame.reset_index(drop=True), None, name
