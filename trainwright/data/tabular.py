@@ -1,0 +1,451 @@
+"""Tabular data, from ``data.source`` to tensors: load, clean, split, and preprocess fitted on the
+training split only.
+
+``prepare_tabular`` is the data stage of a run; ``TabularPreprocessor`` is the part a trained
+model keeps (saved beside its weights) so that predictions see exactly the same transformation.
+
+Example:
+    >>> data = prepare_tabular(DataConfig(source="iris"))
+    >>> data.task, data.x_train.shape, data.preprocessor.classes
+    ('multiclass', torch.Size([103, 4]), ['setosa', 'versicolor', 'virginica'])
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sklearn
+import torch
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler
+
+from trainwright.config import DataConfig
+from trainwright.data.clean import Cleaned, clean_table
+from trainwright.data.columns import Kind, coerce_frame, numeric_values
+from trainwright.data.sources import load_source
+from trainwright.data.split import Split, fractions_text, split_rows
+from trainwright.data.target import (
+    LabelKind,
+    Task,
+    class_list,
+    coerce_labels,
+    encode_labels,
+    infer_task,
+    label_kind,
+    resolve_task,
+)
+from trainwright.errors import TrainwrightError
+from trainwright.files import atomic_write
+
+__all__ = ["TabularData", "TabularPreprocessor", "Task", "infer_task", "prepare_tabular"]
+
+FORMAT = 1  # version of preprocessor.json
+# Types skops does not trust by itself but that a fitted ColumnTransformer of ours contains.
+# Anything else in a preprocessor.skops file is refused: loading must never run foreign code.
+TRUSTED_TYPES = frozenset({"numpy.dtype"})
+
+_SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
+
+
+def _not_a_run(directory: Path, why: str) -> TrainwrightError:
+    return TrainwrightError(f"{directory} is not a trainwright run (or is damaged): {why}")
+
+
+class TabularPreprocessor:
+    """Feature and target transformation, fitted on the training split only.
+
+    Numeric columns: median (or mean / most frequent) imputation, then a standard, min-max or
+    robust scaler (or none). Categorical columns: most-frequent imputation, then one-hot
+    (unseen categories become all zeros) or ordinal codes (unseen become -1). Regression targets
+    are standardized when ``scale_target``; class labels become indices into ``classes``.
+
+    Example:
+        >>> pre = TabularPreprocessor("y", "binary", {"a": "numeric", "b": "categorical"},
+        ...                           classes=["no", "yes"], label_kind="str").fit(frame, frame["y"])
+        >>> pre.transform(frame).shape, pre.encode_target(frame["y"])[:3]
+        ((4, 3), array([0, 1, 1]))
+    """
+
+    def __init__(
+        self,
+        target: str,
+        task: Task,
+        kinds: dict[str, Kind],
+        *,
+        classes: list | None = None,
+        label_kind: LabelKind = "str",
+        numeric: str = "standard",
+        categorical: str = "onehot",
+        impute_numeric: str = "median",
+        scale_target: bool = True,
+        dtypes: dict[str, str] | None = None,
+    ) -> None:
+        self.target = target
+        self.task: Task = task
+        self.kinds = dict(kinds)
+        self.feature_columns = list(kinds)
+        self.classes = list(classes or []) if task != "regression" else []
+        self.label_kind: LabelKind = label_kind
+        self.numeric = numeric
+        self.categorical = categorical
+        self.impute_numeric = impute_numeric
+        self.scale_target = scale_target
+        self.dtypes = dict(dtypes or {})
+        # Learned by fit:
+        self.target_mean = 0.0
+        self.target_std = 1.0
+        self.n_features = 0
+        self.feature_names: list[str] = []
+        self._transformer: ColumnTransformer | None = None
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "multiclass" else 1
+
+    # ── fitting ──────────────────────────────────────────────────────────────────────────
+    def _build(self) -> ColumnTransformer:
+        numeric_steps = [("impute", SimpleImputer(strategy=self.impute_numeric, keep_empty_features=True))]
+        if self.numeric != "none":
+            numeric_steps.append(("scale", _SCALERS[self.numeric]()))
+        if self.categorical == "onehot":
+            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        else:
+            encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+        categorical_steps = [
+            ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
+            ("encode", encoder),
+        ]
+        numeric = [column for column, kind in self.kinds.items() if kind == "numeric"]
+        categorical = [column for column, kind in self.kinds.items() if kind == "categorical"]
+        parts = []
+        if numeric:
+            parts.append(("numeric", Pipeline(numeric_steps), numeric))
+        if categorical:
+            parts.append(("categorical", Pipeline(categorical_steps), categorical))
+        return ColumnTransformer(parts, remainder="drop")
+
+    def fit(self, frame: pd.DataFrame, y: pd.Series) -> TabularPreprocessor:
+        """Fit on the training rows: the feature transformer and, for regression, the target scale."""
+        if not self.feature_columns:
+            raise TrainwrightError("there are no feature columns to fit on")
+        features = coerce_frame(frame.reset_index(drop=True), self.kinds)
+        self._transformer = self._build().fit(features)
+        self.feature_names = [str(name) for name in self._transformer.get_feature_names_out()]
+        self.n_features = len(self.feature_names)
+        if self.task == "regression" and self.scale_target:
+            values = numeric_values(pd.Series(y).reset_index(drop=True), self.target)
+            std = float(np.nanstd(values))
+            self.target_mean = float(np.nanmean(values))
+            # A constant training target (possible on a tiny split) keeps unit scale.
+            self.target_std = std if std > 0 else 1.0
+        return self
+
+    # ── applying ─────────────────────────────────────────────────────────────────────────
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Features as float32 (N, n_features); coerced and checked exactly as at fit time."""
+        if self._transformer is None:
+            raise TrainwrightError("the preprocessor is not fitted; call fit() or load() first")
+        absent = [column for column in self.feature_columns if column not in frame.columns]
+        if absent:
+            raise TrainwrightError(
+                f"the data lack column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} that the model "
+                f"was trained on; it expects {', '.join(self.feature_columns)}"
+            )
+        features = coerce_frame(frame.reset_index(drop=True), self.kinds)
+        x = np.asarray(self._transformer.transform(features), dtype=np.float32)  # (N, n_features)
+        if not np.isfinite(x).all():
+            # Finite inputs can still overflow float32 (|x| > 3e38) when numeric: none.
+            bad = [self.feature_names[j] for j in np.flatnonzero(~np.isfinite(x).all(axis=0))]
+            raise TrainwrightError(
+                f"values in {', '.join(bad[:5])} are too large for float32 after preprocessing; "
+                f"use data.preprocess.numeric: standard or rescale those columns"
+            )
+        return x
+
+    def encode_target(self, y: pd.Series) -> np.ndarray:
+        """Classification: int64 (N,) class indices. Regression: float32 (N, 1), scaled if fitted so."""
+        y = (y if isinstance(y, pd.Series) else pd.Series(np.asarray(y), name=self.target)).reset_index(drop=True)
+        if self.task != "regression":
+            return encode_labels(coerce_labels(y, self.label_kind, self.target), self.classes, self.target)
+        values = numeric_values(y, self.target)
+        if np.isnan(values).any():
+            raise TrainwrightError(
+                f"target {self.target!r} has {int(np.isnan(values).sum())} missing values; fill or remove those rows"
+            )
+        return ((values - self.target_mean) / self.target_std).astype(np.float32).reshape(-1, 1)
+
+    def decode_target(self, values: np.ndarray) -> np.ndarray:
+        """Inverse of ``encode_target``: class indices -> labels; scaled values -> original units (N,)."""
+        values = np.asarray(values)
+        if self.task != "regression":
+            return np.asarray(self.classes)[values.reshape(-1).astype(np.int64)]
+        return values.reshape(-1).astype(np.float64) * self.target_std + self.target_mean
+
+    # ── saving ───────────────────────────────────────────────────────────────────────────
+    def facts(self) -> dict:
+        """Everything but the fitted transformer, as plain JSON-able data (preprocessor.json)."""
+        return {
+            "format": FORMAT,
+            "target": self.target,
+            "task": self.task,
+            "classes": self.classes,
+            "label_kind": self.label_kind,
+            "feature_columns": self.feature_columns,
+            "kinds": self.kinds,
+            "dtypes": self.dtypes,
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "impute_numeric": self.impute_numeric,
+            "scale_target": self.scale_target,
+            "target_mean": self.target_mean,
+            "target_std": self.target_std,
+            "n_features": self.n_features,
+            "feature_names": self.feature_names,
+            "sklearn_version": sklearn.__version__,
+        }
+
+    def save(self, directory: Path) -> None:
+        """Write ``preprocessor.skops`` (the fitted transformer) and ``preprocessor.json`` atomically."""
+        import skops.io
+
+        if self._transformer is None:
+            raise TrainwrightError("the preprocessor is not fitted; there is nothing to save")
+        directory = Path(directory)
+        atomic_write(directory / "preprocessor.skops", skops.io.dumps(self._transformer))
+        atomic_write(directory / "preprocessor.json", json.dumps(self.facts(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> TabularPreprocessor:
+        """Load what ``save`` wrote, without pickle: skops refuses types outside ``TRUSTED_TYPES``."""
+        import skops.io
+
+        directory = Path(directory)
+        facts_path, skops_path = directory / "preprocessor.json", directory / "preprocessor.skops"
+        for path in (facts_path, skops_path):
+            if not path.is_file():
+                raise _not_a_run(directory, f"{path.name} is missing")
+        try:
+            facts = json.loads(facts_path.read_text(encoding="utf-8"))
+            pre = cls(
+                facts["target"],
+                facts["task"],
+                facts["kinds"],
+                classes=facts["classes"],
+                label_kind=facts["label_kind"],
+                numeric=facts["numeric"],
+                categorical=facts["categorical"],
+                impute_numeric=facts["impute_numeric"],
+                scale_target=facts["scale_target"],
+                dtypes=facts["dtypes"],
+            )
+            pre.target_mean, pre.target_std = float(facts["target_mean"]), float(facts["target_std"])
+            pre.n_features, pre.feature_names = int(facts["n_features"]), list(facts["feature_names"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+            raise _not_a_run(directory, f"preprocessor.json is unreadable ({type(error).__name__}: {error})") from None
+        data = skops_path.read_bytes()
+        try:
+            untrusted = skops.io.get_untrusted_types(data=data)
+        except Exception as error:  # a damaged zip or schema: skops raises many types
+            raise _not_a_run(directory, f"preprocessor.skops is unreadable ({type(error).__name__})") from None
+        refused = [name for name in untrusted if name not in TRUSTED_TYPES]
+        if refused:
+            raise TrainwrightError(
+                f"refusing to load untrusted type {refused[0]} from {skops_path}"
+                + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else "")
+                + "; trainwright writes only scikit-learn and numpy types there, so the file was not written by it"
+            )
+        try:
+            transformer = skops.io.loads(data, trusted=list(untrusted))
+        except Exception as error:  # same: a damaged file can fail in many ways
+            raise _not_a_run(directory, f"preprocessor.skops is unreadable ({type(error).__name__})") from None
+        if not isinstance(transformer, ColumnTransformer):
+            raise _not_a_run(directory, f"preprocessor.skops holds a {type(transformer).__name__}, not a ColumnTransformer")
+        pre._transformer = transformer
+        return pre
+
+
+@dataclass(frozen=True)
+class TabularData:
+    x_train: torch.Tensor  # float32 (N, F)
+    y_train: torch.Tensor  # int64 (N,) class indices, or float32 (N, 1) scaled regression targets
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    preprocessor: TabularPreprocessor
+    task: Task
+    name: str  # built-in name or file stem
+    held_out: bool  # False: val and test are the training rows (too few rows, or val = test = 0)
+    summary: dict  # JSON-able; the run's data.json
+
+    def report_lines(self) -> list[str]:
+        """Short console lines: the table, each cleaning action with its count, the split, notes."""
+        s = self.summary
+        inferred = ", inferred" if s["task_from"] == "inferred" else ""
+        lines = [
+            f"{self.name}: {s['rows']['raw']} rows x {s['columns_raw']} columns; "
+            f"target {s['target']!r} ({self.task}{inferred})"
+        ]
+        lines += [action["message"] for action in s["cleaning"] if action["count"]]
+        f = s["features"]
+        n_columns = f["numeric"] + f["categorical"]
+        lines.append(
+            f"{s['rows']['after_cleaning']} rows; {n_columns} feature column{'s' if n_columns != 1 else ''} "
+            f"({f['numeric']} numeric, {f['categorical']} categorical) -> {f['width']} input{'s' if f['width'] != 1 else ''}"
+        )
+        if s["classes"]:
+            counts = s["class_balance"]["all"]
+            shown = ", ".join(f"{label} {count}" for label, count in list(counts.items())[:10])
+            lines.append(f"classes ({len(counts)}): {shown}{', ...' if len(counts) > 10 else ''}")
+        split = s["split"]
+        if split["held_out"]:
+            how = "stratified" if split["stratified"] else "shuffled"
+            lines.append(
+                f"split {split['fractions']} ({how}, seed {split['seed']}): "
+                f"train {split['train']}, val {split['val']}, test {split['test']} rows"
+            )
+        lines += s["notes"]
+        return lines
+
+
+def _resolve_columns(frame: pd.DataFrame, cfg: DataConfig, target: str | None, name: str) -> tuple[str, list[str], dict]:
+    """The target, the candidate feature columns, and columns the config left out (with why)."""
+    columns = list(frame.columns)
+    listed = ", ".join(columns)
+    if target is None:
+        raise TrainwrightError(f"data.target is not set: name the column of {name} to predict; columns are: {listed}")
+    if target not in frame.columns:
+        hint = ""
+        if len(columns) == 1 and any(sep in columns[0] for sep in ";|\t"):
+            hint = " (the file seems to use another delimiter than the one its suffix implies)"
+        raise TrainwrightError(f"target column {target!r} is not in {name}; columns are: {listed}{hint}")
+    for key, names in (("features", cfg.features or []), ("drop_columns", cfg.drop_columns)):
+        absent = [column for column in names if column not in frame.columns]
+        if absent:
+            raise TrainwrightError(
+                f"data.{key} names column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} "
+                f"not in {name}; columns are: {listed}"
+            )
+        if target in names:
+            raise TrainwrightError(f"data.{key} lists the target {target!r}; remove it from data.{key}")
+    left_out = {column: "data.drop_columns" for column in cfg.drop_columns}
+    if cfg.features is not None:
+        left_out.update({c: "not in data.features" for c in columns if c != target and c not in cfg.features})
+        candidates = [c for c in cfg.features if c not in cfg.drop_columns]
+    else:
+        candidates = [c for c in columns if c != target and c not in cfg.drop_columns]
+    return target, list(dict.fromkeys(candidates)), left_out
+
+
+def _counts(labels: np.ndarray, classes: list) -> dict[str, int]:
+    index = pd.Index(classes).get_indexer(labels)
+    return {str(label): int(count) for label, count in zip(classes, np.bincount(index, minlength=len(classes)))}
+
+
+def _summary(
+    cfg: DataConfig,
+    frame: pd.DataFrame,
+    name: str,
+    target: str,
+    cleaned: Cleaned,
+    left_out: dict[str, str],
+    pre: TabularPreprocessor,
+    split: Split,
+    labels: np.ndarray | None,
+) -> dict:
+    """The run's data.json: plain, deterministic facts (a resumed run compares them)."""
+    columns: dict[str, dict] = {}
+    for column in frame.columns:
+        entry: dict = {"dtype": str(frame[column].dtype)}
+        if column == target:
+            entry["kind"] = "target"
+        elif column in cleaned.kinds:
+            entry.update(kind=cleaned.kinds[column], missing=cleaned.missing.get(column, 0))
+        else:
+            entry.update(kind="dropped", reason=cleaned.dropped.get(column) or left_out.get(column, "unused"))
+        columns[column] = entry
+    kinds = list(cleaned.kinds.values())
+    class_balance = {}
+    if labels is not None:
+        parts = (("all", np.arange(len(labels))), ("train", split.train), ("val", split.val), ("test", split.test))
+        class_balance = {part: _counts(labels[positions], pre.classes) for part, positions in parts}
+    return {
+        "source": cfg.source,
+        "name": name,
+        "target": target,
+        "task": pre.task,
+        "task_from": "inferred" if cfg.task == "auto" else "data.task",
+        "rows": {"raw": int(len(frame)), "after_cleaning": int(len(cleaned.frame))},
+        "columns_raw": int(frame.shape[1]),
+        "columns": columns,
+        "cleaning": [action.to_dict() for action in cleaned.actions],
+        "features": {"numeric": kinds.count("numeric"), "categorical": kinds.count("categorical"), "width": pre.n_features},
+        "classes": pre.classes,
+        "class_balance": class_balance,
+        "split": {
+            "fractions": fractions_text(cfg.split),
+            "seed": cfg.split.seed,
+            "stratified": split.stratified,
+            "held_out": split.held_out,
+            "train": int(len(split.train)),
+            "val": int(len(split.val)),
+            "test": int(len(split.test)),
+        },
+        "notes": list(split.notes),
+    }
+
+
+def prepare_tabular(cfg: DataConfig) -> TabularData:
+    """Load, clean, split and preprocess ``cfg.source`` into CPU tensors; every step is reported.
+
+    Example:
+        >>> data = prepare_tabular(DataConfig(source="linear"))
+        >>> data.held_out, data.report_lines()[-1]
+        (False, '6 rows are too few to split 70/15/15: training on all rows; the metrics below are training metrics')
+    """
+    frame, default_target, name = load_source(cfg.source)
+    target, candidates, left_out = _resolve_columns(frame, cfg, cfg.target or default_target, name)
+    cleaned = clean_table(frame[[*candidates, target]], target, cfg.clean)
+    rows = cleaned.frame  # its index is the row's place in the source, for messages; splits use positions
+    y = rows[target]
+    task = resolve_task(y, cfg.task, target)
+
+    classes: list = []
+    labels = None
+    kind: LabelKind = "str"
+    if task != "regression":
+        kind = label_kind(y)
+        labels = coerce_labels(y, kind, target)
+        classes = class_list(labels)
+    split = split_rows(len(rows), labels, cfg.split)
+
+    features = rows[list(cleaned.kinds)]
+    pre = TabularPreprocessor(
+        target,
+        task,
+        cleaned.kinds,
+        classes=classes,
+        label_kind=kind,
+        numeric=cfg.preprocess.numeric,
+        categorical=cfg.preprocess.categorical,
+        impute_numeric=cfg.clean.impute_numeric,
+        scale_target=cfg.preprocess.scale_target,
+        dtypes={column: str(frame[column].dtype) for column in cleaned.kinds},
+    ).fit(features.iloc[split.train], y.iloc[split.train])
+
+    def tensors(positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(pre.transform(features.iloc[positions]))  # (N, F) float32
+        return x, torch.from_numpy(pre.encode_target(y.iloc[positions]))  # (N,) int64 or (N, 1) float32
+
+    x_train, y_train = tensors(split.train)
+    x_val, y_val = (x_train, y_train) if split.val is split.train else tensors(split.val)
+    x_test, y_test = (x_val, y_val) if split.test is split.val else tensors(split.test)
+
+    summary = _summary(cfg, frame, name, target, cleaned, left_out, pre, split, labels)
+    return TabularData(x_train, y_train, x_val, y_val, x_test, y_test, pre, task, name, split.held_out, summary)
