@@ -26,11 +26,11 @@ from trainwright.files import atomic_write
 from trainwright.models.custom import CustomConfig
 from trainwright.models.registry import build_model
 from trainwright.runs import RunDir, TrainedModel, default_run_name, environment, load, save_weights, score, unique_name
-from trainwright.train.callbacks import Checkpoint, EarlyStopping, HistoryCSV, ProgressBar
-from trainwright.train.checkpoint import load_state
-from trainwright.train.loop import Fit, fit
-from trainwright.train.losses import build_loss, resolve_loss
-from trainwright.train.optim import Schedule, build_optimizer
+from trainwright.training.callbacks import Checkpoint, EarlyStopping, HistoryCSV, ProgressBar
+from trainwright.training.checkpoint import load_state
+from trainwright.training.loop import Fit, fit
+from trainwright.training.losses import build_loss, resolve_loss
+from trainwright.training.optim import Schedule, build_optimizer
 
 
 @dataclass

@@ -40,7 +40,7 @@ from trainwright.errors import TrainwrightError
 from trainwright.evaluate.metrics import classification_metrics, confusion_matrix, predict_outputs, regression_metrics
 from trainwright.files import atomic_path, atomic_write
 from trainwright.models.registry import build_model
-from trainwright.train.losses import probabilities
+from trainwright.training.losses import probabilities
 
 
 class RunDir:

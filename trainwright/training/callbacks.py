@@ -17,10 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from trainwright.config import EarlyStoppingConfig
 from trainwright.files import atomic_write
-from trainwright.train.checkpoint import save_state
+from trainwright.training.checkpoint import snapshot, write_snapshot
 
 if TYPE_CHECKING:
-    from trainwright.train.loop import Fit
+    from trainwright.training.loop import Fit
 
 
 class Callback:
@@ -30,6 +30,8 @@ class Callback:
     def on_batch_end(self, fit: Fit) -> None: ...
     def on_epoch_end(self, fit: Fit, logs: dict) -> None: ...
     def on_train_end(self, fit: Fit) -> None: ...
+    def close(self) -> None:
+        """Release what the callback holds; called after training, also when it fails."""
     def state_dict(self) -> dict:
         return {}
     def load_state_dict(self, state: dict) -> None: ...
@@ -73,28 +75,71 @@ class EarlyStopping(Callback):
         self.best_weights = state["best_weights"]
 
 
-class HistoryCSV(Callback):
-    """Rewrite ``history.csv`` (one row per epoch) atomically after every epoch."""
+class ThrottledWrite:
+    """Hold the latest write and do it at most once every ``interval`` seconds, plus at ``flush``.
 
-    def __init__(self, path: Path):
+    Every epoch's state is captured when it ends; the disk sees it within ``interval`` seconds,
+    and always when training ends, fails or is interrupted (``flush`` runs from ``close``). For
+    epochs of milliseconds this keeps file writes from dominating training; for real epochs of
+    seconds or more, every epoch is written.
+    """
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.last = -math.inf
+        self.pending: tuple | None = None
+
+    def offer(self, write, *args) -> None:
+        self.pending = (write, args)
+        if time.monotonic() - self.last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            write, args = self.pending
+            self.pending = None
+            write(*args)
+            self.last = time.monotonic()
+
+
+class HistoryCSV(Callback):
+    """Keep ``history.csv`` (one row per epoch) up to date, written atomically."""
+
+    def __init__(self, path: Path, interval: float = 2.0):
         self.path = path
+        self.writes = ThrottledWrite(interval)
 
     def on_epoch_end(self, fit: Fit, logs: dict) -> None:
+        self.writes.offer(self._write, list(fit.history))
+
+    def _write(self, history: list[dict]) -> None:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(fit.history[0]), lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(fit.history)
+        writer.writerows(history)
         atomic_write(self.path, buffer.getvalue())
+
+    def close(self) -> None:
+        self.writes.flush()
 
 
 class Checkpoint(Callback):
-    """Save everything a resumed run needs to ``path`` after every epoch, atomically."""
+    """Save everything a resumed run needs to ``path`` after each epoch, atomically.
 
-    def __init__(self, path: Path):
+    The state is copied when the epoch ends (a consistent snapshot, ~1 MB for a small MLP);
+    the disk write is throttled as ``ThrottledWrite`` says, so the last finished epoch is on
+    disk whenever training stops, including Ctrl-C and a NaN loss.
+    """
+
+    def __init__(self, path: Path, interval: float = 2.0):
         self.path = path
+        self.writes = ThrottledWrite(interval)
 
     def on_epoch_end(self, fit: Fit, logs: dict) -> None:
-        save_state(self.path, fit.state_dict())
+        self.writes.offer(write_snapshot, self.path, *snapshot(fit.state_dict()))
+
+    def close(self) -> None:
+        self.writes.flush()
 
 
 class ProgressBar(Callback):
@@ -131,6 +176,7 @@ class ProgressBar(Callback):
         self.progress.update(self.epochs_task, completed=fit.epoch, epoch=f"{fit.epoch}/{self.total_epochs}", status=status)
         self.progress.reset(self.steps_task)
 
-    def on_train_end(self, fit: Fit) -> None:
+    def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from trainwright.config import OptimizerConfig, ScheduleConfig
-from trainwright.train.optim import Schedule, build_optimizer, weight_penalty
+from trainwright.training.optim import Schedule, build_optimizer, weight_penalty
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from trainwright.errors import TrainwrightError
-from trainwright.train.checkpoint import load_state, save_state
+from trainwright.training.checkpoint import load_state, save_state
 
 
 def test_round_trip_keeps_tensors_numbers_and_structure(tmp_path):

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from safetensors import safe_open
 
 from trainwright.errors import TrainwrightError
 from trainwright.files import atomic_path
@@ -36,6 +35,9 @@ def flatten(obj: Any, tensors: dict[str, torch.Tensor], path: str = "s") -> Any:
         tensors[path] = obj.detach().to("cpu", copy=True).contiguous()
         return {_MARK: path}
     if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: flatten(v, tensors, f"{path}.{i}") for i, (k, v) in enumerate(obj.items())}
+        # Other keys (the optimizer's integer parameter ids) survive as [key, value] pairs.
         return {"__dict__": [[flatten(k, tensors, f"{path}.k{i}"), flatten(v, tensors, f"{path}.{i}")] for i, (k, v) in enumerate(obj.items())]}
     if isinstance(obj, (list, tuple)):
         items = [flatten(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]
@@ -59,6 +61,7 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
             return tuple(unflatten(v, tensors) for v in skeleton["__tuple__"])
         if "__float__" in skeleton:
             return float(skeleton["__float__"])
+        return {k: unflatten(v, tensors) for k, v in skeleton.items()}
     if isinstance(skeleton, list):
         return [unflatten(v, tensors) for v in skeleton]
     return skeleton
@@ -66,8 +69,16 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 def save_state(path: str | Path, state: dict) -> None:
     """Write ``state`` atomically: a crash mid-write leaves the previous checkpoint intact."""
+    write_snapshot(path, *snapshot(state))
+
+
+def snapshot(state: dict) -> tuple[dict[str, torch.Tensor], Any]:
+    """Copies of the state's tensors (on the CPU) and its JSON skeleton, safe to write later."""
     tensors: dict[str, torch.Tensor] = {}
-    skeleton = flatten(state, tensors)
+    return tensors, flatten(state, tensors)
+
+
+def write_snapshot(path: str | Path, tensors: dict[str, torch.Tensor], skeleton: Any) -> None:
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(skeleton)})
 

@@ -18,9 +18,9 @@ from torch import nn
 from trainwright.config import TrainConfig
 from trainwright.data.batches import TensorBatches
 from trainwright.errors import TrainingDiverged
-from trainwright.train.callbacks import Callback
-from trainwright.train.losses import LossFn
-from trainwright.train.optim import Schedule, weight_penalty
+from trainwright.training.callbacks import Callback
+from trainwright.training.losses import LossFn
+from trainwright.training.optim import Schedule, weight_penalty
 
 
 @dataclass
@@ -69,42 +69,47 @@ class Fit:
 def fit(run: Fit) -> Fit:
     """Train ``run.model`` from epoch ``run.epoch + 1`` to ``cfg.epochs`` or until a callback stops it."""
     cfg, model, optimizer = run.cfg, run.model, run.optimizer
+    penalized = bool(cfg.l1 or cfg.l2)
     for cb in run.callbacks:
         cb.on_train_begin(run)
-    for epoch in range(run.epoch + 1, cfg.epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=run.batches.x.device)  # summed on device: no per-step sync
-        for xb, yb in run.batches.epoch(run.generator):
-            loss = run.loss_fn(model(xb), yb)
-            optimizer.zero_grad(set_to_none=True)
-            (loss + weight_penalty(model, cfg.l1, cfg.l2)).backward()
-            if cfg.clip_grad_value is not None:
-                nn.utils.clip_grad_value_(model.parameters(), cfg.clip_grad_value)
-            if cfg.clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-            optimizer.step()
-            run.schedule.step_batch()
-            loss_sum += loss.detach() * len(xb)
-            for cb in run.callbacks:
-                cb.on_batch_end(run)
+    try:
+        for epoch in range(run.epoch + 1, cfg.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            loss_sum = torch.zeros((), device=run.batches.x.device)  # summed on device: no per-step sync
+            for xb, yb in run.batches.epoch(run.generator):
+                loss = run.loss_fn(model(xb), yb)
+                optimizer.zero_grad(set_to_none=True)
+                (loss + weight_penalty(model, cfg.l1, cfg.l2) if penalized else loss).backward()
+                if cfg.clip_grad_value is not None:
+                    nn.utils.clip_grad_value_(model.parameters(), cfg.clip_grad_value)
+                if cfg.clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+                optimizer.step()
+                run.schedule.step_batch()
+                loss_sum += loss.detach() * len(xb)
+                for cb in run.callbacks:
+                    cb.on_batch_end(run)
 
-        # Once per epoch: read the loss, validate, log, let callbacks decide.
-        train_loss = (loss_sum / run.batches.n).item()
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"the training loss became {train_loss} in epoch {epoch}; the last good checkpoint (epoch {run.epoch}) is kept. "
-                "Lower train.optimizer.lr, set train.clip_grad_norm (e.g. 1.0), or check the data for extreme values"
-            )
-        logs = {"epoch": epoch, "train_loss": train_loss, **run.validate(model), "lr": optimizer.param_groups[0]["lr"]}
-        run.schedule.step_epoch(logs["val_loss"])
-        logs["seconds"] = time.perf_counter() - started
-        run.epoch = epoch
-        run.history.append(logs)
+            # Once per epoch: read the loss, validate, log, let callbacks decide.
+            train_loss = (loss_sum / run.batches.n).item()
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(
+                    f"the training loss became {train_loss} in epoch {epoch}; the last good checkpoint (epoch {run.epoch}) is kept. "
+                    "Lower train.optimizer.lr, set train.clip_grad_norm (e.g. 1.0), or check the data for extreme values"
+                )
+            logs = {"epoch": epoch, "train_loss": train_loss, **run.validate(model), "lr": optimizer.param_groups[0]["lr"]}
+            run.schedule.step_epoch(logs["val_loss"])
+            logs["seconds"] = time.perf_counter() - started
+            run.epoch = epoch
+            run.history.append(logs)
+            for cb in run.callbacks:
+                cb.on_epoch_end(run, logs)
+            if run.stop_reason:
+                break
         for cb in run.callbacks:
-            cb.on_epoch_end(run, logs)
-        if run.stop_reason:
-            break
-    for cb in run.callbacks:
-        cb.on_train_end(run)
+            cb.on_train_end(run)
+    finally:
+        for cb in run.callbacks:
+            cb.close()  # finish pending writes, stop the progress display
     return run

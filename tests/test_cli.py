@@ -1,0 +1,90 @@
+"""End to end: the ``trainwright`` command, run in a subprocess as a new user would."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from safetensors.torch import load_file
+
+from helpers import run_cli
+
+RUN_FILES = {"config.yaml", "environment.json", "data.json", "preprocessor.skops", "preprocessor.json",
+             "model.safetensors", "model.json", "history.csv", "metrics.json", "checkpoints"}
+
+
+def test_datasets_lists_the_builtins():
+    result = run_cli("datasets")
+    assert result.returncode == 0, result.stderr
+    for name in ("digits", "iris", "wine", "breast_cancer", "diabetes", "linear"):
+        assert name in result.stdout
+
+
+def test_quick_mode_trains_predicts_and_evaluates_a_messy_csv(tmp_path, penguins_csv):
+    result = run_cli("train", "--data", str(penguins_csv), "--target", "species", "--runs-dir", str(tmp_path / "runs"),
+                     "--set", "train.epochs=15", "--name", "penguins")
+    assert result.returncode == 0, result.stderr
+    run_dir = Path(result.stdout.strip().splitlines()[-1])  # the last line is the run directory
+    assert run_dir == tmp_path / "runs" / "penguins"
+    assert RUN_FILES <= {p.name for p in run_dir.iterdir()}
+    # Cleaning was reported with its counts.
+    assert "6 duplicate rows" in result.stdout and "2 rows with a missing target" in result.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"test", "val", "best_epoch", "epochs", "train_seconds"} <= metrics.keys()
+    assert set(metrics["test"]) == {"accuracy", "precision", "recall", "f1", "auroc"}
+    assert metrics["test"]["accuracy"] > 0.9
+    with open(run_dir / "history.csv") as handle:
+        history = list(csv.DictReader(handle))
+    assert len(history) == metrics["epochs"]
+    assert {"epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"} <= set(history[0])
+    assert load_file(str(run_dir / "model.safetensors"))  # weights are plain safetensors
+
+    new_rows = pd.read_csv(penguins_csv).drop(columns=["species"]).head(20)
+    new_rows.loc[0, "island"] = "Atlantis"  # a category never seen in training
+    new_rows.to_csv(tmp_path / "new.csv", index=False)
+    result = run_cli("predict", str(run_dir), str(tmp_path / "new.csv"), "-o", str(tmp_path / "out.csv"))
+    assert result.returncode == 0, result.stderr
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert len(out) == 20 and list(out.columns[: len(new_rows.columns)]) == list(new_rows.columns)
+    probability_columns = ["probability_Adelie", "probability_Chinstrap", "probability_Gentoo"]
+    assert set(out["prediction"]) <= {"Adelie", "Chinstrap", "Gentoo"}
+    assert out[probability_columns].sum(axis=1).round(5).eq(1).all()
+
+    result = run_cli("evaluate", str(run_dir), str(penguins_csv), "-o", str(tmp_path / "eval.json"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] > 0.9
+
+
+def test_config_file_with_overrides_and_regression_predictions(tmp_path):
+    config = tmp_path / "diabetes.yaml"
+    config.write_text("data: {source: diabetes}\nmodel: {hidden: [32]}\ntrain: {epochs: 5}\n")
+    result = run_cli("train", str(config), "--set", "train.optimizer.lr=0.01", "--set", "model.hidden=[16,8]",
+                     "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert run_dir.name.startswith("diabetes-mlp-")
+    resolved = (run_dir / "config.yaml").read_text()
+    assert "lr: 0.01" in resolved and "- 16\n  - 8" in resolved
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"mse", "rmse", "mae", "r2"}
+
+
+def test_linear_one_neuron_predicts_eleven_at_six(tmp_path):
+    result = run_cli("train", "--data", "linear", "--runs-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "too few" in result.stdout  # the set is too small to split, and the output says so
+    run_dir = result.stdout.strip().splitlines()[-1]
+    pd.DataFrame({"x": [6.0]}).to_csv(tmp_path / "x.csv", index=False)
+    assert run_cli("predict", run_dir, str(tmp_path / "x.csv"), "-o", str(tmp_path / "y.csv")).returncode == 0
+    assert pd.read_csv(tmp_path / "y.csv")["prediction"][0] == pytest.approx(11.0, abs=0.05)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
+    result = run_cli("train", "--data", "diabetes", "--runs-dir", str(tmp_path), "--name", "boom",
+                     "--set", "train.optimizer={name: sgd, lr: 1.0e+6}", "--set", "train.epochs=20")
+    assert result.returncode == 2
+    assert "loss became" in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert (tmp_path / "boom" / "checkpoints" / "last.safetensors").is_file() or "epoch 0" in result.stderr
