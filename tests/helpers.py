@@ -32,4 +32,4 @@ def penguins_like(n: int = 240, seed: int = 0) -> pd.DataFrame:
     frame.loc[rng.choice(n, 12, replace=False), "bill_length_mm"] = np.nan  # missing values
     frame.loc[rng.choice(n, 5, replace=False), "sex"] = None
     frame.loc[[3, 7], "species"] = None  # missing target
-    return pd.concat([frame, frame.iloc[:6]], ignore_index=True)  # 6 exact duplicate rows
+    return pd.concat([frame, frame.iloc[10:16]], ignore_index=True)  # 6 exact duplicate rows

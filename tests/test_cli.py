@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from safetensors.torch import load_file
+
+from trainwright.training.checkpoint import load_state
 
 from helpers import run_cli
 
@@ -31,7 +34,7 @@ def test_quick_mode_trains_predicts_and_evaluates_a_messy_csv(tmp_path, penguins
     assert run_dir == tmp_path / "runs" / "penguins"
     assert RUN_FILES <= {p.name for p in run_dir.iterdir()}
     # Cleaning was reported with its counts.
-    assert "6 duplicate rows" in result.stdout and "2 rows with a missing target" in result.stdout
+    assert "dropped 6 duplicate rows" in result.stdout and "dropped 2 rows whose target 'species' is missing" in result.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"test", "val", "best_epoch", "epochs", "train_seconds"} <= metrics.keys()
     assert set(metrics["test"]) == {"accuracy", "precision", "recall", "f1", "auroc"}
@@ -82,9 +85,16 @@ def test_linear_one_neuron_predicts_eleven_at_six(tmp_path):
     assert pd.read_csv(tmp_path / "y.csv")["prediction"][0] == pytest.approx(11.0, abs=0.05)
 
 
-def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
-    result = run_cli("train", "--data", "diabetes", "--runs-dir", str(tmp_path), "--name", "boom",
-                     "--set", "train.optimizer={name: sgd, lr: 1.0e+6}", "--set", "train.epochs=20")
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    # Warmup raises the learning rate towards 2.0: epoch 1 is fine, epoch 2 diverges.
+    result = run_cli("train", "--data", "diabetes", "--runs-dir", str(tmp_path), "--name", "boom", "--set", "train.epochs=12",
+                     "--set", "train.optimizer={name: sgd, lr: 2.0}", "--set", "train.schedule.warmup_epochs=10")
     assert result.returncode == 2
-    assert "loss became" in result.stderr and "Traceback" not in result.stderr + result.stdout
-    assert (tmp_path / "boom" / "checkpoints" / "last.safetensors").is_file() or "epoch 0" in result.stderr
+    assert "loss became nan in epoch 2; the last good checkpoint (epoch 1) is kept" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    state = load_state(tmp_path / "boom" / "checkpoints" / "last.safetensors")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+
+    result = run_cli("train", "--data", "diabetes", "--runs-dir", str(tmp_path), "--set", "train.optimizer={name: sgd, lr: 100.0}")
+    assert result.returncode == 2 and "no epoch finished, so there is no checkpoint" in result.stderr

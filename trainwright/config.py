@@ -112,7 +112,7 @@ class EarlyStoppingConfig(Frozen):
     enabled: bool = True
     monitor: str = "val_loss"
     mode: Literal["auto", "min", "max"] = "auto"
-    patience: int = Field(10, ge=1)
+    patience: int = Field(20, ge=1)
     min_delta: float = Field(0.0, ge=0)
     restore_best: bool = True
 

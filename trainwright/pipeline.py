@@ -79,7 +79,7 @@ def train(
     # ① Data: load, clean, split, fit preprocessing on the training split.
     data = prepare_tabular(cfg.data)
     for line in data.report_lines():
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
     device = resolve_device(cfg.train.device)
 
     # ② Model: seeded, so the same config gives the same initial weights.
@@ -87,6 +87,7 @@ def train(
     pre = data.preprocessor
     module = model if model is not None else build_model(cfg.model, pre.n_features, pre.n_outputs)
     check_output_shape(module, pre.n_features, pre.n_outputs)
+    check_train_settings(cfg, module, data.task)
     module = module.to(device)
     n_params = sum(p.numel() for p in module.parameters())
     console.print(f"model: {cfg.model.type}, {n_params:,} parameters, {pre.n_features} inputs -> {pre.n_outputs} outputs, device {device}", highlight=False)
@@ -144,13 +145,7 @@ def build_fit(cfg: Config, module: nn.Module, data: TabularData, device: torch.d
     """Everything the loop needs: batches on the device, loss, optimizer, schedule, callbacks."""
     tc = cfg.train
     loss_fn = build_loss(resolve_loss(data.task, tc.loss))
-    has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
-    if has_batch_norm and tc.batch_size == 1:
-        raise TrainwrightError("batch norm needs at least 2 samples per batch; set train.batch_size >= 2 or model.batch_norm: false")
-    batches = TensorBatches(data.x_train.to(device), data.y_train.to(device), tc.batch_size, drop_singleton=has_batch_norm)
-    monitors = {"train_loss", "val_loss", "val_r2" if data.task == "regression" else "val_accuracy"}
-    if tc.early_stopping.monitor not in monitors:
-        raise TrainwrightError(f"train.early_stopping.monitor = {tc.early_stopping.monitor!r} is not logged; use one of: {', '.join(sorted(monitors))}")
+    batches = TensorBatches(data.x_train.to(device), data.y_train.to(device), tc.batch_size, drop_singleton=has_batch_norm(module))
     optimizer = build_optimizer(tc.optimizer, module.parameters())
     schedule = Schedule(tc.schedule, optimizer, tc.epochs, len(batches))
     callbacks = [
@@ -162,6 +157,21 @@ def build_fit(cfg: Config, module: nn.Module, data: TabularData, device: torch.d
     generator = torch.Generator(device=device).manual_seed(tc.seed)
     validate = make_validate(loss_fn, data.x_val.to(device), data.y_val.to(device), data.task, cfg.evaluate.batch_size)
     return Fit(module, optimizer, schedule, loss_fn, batches, validate, tc, generator, callbacks)
+
+
+def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:
+    """Settings that depend on the task or the model, checked before anything is written."""
+    tc = cfg.train
+    resolve_loss(task, tc.loss)
+    if has_batch_norm(module) and tc.batch_size == 1:
+        raise TrainwrightError("batch norm needs at least 2 samples per batch; set train.batch_size >= 2 or model.batch_norm: false")
+    monitors = {"train_loss", "val_loss", "val_r2" if task == "regression" else "val_accuracy"}
+    if tc.early_stopping.monitor not in monitors:
+        raise TrainwrightError(f"train.early_stopping.monitor = {tc.early_stopping.monitor!r} is not logged; use one of: {', '.join(sorted(monitors))}")
+
+
+def has_batch_norm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
 def make_validate(loss_fn, x_val: torch.Tensor, y_val: torch.Tensor, task: str, batch_size: int):

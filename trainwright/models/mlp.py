@@ -26,7 +26,7 @@ class MLPConfig(ModelConfig):
     type: Literal["mlp"] = "mlp"
     hidden: list[int] = Field([128, 64], description="hidden layer widths; [] is one linear layer")
     activation: Literal["relu", "leaky_relu", "gelu", "tanh", "sigmoid"] = "relu"
-    dropout: float = Field(0.0, ge=0, lt=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
     batch_norm: bool = False
     init: InitScheme = "auto"
 

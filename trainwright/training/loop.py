@@ -7,6 +7,7 @@ a host sync. Validation runs once per epoch through ``fit.validate``.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -48,13 +49,14 @@ class Fit:
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
-            "epoch": self.epoch, "history": self.history, "model": self.model.state_dict(),
+            # History is plain numbers: one JSON string, not thousands of nodes to walk each epoch.
+            "epoch": self.epoch, "history": json.dumps(self.history), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "rng": rng,
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.history = state["epoch"], state["history"]
+        self.epoch, self.history = state["epoch"], json.loads(state["history"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -94,8 +96,9 @@ def fit(run: Fit) -> Fit:
             # Once per epoch: read the loss, validate, log, let callbacks decide.
             train_loss = (loss_sum / run.batches.n).item()
             if not math.isfinite(train_loss):
+                kept = f"the last good checkpoint (epoch {run.epoch}) is kept" if run.epoch else "no epoch finished, so there is no checkpoint"
                 raise TrainingDiverged(
-                    f"the training loss became {train_loss} in epoch {epoch}; the last good checkpoint (epoch {run.epoch}) is kept. "
+                    f"the training loss became {train_loss} in epoch {epoch}; {kept}. "
                     "Lower train.optimizer.lr, set train.clip_grad_norm (e.g. 1.0), or check the data for extreme values"
                 )
             logs = {"epoch": epoch, "train_loss": train_loss, **run.validate(model), "lr": optimizer.param_groups[0]["lr"]}
