@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import trainwright as tw
-from trainwright.data.tabular import prepare_tabular
+from trainwright.data.prepare import prepare_data
 
 HIDDEN = [256, 256]
 BATCH = 64
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
 
-    data = prepare_tabular(tw.load_config(config(args.epochs)).data)
+    data = prepare_data(tw.load_config(config(args.epochs)).data)
     print(f"digits: {len(data.x_train)} training rows, MLP 64-{'-'.join(map(str, HIDDEN))}-10, batch {BATCH}, "
           f"{args.epochs} epochs, Adam; torch {torch.__version__}, {torch.get_num_threads()} threads")
     hand_written(data, 2), through_trainwright(2, tempfile.mkdtemp())  # warm-up: allocator, kernels, imports

@@ -19,7 +19,7 @@ from torch import nn
 
 from trainwright.config import Config, load_config
 from trainwright.data.batches import TensorBatches
-from trainwright.data.tabular import TabularData, prepare_tabular
+from trainwright.data.prepare import Prepared, prepare_data
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.files import atomic_write
@@ -77,7 +77,7 @@ def train(
         cfg = cfg.model_copy(update={"model": CustomConfig(class_name=type(model).__qualname__)})
 
     # ① Data: load, clean, split, fit preprocessing on the training split.
-    data = prepare_tabular(cfg.data)
+    data = prepare_data(cfg.data)
     for line in data.report_lines():
         console.print(line, highlight=False, soft_wrap=True)
     device = resolve_device(cfg.train.device)
@@ -85,12 +85,12 @@ def train(
     # ② Model: seeded, so the same config gives the same initial weights.
     torch.manual_seed(cfg.train.seed)
     pre = data.preprocessor
-    module = model if model is not None else build_model(cfg.model, pre.n_features, pre.n_outputs)
-    check_output_shape(module, pre.n_features, pre.n_outputs)
+    module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs)
+    check_output_shape(module, data.input_shape, pre.n_outputs)
     check_train_settings(cfg, module, data.task)
     module = module.to(device)
     n_params = sum(p.numel() for p in module.parameters())
-    console.print(f"model: {cfg.model.type}, {n_params:,} parameters, {pre.n_features} inputs -> {pre.n_outputs} outputs, device {device}", highlight=False)
+    console.print(f"model: {cfg.model.type}, {n_params:,} parameters, input {shape_text(data.input_shape)} -> {pre.n_outputs} outputs, device {device}", highlight=False)
 
     # The run directory is created only once the data and model are known to be good.
     if run_dir is None:
@@ -135,13 +135,13 @@ def train(
         if split == "test" and matrix is not None:
             metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
     save_weights(run_dir.weights, module)
-    run_dir.write_json(run_dir.model_info, {"type": cfg.model.type, "in_features": pre.n_features, "out_features": pre.n_outputs, "parameters": n_params})
+    run_dir.write_json(run_dir.model_info, {"type": cfg.model.type, "input_shape": list(data.input_shape), "out_features": pre.n_outputs, "parameters": n_params})
     run_dir.write_json(run_dir.metrics, metrics)
     print_metrics(console, metrics)
     return Run(run_dir.path, cfg, metrics, run.history)
 
 
-def build_fit(cfg: Config, module: nn.Module, data: TabularData, device: torch.device, run_dir: RunDir, console: Console) -> Fit:
+def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.device, run_dir: RunDir, console: Console) -> Fit:
     """Everything the loop needs: batches on the device, loss, optimizer, schedule, callbacks."""
     tc = cfg.train
     loss_fn = build_loss(resolve_loss(data.task, tc.loss))
@@ -211,19 +211,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def check_output_shape(module: nn.Module, n_features: int, n_outputs: int) -> None:
-    """A user's module must map (B, features) to (B, outputs); say so before training starts."""
+def check_output_shape(module: nn.Module, input_shape: tuple[int, ...], n_outputs: int) -> None:
+    """A user's module must map (B, *input_shape) to (B, outputs); say so before training starts."""
+    batch = (2, *input_shape)
     module.eval()
     try:
         with torch.no_grad():
-            out = module(torch.zeros(2, n_features))
+            out = module(torch.zeros(batch))
     except Exception as error:  # noqa: BLE001 - the user's own code: report it in one line
-        raise TrainwrightError(f"the model fails on a batch of shape (2, {n_features}): {type(error).__name__}: {error}") from None
+        raise TrainwrightError(f"the model fails on a batch of shape {batch}: {type(error).__name__}: {error}") from None
     if tuple(out.shape) != (2, n_outputs):
-        raise TrainwrightError(f"the model maps a batch (2, {n_features}) to {tuple(out.shape)}; this task needs (2, {n_outputs})")
+        raise TrainwrightError(f"the model maps a batch {batch} to {tuple(out.shape)}; this task needs (2, {n_outputs})")
 
 
-def check_same_data(run_dir: RunDir, data: TabularData) -> None:
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape)) if len(shape) > 1 else f"{shape[0]} features"
+
+
+def check_same_data(run_dir: RunDir, data: Prepared) -> None:
     if run_dir.read_json(run_dir.data) != json.loads(json.dumps(data.summary)):
         raise TrainwrightError(f"the data differ from when {run_dir.path} started (see its data.json); resume needs the same data")
 

@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trainwright.config import Config, load_config
+from trainwright.data.prepare import load_preprocessor
 from trainwright.data.tabular import TabularPreprocessor
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.metrics import classification_metrics, confusion_matrix, predict_outputs, regression_metrics
@@ -221,9 +222,9 @@ def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu
     """Load a finished run's model and preprocessing. Pass ``model=`` for a run of your own module."""
     run = RunDir.open(run_dir)
     config = load_config(run.config)
-    preprocessor = TabularPreprocessor.load(run.path)
+    preprocessor = load_preprocessor(run.path)
     info = run.read_json(run.model_info)
-    module = model if model is not None else build_model(config.model, info["in_features"], info["out_features"])
+    module = model if model is not None else build_model(config.model, tuple(info["input_shape"]), info["out_features"])
     load_weights(run.weights, module)
     target = torch.device(device)
     return TrainedModel(config, preprocessor, module.to(target).eval(), target)

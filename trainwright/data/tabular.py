@@ -192,6 +192,7 @@ class TabularPreprocessor:
         """Everything but the fitted transformer, as plain JSON-able data (preprocessor.json)."""
         return {
             "format": FORMAT,
+            "modality": "tabular",
             "target": self.target,
             "task": self.task,
             "classes": self.classes,
@@ -283,6 +284,11 @@ class TabularData:
     name: str  # built-in name or file stem
     held_out: bool  # False: val and test are the training rows (too few rows, or val = test = 0)
     summary: dict  # JSON-able; the run's data.json
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's shape as the model sees it: (features,)."""
+        return (self.preprocessor.n_features,)
 
     def report_lines(self) -> list[str]:
         """Short console lines: the table, each cleaning action with its count, the split, notes."""

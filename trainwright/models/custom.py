@@ -19,7 +19,7 @@ class CustomConfig(ModelConfig):
     class_name: str = ""
 
 
-def build(cfg: CustomConfig, in_features: int, out_features: int) -> nn.Module:
+def build(cfg: CustomConfig, input_shape: tuple[int, ...], out_features: int) -> nn.Module:
     raise TrainwrightError(
         f"this run trained your own module {cfg.class_name or '(unnamed)'}, which trainwright cannot rebuild; "
         "pass a fresh instance: tw.load(run_dir, model=YourModule(...))"

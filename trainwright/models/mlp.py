@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field
@@ -31,17 +32,18 @@ class MLPConfig(ModelConfig):
     init: InitScheme = "auto"
 
 
-def build(cfg: MLPConfig, in_features: int, out_features: int) -> nn.Module:
-    """An MLP mapping (B, in_features) -> (B, out_features) logits or values.
+def build(cfg: MLPConfig, input_shape: tuple[int, ...], out_features: int) -> nn.Module:
+    """An MLP mapping (B, *input_shape) -> (B, out_features) logits or values; inputs with more
+    than one dimension (images) are flattened first.
 
     Example:
-        >>> build(MLPConfig(hidden=[32]), 64, 10)(torch.zeros(2, 64)).shape
+        >>> build(MLPConfig(hidden=[32]), (64,), 10)(torch.zeros(2, 64)).shape
         torch.Size([2, 10])
     """
     if any(width < 1 for width in cfg.hidden):
         raise ValueError(f"model.hidden widths must be >= 1, got {cfg.hidden}")
-    layers: list[nn.Module] = []
-    width = in_features
+    layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
+    width = math.prod(input_shape)
     for size in cfg.hidden:
         # The Linear bias is redundant right before BatchNorm, which re-centres anyway.
         layers.append(nn.Linear(width, size, bias=not cfg.batch_norm))

@@ -1,7 +1,8 @@
 """Model families by name. Adding one is a new file (a config class + ``build``) and one line here.
 
-``build(cfg, in_features, out_features) -> nn.Module`` maps a batch of inputs to the task's
-outputs: logits for classification (1 for binary), values for regression.
+``build(cfg, input_shape, out_features) -> nn.Module`` maps a batch (B, *input_shape) to the
+task's outputs (B, out_features): logits for classification (1 for binary), values for
+regression. ``input_shape`` is one example's shape: (features,) for tables, (C, H, W) for images.
 """
 
 from __future__ import annotations
@@ -27,6 +28,6 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def build_model(cfg: ModelConfig, in_features: int, out_features: int) -> nn.Module:
+def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], out_features: int) -> nn.Module:
     """Build the family ``cfg.type`` names; the config was validated against that family already."""
-    return MODELS[cfg.type].build(cfg, in_features, out_features)
+    return MODELS[cfg.type].build(cfg, tuple(input_shape), out_features)
