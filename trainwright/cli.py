@@ -122,6 +122,22 @@ def evaluate(
 
 @app.command()
 @user_errors
+def calibrate(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory of a classifier")],
+    method: Annotated[str, typer.Option("--method", help="temperature | vector | isotonic")] = "temperature",
+) -> None:
+    """Calibrate a classifier's probabilities on its validation split; predict uses them from then on."""
+    from trainwright.calibrate import calibrate_run
+    from trainwright.pipeline import print_calibration
+
+    if method not in ("temperature", "vector", "isotonic"):
+        raise TrainwrightError(f"--method {method!r} is not one of: temperature, vector, isotonic")
+    print_calibration(console, calibrate_run(run_dir, method))
+    console.print(f"wrote {Path(run_dir) / 'calibration.json'} and {Path(run_dir) / 'reliability.png'}")
+
+
+@app.command()
+@user_errors
 def datasets() -> None:
     """List the built-in data sets (shipped with scikit-learn or generated; nothing is downloaded)."""
     from trainwright.data.builtin import BUILTINS

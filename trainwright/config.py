@@ -150,12 +150,19 @@ class EvaluateConfig(Frozen):
     batch_size: int = Field(4096, ge=1)
 
 
+class CalibrateConfig(Frozen):
+    """``calibrate: {method: temperature}`` in a config calibrates as the last stage of train."""
+
+    method: Literal["temperature", "vector", "isotonic"] = "temperature"
+
+
 # ── the whole run ───────────────────────────────────────────────────────────────────────
 class Config(Frozen):
     data: DataConfig
     model: SerializeAsAny[ModelConfig] = Field(default_factory=lambda: _model_config({"type": "mlp"}))
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    calibrate: CalibrateConfig | None = None
 
     @field_validator("model", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from trainwright.calibrate import calibrate_outputs
 from trainwright.config import Config, load_config
 from trainwright.data.batches import TensorBatches
 from trainwright.data.prepare import Prepared, prepare_data
@@ -120,10 +121,11 @@ def train(
 
     # ④ Evaluate the restored best weights on the untouched test split.
     stopper = next(cb for cb in run.callbacks if isinstance(cb, EarlyStopping))
+    val_outputs, test_outputs = outputs_for(module, data.x_val, device, cfg), outputs_for(module, data.x_test, device, cfg)
     metrics = {
         "task": data.task,
-        "test": score(outputs_for(module, data.x_test, device, cfg), data.y_test, pre),
-        "val": score(outputs_for(module, data.x_val, device, cfg), data.y_val, pre),
+        "test": score(test_outputs, data.y_test, pre),
+        "val": score(val_outputs, data.y_val, pre),
         "held_out": data.held_out,
         "best_epoch": stopper.best_epoch,
         "epochs": run.epoch,
@@ -138,6 +140,11 @@ def train(
     run_dir.write_json(run_dir.model_info, {"type": cfg.model.type, "input_shape": list(data.input_shape), "out_features": pre.n_outputs, "parameters": n_params})
     run_dir.write_json(run_dir.metrics, metrics)
     print_metrics(console, metrics)
+
+    # ⑤ Optionally calibrate the probabilities (fitted on validation, judged on test).
+    if cfg.calibrate is not None:
+        result = calibrate_outputs(run_dir.path, cfg.calibrate.method, data.task, (val_outputs, data.y_val), (test_outputs, data.y_test))
+        print_calibration(console, result)
     return Run(run_dir.path, cfg, metrics, run.history)
 
 
@@ -165,6 +172,8 @@ def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:
     resolve_loss(task, tc.loss)
     if has_batch_norm(module) and tc.batch_size == 1:
         raise TrainwrightError("batch norm needs at least 2 samples per batch; set train.batch_size >= 2 or model.batch_norm: false")
+    if cfg.calibrate is not None and task == "regression":
+        raise TrainwrightError("calibrate applies to classifiers; this task is regression: remove the calibrate section")
     monitors = {"train_loss", "val_loss", "val_r2" if task == "regression" else "val_accuracy"}
     if tc.early_stopping.monitor not in monitors:
         raise TrainwrightError(f"train.early_stopping.monitor = {tc.early_stopping.monitor!r} is not logged; use one of: {', '.join(sorted(monitors))}")
@@ -244,6 +253,16 @@ def print_metrics(console: Console, metrics: dict) -> None:
         table.add_row(key, _fmt(value), _fmt(val))
     console.print(table)
     console.print(f"best epoch {metrics['best_epoch']} of {metrics['epochs']}, {metrics['train_seconds']:.2f} s training", highlight=False)
+
+
+def print_calibration(console: Console, result: dict) -> None:
+    title = f"calibration ({result['method']}" + (f", T = {result['temperature']:.3f}" if "temperature" in result else "") + "), test split"
+    table = Table(title=title, title_justify="left")
+    for column in ("metric", "before", "after"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for key in result["before"]:
+        table.add_row(key, _fmt(result["before"][key]), _fmt(result["after"][key]))
+    console.print(table)
 
 
 def _fmt(value: float | None) -> str:

@@ -34,6 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from trainwright.calibrate import Calibrator, load_calibrator
 from trainwright.config import Config, load_config
 from trainwright.data.prepare import load_preprocessor
 from trainwright.data.tabular import TabularPreprocessor
@@ -162,6 +163,7 @@ class TrainedModel:
     preprocessor: TabularPreprocessor
     module: nn.Module
     device: torch.device
+    calibrator: Calibrator | None = None  # set once the run is calibrated: probabilities go through it
 
     @property
     def task(self) -> str:
@@ -179,7 +181,10 @@ class TrainedModel:
         """(N, classes) probabilities, columns in the order of ``classes``."""
         if self.task == "regression":
             raise TrainwrightError("predict_proba needs a classification model; this one does regression")
-        return probabilities(self._outputs(frame), self.task).numpy()
+        return self._probabilities(self._outputs(frame)).numpy()
+
+    def _probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self.calibrator.probabilities(outputs) if self.calibrator else probabilities(outputs, self.task)
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with a ``prediction`` column and, for classification, ``probability_<class>`` columns."""
@@ -189,7 +194,7 @@ class TrainedModel:
             predictions = self.preprocessor.decode_target(outputs.numpy())
             result[_free_name(result, "prediction")] = predictions
             return result
-        probs = probabilities(outputs, self.task).numpy()
+        probs = self._probabilities(outputs).numpy()
         result[_free_name(result, "prediction")] = self.preprocessor.decode_target(probs.argmax(1))
         for i, label in enumerate(self.classes):
             result[_free_name(result, f"probability_{label}")] = probs[:, i]
@@ -204,22 +209,25 @@ class TrainedModel:
         if frame.empty:
             raise TrainwrightError(f"no labelled rows: every value of {target!r} is missing")
         y = torch.from_numpy(np.asarray(self.preprocessor.encode_target(frame[target])))
-        return score(self._outputs(frame), y, self.preprocessor)
+        return score(self._outputs(frame), y, self.preprocessor, self.calibrator)
 
 
-def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: TabularPreprocessor) -> dict:
+def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: TabularPreprocessor, calibrator: Calibrator | None = None) -> dict:
     """The task's metrics for raw model outputs against encoded targets (regression in original units)."""
     if preprocessor.task == "regression":
         pred = torch.from_numpy(np.asarray(preprocessor.decode_target(outputs.cpu().numpy()), dtype=np.float64))
         true = torch.from_numpy(np.asarray(preprocessor.decode_target(y.cpu().numpy()), dtype=np.float64))
         return regression_metrics(pred, true)
-    probs = probabilities(outputs.cpu(), preprocessor.task)
+    probs = calibrator.probabilities(outputs.cpu()) if calibrator else probabilities(outputs.cpu(), preprocessor.task)
     y = y.cpu()
     return {**classification_metrics(probs, y), "confusion_matrix": confusion_matrix(probs, y)}
 
 
-def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu") -> TrainedModel:
-    """Load a finished run's model and preprocessing. Pass ``model=`` for a run of your own module."""
+def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu", calibrated: bool = True) -> TrainedModel:
+    """Load a finished run's model and preprocessing. Pass ``model=`` for a run of your own module.
+
+    A calibrated run (``trainwright calibrate``) predicts calibrated probabilities unless ``calibrated=False``.
+    """
     run = RunDir.open(run_dir)
     config = load_config(run.config)
     preprocessor = load_preprocessor(run.path)
@@ -227,7 +235,8 @@ def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu
     module = model if model is not None else build_model(config.model, tuple(info["input_shape"]), info["out_features"])
     load_weights(run.weights, module)
     target = torch.device(device)
-    return TrainedModel(config, preprocessor, module.to(target).eval(), target)
+    calibrator = load_calibrator(run.path) if calibrated else None
+    return TrainedModel(config, preprocessor, module.to(target).eval(), target, calibrator)
 
 
 def read_rows(path: str | Path) -> pd.DataFrame:
