@@ -79,6 +79,8 @@ def test_preprocessor_round_trips_through_json_and_decodes_new_folders(shapes, t
     assert set(frame["label"]) == {"circle", "square", "triangle"}  # a labelled folder can be evaluated
     flat, x_flat = pre.inputs(shapes / "circle")
     assert list(flat.columns) == ["path"] and len(flat) == 12
+    one, x_one = pre.inputs(shapes / "circle" / "circle_00003.png")  # a single image file
+    assert len(one) == 1 and torch.equal(x_one[0], x_flat[3])
     assert pre.encode_target(pd.Series(["square", "circle"])).tolist() == [1, 0]
     with pytest.raises(TrainwrightError, match="'hexagon' not seen in training"):
         pre.encode_target(pd.Series(["hexagon"]))

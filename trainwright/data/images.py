@@ -26,7 +26,6 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +33,6 @@ import torch
 from torch import nn
 
 from trainwright.config import AUTO_IMAGE_SIDE, DataConfig, ImageConfig
-from trainwright.data.builtin import BUILTINS
 from trainwright.data.decode import (
     GRAY_MODES,
     ImageCache,
@@ -46,185 +44,18 @@ from trainwright.data.decode import (
     map_or_skip,
     probe,
 )
+from trainwright.data.image_sources import Skipped, inside, load_candidates, skipped_text, walk_files
 from trainwright.data.split import fractions_text, split_rows
-from trainwright.data.target import LabelKind, Task, class_list, coerce_labels, encode_labels, label_kind
+from trainwright.data.target import LabelKind, Task, class_list, coerce_labels, encode_labels
 from trainwright.errors import TrainwrightError
 from trainwright.files import atomic_write
 
 __all__ = ["ImageData", "ImageInput", "ImagePreprocessor", "prepare_images"]
 
 FORMAT = 1  # version of preprocessor.json for images
-SHOW = 5  # file names shown per message
-
-
-# ── counting what is skipped ──────────────────────────────────────────────────────────────
-class Skipped:
-    """Skipped sources: a count per reason and the first few names, for one clear line."""
-
-    def __init__(self) -> None:
-        self.by_reason: Counter[str] = Counter()
-        self.first: list[str] = []
-
-    def add(self, name: str, reason: str) -> None:
-        self.by_reason[reason] += 1
-        if len(self.first) < SHOW:
-            self.first.append(f"{name} ({reason})")
-
-    @property
-    def count(self) -> int:
-        return sum(self.by_reason.values())
-
-    def message(self) -> str:
-        return skipped_text(self.to_dict())
-
-    def to_dict(self) -> dict:
-        return {"count": self.count, "by_reason": dict(sorted(self.by_reason.items())), "first": self.first}
-
-
-def skipped_text(skipped: dict) -> str:
-    """'skipped 3 files (2 empty file, 1 not an image): a.png (empty file), ...' from ``Skipped.to_dict()``."""
-    count = skipped["count"]
-    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped["by_reason"].items(), key=lambda item: -item[1]))
-    more = ", ..." if count > len(skipped["first"]) else ""
-    return f"skipped {count} file{'s' if count != 1 else ''} ({reasons}): {', '.join(skipped['first'])}{more}"
-
-
-@dataclass
-class Candidates:
-    """Image sources with their labels, before probing; ``names`` are what messages show."""
-
-    sources: list[Source]
-    names: list[str]
-    labels: list[Any]
-    skipped: Skipped
-    notes: list[str]
-    kind: str  # "folder" | "table" | "builtin"
-
-
-# ── sources ─────────────────────────────────────────────────────────────────────────────────
-def _inside(path: Path, root: Path) -> bool:
-    """Whether ``path`` (symlinks followed) stays under ``root`` (already resolved)."""
-    try:
-        return Path(os.path.realpath(path)).is_relative_to(root)
-    except (OSError, ValueError):
-        return False
-
-
-def walk_files(top: Path, root: Path, skipped: Skipped) -> list[Path]:
-    """Regular files under ``top``, sorted, hidden ones (``.DS_Store``) left out. Links leaving
-    ``root`` (resolved) are skipped and counted; linked folders are followed once."""
-    files: list[Path] = []
-    seen: set[str] = set()
-    for directory, subdirectories, names in os.walk(top, followlinks=True):
-        real = os.path.realpath(directory)
-        rel = os.path.relpath(directory, root)
-        if not Path(real).is_relative_to(root):
-            skipped.add(rel + "/", "outside the data root")
-            subdirectories[:] = []
-            continue
-        if real in seen:  # a link back to a folder already walked
-            subdirectories[:] = []
-            continue
-        seen.add(real)
-        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            path = Path(directory) / name
-            if not _inside(path, root):
-                skipped.add(os.path.relpath(path, root), "outside the data root")
-            elif not os.path.isfile(path):
-                skipped.add(os.path.relpath(path, root), "not a regular file")
-            else:
-                files.append(path)
-    return files
-
-
-def folder_candidates(folder: Path) -> Candidates:
-    """One sub-folder per class; every file under it (at any depth) is a candidate of that class."""
-    root = Path(os.path.realpath(folder))
-    skipped, notes = Skipped(), []
-    classes = sorted(entry for entry in os.listdir(folder) if not entry.startswith(".") and os.path.isdir(folder / entry))
-    loose = [entry for entry in os.listdir(folder) if not entry.startswith(".") and os.path.isfile(folder / entry)]
-    if not classes:
-        raise TrainwrightError(
-            f"{folder} has no class sub-folders; put each class's images in its own folder "
-            f"({folder}/cat/..., {folder}/dog/...), or give a table with data.image_column"
-        )
-    if loose:
-        notes.append(f"{len(loose)} file{'s' if len(loose) > 1 else ''} directly in {folder} (not in a class folder) ignored: {', '.join(sorted(loose)[:SHOW])}")
-    sources: list[Source] = []
-    names, labels = [], []
-    for label in classes:
-        for path in walk_files(folder / label, root, skipped):
-            sources.append(path)
-            names.append(os.path.relpath(path, folder))
-            labels.append(label)
-    return Candidates(sources, names, labels, skipped, notes, "folder")
-
-
-def table_candidates(frame: pd.DataFrame, image_column: str, target: str, root: Path | None, name: str) -> tuple[Candidates, LabelKind]:
-    """Rows of a table: ``image_column`` holds paths (relative to ``root``) or uint8 arrays."""
-    columns = ", ".join(map(str, frame.columns))
-    for key, column in (("data.image_column", image_column), ("data.target", target)):
-        if column not in frame.columns:
-            raise TrainwrightError(f"{key} {column!r} is not a column of {name}; columns are: {columns}")
-    skipped, notes = Skipped(), []
-    present = frame[target].notna().to_numpy()
-    if not present.any():
-        raise TrainwrightError(f"target {target!r} of {name} is missing in every row")
-    kind = label_kind(frame[target][present])
-    labels = np.full(len(frame), None, dtype=object)
-    labels[present] = coerce_labels(frame[target][present], kind, target)
-    real_root = Path(os.path.realpath(root)) if root is not None else None
-    sources: list[Source] = []
-    names, kept_labels = [], []
-    for row, (value, label) in enumerate(zip(frame[image_column], labels)):
-        shown = f"row {row + 1}" if isinstance(value, np.ndarray) else str(value)
-        if label is None:
-            skipped.add(shown, "no label")
-            continue
-        if isinstance(value, np.ndarray):
-            sources.append(value)
-        elif isinstance(value, str) and value.strip():
-            path = Path(value.strip()).expanduser()
-            if not path.is_absolute() and real_root is not None:
-                path = real_root / path
-                if not _inside(path, real_root):  # "../x.png", or a link leaving the table's folder
-                    skipped.add(shown, "outside the data root")
-                    continue
-            sources.append(path)
-        else:
-            skipped.add(shown, "no image path")
-            continue
-        names.append(shown)
-        kept_labels.append(label)
-    return Candidates(sources, names, kept_labels, skipped, notes, "table"), kind
-
-
-def load_candidates(cfg: DataConfig) -> tuple[Candidates, str, str, LabelKind]:
-    """(candidates, display name, target name, label kind) for ``cfg.source``."""
-    from trainwright.data.sources import read_table
-
-    source = cfg.source
-    if source in BUILTINS:
-        builtin = BUILTINS[source]
-        image_column, target = cfg.image_column or "image", cfg.target or builtin.target
-        candidates, kind = table_candidates(builtin.load(), image_column, target, None, source)
-        candidates.kind = "builtin"
-        return candidates, source, target, kind
-    path = Path(source).expanduser()
-    if path.is_dir():
-        if cfg.image_column is not None:
-            raise TrainwrightError(f"data.image_column applies to a table of image paths, but {path} is a folder; remove data.image_column")
-        if cfg.target is not None:
-            raise TrainwrightError(f"data.target does not apply to an image folder: the class is each image's sub-folder in {path}; remove data.target")
-        return folder_candidates(path), path.name or str(path), "label", "str"
-    if cfg.target is None:
-        raise TrainwrightError(f"data.target is not set: name the column of {path} that holds each image's label")
-    frame = read_table(path)
-    candidates, kind = table_candidates(frame, str(cfg.image_column), cfg.target, path.parent, path.name)
-    return candidates, path.stem, cfg.target, kind
+# Suffixes that make a path given to ``inputs`` one image rather than a table. Folders are not
+# filtered by suffix: every file in them is tried, and what Pillow cannot open is skipped.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
 
 # ── probing, choosing mode and size ────────────────────────────────────────────────────────
@@ -363,6 +194,8 @@ class ImagePreprocessor:
                 if any(len(p) > 1 for p in parts):
                     frame[self.target] = [p[0] if len(p) > 1 else None for p in parts]
                 root = None  # the listed paths are already complete
+            elif path.suffix.lower() in IMAGE_SUFFIXES:  # one image file
+                frame, root = pd.DataFrame({self.image_column: [str(path)]}), None
             else:
                 frame, root = read_table(path), path.parent
         if self.image_column not in frame.columns:
@@ -383,7 +216,7 @@ class ImagePreprocessor:
                 file = Path(value.strip()).expanduser()
                 if real_root is not None and not file.is_absolute():
                     file = real_root / file
-                    if not _inside(file, real_root):
+                    if not inside(file, real_root):
                         file = Skip("outside the data root")
                 sources.append(file)
         decoded = list(map_or_skip(lambda s: s if isinstance(s, Skip) else decode_image(s, self.spec), sources))
@@ -549,7 +382,7 @@ def prepare_images(cfg: DataConfig) -> ImageData:
     notes = list(candidates.notes)
     if candidates.kind == "folder":
         present = {candidates.labels[i] for i in usable}
-        empty = sorted((set(candidates.labels) | set(_class_folders(Path(where).expanduser()))) - present)
+        empty = sorted(set(candidates.class_folders) - present)
         if empty:
             notes.append(f"class folder{'s' if len(empty) > 1 else ''} {', '.join(map(repr, empty))} ha{'ve' if len(empty) > 1 else 's'} no usable images; left out")
 
@@ -622,12 +455,6 @@ def prepare_images(cfg: DataConfig) -> ImageData:
     }
     augment = build_augment(cfg.augment, spec.channels, spec.size) if cfg.augment else None
     return ImageData(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], pre, task, name, split.held_out, summary, cache, augment)
-
-
-def _class_folders(folder: Path) -> list[str]:
-    if not folder.is_dir():
-        return []
-    return [entry for entry in os.listdir(folder) if not entry.startswith(".") and (folder / entry).is_dir()]
 
 
 def _counts(indices: np.ndarray, classes: list) -> dict[str, int]:
