@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup clean bench
+.PHONY: demo test setup clean bench bench-images
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/overhead.py
+
+# An epoch of a CNN on a generated shapes folder, trainwright against a hand-written loop, plus
+# the decode counter; then the image accuracy targets (several minutes on a CPU).
+bench-images: setup
+	$(BIN)/python benchmarks/images.py
+	$(BIN)/python benchmarks/image_accuracy.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

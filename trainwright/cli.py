@@ -84,15 +84,14 @@ def train(
 @user_errors
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")],
-    data: Annotated[Path, typer.Argument(help="a table of new rows (CSV, Parquet, JSONL)")],
+    data: Annotated[Path, typer.Argument(help="new rows: a table (CSV, Parquet, JSONL); for an image model also a folder of images")],
     output: Annotated[Path, typer.Option("-o", "--output", help="where to write the rows with predictions")] = Path("predictions.csv"),
 ) -> None:
-    """Predict new rows: writes them with a prediction (and class probability) column."""
+    """Predict new rows or images: writes them with a prediction (and class probability) column."""
     import trainwright as tw
-    from trainwright.runs import read_rows
 
     model = tw.load(run_dir)
-    result = model.predict(read_rows(data))
+    result = model.predict(data)
     write_table(result, output)
     console.print(f"wrote {len(result)} predictions to {output}")
 
@@ -101,14 +100,13 @@ def predict(
 @user_errors
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")],
-    data: Annotated[Path, typer.Argument(help="a labelled table holding the target column")],
+    data: Annotated[Path, typer.Argument(help="a labelled table holding the target column; for an image model also a folder of class folders")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="also write the metrics as JSON here")] = None,
 ) -> None:
-    """Score a trained model on labelled rows."""
+    """Score a trained model on labelled rows or images."""
     import trainwright as tw
-    from trainwright.runs import read_rows
 
-    metrics = tw.load(run_dir).evaluate(read_rows(data))
+    metrics = tw.load(run_dir).evaluate(data)
     matrix = metrics.pop("confusion_matrix", None)
     table = Table(title=f"metrics on {data}", title_justify="left")
     table.add_column("metric")
@@ -148,6 +146,24 @@ def datasets() -> None:
     for item in BUILTINS.values():
         table.add_row(item.name, item.task, item.target, item.description)
     console.print(table)
+
+
+@app.command("make-shapes")
+@user_errors
+def make_shapes(
+    folder: Annotated[Path, typer.Argument(help="the folder to create (it must not exist yet)")],
+    per_class: Annotated[int, typer.Option("--per-class", min=1, help="images of each class")] = 1000,
+    size: Annotated[int, typer.Option("--size", min=8, max=512, help="side of the square images, in pixels")] = 32,
+    classes: Annotated[str, typer.Option("--classes", help="comma-separated, from: circle, square, triangle, star, cross")] = "circle,square,triangle",
+    seed: Annotated[int, typer.Option("--seed", help="the same seed writes the same images")] = 0,
+) -> None:
+    """Write a generated image folder (one sub-folder per shape) to train on."""
+    from trainwright.data.shapes import make_shapes as write_shapes
+
+    names = [name.strip() for name in classes.split(",") if name.strip()]
+    written = write_shapes(folder, per_class=per_class, size=size, classes=names, seed=seed, console=console)
+    console.print(f"wrote {written} images ({len(names)} classes x {per_class}, {size}x{size} RGB PNG) to {folder}")
+    print(folder, flush=True)
 
 
 def write_table(frame, path: Path) -> None:

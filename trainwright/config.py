@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
@@ -58,8 +58,97 @@ class PreprocessConfig(Frozen):
     scale_target: bool = True
 
 
+class ImageConfig(Frozen):
+    """How every image becomes one (C, H, W) uint8 array; applies to image sources only."""
+
+    # auto: grayscale when every image is grayscale, else rgb (decided on the data, then saved).
+    mode: Literal["auto", "rgb", "grayscale"] = "auto"
+    # [H, W] or one int for squares; auto: the most common image size, shrunk (aspect kept) so
+    # its longer side is at most AUTO_IMAGE_SIDE pixels.
+    size: int | tuple[int, int] | Literal["auto"] = "auto"
+    # crop: scale to cover, cut the centre; pad: scale to fit, pad the borders; stretch: ignore aspect.
+    resize: Literal["crop", "pad", "stretch"] = "crop"
+    # Decompression-bomb guard: an image with more pixels than this is skipped, never decoded.
+    max_pixels: int = Field(50_000_000, ge=1)
+    # Where decoded images live: memory when they fit, else a memory-mapped temporary file.
+    cache: Literal["auto", "memory", "disk"] = "auto"
+
+    @field_validator("size")
+    @classmethod
+    def _sane_size(cls, value: Any) -> Any:
+        sides = (value, value) if isinstance(value, int) else value
+        if sides != "auto" and not all(4 <= side <= 4096 for side in sides):
+            raise ValueError("size must be auto, one int or [H, W], each side between 4 and 4096 pixels")
+        return value
+
+
+AUTO_IMAGE_SIDE = 64
+
+
+# ── augmentation (image training batches only; built by data/augment.py) ───────────────
+class Augment(Frozen):
+    p: float = Field(1.0, ge=0, le=1, description="probability of applying it to each image")
+
+
+class HFlip(Augment):
+    name: Literal["hflip"] = "hflip"
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class VFlip(Augment):
+    name: Literal["vflip"] = "vflip"
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class Rotation(Augment):
+    name: Literal["rotation"] = "rotation"
+    degrees: float = Field(15.0, gt=0, le=180, description="uniform in [-degrees, degrees]")
+
+
+class ResizedCrop(Augment):
+    name: Literal["resized_crop"] = "resized_crop"
+    scale: tuple[float, float] = Field((0.8, 1.0), description="area of the crop as a fraction of the image")
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ResizedCrop:
+        if not (0 < self.scale[0] <= self.scale[1] <= 1 and 0 < self.ratio[0] <= self.ratio[1]):
+            raise ValueError("resized_crop needs 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]")
+        return self
+
+
+class PadCrop(Augment):
+    name: Literal["pad_crop"] = "pad_crop"
+    padding: int = Field(4, ge=1, description="pixels of reflection padding before a random crop back to size")
+
+
+class ColorJitter(Augment):
+    name: Literal["color_jitter"] = "color_jitter"
+    brightness: float = Field(0.2, ge=0)
+    contrast: float = Field(0.2, ge=0)
+    saturation: float = Field(0.2, ge=0, description="rgb only")
+    hue: float = Field(0.0, ge=0, le=0.5, description="rgb only")
+
+
+class Noise(Augment):
+    name: Literal["noise"] = "noise"
+    std: float = Field(0.05, gt=0, description="Gaussian noise, in pixel units of 0..1")
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class Cutout(Augment):
+    name: Literal["cutout"] = "cutout"
+    size: float = Field(0.25, gt=0, lt=1, description="side of the square cut out, as a fraction of the image side")
+    value: float = Field(0.5, ge=0, le=1, description="fill, in pixel units of 0..1")
+    p: float = Field(0.5, ge=0, le=1)
+
+
+AugmentStep = Annotated[Union[HFlip, VFlip, Rotation, ResizedCrop, PadCrop, ColorJitter, Noise, Cutout], Field(discriminator="name")]
+AUGMENTATIONS: dict[str, type[Augment]] = {cls.model_fields["name"].default: cls for cls in get_args(get_args(AugmentStep)[0])}
+
+
 class DataConfig(Frozen):
-    source: str = Field(description="a built-in data set name or a path to a CSV/Parquet/JSONL table")
+    source: str = Field(description="a built-in data set name, a path to a CSV/Parquet/JSONL table, or a folder of images")
     target: str | None = None
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     features: list[str] | None = None
@@ -67,6 +156,43 @@ class DataConfig(Frozen):
     clean: CleanConfig = CleanConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     split: SplitConfig = SplitConfig()
+    # Images: a table's column of image paths (relative to the table), the decoding settings,
+    # and the augmentations applied to training batches (in this order).
+    image_column: str | None = None
+    image: ImageConfig = ImageConfig()
+    augment: tuple[AugmentStep, ...] = ()
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _augmentations(cls, value: Any) -> Any:
+        """Each step by its ``name``; a bare name takes the defaults (``[hflip, rotation]``)."""
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("augment must be a list such as [{name: hflip, p: 0.5}, {name: rotation, degrees: 15}]")
+        steps = [{"name": item} if isinstance(item, str) else item for item in value]
+        for step in steps:
+            name = step.name if isinstance(step, Augment) else step.get("name") if isinstance(step, dict) else None
+            if name not in AUGMENTATIONS:
+                raise ValueError(f"unknown augmentation {name!r}; allowed: {', '.join(AUGMENTATIONS)}")
+        return steps  # each validated by the class its name picks, errors located as data.augment.<i>.<name>
+
+    @property
+    def is_images(self) -> bool:
+        return is_image_source(self.source, self.image_column)
+
+
+def is_image_source(source: Any, image_column: Any = None) -> bool:
+    """Images come from a folder, a table with ``data.image_column``, or an image built-in."""
+    from trainwright.data.builtin import BUILTINS
+
+    if image_column is not None:
+        return True
+    if not isinstance(source, str):
+        return False
+    if source in BUILTINS:
+        return BUILTINS[source].modality == "images"
+    return Path(source).expanduser().is_dir()
 
 
 # ── model ───────────────────────────────────────────────────────────────────────────────
@@ -207,12 +333,21 @@ def load_config(source: str | Path | dict | Config, overrides: list[str] | tuple
     return validate_config(raw)
 
 
+# What differs for image sources, under anything the user writes: a CNN rather than an MLP, and
+# evaluation batches small enough for convolution activations (4096 images of 64x64 through a
+# 64-wide conv layer would need 4 GB).
+IMAGE_DEFAULTS = {"model": {"type": "cnn"}, "evaluate": {"batch_size": 256}}
+
+
 def validate_config(raw: dict) -> Config:
     from trainwright.data.builtin import BUILTINS
 
-    source = (raw.get("data") or {}).get("source") if isinstance(raw.get("data"), dict) else None
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    source = data.get("source")
     if isinstance(source, str) and source in BUILTINS:
         raw = deep_merge(BUILTINS[source].config_defaults, raw)
+    if is_image_source(source, data.get("image_column")):
+        raw = deep_merge(IMAGE_DEFAULTS, raw)
     try:
         return Config.model_validate(raw)
     except ValidationError as error:

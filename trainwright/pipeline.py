@@ -20,7 +20,7 @@ from torch import nn
 from trainwright.calibrate import calibrate_outputs
 from trainwright.config import Config, load_config
 from trainwright.data.batches import TensorBatches
-from trainwright.data.prepare import Prepared, prepare_data
+from trainwright.data.prepare import Prepared, prepare_data, with_input_stage
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.files import atomic_write
@@ -87,6 +87,7 @@ def train(
     torch.manual_seed(cfg.train.seed)
     pre = data.preprocessor
     module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs)
+    module = with_input_stage(pre, module)  # images: uint8 pixels are normalized inside the model
     check_output_shape(module, data.input_shape, pre.n_outputs)
     check_train_settings(cfg, module, data.task)
     module = module.to(device)
@@ -139,6 +140,7 @@ def train(
     save_weights(run_dir.weights, module)
     run_dir.write_json(run_dir.model_info, {"type": cfg.model.type, "input_shape": list(data.input_shape), "out_features": pre.n_outputs, "parameters": n_params})
     run_dir.write_json(run_dir.metrics, metrics)
+    data.save_evaluation(run_dir.path, test_outputs)  # images: misclassified.png
     print_metrics(console, metrics)
 
     # ⑤ Optionally calibrate the probabilities (fitted on validation, judged on test).
@@ -152,7 +154,8 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
     """Everything the loop needs: batches on the device, loss, optimizer, schedule, callbacks."""
     tc = cfg.train
     loss_fn = build_loss(resolve_loss(data.task, tc.loss))
-    batches = TensorBatches(data.x_train.to(device), data.y_train.to(device), tc.batch_size, drop_singleton=has_batch_norm(module))
+    batches = TensorBatches(data.x_train.to(device), data.y_train.to(device), tc.batch_size, drop_singleton=has_batch_norm(module),
+                            transform=data.train_transform)  # image augmentation, training batches only
     optimizer = build_optimizer(tc.optimizer, module.parameters())
     schedule = Schedule(tc.schedule, optimizer, tc.epochs, len(batches))
     callbacks = [

@@ -5,12 +5,13 @@ runs/<name>/
 ├── config.yaml            resolved config (every default filled in)
 ├── environment.json       versions, device, seed: what is needed to repeat the run
 ├── data.json              data summary: columns, cleaning actions with counts, split sizes
-├── preprocessor.skops     fitted scikit-learn preprocessing (skops: loads no arbitrary code)
-├── preprocessor.json      its plain facts: target, task, classes, columns
+├── preprocessor.skops     fitted scikit-learn preprocessing (skops: loads no arbitrary code); tables only
+├── preprocessor.json      its plain facts: target, task, classes, columns (images: mode, size, mean, std)
 ├── model.safetensors      the trained (best) weights
 ├── model.json             architecture facts: family, input and output widths, parameters
 ├── history.csv            one row per epoch
 ├── metrics.json           test and validation metrics, best epoch, epochs, seconds
+├── misclassified.png      images only: a grid of the misclassified test images
 └── checkpoints/last.safetensors   everything needed to resume
 ```
 Later stages (predict, evaluate) read only this directory, so they work on yesterday's runs.
@@ -36,8 +37,7 @@ from torch import nn
 
 from trainwright.calibrate import Calibrator, load_calibrator
 from trainwright.config import Config, load_config
-from trainwright.data.prepare import load_preprocessor
-from trainwright.data.tabular import TabularPreprocessor
+from trainwright.data.prepare import Preprocessor, load_preprocessor, with_input_stage
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.metrics import classification_metrics, confusion_matrix, predict_outputs, regression_metrics
 from trainwright.files import atomic_path, atomic_write
@@ -152,15 +152,19 @@ def load_weights(path: Path, model: nn.Module) -> None:
 
 @dataclass
 class TrainedModel:
-    """A trained model with its preprocessing, ready for new rows.
+    """A trained model with its preprocessing, ready for new data.
+
+    ``data`` is what the model was trained on: for tables a frame or a table file; for images
+    a folder of images, a table of image paths, or a frame with the image column.
 
     Example:
         >>> model = tw.load("runs/digits-mlp-20260101-120000")
         >>> model.predict(frame)          # the frame's rows + prediction (+ one probability column per class)
+        >>> tw.load("runs/shapes-cnn-20260101-120000").predict("new_images/")   # path, prediction, probabilities
     """
 
     config: Config
-    preprocessor: TabularPreprocessor
+    preprocessor: Preprocessor
     module: nn.Module
     device: torch.device
     calibrator: Calibrator | None = None  # set once the run is calibrated: probabilities go through it
@@ -173,22 +177,26 @@ class TrainedModel:
     def classes(self) -> list:
         return self.preprocessor.classes
 
-    def _outputs(self, frame: pd.DataFrame) -> torch.Tensor:
-        x = torch.from_numpy(self.preprocessor.transform(frame)).to(self.device)
-        return predict_outputs(self.module, x, self.config.evaluate.batch_size).float().cpu()
+    def _inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, torch.Tensor]:
+        frame, x = self.preprocessor.inputs(data)
+        return frame, torch.as_tensor(x)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def _outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return predict_outputs(self.module, x.to(self.device), self.config.evaluate.batch_size).float().cpu()
+
+    def predict_proba(self, data: pd.DataFrame | str | Path) -> np.ndarray:
         """(N, classes) probabilities, columns in the order of ``classes``."""
         if self.task == "regression":
             raise TrainwrightError("predict_proba needs a classification model; this one does regression")
-        return self._probabilities(self._outputs(frame)).numpy()
+        return self._probabilities(self._outputs(self._inputs(data)[1])).numpy()
 
     def _probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.calibrator.probabilities(outputs) if self.calibrator else probabilities(outputs, self.task)
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` with a ``prediction`` column and, for classification, ``probability_<class>`` columns."""
-        outputs = self._outputs(frame)
+    def predict(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
+        """The rows with a ``prediction`` column and, for classification, ``probability_<class>`` columns."""
+        frame, x = self._inputs(data)
+        outputs = self._outputs(x)
         result = frame.copy()
         if self.task == "regression":
             predictions = self.preprocessor.decode_target(outputs.numpy())
@@ -200,19 +208,20 @@ class TrainedModel:
             result[_free_name(result, f"probability_{label}")] = probs[:, i]
         return result
 
-    def evaluate(self, frame: pd.DataFrame) -> dict:
-        """Test metrics on a labelled frame (it must hold the target column)."""
+    def evaluate(self, data: pd.DataFrame | str | Path) -> dict:
+        """Test metrics on labelled data (it must hold the target; images: or a folder of class folders)."""
+        frame, x = self._inputs(data)
         target = self.preprocessor.target
         if target not in frame.columns:
             raise TrainwrightError(f"the labelled data has no target column {target!r}; columns are: {', '.join(map(str, frame.columns))}")
-        frame = frame[frame[target].notna()]
-        if frame.empty:
+        labelled = frame[target].notna().to_numpy(copy=True)  # writable: torch refuses read-only arrays
+        if not labelled.any():
             raise TrainwrightError(f"no labelled rows: every value of {target!r} is missing")
-        y = torch.from_numpy(np.asarray(self.preprocessor.encode_target(frame[target])))
-        return score(self._outputs(frame), y, self.preprocessor, self.calibrator)
+        y = torch.from_numpy(np.asarray(self.preprocessor.encode_target(frame[target][labelled])))
+        return score(self._outputs(x[torch.from_numpy(labelled)]), y, self.preprocessor, self.calibrator)
 
 
-def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: TabularPreprocessor, calibrator: Calibrator | None = None) -> dict:
+def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: Preprocessor, calibrator: Calibrator | None = None) -> dict:
     """The task's metrics for raw model outputs against encoded targets (regression in original units)."""
     if preprocessor.task == "regression":
         pred = torch.from_numpy(np.asarray(preprocessor.decode_target(outputs.cpu().numpy()), dtype=np.float64))
@@ -233,6 +242,7 @@ def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu
     preprocessor = load_preprocessor(run.path)
     info = run.read_json(run.model_info)
     module = model if model is not None else build_model(config.model, tuple(info["input_shape"]), info["out_features"])
+    module = with_input_stage(preprocessor, module)
     load_weights(run.weights, module)
     target = torch.device(device)
     calibrator = load_calibrator(run.path) if calibrated else None

@@ -28,6 +28,7 @@ class Builtin:
     task: str  # "binary" | "multiclass" | "regression"
     load: Callable[[], pd.DataFrame]
     config_defaults: dict = field(default_factory=dict)
+    modality: str = "tabular"  # "images": the frame holds one image per row (see data/images.py)
 
 
 # scikit-learn is imported inside the loaders: config.py imports this module, and the CLI
@@ -74,6 +75,28 @@ LINEAR_DEFAULTS = {
     },
 }
 
+def _digits_images() -> pd.DataFrame:
+    """scikit-learn's digits as (8, 8) uint8 arrays (0..16 scaled to 0..255) in an ``image`` column."""
+    import numpy as np
+    import pandas as pd
+    from sklearn import datasets
+
+    bunch = datasets.load_digits()
+    pixels = np.rint(bunch.images * (255 / 16)).astype(np.uint8)  # (1797, 8, 8)
+    return pd.DataFrame({"image": list(pixels), "digit": bunch.target})
+
+
+# The images are 8x8 grayscale; keep them so (no upscaling) and read the arrays from "image".
+# Small rotations and one-pixel shifts keep a digit a digit; with them the default CNN reaches
+# 0.993 test accuracy (split seed 0) against 0.978 without (it overfits 1257 images in 6 epochs).
+DIGITS_IMAGES_DEFAULTS = {
+    "data": {
+        "image_column": "image",
+        "image": {"mode": "grayscale", "size": 8},
+        "augment": [{"name": "rotation", "degrees": 10}, {"name": "pad_crop", "padding": 1}],
+    }
+}
+
 BUILTINS: dict[str, Builtin] = {
     builtin.name: builtin
     for builtin in [
@@ -83,6 +106,15 @@ BUILTINS: dict[str, Builtin] = {
             "digit",
             "multiclass",
             lambda: _sklearn_frame("load_digits", "digit"),
+        ),
+        Builtin(
+            "digits-images",
+            "the same digits as 1x8x8 grayscale images, for convolutional networks; 1797 images, 10 classes",
+            "digit",
+            "multiclass",
+            _digits_images,
+            DIGITS_IMAGES_DEFAULTS,
+            modality="images",
         ),
         Builtin(
             "iris",

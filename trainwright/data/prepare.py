@@ -4,19 +4,28 @@ Every modality's prepare function returns an object with the same shape (see ``P
 device-agnostic tensors for train/val/test, the fitted preprocessor, the task, one example's
 input shape, a JSON summary (the run's data.json) and console lines. Its preprocessor writes
 ``preprocessor.json`` with a ``modality`` key, which is how a run directory is read back.
+
+Modalities: tables (``data/tabular.py``) and images (``data/images.py``: a folder of class
+sub-folders, a table with ``data.image_column``, or an image built-in).
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import torch
+from torch import nn
 
 from trainwright.config import DataConfig
+from trainwright.data.images import ImagePreprocessor, prepare_images
 from trainwright.data.tabular import TabularPreprocessor, prepare_tabular
 from trainwright.errors import TrainwrightError
+
+Preprocessor = TabularPreprocessor | ImagePreprocessor
 
 
 class Prepared(Protocol):
@@ -26,16 +35,21 @@ class Prepared(Protocol):
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
-    preprocessor: TabularPreprocessor
+    preprocessor: Preprocessor
     task: str
     name: str
     held_out: bool
     summary: dict
+    # Applied to each training batch on the device (image augmentation), or None.
+    train_transform: Callable[[torch.Tensor], torch.Tensor] | None
 
     @property
     def input_shape(self) -> tuple[int, ...]: ...
 
     def report_lines(self) -> list[str]: ...
+
+    def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
+        """Files the modality adds to the run directory once the test outputs are known."""
 
 
 def prepare_data(cfg: DataConfig) -> Prepared:
@@ -46,13 +60,26 @@ def prepare_data(cfg: DataConfig) -> Prepared:
         >>> data.input_shape, data.task
         ((4,), 'multiclass')
     """
+    if cfg.is_images:
+        return prepare_images(cfg)
+    if cfg.augment:
+        raise TrainwrightError(f"data.augment applies to images, but {cfg.source} is a table; remove data.augment")
     return prepare_tabular(cfg)
 
 
-PREPROCESSORS = {"tabular": TabularPreprocessor}
+def with_input_stage(preprocessor: Preprocessor, model: nn.Module) -> nn.Module:
+    """The model as it is trained, saved and loaded: image models start with ``ImageInput``
+    (uint8 or 0..1 pixels -> normalized floats, statistics saved as buffers with the weights),
+    so prediction needs nothing but the run directory. Tabular models are unchanged."""
+    if isinstance(preprocessor, ImagePreprocessor):
+        return nn.Sequential(OrderedDict(normalize=preprocessor.input_module(), model=model))
+    return model
 
 
-def load_preprocessor(directory: Path) -> TabularPreprocessor:
+PREPROCESSORS = {"tabular": TabularPreprocessor, "images": ImagePreprocessor}
+
+
+def load_preprocessor(directory: Path) -> Preprocessor:
     """The fitted preprocessor saved in a run directory, of whatever modality it was."""
     try:
         facts = json.loads((Path(directory) / "preprocessor.json").read_text(encoding="utf-8"))

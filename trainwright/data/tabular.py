@@ -168,6 +168,13 @@ class TabularPreprocessor:
             )
         return x
 
+    def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+        """(the rows, their features): ``data`` is a frame or a table file (read by its suffix)."""
+        from trainwright.data.sources import read_table
+
+        frame = data if isinstance(data, pd.DataFrame) else read_table(data)
+        return frame, self.transform(frame)
+
     def encode_target(self, y: pd.Series) -> np.ndarray:
         """Classification: int64 (N,) class indices. Regression: float32 (N, 1), scaled if fitted so."""
         y = (y if isinstance(y, pd.Series) else pd.Series(np.asarray(y), name=self.target)).reset_index(drop=True)
@@ -284,11 +291,15 @@ class TabularData:
     name: str  # built-in name or file stem
     held_out: bool  # False: val and test are the training rows (too few rows, or val = test = 0)
     summary: dict  # JSON-able; the run's data.json
+    train_transform: None = None  # tables are not augmented
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """One example's shape as the model sees it: (features,)."""
         return (self.preprocessor.n_features,)
+
+    def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
+        """Tables add nothing to the run directory beyond the metrics."""
 
     def report_lines(self) -> list[str]:
         """Short console lines: the table, each cleaning action with its count, the split, notes."""

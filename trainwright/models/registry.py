@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from trainwright.config import ModelConfig
-from trainwright.models import custom, mlp
+from trainwright.models import cnn, custom, mlp, resnet
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec(mlp.MLPConfig, mlp.build),
+    "cnn": ModelSpec(cnn.CNNConfig, cnn.build),
+    "resnet": ModelSpec(resnet.ResNetConfig, resnet.build),
     "custom": ModelSpec(custom.CustomConfig, custom.build),
 }
 
