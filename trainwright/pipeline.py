@@ -31,6 +31,7 @@ from trainwright.training.checkpoint import load_state
 from trainwright.training.loop import Fit, fit
 from trainwright.training.losses import build_loss, resolve_loss
 from trainwright.training.optim import Schedule, build_optimizer
+from trainwright.training.precision import check_precision, grad_scaler
 
 
 @dataclass
@@ -88,6 +89,7 @@ def train(
     module = model if model is not None else build_model(cfg.model, pre.n_features, pre.n_outputs)
     check_output_shape(module, pre.n_features, pre.n_outputs)
     check_train_settings(cfg, module, data.task)
+    check_precision(device, cfg.train.precision)
     module = module.to(device)
     n_params = sum(p.numel() for p in module.parameters())
     console.print(f"model: {cfg.model.type}, {n_params:,} parameters, {pre.n_features} inputs -> {pre.n_outputs} outputs, device {device}", highlight=False)
@@ -105,6 +107,8 @@ def train(
 
     # ③ Fit.
     run = build_fit(cfg, module, data, device, run_dir, console)
+    if cfg.train.compile:
+        module.compile()  # in place: state_dict keys stay the same, so weights and checkpoints load without it
     previous_seconds = 0.0
     if resume is not None:
         run.load_state_dict(load_state(run_dir.checkpoint))
@@ -147,7 +151,7 @@ def build_fit(cfg: Config, module: nn.Module, data: TabularData, device: torch.d
     loss_fn = build_loss(resolve_loss(data.task, tc.loss))
     batches = TensorBatches(data.x_train.to(device), data.y_train.to(device), tc.batch_size, drop_singleton=has_batch_norm(module))
     optimizer = build_optimizer(tc.optimizer, module.parameters())
-    schedule = Schedule(tc.schedule, optimizer, tc.epochs, len(batches))
+    schedule = Schedule(tc.schedule, optimizer, tc.epochs, math.ceil(len(batches) / tc.accumulate))  # optimizer steps per epoch
     callbacks = [
         EarlyStopping(tc.early_stopping),
         HistoryCSV(run_dir.history),
@@ -156,7 +160,7 @@ def build_fit(cfg: Config, module: nn.Module, data: TabularData, device: torch.d
     ]
     generator = torch.Generator(device=device).manual_seed(tc.seed)
     validate = make_validate(loss_fn, data.x_val.to(device), data.y_val.to(device), data.task, cfg.evaluate.batch_size)
-    return Fit(module, optimizer, schedule, loss_fn, batches, validate, tc, generator, callbacks)
+    return Fit(module, optimizer, schedule, loss_fn, batches, validate, tc, generator, callbacks, scaler=grad_scaler(device, tc.precision))
 
 
 def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:
