@@ -28,6 +28,7 @@ from trainwright.models.registry import build_model
 from trainwright.runs import RunDir, TrainedModel, default_run_name, environment, load, save_weights, score, unique_name
 from trainwright.training.callbacks import Checkpoint, EarlyStopping, HistoryCSV, ProgressBar
 from trainwright.training.checkpoint import load_state
+from trainwright.training.compiled import compile_forward
 from trainwright.training.loop import Fit, fit
 from trainwright.training.losses import build_loss, resolve_loss
 from trainwright.training.optim import Schedule, build_optimizer
@@ -108,7 +109,7 @@ def train(
     # ③ Fit.
     run = build_fit(cfg, module, data, device, run_dir, console)
     if cfg.train.compile:
-        module.compile()  # in place: state_dict keys stay the same, so weights and checkpoints load without it
+        compile_forward(module)  # in place: state_dict keys stay the same, so weights and checkpoints load without it
     previous_seconds = 0.0
     if resume is not None:
         run.load_state_dict(load_state(run_dir.checkpoint))

@@ -64,8 +64,12 @@ def test_low_precision_trains_and_checkpoints_its_loss_scale(tmp_path, precision
 
 
 def test_compile_trains_and_saves_plain_weights(tmp_path):
+    from torch._dynamo.utils import counters
+
+    counters.clear()
     config = {"data": {"source": "iris"}, "model": {"hidden": [16]}, "train": {"epochs": 3, "batch_size": 16, "compile": True}}
     run = tw.train(config, runs_dir=tmp_path, name="compiled", console=QUIET)
+    assert counters["stats"]["unique_graphs"] >= 1  # dynamo really traced the model (nn.Module.compile() would not)
     weights = load_file(str(run.dir / "model.safetensors"))
     assert set(weights) == {"0.weight", "0.bias", "3.weight", "3.bias"}  # no "_orig_mod." prefix
     rows = BUILTINS["iris"].load().drop(columns=["species"]).head(3)

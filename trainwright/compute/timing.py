@@ -26,6 +26,7 @@ from trainwright.errors import TrainingDiverged, TrainwrightError
 from trainwright.compute.peak import synchronize
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.training.loop import Fit, fit
+from trainwright.training.compiled import compile_forward
 from trainwright.training.losses import LossFn
 from trainwright.training.optim import Schedule, build_optimizer
 from trainwright.training.precision import grad_scaler
@@ -45,7 +46,7 @@ def time_steps(cfg: TrainConfig, model: nn.Module, x: torch.Tensor, y: torch.Ten
     """Time training steps of ``model`` on batches of ``x`` (N, ...) -> ``y`` for about ``budget`` seconds."""
     work = copy.deepcopy(model)
     if cfg.compile:
-        work.compile()
+        compile_forward(work)
     steps = max(1, min(STEPS_PER_ROUND, len(x) // batch_size))
     rows = min(len(x), steps * batch_size)  # whole batches only: the real epoch has at most one partial
     optimizer = build_optimizer(cfg.optimizer, work.parameters())
