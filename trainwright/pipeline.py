@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from trainwright.compute import Estimate, compute_metrics, compute_summary, estimate_training
+from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config, load_config
 from trainwright.data.batches import TensorBatches
 from trainwright.data.tabular import TabularData, prepare_tabular
@@ -94,6 +96,9 @@ def train(
     module = module.to(device)
     n_params = sum(p.numel() for p in module.parameters())
     console.print(f"model: {cfg.model.type}, {n_params:,} parameters, {pre.n_features} inputs -> {pre.n_outputs} outputs, device {device}", highlight=False)
+    # A few timed steps on a throwaway copy (the model and the RNG streams are left as they were).
+    est = estimate_training(cfg, data, module, device)
+    console.print(est.summary(), highlight=False, soft_wrap=True)
 
     # The run directory is created only once the data and model are known to be good.
     if run_dir is None:
@@ -134,6 +139,7 @@ def train(
         "epochs": run.epoch,
         "train_seconds": seconds,
         "stopped_early": run.stop_reason,
+        "compute": compute_metrics(est, seconds, run.epoch),
     }
     for split in ("test", "val"):
         matrix = metrics[split].pop("confusion_matrix", None)
@@ -143,7 +149,55 @@ def train(
     run_dir.write_json(run_dir.model_info, {"type": cfg.model.type, "in_features": pre.n_features, "out_features": pre.n_outputs, "parameters": n_params})
     run_dir.write_json(run_dir.metrics, metrics)
     print_metrics(console, metrics)
+    console.print(compute_summary(metrics["compute"], run.epoch), highlight=False, soft_wrap=True)
     return Run(run_dir.path, cfg, metrics, run.history)
+
+
+def estimate(
+    config: str | Path | dict | Config,
+    *,
+    model: nn.Module | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    device: str | None = None,
+    console: Console | None = None,
+) -> Estimate:
+    """How long ``config`` will train and how much memory it needs, without training it or writing anything.
+
+    Example:
+        >>> est = estimate("examples/digits.yaml", device="H100")
+        >>> est.total_seconds, est.flops_per_step, est.memory.total
+    ``device``: None (the config's ``train.device``), ``cpu``, ``cuda[:N]`` or ``mps`` (measured here), or a
+    GPU name from the nominal table (``H100``, ``A100``, ``L4``, ...: its datasheet peak, efficiency assumed).
+    """
+    console = console or Console()
+    cfg = load_config(config, overrides)
+    if model is not None:
+        cfg = cfg.model_copy(update={"model": CustomConfig(class_name=type(model).__qualname__)})
+    target = resolve_target(device or cfg.train.device)
+    data = prepare_tabular(cfg.data)
+    for line in data.report_lines():
+        console.print(line, highlight=False, soft_wrap=True)
+    torch.manual_seed(cfg.train.seed)
+    pre = data.preprocessor
+    module = model if model is not None else build_model(cfg.model, pre.n_features, pre.n_outputs)
+    check_output_shape(module, pre.n_features, pre.n_outputs)
+    check_train_settings(cfg, module, data.task)
+    if isinstance(target, torch.device):
+        check_precision(target, cfg.train.precision)
+    return estimate_training(cfg, data, module, target)
+
+
+def resolve_target(name: str):
+    """A device here (``torch.device``) or a GPU from the nominal table, for ``estimate``."""
+    if name in ("auto", "cpu", "mps") or name.startswith("cuda"):
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise TrainwrightError(f"device {name!r}: no CUDA device is available here; name a GPU for its datasheet peak "
+                                   f"({', '.join(NOMINAL)}) or use cpu")
+        return resolve_device(name)
+    gpu = nominal_gpu(name)
+    if gpu is None:
+        raise TrainwrightError(f"unknown device {name!r}; use cpu, cuda, mps or a GPU name: {', '.join(NOMINAL)}")
+    return gpu
 
 
 def build_fit(cfg: Config, module: nn.Module, data: TabularData, device: torch.device, run_dir: RunDir, console: Console) -> Fit:
