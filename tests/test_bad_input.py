@@ -111,3 +111,15 @@ def test_existing_run_is_never_overwritten_and_bad_rows_do_not_clobber_outputs(t
     expect_clear_error(run_cli("predict", str(tmp_path / "runs" / "r"), str(missing_column), "-o", str(out)), "'b'")
     assert out.read_text() == "precious\n"
     expect_clear_error(run_cli("evaluate", str(tmp_path / "runs" / "r"), str(write(tmp_path, frame().drop(columns=["label"]), "u.csv"))), "'label'")
+
+
+def test_bad_input_to_estimate_and_the_compute_settings(tmp_path):
+    config = tmp_path / "digits.yaml"
+    config.write_text("data: {source: digits}\n")
+    expect_clear_error(run_cli("estimate", str(tmp_path / "missing.yaml")), "missing.yaml", "does not exist")
+    expect_clear_error(run_cli("estimate", str(config), "--device", "abacus"), "unknown device 'abacus'", "h100")
+    expect_clear_error(run_cli("estimate", str(config), "--device", "T4", "--set", "train.precision=bf16"), "T4 has no bf16")
+    expect_clear_error(run_cli("estimate", str(config), "--set", "train.precision=fp8"), "train.precision", "'fp32', 'bf16' or 'fp16'")
+    expect_clear_error(run_cli("train", str(config), "--set", "train.accumulate=0", "--runs-dir", str(tmp_path / "runs")),
+                       "train.accumulate", "greater than or equal to 1")
+    assert not (tmp_path / "runs").exists()

@@ -98,3 +98,31 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 
     result = run_cli("train", "--data", "diabetes", "--runs-dir", str(tmp_path), "--set", "train.optimizer={name: sgd, lr: 100.0}")
     assert result.returncode == 2 and "no epoch finished, so there is no checkpoint" in result.stderr
+
+
+def test_estimate_prints_the_arithmetic_and_writes_nothing(tmp_path):
+    config = tmp_path / "digits.yaml"
+    config.write_text("data: {source: digits}\nmodel: {hidden: [64]}\n")
+    result = run_cli("estimate", str(config), "--epochs", "7", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # The per-layer table: 61 inputs -> 64 -> 10 on batch 64; the first layer has no input gradient.
+    assert "FLOPs per step (batch 64" in out and f"{2 * 64 * 61 * 64:,}" in out and f"{3 * 2 * 64 * 64 * 10:,}" in out
+    for fragment in ("20 steps per epoch", "matmul peak", "measured by a matmul probe", "measured over", "total: 7 epochs",
+                     "parameters", "optimizer state", "activations", "fits"):
+        assert fragment in out, fragment
+    assert list(tmp_path.iterdir()) == [config]  # no run directory
+    gpu = run_cli("estimate", str(config), "--device", "H100", "--set", "train.precision=bf16")
+    assert gpu.returncode == 0, gpu.stderr
+    assert "H100 SXM (nominal)" in gpu.stdout and "NVIDIA H100 datasheet" in gpu.stdout and "assumed" in gpu.stdout
+
+
+def test_train_prints_the_estimate_before_and_the_measurement_after(tmp_path):
+    result = run_cli("train", "--data", "iris", "--set", "train.epochs=3", "--runs-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    before = next(i for i, line in enumerate(lines) if line.startswith("estimate: "))
+    after = next(i for i, line in enumerate(lines) if line.startswith("trained 3 epochs in "))
+    assert before < after and "actual/estimate" in lines[after] and "MFU" in lines[after]
+    compute = json.loads((Path(lines[-1]) / "metrics.json").read_text())["compute"]
+    assert compute["flops_per_step"] > 0 and compute["device"].startswith("cpu")

@@ -24,6 +24,8 @@ _EXPORTS = {
     "TrainingDiverged": "trainwright.errors",
     "Run": "trainwright.pipeline",
     "train": "trainwright.pipeline",
+    "estimate": "trainwright.pipeline",
+    "Estimate": "trainwright.compute",
     "TrainedModel": "trainwright.runs",
     "load": "trainwright.runs",
 }
@@ -32,7 +34,8 @@ __all__ = [*_EXPORTS, "__version__"]
 if TYPE_CHECKING:
     from trainwright.config import Config, load_config
     from trainwright.errors import TrainingDiverged, TrainwrightError
-    from trainwright.pipeline import Run, train
+    from trainwright.compute import Estimate
+    from trainwright.pipeline import Run, estimate, train
     from trainwright.runs import TrainedModel, load
 
 

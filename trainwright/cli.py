@@ -82,6 +82,38 @@ def train(
 
 @app.command()
 @user_errors
+def estimate(
+    config: Annotated[Path, typer.Argument(help="YAML config (see examples/)")],
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, mps (measured here) or a GPU name: H100, A100, L4, ...")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="epochs to estimate (default: train.epochs)")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
+) -> None:
+    """Estimate training time and memory before training: FLOPs per step, device peak, the arithmetic."""
+    import trainwright as tw
+    from trainwright.compute.memory import human_bytes
+
+    overrides = [*set_, *([f"train.epochs={epochs}"] if epochs is not None else [])]
+    est = tw.estimate(config, overrides=overrides, device=device, console=console)
+    table = Table(title=f"FLOPs per step (batch {est.step.batch_size}, forward + backward)", title_justify="left")
+    for column in ("layer", "kind", "forward", "backward", "total", "share"):
+        table.add_column(column, justify="left" if column in ("layer", "kind") else "right")
+    for layer in est.step.layers:
+        table.add_row(layer.name, layer.kind, f"{layer.forward:,}", f"{layer.backward:,}", f"{layer.total:,}", f"{layer.total / max(est.step.total, 1):.1%}")
+    table.add_row("total", "", f"{est.step.forward:,}", f"{est.step.backward:,}", f"{est.step.total:,}", "100%", style="bold")
+    console.print(table)
+    memory = Table(title="peak memory", title_justify="left")
+    memory.add_column("item")
+    memory.add_column("bytes", justify="right")
+    for name, size in est.memory.items():
+        memory.add_row(name, human_bytes(size))
+    memory.add_row("total", human_bytes(est.memory.total), style="bold")
+    console.print(memory)
+    for line in est.lines():
+        console.print(line, soft_wrap=True)
+
+
+@app.command()
+@user_errors
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")],
     data: Annotated[Path, typer.Argument(help="new rows: a table (CSV, Parquet, JSONL); for an image model also a folder of images")],

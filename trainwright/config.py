@@ -256,6 +256,9 @@ class TrainConfig(Frozen):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     seed: int = 0
     device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast; fp16 adds loss scaling")
+    compile: bool = Field(False, description="torch.compile the model (the first steps compile it)")
+    accumulate: int = Field(1, ge=1, description="batches per optimizer step (gradient accumulation)")
 
     @field_validator("batch_size", mode="before")
     @classmethod

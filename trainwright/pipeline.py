@@ -18,6 +18,8 @@ from rich.table import Table
 from torch import nn
 
 from trainwright.calibrate import calibrate_outputs
+from trainwright.compute import Estimate, compute_metrics, compute_summary, estimate_training
+from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config, load_config
 from trainwright.data.batches import TensorBatches
 from trainwright.data.prepare import Prepared, prepare_data, with_input_stage
@@ -29,9 +31,11 @@ from trainwright.models.registry import build_model
 from trainwright.runs import RunDir, TrainedModel, default_run_name, environment, load, save_weights, score, unique_name
 from trainwright.training.callbacks import Checkpoint, EarlyStopping, HistoryCSV, ProgressBar
 from trainwright.training.checkpoint import load_state
+from trainwright.training.compiled import compile_forward
 from trainwright.training.loop import Fit, fit
 from trainwright.training.losses import build_loss, resolve_loss
 from trainwright.training.optim import Schedule, build_optimizer
+from trainwright.training.precision import check_precision, grad_scaler
 
 
 @dataclass
@@ -84,15 +88,15 @@ def train(
     device = resolve_device(cfg.train.device)
 
     # ② Model: seeded, so the same config gives the same initial weights.
-    torch.manual_seed(cfg.train.seed)
     pre = data.preprocessor
-    module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs)
-    module = with_input_stage(pre, module)  # images: uint8 pixels are normalized inside the model
-    check_output_shape(module, data.input_shape, pre.n_outputs)
-    check_train_settings(cfg, module, data.task)
+    module = build_module(cfg, data, model)
+    check_precision(device, cfg.train.precision)
     module = module.to(device)
     n_params = sum(p.numel() for p in module.parameters())
     console.print(f"model: {cfg.model.type}, {n_params:,} parameters, input {shape_text(data.input_shape)} -> {pre.n_outputs} outputs, device {device}", highlight=False)
+    # A few timed steps on a throwaway copy (the model and the RNG streams are left as they were).
+    est = estimate_training(cfg, data, module, device)
+    console.print(est.summary(), highlight=False, soft_wrap=True)
 
     # The run directory is created only once the data and model are known to be good.
     if run_dir is None:
@@ -107,6 +111,8 @@ def train(
 
     # ③ Fit.
     run = build_fit(cfg, module, data, device, run_dir, console)
+    if cfg.train.compile:
+        compile_forward(module)  # in place: state_dict keys stay the same, so weights and checkpoints load without it
     previous_seconds = 0.0
     if resume is not None:
         run.load_state_dict(load_state(run_dir.checkpoint))
@@ -132,6 +138,7 @@ def train(
         "epochs": run.epoch,
         "train_seconds": seconds,
         "stopped_early": run.stop_reason,
+        "compute": compute_metrics(est, seconds, run.epoch),
     }
     for split in ("test", "val"):
         matrix = metrics[split].pop("confusion_matrix", None)
@@ -142,12 +149,67 @@ def train(
     run_dir.write_json(run_dir.metrics, metrics)
     data.save_evaluation(run_dir.path, test_outputs)  # images: misclassified.png
     print_metrics(console, metrics)
+    console.print(compute_summary(metrics["compute"], run.epoch), highlight=False, soft_wrap=True)
 
     # ⑤ Optionally calibrate the probabilities (fitted on validation, judged on test).
     if cfg.calibrate is not None:
         result = calibrate_outputs(run_dir.path, cfg.calibrate.method, data.task, (val_outputs, data.y_val), (test_outputs, data.y_test))
         print_calibration(console, result)
     return Run(run_dir.path, cfg, metrics, run.history)
+
+
+def estimate(
+    config: str | Path | dict | Config,
+    *,
+    model: nn.Module | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    device: str | None = None,
+    console: Console | None = None,
+) -> Estimate:
+    """How long ``config`` will train and how much memory it needs, without training it or writing anything.
+
+    Example:
+        >>> est = estimate("examples/digits.yaml", device="H100")
+        >>> est.total_seconds, est.flops_per_step, est.memory.total
+    ``device``: None (the config's ``train.device``), ``cpu``, ``cuda[:N]`` or ``mps`` (measured here), or a
+    GPU name from the nominal table (``H100``, ``A100``, ``L4``, ...: its datasheet peak, efficiency assumed).
+    """
+    console = console or Console()
+    cfg = load_config(config, overrides)
+    if model is not None:
+        cfg = cfg.model_copy(update={"model": CustomConfig(class_name=type(model).__qualname__)})
+    target = resolve_target(device or cfg.train.device)
+    data = prepare_data(cfg.data)
+    for line in data.report_lines():
+        console.print(line, highlight=False, soft_wrap=True)
+    module = build_module(cfg, data, model)
+    if isinstance(target, torch.device):
+        check_precision(target, cfg.train.precision)
+    return estimate_training(cfg, data, module, target)
+
+
+def build_module(cfg: Config, data: Prepared, model: nn.Module | None = None) -> nn.Module:
+    """The model for this data, seeded so the same config gives the same initial weights, and checked."""
+    torch.manual_seed(cfg.train.seed)
+    pre = data.preprocessor
+    module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs)
+    module = with_input_stage(pre, module)  # images: uint8 pixels are normalized inside the model
+    check_output_shape(module, data.input_shape, pre.n_outputs)
+    check_train_settings(cfg, module, data.task)
+    return module
+
+
+def resolve_target(name: str):
+    """A device here (``torch.device``) or a GPU from the nominal table, for ``estimate``."""
+    if name in ("auto", "cpu", "mps") or name.startswith("cuda"):
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise TrainwrightError(f"device {name!r}: no CUDA device is available here; name a GPU for its datasheet peak "
+                                   f"({', '.join(NOMINAL)}) or use cpu")
+        return resolve_device(name)
+    gpu = nominal_gpu(name)
+    if gpu is None:
+        raise TrainwrightError(f"unknown device {name!r}; use cpu, cuda, mps or a GPU name: {', '.join(NOMINAL)}")
+    return gpu
 
 
 def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.device, run_dir: RunDir, console: Console) -> Fit:
@@ -157,7 +219,7 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
     batches = TensorBatches(data.x_train.to(device), data.y_train.to(device), tc.batch_size, drop_singleton=has_batch_norm(module),
                             transform=data.train_transform)  # image augmentation, training batches only
     optimizer = build_optimizer(tc.optimizer, module.parameters())
-    schedule = Schedule(tc.schedule, optimizer, tc.epochs, len(batches))
+    schedule = Schedule(tc.schedule, optimizer, tc.epochs, math.ceil(len(batches) / tc.accumulate))  # optimizer steps per epoch
     callbacks = [
         EarlyStopping(tc.early_stopping),
         HistoryCSV(run_dir.history),
@@ -166,7 +228,7 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
     ]
     generator = torch.Generator(device=device).manual_seed(tc.seed)
     validate = make_validate(loss_fn, data.x_val.to(device), data.y_val.to(device), data.task, cfg.evaluate.batch_size)
-    return Fit(module, optimizer, schedule, loss_fn, batches, validate, tc, generator, callbacks)
+    return Fit(module, optimizer, schedule, loss_fn, batches, validate, tc, generator, callbacks, scaler=grad_scaler(device, tc.precision))
 
 
 def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:

@@ -46,6 +46,11 @@ class TensorBatches:
         steps, rest = divmod(self.n, self.batch_size)
         return steps + (1 if rest and not (self.drop_singleton and rest == 1) else 0)
 
+    @property
+    def rows(self) -> int:
+        """Rows an epoch yields: ``n``, less a trailing single row that batch norm cannot take."""
+        return self.n - 1 if self.drop_singleton and self.n % self.batch_size == 1 else self.n
+
     def epoch(self, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield the batches of one epoch, shuffled with ``generator`` when one is given."""
         x, y = self.x, self.y

@@ -1,7 +1,8 @@
 """The supervised training loop: one function, readable top to bottom.
 
-Per step: forward, loss (+ L1/L2 penalty), backward, optional clipping, optimizer step. The
-epoch's loss is summed on the device and read once per epoch, so the hot loop never waits on
+Per batch: forward (under autocast for bf16/fp16), loss (+ L1/L2 penalty), backward. Every
+``accumulate`` batches: optional clipping, optimizer step (through the fp16 loss scaler), schedule.
+The epoch's loss is summed on the device and read once per epoch, so the hot loop never waits on
 a host sync. Validation runs once per epoch through ``fit.validate``.
 """
 
@@ -22,6 +23,7 @@ from trainwright.errors import TrainingDiverged
 from trainwright.training.callbacks import Callback
 from trainwright.training.losses import LossFn
 from trainwright.training.optim import Schedule, weight_penalty
+from trainwright.training.precision import autocast
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Fit:
     cfg: TrainConfig
     generator: torch.Generator  # shuffles the batches; its own stream, so dropout draws don't shift it
     callbacks: list[Callback] = field(default_factory=list)
+    scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))  # fp16 only
     epoch: int = 0  # epochs completed
     history: list[dict] = field(default_factory=list)
     stop_reason: str | None = None
@@ -52,6 +55,7 @@ class Fit:
             # History is plain numbers: one JSON string, not thousands of nodes to walk each epoch.
             "epoch": self.epoch, "history": json.dumps(self.history), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "rng": rng,
+            "scaler": self.scaler.state_dict(),  # {} unless fp16
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
         }
 
@@ -60,6 +64,8 @@ class Fit:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["batches"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
@@ -70,8 +76,12 @@ class Fit:
 
 def fit(run: Fit) -> Fit:
     """Train ``run.model`` from epoch ``run.epoch + 1`` to ``cfg.epochs`` or until a callback stops it."""
-    cfg, model, optimizer = run.cfg, run.model, run.optimizer
+    cfg, model, optimizer, scaler = run.cfg, run.model, run.optimizer, run.scaler
     penalized = bool(cfg.l1 or cfg.l2)
+    clipping = cfg.clip_grad_value is not None or cfg.clip_grad_norm is not None
+    amp = autocast(run.batches.x.device, cfg.precision)
+    steps, every, size, rows = len(run.batches), cfg.accumulate, run.batches.batch_size, run.batches.rows
+    optimizer.zero_grad(set_to_none=True)  # gradients left on a module from elsewhere must not reach step 1
     for cb in run.callbacks:
         cb.on_train_begin(run)
     try:
@@ -79,22 +89,32 @@ def fit(run: Fit) -> Fit:
             started = time.perf_counter()
             model.train()
             loss_sum = torch.zeros((), device=run.batches.x.device)  # summed on device: no per-step sync
-            for xb, yb in run.batches.epoch(run.generator):
-                loss = run.loss_fn(model(xb), yb)
-                optimizer.zero_grad(set_to_none=True)
-                (loss + weight_penalty(model, cfg.l1, cfg.l2) if penalized else loss).backward()
-                if cfg.clip_grad_value is not None:
-                    nn.utils.clip_grad_value_(model.parameters(), cfg.clip_grad_value)
-                if cfg.clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-                optimizer.step()
-                run.schedule.step_batch()
+            for step, (xb, yb) in enumerate(run.batches.epoch(run.generator)):
+                with amp:
+                    loss = run.loss_fn(model(xb), yb)  # fp32 scalar, also under autocast
+                objective = loss + weight_penalty(model, cfg.l1, cfg.l2) if penalized else loss
+                # Gradients add up over a group of `every` batches. Weighting each batch's mean loss by its
+                # share of the group's rows makes the sum the gradient of the group's mean loss, as one big
+                # batch would give, also for a shorter last group or a partial last batch.
+                share = len(xb) / min(every * size, rows - step // every * every * size)
+                scaler.scale(objective * share if every > 1 else objective).backward()
+                if (step + 1) % every == 0 or step + 1 == steps:
+                    if clipping:
+                        scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
+                    if cfg.clip_grad_value is not None:
+                        nn.utils.clip_grad_value_(model.parameters(), cfg.clip_grad_value)
+                    if cfg.clip_grad_norm is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+                    scaler.step(optimizer)  # fp16: skipped when a gradient overflowed, and the scale lowered
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    run.schedule.step_batch()
                 loss_sum += loss.detach() * len(xb)
                 for cb in run.callbacks:
                     cb.on_batch_end(run)
 
             # Once per epoch: read the loss, validate, log, let callbacks decide.
-            train_loss = (loss_sum / run.batches.n).item()
+            train_loss = (loss_sum / rows).item()
             if not math.isfinite(train_loss):
                 kept = f"the last good checkpoint (epoch {run.epoch}) is kept" if run.epoch else "no epoch finished, so there is no checkpoint"
                 raise TrainingDiverged(

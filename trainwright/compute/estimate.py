@@ -1,0 +1,237 @@
+"""How long training will take, before it starts, and how fast it really went, after.
+
+The classic arithmetic: FLOPs per step (counted on the real model) x steps / sustained FLOP/s,
+where sustained = the device's matmul peak x an efficiency factor. On a device that is here, the
+peak is measured by a matmul probe at the run's precision and the efficiency by timing a few real
+training steps on a throwaway copy; for a GPU named from the table, the peak is its datasheet
+figure and the efficiency is assumed (``ASSUMED_EFFICIENCY``), and the output says so. Validation
+adds its forward passes once per epoch.
+
+Example:
+    >>> est = estimate_training(cfg, data, model, torch.device("cpu"))
+    >>> est.total_seconds, est.flops_per_step, est.memory.total
+    >>> print("\\n".join(est.lines()))
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainwright.config import Config
+from trainwright.data.batches import TensorBatches
+from trainwright.data.prepare import Prepared
+from trainwright.compute.flops import StepProfile, profile_step
+from trainwright.compute.memory import Memory, human_bytes, state_copies, training_memory
+from trainwright.compute.peak import GPU, device_label, device_memory, matmul_peak
+from trainwright.compute.timing import time_steps, time_validation
+from trainwright.training.losses import build_loss, resolve_loss
+from trainwright.training.precision import DTYPES, autocast
+
+# Without a device to time on, the share of the nominal peak a training step sustains is assumed.
+# Large, well-fed models reach 30-50% (PaLM: 46% model-FLOPs utilization, Chowdhery et al. 2022, table 3);
+# small models reach far less (per-step overheads dominate), so for them the time predicted is a lower bound.
+ASSUMED_EFFICIENCY = 0.30
+# ... and a step cannot be faster than the host needs to dispatch its operators: eager PyTorch spends a few
+# microseconds of CPU time per operator (dispatch and kernel launch), which bounds small models on any GPU.
+ASSUMED_SECONDS_PER_OPERATOR = 5e-6
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The prediction, and every number it was made from."""
+
+    device: str  # "cpu (2 threads)", "cuda:0 (NVIDIA H100 80GB HBM3)", or "H100 SXM (nominal)"
+    precision: str
+    epochs: int
+    batch_size: int
+    steps_per_epoch: int  # batches per epoch (a partial last batch counts as a step)
+    train_rows: int
+    val_rows: int
+    step: StepProfile  # FLOPs of one forward + backward, per layer; activation bytes
+    peak_flops_per_second: float
+    peak_source: str  # how the peak was obtained
+    seconds_per_step: float
+    step_source: str  # "measured over N steps" or "assumed"
+    validation_seconds: float  # one validation pass (once per epoch)
+    memory: Memory
+    device_memory: int | None  # bytes available on the device, where known
+    notes: tuple[str, ...] = ()
+
+    @property
+    def flops_per_step(self) -> int:
+        return self.step.total
+
+    @property
+    def sustained_flops_per_second(self) -> float:
+        return self.flops_per_step / self.seconds_per_step
+
+    @property
+    def efficiency(self) -> float:
+        """The share of the peak a training step sustains (model-FLOPs utilization of a step)."""
+        return self.sustained_flops_per_second / self.peak_flops_per_second
+
+    @property
+    def epoch_seconds(self) -> float:
+        return self.steps_per_epoch * self.seconds_per_step + self.validation_seconds
+
+    @property
+    def total_seconds(self) -> float:
+        return self.epochs * self.epoch_seconds
+
+    def seconds_for(self, epochs: int) -> float:
+        """The estimate for ``epochs`` epochs (an early stop trains fewer than planned)."""
+        return epochs * self.epoch_seconds
+
+    def summary(self) -> str:
+        """One line, printed before training."""
+        return (f"estimate: {_si(self.flops_per_step)}FLOP/step x {self.steps_per_epoch} steps x {self.epochs} epochs "
+                f"at {_si(self.sustained_flops_per_second)}FLOP/s ({_percent(self.efficiency)} of the {_si(self.peak_flops_per_second)}FLOP/s "
+                f"{self.precision} peak) + validation = {_duration(self.total_seconds)}; memory {human_bytes(self.memory.total)}")
+
+    def lines(self) -> list[str]:
+        """The whole arithmetic in plain terms, as ``trainwright estimate`` prints it."""
+        step, epoch_flops = self.step, self.flops_per_step * self.steps_per_epoch
+        train_seconds = self.steps_per_epoch * self.seconds_per_step
+        lines = [
+            f"steps: {self.train_rows} training rows / batch {self.batch_size} = {self.steps_per_epoch} steps per epoch; "
+            f"{self.val_rows} validation rows once per epoch",
+            f"FLOPs per step: {_si(step.total)}FLOP = forward {_si(step.forward)}FLOP + backward {_si(step.backward)}FLOP "
+            f"(batch {step.batch_size}, counted by torch's FlopCounterMode)",
+            f"device: {self.device}, {self.precision}: matmul peak {_si(self.peak_flops_per_second)}FLOP/s ({self.peak_source})",
+            f"efficiency: {_percent(self.efficiency)} of peak = {_si(self.sustained_flops_per_second)}FLOP/s sustained "
+            f"({self.step_source}: {_duration(self.seconds_per_step)} per step)",
+            f"per epoch: {_si(self.flops_per_step)}FLOP x {self.steps_per_epoch} steps = {_si(epoch_flops)}FLOP "
+            f"/ {_si(self.sustained_flops_per_second)}FLOP/s = {_duration(train_seconds)} training "
+            f"+ {_duration(self.validation_seconds)} validation = {_duration(self.epoch_seconds)}",
+            f"total: {self.epochs} epochs x {_duration(self.epoch_seconds)} = {_duration(self.total_seconds)}",
+            "memory: " + " + ".join(f"{name} {human_bytes(size)}" for name, size in self.memory.items() if size)
+            + f" = {human_bytes(self.memory.total)}" + self._fits(),
+        ]
+        return lines + list(self.notes)
+
+    def _fits(self) -> str:
+        if self.device_memory is None:
+            return ""
+        share = self.memory.total / self.device_memory
+        verdict = "fits" if share <= 0.9 else "does NOT fit; lower train.batch_size or the model size"
+        return f" of {human_bytes(self.device_memory)} ({share:.1%}: {verdict})"
+
+
+def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: torch.device | GPU) -> Estimate:
+    """Predict the training time and memory of ``model`` on ``data`` as ``cfg.train`` says.
+
+    ``device`` is a ``torch.device`` here (measured: matmul probe, timed steps) or a ``GPU`` from
+    the nominal table (datasheet peak, assumed efficiency). The model and the global RNG are left
+    exactly as they were.
+    """
+    tc = cfg.train
+    local = isinstance(device, torch.device)
+    where = device if local else torch.device("cpu")  # FLOPs do not depend on the device: count them here
+    loss_fn = build_loss(resolve_loss(data.task, tc.loss))
+    x, y, x_val = data.x_train.to(where), data.y_train.to(where), data.x_val.to(where)
+    batches = TensorBatches(x, y, tc.batch_size)
+    batch = batches.batch_size
+    with torch.random.fork_rng(devices=[where.index or 0] if where.type == "cuda" else []):
+        model_here = model.to(where) if local else _cpu_copy(model)
+        step = profile_step(model_here, x[:batch], y[:batch], loss_fn, autocast(where, tc.precision), tc.optimizer)
+        notes: list[str] = []
+        if local:
+            peak, peak_source = matmul_peak(where, DTYPES[tc.precision]), "measured by a matmul probe"
+            timing = time_steps(tc, model_here, x, y, loss_fn, batch)
+            seconds_per_step, step_source = timing.seconds_per_step, f"measured over {timing.steps} steps"
+            validation = time_validation(model_here, x_val, cfg.evaluate.batch_size)
+            if tc.compile:
+                notes.append(f"note: torch.compile warm-up took {_duration(timing.warmup_seconds)} on the timing copy; "
+                             "the run compiles again on its first steps (cached, usually faster)")
+            if tc.precision != "fp32":
+                fp32 = matmul_peak(where, torch.float32)
+                if fp32 > peak:
+                    notes.append(f"note: {tc.precision} matmuls run at {_si(peak)}FLOP/s here, fp32 at {_si(fp32)}FLOP/s: "
+                                 f"this device has no fast {tc.precision}; train.precision: fp32 would be faster")
+            label, capacity = device_label(where), device_memory(where)
+        else:
+            peak, peak_source = device.peak(tc.precision), f"nominal, {device.source}"
+            # The larger of the FLOP time at the assumed efficiency and the operators' host time.
+            sustained, host = peak * ASSUMED_EFFICIENCY, ASSUMED_SECONDS_PER_OPERATOR
+            seconds_per_step = max(step.total / sustained, step.operators * host)
+            step_source = (f"assumed, nothing timed: {ASSUMED_EFFICIENCY:.0%} of peak, or at least {step.operators} operators "
+                           f"x {host * 1e6:.0f} us of host time per step when that is longer")
+            val_batches = -(-len(x_val) // cfg.evaluate.batch_size)
+            validation = max(step.forward / batch * len(x_val) / sustained, val_batches * step.forward_operators * host)
+            label, capacity = f"{device.label} (nominal)", int(device.memory_gb * 1024**3)
+    data_bytes = 2 * _nbytes(x, y) + _nbytes(x_val, data.y_val)  # training split + each epoch's shuffled copy
+    memory = training_memory(model, tc.optimizer, step.saved_bytes, data_bytes)
+    if state_copies(tc.optimizer):
+        notes.insert(0, f"note: optimizer state is {state_copies(tc.optimizer)} x the trainable parameters ({tc.optimizer.name})")
+    return Estimate(
+        device=label, precision=tc.precision, epochs=tc.epochs, batch_size=batch, steps_per_epoch=len(batches),
+        train_rows=len(x), val_rows=len(x_val), step=step, peak_flops_per_second=peak, peak_source=peak_source,
+        seconds_per_step=seconds_per_step, step_source=step_source, validation_seconds=validation,
+        memory=memory, device_memory=capacity, notes=tuple(notes),
+    )
+
+
+def compute_metrics(est: Estimate, train_seconds: float, epochs: int) -> dict:
+    """``metrics.json["compute"]``: what the run achieved against what was estimated.
+
+    FLOPs per sample are the step's FLOPs / batch size (exact for models linear in the batch:
+    MLPs, CNNs, RNNs), so a partial last batch is not over-counted.
+    """
+    samples, steps = epochs * est.train_rows, epochs * est.steps_per_epoch
+    achieved = est.flops_per_step / est.batch_size * samples / train_seconds
+    return {
+        "estimated_seconds": est.seconds_for(epochs),
+        "train_seconds": train_seconds,
+        "samples_per_second": samples / train_seconds,
+        "steps_per_second": steps / train_seconds,
+        "flops_per_step": est.flops_per_step,
+        "achieved_flops_per_second": achieved,
+        "peak_flops_per_second": est.peak_flops_per_second,
+        "mfu": achieved / est.peak_flops_per_second,
+        "device": est.device,
+    }
+
+
+def compute_summary(compute: dict, epochs: int) -> str:
+    """One line, printed after training."""
+    ratio = compute["train_seconds"] / compute["estimated_seconds"]
+    return (f"trained {epochs} epochs in {_duration(compute['train_seconds'])} (estimated {_duration(compute['estimated_seconds'])}, "
+            f"actual/estimate {ratio:.2f}): {compute['samples_per_second']:,.0f} samples/s, "
+            f"{_si(compute['achieved_flops_per_second'])}FLOP/s, MFU {_percent(compute['mfu'])} of the measured peak")
+
+
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    return copy.deepcopy(model).to("cpu")
+
+
+def _nbytes(*tensors: torch.Tensor) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _si(value: float) -> str:
+    """``1.5e9 -> "1.50 G"``: a number and an SI prefix, to put before a unit."""
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}"
+    return f"{value:.3g} "
+
+
+def _percent(share: float) -> str:
+    """Two significant digits below 1% (``0.0031 -> "0.31%"``), one decimal above."""
+    return f"{share:.1%}" if share >= 0.01 else f"{share * 100:.2g}%"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
