@@ -83,6 +83,8 @@ def fit(run: Fit) -> Fit:
                 loss = run.loss_fn(model(xb), yb)
                 optimizer.zero_grad(set_to_none=True)
                 (loss + weight_penalty(model, cfg.l1, cfg.l2) if penalized else loss).backward()
+                for cb in run.callbacks:
+                    cb.on_after_backward(run)  # the raw gradients, before clipping and the step
                 if cfg.clip_grad_value is not None:
                     nn.utils.clip_grad_value_(model.parameters(), cfg.clip_grad_value)
                 if cfg.clip_grad_norm is not None:
@@ -99,7 +101,8 @@ def fit(run: Fit) -> Fit:
                 kept = f"the last good checkpoint (epoch {run.epoch}) is kept" if run.epoch else "no epoch finished, so there is no checkpoint"
                 raise TrainingDiverged(
                     f"the training loss became {train_loss} in epoch {epoch}; {kept}. "
-                    "Lower train.optimizer.lr, set train.clip_grad_norm (e.g. 1.0), or check the data for extreme values"
+                    "Lower train.optimizer.lr, set train.clip_grad_norm (e.g. 1.0), or check the data for extreme values",
+                    epoch=epoch, loss=train_loss,
                 )
             logs = {"epoch": epoch, "train_loss": train_loss, **run.validate(model), "lr": optimizer.param_groups[0]["lr"]}
             run.schedule.step_epoch(logs["val_loss"])
