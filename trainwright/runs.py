@@ -55,6 +55,10 @@ class RunDir:
         self.model_info = self.path / "model.json"
         self.history = self.path / "history.csv"
         self.metrics = self.path / "metrics.json"
+        self.gradients = self.path / "gradients.json"
+        self.predictions = self.path / "predictions_test.csv"
+        self.diagnosis = self.path / "diagnosis.json"
+        self.report = self.path / "report.html"
         self.checkpoint = self.path / "checkpoints" / "last.safetensors"
 
     @classmethod
