@@ -1,4 +1,4 @@
-"""``train``: config -> data -> model -> fit -> evaluate -> run directory.
+"""``train``: config -> data -> model -> fit -> evaluate (+ baselines) -> diagnose -> report, into a run directory.
 
 Each stage reads what the previous one produced and writes its own files into the run
 directory, so a run can be resumed, inspected and predicted from later.
@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -20,16 +21,20 @@ from torch import nn
 from trainwright.config import Config, load_config
 from trainwright.data.batches import TensorBatches
 from trainwright.data.tabular import TabularData, prepare_tabular
-from trainwright.errors import TrainwrightError
+from trainwright.errors import TrainingDiverged, TrainwrightError
+from trainwright.evaluate.baselines import fit_baselines, verdict
+from trainwright.evaluate.diagnose import diagnose_run, print_findings
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.files import atomic_write
 from trainwright.models.custom import CustomConfig
 from trainwright.models.registry import build_model
+from trainwright.models.summary import layer_summary
+from trainwright.report import write_report
 from trainwright.runs import RunDir, TrainedModel, default_run_name, environment, load, save_weights, score, unique_name
-from trainwright.training.callbacks import Checkpoint, EarlyStopping, HistoryCSV, ProgressBar
+from trainwright.training.callbacks import Checkpoint, EarlyStopping, GradientStats, HistoryCSV, ProgressBar
 from trainwright.training.checkpoint import load_state
 from trainwright.training.loop import Fit, fit
-from trainwright.training.losses import build_loss, resolve_loss
+from trainwright.training.losses import build_loss, probabilities, resolve_loss
 from trainwright.training.optim import Schedule, build_optimizer
 
 
@@ -100,6 +105,10 @@ def train(
         run_dir.write_json(run_dir.environment, environment(device, cfg.train.seed))
         run_dir.write_json(run_dir.data, data.summary)
         pre.save(run_dir.path)
+        run_dir.write_json(run_dir.model_info, {
+            "type": cfg.model.type, "in_features": pre.n_features, "out_features": pre.n_outputs, "parameters": n_params,
+            **layer_summary(module, pre.n_features),
+        })
     else:
         check_same_data(run_dir, data)
 
@@ -113,32 +122,70 @@ def train(
             raise TrainwrightError(f"{run_dir.path} already trained {run.epoch} epochs; to train longer pass --set train.epochs=N with N > {run.epoch}")
         console.print(f"resuming {run_dir.path} after epoch {run.epoch}", highlight=False)
     started = time.perf_counter()
-    fit(run)
+    try:
+        fit(run)
+    except TrainingDiverged as error:
+        # The run failed, but its history and gradient norms show why: diagnose and report it.
+        finish_failed_run(run_dir, {"epoch": error.epoch, "loss": error.loss, "lr": run.optimizer.param_groups[0]["lr"]}, console)
+        raise
     seconds = previous_seconds + time.perf_counter() - started
     if run.stop_reason:
         console.print(run.stop_reason, highlight=False)
 
     # ④ Evaluate the restored best weights on the untouched test split.
     stopper = next(cb for cb in run.callbacks if isinstance(cb, EarlyStopping))
+    test_outputs = outputs_for(module, data.x_test, device, cfg)
     metrics = {
         "task": data.task,
-        "test": score(outputs_for(module, data.x_test, device, cfg), data.y_test, pre),
+        "test": score(test_outputs, data.y_test, pre),
         "val": score(outputs_for(module, data.x_val, device, cfg), data.y_val, pre),
+        "train": score(outputs_for(module, data.x_train, device, cfg), data.y_train, pre),
         "held_out": data.held_out,
         "best_epoch": stopper.best_epoch,
         "epochs": run.epoch,
         "train_seconds": seconds,
         "stopped_early": run.stop_reason,
     }
-    for split in ("test", "val"):
+    for split in ("test", "val", "train"):
         matrix = metrics[split].pop("confusion_matrix", None)
         if split == "test" and matrix is not None:
             metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
+    if cfg.evaluate.baseline:
+        metrics["baselines"] = fit_baselines(data)
     save_weights(run_dir.weights, module)
-    run_dir.write_json(run_dir.model_info, {"type": cfg.model.type, "in_features": pre.n_features, "out_features": pre.n_outputs, "parameters": n_params})
+    write_test_predictions(run_dir, test_outputs, data)
     run_dir.write_json(run_dir.metrics, metrics)
     print_metrics(console, metrics)
+
+    # ⑤ Diagnose the training and write the report, both from the run directory alone.
+    findings = diagnose_run(run_dir.path)
+    run_dir.write_json(run_dir.diagnosis, {"findings": findings})
+    print_findings(console, findings)
+    console.print(f"report: {write_report(run_dir.path)}", highlight=False, soft_wrap=True)
     return Run(run_dir.path, cfg, metrics, run.history)
+
+
+def finish_failed_run(run_dir: RunDir, diverged: dict, console: Console) -> None:
+    """After a NaN loss: write and print the diagnosis, and the report of what did happen."""
+    findings = diagnose_run(run_dir.path, diverged=diverged)
+    run_dir.write_json(run_dir.diagnosis, {"findings": findings})
+    print_findings(console, findings)
+    console.print(f"report: {write_report(run_dir.path)}", highlight=False, soft_wrap=True)
+
+
+def write_test_predictions(run_dir: RunDir, outputs: torch.Tensor, data: TabularData) -> None:
+    """The test rows' true values, predictions and class probabilities (original units and labels),
+    so the report draws ROC curves or residuals from the run directory alone."""
+    pre = data.preprocessor
+    frame = pd.DataFrame({"actual": pre.decode_target(data.y_test.numpy())})
+    if data.task == "regression":
+        frame["predicted"] = pre.decode_target(outputs.numpy())
+    else:
+        probs = probabilities(outputs, data.task).numpy()  # (N, C)
+        frame["predicted"] = pre.decode_target(probs.argmax(1))
+        for i in range(probs.shape[1]):
+            frame[f"p{i}"] = probs[:, i]  # column i is class pre.classes[i] (labels may be any text)
+    atomic_write(run_dir.predictions, frame.to_csv(index=False))
 
 
 def build_fit(cfg: Config, module: nn.Module, data: TabularData, device: torch.device, run_dir: RunDir, console: Console) -> Fit:
@@ -151,6 +198,7 @@ def build_fit(cfg: Config, module: nn.Module, data: TabularData, device: torch.d
     callbacks = [
         EarlyStopping(tc.early_stopping),
         HistoryCSV(run_dir.history),
+        GradientStats(run_dir.gradients),  # before Checkpoint, so a checkpoint holds this epoch's norms
         Checkpoint(run_dir.checkpoint),
         ProgressBar(console, tc.epochs, len(batches), tc.early_stopping.monitor),
     ]
@@ -232,13 +280,22 @@ def print_metrics(console: Console, metrics: dict) -> None:
     where = "test split" if metrics["held_out"] else "training rows (the set was too small to hold any out)"
     table = Table(title=f"metrics on the {where}", title_justify="left")
     table.add_column("metric")
-    table.add_column("test", justify="right")
-    table.add_column("val", justify="right")
+    for split in ("test", "val", "train"):
+        table.add_column(split, justify="right")
     for key, value in metrics["test"].items():
-        val = metrics["val"].get(key)
-        table.add_row(key, _fmt(value), _fmt(val))
+        table.add_row(key, _fmt(value), _fmt(metrics["val"].get(key)), _fmt(metrics["train"].get(key)))
     console.print(table)
     console.print(f"best epoch {metrics['best_epoch']} of {metrics['epochs']}, {metrics['train_seconds']:.2f} s training", highlight=False)
+    baselines = metrics.get("baselines")
+    if baselines:
+        table = Table(title="the network beside classical baselines, same split (test)", title_justify="left")
+        table.add_column("metric")
+        for name in ("network", *baselines):
+            table.add_column(name, justify="right")
+        for key, value in metrics["test"].items():
+            table.add_row(key, _fmt(value), *(_fmt(scores.get(key)) for scores in baselines.values()))
+        console.print(table)
+        console.print(verdict(metrics), highlight=False, soft_wrap=True)
 
 
 def _fmt(value: float | None) -> str:

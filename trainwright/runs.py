@@ -10,10 +10,14 @@ runs/<name>/
 ├── model.safetensors      the trained (best) weights
 ├── model.json             architecture facts: family, input and output widths, parameters
 ├── history.csv            one row per epoch
-├── metrics.json           test and validation metrics, best epoch, epochs, seconds
+├── gradients.json         per epoch: gradient norm per layer, share of dead ReLU units
+├── metrics.json           test/validation/training metrics, baselines, best epoch, epochs, seconds
+├── predictions_test.csv   the test rows' true values, predictions and class probabilities
+├── diagnosis.json         what went wrong in training: findings with evidence and remedies
+├── report.html            the HTML report of all of the above
 └── checkpoints/last.safetensors   everything needed to resume
 ```
-Later stages (predict, evaluate) read only this directory, so they work on yesterday's runs.
+Later stages (predict, evaluate, report) read only this directory, so they work on yesterday's runs.
 """
 
 from __future__ import annotations
