@@ -25,9 +25,7 @@ from trainwright.evaluate.baselines import verdict
 from trainwright.evaluate.diagnose import diagnose_run, read_history
 from trainwright.files import atomic_write
 from trainwright.report import plots
-from trainwright.runs import RunDir
-
-KEY_METRIC = {"regression": "r2", "binary": "accuracy", "multiclass": "accuracy"}
+from trainwright.runs import KEY_METRIC, RunDir
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("trainwright.report", "templates"),
