@@ -16,7 +16,8 @@ from trainwright.training.checkpoint import load_state
 from helpers import run_cli
 
 RUN_FILES = {"config.yaml", "environment.json", "data.json", "preprocessor.skops", "preprocessor.json",
-             "model.safetensors", "model.json", "history.csv", "metrics.json", "checkpoints"}
+             "model.safetensors", "model.json", "history.csv", "metrics.json", "checkpoints",
+             "gradients.json", "predictions_test.csv", "diagnosis.json", "report.html"}
 
 
 def test_datasets_lists_the_builtins():
@@ -126,3 +127,47 @@ def test_train_prints_the_estimate_before_and_the_measurement_after(tmp_path):
     assert before < after and "actual/estimate" in lines[after] and "MFU" in lines[after]
     compute = json.loads((Path(lines[-1]) / "metrics.json").read_text())["compute"]
     assert compute["flops_per_step"] > 0 and compute["device"].startswith("cpu")
+
+
+def test_train_ends_with_baselines_a_diagnosis_and_the_report(tmp_path):
+    result = run_cli("train", "--data", "iris", "--runs-dir", str(tmp_path), "--name", "iris")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == str(tmp_path / "iris")
+    assert lines[-2] == f"report: {tmp_path / 'iris' / 'report.html'}"
+    assert "diagnosis: no training problems found" in result.stdout
+    assert "logistic_regression" in result.stdout and "hist_gradient_boosting" in result.stdout
+    assert "On the test rows" in result.stdout
+    metrics = json.loads((tmp_path / "iris" / "metrics.json").read_text())
+    assert set(metrics["baselines"]) == {"logistic_regression", "hist_gradient_boosting"}
+    assert json.loads((tmp_path / "iris" / "diagnosis.json").read_text()) == {"findings": []}
+
+
+def test_runs_lists_and_compare_diffs_configs_and_metrics(tmp_path):
+    runs = tmp_path / "runs"
+    for name, lr in (("slow", "0.001"), ("fast", "0.01")):
+        result = run_cli("train", "--data", "iris", "--runs-dir", str(runs), "--name", name, "--set", "train.epochs=5",
+                         "--set", f"train.optimizer.lr={lr}", "--set", "evaluate.baseline=false")
+        assert result.returncode == 0, result.stderr
+    (runs / "not-a-run").mkdir()  # ignored: no config.yaml
+
+    result = run_cli("runs", str(runs))
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "iris" in line and "mlp" in line]
+    assert len(rows) == 2 and "not-a-run" not in result.stdout
+    slow = json.loads((runs / "slow" / "metrics.json").read_text())
+    row = next(line for line in rows if "slow" in line)
+    assert f"accuracy {slow['test']['accuracy']:.4f}" in row and " 5 " in row
+
+    result = run_cli("compare", str(runs / "slow"), str(runs / "fast"))
+    assert result.returncode == 0, result.stderr
+    assert "train.optimizer.lr" in result.stdout and "0.001" in result.stdout and "0.01" in result.stdout
+    assert "data.source" not in result.stdout  # only what differs
+    assert "accuracy" in result.stdout and "train_seconds" in result.stdout
+
+
+def test_runs_and_compare_reject_bad_input_in_one_line(tmp_path):
+    for args in (("runs", str(tmp_path / "nowhere")), ("compare", str(tmp_path)), ("compare", str(tmp_path), str(tmp_path / "x"))):
+        result = run_cli(*args)
+        assert result.returncode == 2, args
+        assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

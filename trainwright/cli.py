@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trainwright.errors import TrainwrightError
@@ -196,6 +197,69 @@ def make_shapes(
     written = write_shapes(folder, per_class=per_class, size=size, classes=names, seed=seed, console=console)
     console.print(f"wrote {written} images ({len(names)} classes x {per_class}, {size}x{size} RGB PNG) to {folder}")
     print(folder, flush=True)
+
+
+@app.command()
+@user_errors
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")]) -> None:
+    """Write the run's HTML report (report.html in the run directory) and print its path."""
+    from trainwright.report import write_report
+
+    console.print(str(write_report(run_dir)), soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def runs(runs_dir: Annotated[Path, typer.Argument(help="the directory train wrote runs into")] = Path("runs")) -> None:
+    """List the runs in a directory: data, model, key test metric, epochs, training time."""
+    from trainwright.runs import list_runs
+
+    found = list_runs(runs_dir)
+    if not found:
+        console.print(f"no runs in {runs_dir}")
+        return
+    table = Table(title=f"runs in {runs_dir}", title_justify="left")
+    for column, justify in (("run", "left"), ("data", "left"), ("model", "left"), ("test metric", "right"),
+                            ("epochs", "right"), ("time", "right"), ("started", "left")):
+        table.add_column(column, justify=justify)
+    for r in found:
+        metric = f"{r['metric']} {r['value']:.4f}" if r["value"] is not None else ("-" if r["finished"] else "did not finish")
+        seconds = f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-"
+        started = (r["started"] or "-")[:16].replace("T", " ")  # 2026-01-01T12:00:00+0000 -> 2026-01-01 12:00
+        table.add_row(*(escape(str(cell)) for cell in (r["name"], r["data"] or "-", r["model"] or "-", metric, r["epochs"] or "-", seconds, started)))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def compare(run_dirs: Annotated[list[Path], typer.Argument(help="two or more run directories")]) -> None:
+    """Show how the runs' configs differ and their test metrics side by side."""
+    from trainwright.runs import compare_runs
+
+    names, differ, metrics = compare_runs(run_dirs)
+    if differ:
+        table = Table(title="config keys that differ", title_justify="left")
+        table.add_column("key")
+        for name in names:
+            table.add_column(escape(name))
+        for key, values in differ.items():
+            table.add_row(escape(key), *(escape(json.dumps(value)) for value in values))
+        console.print(table)
+    else:
+        console.print("the configs are identical")
+    table = Table(title="test metrics", title_justify="left")
+    table.add_column("metric")
+    for name in names:
+        table.add_column(escape(name), justify="right")
+    for key, values in metrics.items():
+        table.add_row(key, *(_cell(value) for value in values))
+    console.print(table)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def write_table(frame, path: Path) -> None:

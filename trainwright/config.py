@@ -277,6 +277,7 @@ class TrainConfig(Frozen):
 
 class EvaluateConfig(Frozen):
     batch_size: int = Field(4096, ge=1)
+    baseline: bool = Field(True, description="also fit logistic/ridge regression and HistGradientBoosting on the same split")
 
 
 class CalibrateConfig(Frozen):

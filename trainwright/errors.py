@@ -14,4 +14,8 @@ class TrainwrightError(Exception):
 
 
 class TrainingDiverged(TrainwrightError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss became NaN or infinite in ``epoch``; the last good checkpoint is kept."""
+
+    def __init__(self, message: str, *, epoch: int = 0, loss: float = float("nan")):
+        super().__init__(message)
+        self.epoch, self.loss = epoch, loss

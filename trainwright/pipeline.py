@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -23,17 +24,21 @@ from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config, load_config
 from trainwright.data.batches import TensorBatches
 from trainwright.data.prepare import Prepared, prepare_data, with_input_stage
-from trainwright.errors import TrainwrightError
+from trainwright.errors import TrainingDiverged, TrainwrightError
+from trainwright.evaluate.baselines import fit_baselines
+from trainwright.evaluate.diagnose import diagnose_run, print_findings
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.files import atomic_write
 from trainwright.models.custom import CustomConfig
 from trainwright.models.registry import build_model
+from trainwright.models.summary import layer_summary
+from trainwright.report import write_report
 from trainwright.runs import RunDir, TrainedModel, default_run_name, environment, load, save_weights, score, unique_name
-from trainwright.training.callbacks import Checkpoint, EarlyStopping, HistoryCSV, ProgressBar
+from trainwright.training.callbacks import Checkpoint, EarlyStopping, GradientStats, HistoryCSV, ProgressBar
 from trainwright.training.checkpoint import load_state
 from trainwright.training.compiled import compile_forward
 from trainwright.training.loop import Fit, fit
-from trainwright.training.losses import build_loss, resolve_loss
+from trainwright.training.losses import LossFn, build_loss, probabilities, resolve_loss
 from trainwright.training.optim import Schedule, build_optimizer
 from trainwright.training.precision import check_precision, grad_scaler
 
@@ -85,11 +90,32 @@ def train(
     data = prepare_data(cfg.data)
     for line in data.report_lines():
         console.print(line, highlight=False, soft_wrap=True)
-    device = resolve_device(cfg.train.device)
-
     # ② Model: seeded, so the same config gives the same initial weights.
-    pre = data.preprocessor
     module = build_module(cfg, data, model)
+    return train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=run_dir, console=console)
+
+
+def train_prepared(
+    cfg: Config,
+    data: Prepared,
+    module: nn.Module,
+    *,
+    runs_dir: str | Path = "runs",
+    name: str | None = None,
+    resume: RunDir | None = None,
+    console: Console | None = None,
+    loss_fn: LossFn | None = None,
+    train_targets: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+) -> Run:
+    """Stages ③-⑤ on prepared data and a built model: fit, evaluate, diagnose, report.
+
+    Other recipes reuse it with their own loss: distillation passes ``loss_fn`` and
+    ``train_targets`` = (labels, teacher outputs), which travel through the same shuffled batches.
+    """
+    console = console or Console()
+    run_dir = resume
+    device = resolve_device(cfg.train.device)
+    pre = data.preprocessor
     check_precision(device, cfg.train.precision)
     module = module.to(device)
     n_params = sum(p.numel() for p in module.parameters())
@@ -106,11 +132,15 @@ def train(
         run_dir.write_json(run_dir.environment, environment(device, cfg.train.seed))
         run_dir.write_json(run_dir.data, data.summary)
         pre.save(run_dir.path)
+        run_dir.write_json(run_dir.model_info, {
+            "type": cfg.model.type, "input_shape": list(data.input_shape), "out_features": pre.n_outputs, "parameters": n_params,
+            **layer_summary(module, data.input_shape),
+        })
     else:
         check_same_data(run_dir, data)
 
     # ③ Fit.
-    run = build_fit(cfg, module, data, device, run_dir, console)
+    run = build_fit(cfg, module, data, device, run_dir, console, loss_fn, train_targets)
     if cfg.train.compile:
         compile_forward(module)  # in place: state_dict keys stay the same, so weights and checkpoints load without it
     previous_seconds = 0.0
@@ -121,7 +151,12 @@ def train(
             raise TrainwrightError(f"{run_dir.path} already trained {run.epoch} epochs; to train longer pass --set train.epochs=N with N > {run.epoch}")
         console.print(f"resuming {run_dir.path} after epoch {run.epoch}", highlight=False)
     started = time.perf_counter()
-    fit(run)
+    try:
+        fit(run)
+    except TrainingDiverged as error:
+        # The run failed, but its history and gradient norms show why: diagnose and report it.
+        finish_failed_run(run_dir, {"epoch": error.epoch, "loss": error.loss, "lr": run.optimizer.param_groups[0]["lr"]}, console)
+        raise
     seconds = previous_seconds + time.perf_counter() - started
     if run.stop_reason:
         console.print(run.stop_reason, highlight=False)
@@ -133,6 +168,7 @@ def train(
         "task": data.task,
         "test": score(test_outputs, data.y_test, pre),
         "val": score(val_outputs, data.y_val, pre),
+        "train": score(outputs_for(module, data.x_train, device, cfg), data.y_train, pre),
         "held_out": data.held_out,
         "best_epoch": stopper.best_epoch,
         "epochs": run.epoch,
@@ -140,12 +176,14 @@ def train(
         "stopped_early": run.stop_reason,
         "compute": compute_metrics(est, seconds, run.epoch),
     }
-    for split in ("test", "val"):
+    for split in ("test", "val", "train"):
         matrix = metrics[split].pop("confusion_matrix", None)
         if split == "test" and matrix is not None:
             metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
+    if cfg.evaluate.baseline and data.input_shape == (pre.n_features,) and hasattr(pre, "feature_columns"):  # tables only
+        metrics["baselines"] = fit_baselines(data)
     save_weights(run_dir.weights, module)
-    run_dir.write_json(run_dir.model_info, {"type": cfg.model.type, "input_shape": list(data.input_shape), "out_features": pre.n_outputs, "parameters": n_params})
+    write_test_predictions(run_dir, test_outputs, data)
     run_dir.write_json(run_dir.metrics, metrics)
     data.save_evaluation(run_dir.path, test_outputs)  # images: misclassified.png
     print_metrics(console, metrics)
@@ -155,7 +193,37 @@ def train(
     if cfg.calibrate is not None:
         result = calibrate_outputs(run_dir.path, cfg.calibrate.method, data.task, (val_outputs, data.y_val), (test_outputs, data.y_test))
         print_calibration(console, result)
+
+    # ⑥ Diagnose the training and write the report, both from the run directory alone.
+    findings = diagnose_run(run_dir.path)
+    run_dir.write_json(run_dir.diagnosis, {"findings": findings})
+    print_findings(console, findings)
+    console.print(f"report: {write_report(run_dir.path)}", highlight=False, soft_wrap=True)
     return Run(run_dir.path, cfg, metrics, run.history)
+
+
+def finish_failed_run(run_dir: RunDir, diverged: dict, console: Console) -> None:
+    """After a NaN loss: write and print the diagnosis, and the report of what did happen."""
+    findings = diagnose_run(run_dir.path, diverged=diverged)
+    run_dir.write_json(run_dir.diagnosis, {"findings": findings})
+    print_findings(console, findings)
+    console.print(f"report: {write_report(run_dir.path)}", highlight=False, soft_wrap=True)
+
+
+def write_test_predictions(run_dir: RunDir, outputs: torch.Tensor, data: Prepared) -> None:
+    """The test rows' true values, predictions and class probabilities (original units and labels),
+    so the report draws ROC curves or residuals from the run directory alone."""
+    pre = data.preprocessor
+    frame = pd.DataFrame({"actual": pre.decode_target(data.y_test.numpy())})
+    if data.task == "regression":
+        frame["predicted"] = pre.decode_target(outputs.numpy())
+    else:
+        probs = probabilities(outputs, data.task).numpy()  # (N, C)
+        frame["predicted"] = pre.decode_target(probs.argmax(1))
+        for i in range(probs.shape[1]):
+            frame[f"p{i}"] = probs[:, i]  # column i is class pre.classes[i] (labels may be any text)
+    atomic_write(run_dir.predictions, frame.to_csv(index=False))
+
 
 
 def estimate(
@@ -212,23 +280,29 @@ def resolve_target(name: str):
     return gpu
 
 
-def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.device, run_dir: RunDir, console: Console) -> Fit:
+def build_fit(
+    cfg: Config, module: nn.Module, data: Prepared, device: torch.device, run_dir: RunDir, console: Console,
+    loss_fn: LossFn | None = None, train_targets: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+) -> Fit:
     """Everything the loop needs: batches on the device, loss, optimizer, schedule, callbacks."""
     tc = cfg.train
-    loss_fn = build_loss(resolve_loss(data.task, tc.loss))
-    batches = TensorBatches(data.x_train.to(device), data.y_train.to(device), tc.batch_size, drop_singleton=has_batch_norm(module),
+    task_loss = build_loss(resolve_loss(data.task, tc.loss))  # validation always scores the task's own loss
+    targets = data.y_train if train_targets is None else train_targets
+    targets = tuple(t.to(device) for t in targets) if isinstance(targets, tuple) else targets.to(device)
+    batches = TensorBatches(data.x_train.to(device), targets, tc.batch_size, drop_singleton=has_batch_norm(module),
                             transform=data.train_transform)  # image augmentation, training batches only
     optimizer = build_optimizer(tc.optimizer, module.parameters())
     schedule = Schedule(tc.schedule, optimizer, tc.epochs, math.ceil(len(batches) / tc.accumulate))  # optimizer steps per epoch
     callbacks = [
         EarlyStopping(tc.early_stopping),
+        GradientStats(run_dir.gradients),  # before Checkpoint, so a checkpoint holds this epoch's norms
         HistoryCSV(run_dir.history),
         Checkpoint(run_dir.checkpoint),
         ProgressBar(console, tc.epochs, len(batches), tc.early_stopping.monitor),
     ]
     generator = torch.Generator(device=device).manual_seed(tc.seed)
-    validate = make_validate(loss_fn, data.x_val.to(device), data.y_val.to(device), data.task, cfg.evaluate.batch_size)
-    return Fit(module, optimizer, schedule, loss_fn, batches, validate, tc, generator, callbacks, scaler=grad_scaler(device, tc.precision))
+    validate = make_validate(task_loss, data.x_val.to(device), data.y_val.to(device), data.task, cfg.evaluate.batch_size)
+    return Fit(module, optimizer, schedule, loss_fn or task_loss, batches, validate, tc, generator, callbacks, scaler=grad_scaler(device, tc.precision))
 
 
 def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:

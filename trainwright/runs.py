@@ -10,11 +10,15 @@ runs/<name>/
 ├── model.safetensors      the trained (best) weights
 ├── model.json             architecture facts: family, input and output widths, parameters
 ├── history.csv            one row per epoch
-├── metrics.json           test and validation metrics, best epoch, epochs, seconds
+├── gradients.json         per epoch: gradient norm per layer, share of dead ReLU units
+├── metrics.json           test/validation/training metrics, baselines, best epoch, epochs, seconds
 ├── misclassified.png      images only: a grid of the misclassified test images
+├── predictions_test.csv   the test rows' true values, predictions and class probabilities
+├── diagnosis.json         what went wrong in training: findings with evidence and remedies
+├── report.html            the HTML report of all of the above
 └── checkpoints/last.safetensors   everything needed to resume
 ```
-Later stages (predict, evaluate) read only this directory, so they work on yesterday's runs.
+Later stages (predict, evaluate, report) read only this directory, so they work on yesterday's runs.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ class RunDir:
         self.model_info = self.path / "model.json"
         self.history = self.path / "history.csv"
         self.metrics = self.path / "metrics.json"
+        self.gradients = self.path / "gradients.json"
+        self.predictions = self.path / "predictions_test.csv"
+        self.diagnosis = self.path / "diagnosis.json"
+        self.report = self.path / "report.html"
         self.checkpoint = self.path / "checkpoints" / "last.safetensors"
 
     @classmethod
@@ -247,6 +255,87 @@ def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu
     target = torch.device(device)
     calibrator = load_calibrator(run.path) if calibrated else None
     return TrainedModel(config, preprocessor, module.to(target).eval(), target, calibrator)
+
+
+KEY_METRIC = {"regression": "r2", "binary": "accuracy", "multiclass": "accuracy"}
+
+
+def summarize_run(run: RunDir) -> dict:
+    """One line's worth of facts about a run, for ``trainwright runs``: data, model, key test metric, epochs, time."""
+    def optional(path: Path) -> dict:
+        try:
+            return run.read_json(path) if path.is_file() else {}
+        except TrainwrightError:
+            return {}
+
+    data, model, metrics, env = optional(run.data), optional(run.model_info), optional(run.metrics), optional(run.environment)
+    task = data.get("task") or metrics.get("task")
+    key = KEY_METRIC.get(task or "", "accuracy")
+    return {
+        "name": run.path.name,
+        "path": run.path,
+        "data": data.get("name") or data.get("source"),
+        "model": model.get("type"),
+        "parameters": model.get("parameters"),
+        "task": task,
+        "metric": key,
+        "value": (metrics.get("test") or {}).get(key),
+        "epochs": metrics.get("epochs"),
+        "seconds": metrics.get("train_seconds"),
+        "started": env.get("started"),
+        "finished": bool(metrics),
+    }
+
+
+def list_runs(runs_dir: str | Path) -> list[dict]:
+    """Every run directory directly under ``runs_dir``, oldest first.
+
+    Example:
+        >>> [r["name"] for r in list_runs("runs")]
+        ['digits-mlp-20260101-120000', 'iris-mlp-20260101-121500']
+    """
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise TrainwrightError(f"{root} is not a directory; `trainwright runs DIR` lists the runs that `train --runs-dir DIR` wrote")
+    runs = [summarize_run(RunDir(path)) for path in root.iterdir() if (path / "config.yaml").is_file()]
+    return sorted(runs, key=lambda r: (r["started"] or "", r["name"]))
+
+
+def compare_runs(run_dirs: list[str | Path]) -> tuple[list[str], dict[str, list], dict[str, list]]:
+    """Names, the config keys whose values differ (``{dotted.key: [value per run]}``) and the
+    test metrics side by side (``{metric: [value per run]}``, with epochs and training time).
+
+    Example:
+        >>> names, differ, metrics = compare_runs(["runs/a", "runs/b"])
+        >>> differ
+        {'train.optimizer.lr': [0.001, 0.01]}
+    """
+    if len(run_dirs) < 2:
+        raise TrainwrightError("compare needs at least two run directories, e.g. trainwright compare runs/a runs/b")
+    runs = [RunDir.open(path) for path in run_dirs]
+    configs = [_flatten(load_config(run.config).to_dict()) for run in runs]
+    keys = list(dict.fromkeys(key for config in configs for key in config))
+    missing = object()
+    differ = {key: [config.get(key) for config in configs] for key in keys
+              if len({repr(config.get(key, missing)) for config in configs}) > 1}
+    summaries = [summarize_run(run) for run in runs]
+    tests = [(run.read_json(run.metrics).get("test") or {}) if run.metrics.is_file() else {} for run in runs]
+    metric_names = list(dict.fromkeys(name for test in tests for name in test))
+    metrics: dict[str, list] = {name: [test.get(name) for test in tests] for name in metric_names}
+    metrics["epochs"] = [s["epochs"] for s in summaries]
+    metrics["train_seconds"] = [s["seconds"] for s in summaries]
+    return [run.path.name for run in runs], differ, metrics
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"optimizer": {"lr": 0.1}}}`` -> ``{"train.optimizer.lr": 0.1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def read_rows(path: str | Path) -> pd.DataFrame:

@@ -25,3 +25,10 @@ def test_batch_norm_never_gets_a_single_sample():
     batches = TensorBatches(torch.randn(9, 2), torch.zeros(9), 4, drop_singleton=True)
     assert [len(xb) for xb, _ in batches.epoch(torch.Generator())] == [4, 4]
     assert len(batches) == 2
+
+
+def test_a_tuple_of_targets_stays_aligned_with_its_rows():
+    x = torch.arange(12).float().unsqueeze(1)
+    labels, teacher = torch.arange(12), torch.arange(12).float() * 10
+    for xb, (yb, tb) in TensorBatches(x, (labels, teacher), 5).epoch(torch.Generator().manual_seed(3)):
+        assert torch.equal(xb.squeeze(1).long(), yb) and torch.equal(tb, yb.float() * 10)

@@ -30,7 +30,7 @@ class TensorBatches:
     def __init__(
         self,
         x: torch.Tensor,
-        y: torch.Tensor,
+        y: torch.Tensor | tuple[torch.Tensor, ...],  # a tuple travels together: (labels, teacher outputs)
         batch_size: int | str,
         drop_singleton: bool = False,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -60,13 +60,14 @@ class TensorBatches:
             if perm.device != x.device:
                 perm = perm.to(x.device)
             if x.element_size() * x.numel() <= WHOLE_GATHER_BYTES:
-                x, y, perm = x[perm], y[perm], None
+                x, y, perm = x[perm], _take(y, perm), None
         for start in range(0, self.n, self.batch_size):
             if self.drop_singleton and self.n - start == 1:
                 break
-            if perm is None:
-                xb, yb = x[start : start + self.batch_size], y[start : start + self.batch_size]
-            else:
-                rows = perm[start : start + self.batch_size]
-                xb, yb = x[rows], y[rows]
+            rows = slice(start, start + self.batch_size) if perm is None else perm[start : start + self.batch_size]
+            xb, yb = x[rows], _take(y, rows)
             yield (xb if self.transform is None else self.transform(xb)), yb
+
+
+def _take(y: torch.Tensor | tuple[torch.Tensor, ...], rows) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    return tuple(t[rows] for t in y) if isinstance(y, tuple) else y[rows]

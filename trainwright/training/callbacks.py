@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ class Callback:
     """Base with no-op hooks; subclasses override what they need."""
 
     def on_train_begin(self, fit: Fit) -> None: ...
+    def on_after_backward(self, fit: Fit) -> None:
+        """Gradients are in ``.grad``, before clipping and the optimizer step."""
     def on_batch_end(self, fit: Fit) -> None: ...
     def on_epoch_end(self, fit: Fit, logs: dict) -> None: ...
     def on_train_end(self, fit: Fit) -> None: ...
@@ -180,3 +183,121 @@ class ProgressBar(Callback):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+class GradientStats(Callback):
+    """Per-layer gradient norms and the share of dead ReLU units, per epoch, kept in ``gradients.json``.
+
+    A layer is a module with a weight matrix (Linear, Conv, ...); its gradient norm is the L2
+    norm of that weight's gradient, taken after backward and before clipping (so clipping
+    does not hide an explosion), every ``every``-th step. The norms are summed and maxed on the
+    device and read once per epoch: no host sync in the hot loop. After each epoch one
+    forward pass (eval mode, no gradients, no randomness) over up to ``sample_rows`` training
+    rows counts the ReLU units that output 0 for every row: dead units.
+
+    ``gradients.json``::
+
+        {"every": 1, "layers": [{"name": "0", "type": "Linear", "shape": [128, 61]}, ...],
+         "activations": [{"name": "1", "type": "ReLU", "units": 128}, ...],
+         "epochs": [{"epoch": 1, "steps": 20, "norm_mean": [...], "norm_max": [...], "dead_share": [...]}]}
+
+    ``norm_mean``/``norm_max`` hold one value per layer (null when a norm was inf or NaN). If
+    training fails mid-epoch (a NaN loss), that epoch's norms are kept with ``"partial": true``.
+    """
+
+    def __init__(self, path: Path, every: int = 1, sample_rows: int = 512, interval: float = 2.0):
+        self.path, self.every, self.sample_rows = path, every, sample_rows
+        self.writes = ThrottledWrite(interval)
+        self.records: list[dict] = []
+        self.fit: Fit | None = None
+
+    def on_train_begin(self, fit: Fit) -> None:
+        self.fit = fit
+        self.layers = [(name, m) for name, m in fit.model.named_modules()
+                       if isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.ndim >= 2 and m.weight.requires_grad]
+        self.activations = [(name, m) for name, m in fit.model.named_modules() if isinstance(m, torch.nn.ReLU)]
+        device = fit.batches.x.device
+        self.no_grad = torch.zeros((), device=device)  # stands in for a layer that got no gradient this step
+        self.steps = 0
+        self._reset(device)
+
+    def _reset(self, device: torch.device) -> None:
+        self.norm_sum = torch.zeros(len(self.layers), device=device)  # (L,)
+        self.norm_max = torch.zeros(len(self.layers), device=device)  # (L,)
+        self.sampled = 0
+
+    def on_after_backward(self, fit: Fit) -> None:
+        self.steps += 1
+        if not self.layers or self.steps % self.every:
+            return
+        grads = [m.weight.grad if m.weight.grad is not None else self.no_grad for _, m in self.layers]
+        # One fused kernel for all L norms (what clip_grad_norm_ uses); stays on the device.
+        norms = torch.stack(torch._foreach_norm(grads))  # (L,)
+        self.norm_sum += norms
+        torch.maximum(self.norm_max, norms, out=self.norm_max)  # NaN propagates, so it is seen
+        self.sampled += 1
+
+    def on_epoch_end(self, fit: Fit, logs: dict) -> None:
+        self.records.append({"epoch": fit.epoch, **self._norms(), "dead_share": self._dead_share(fit)})
+        self._reset(self.norm_sum.device)
+        self.writes.offer(self._write, list(self.records))
+
+    def _norms(self) -> dict:
+        if not self.sampled:
+            return {"steps": 0, "norm_mean": [], "norm_max": []}
+        mean, high = torch.stack([self.norm_sum / self.sampled, self.norm_max]).tolist()  # the one sync per epoch
+        return {"steps": self.sampled, "norm_mean": [_finite_or_none(v) for v in mean], "norm_max": [_finite_or_none(v) for v in high]}
+
+    @torch.no_grad()
+    def _dead_share(self, fit: Fit) -> list[float]:
+        """Per ReLU module: the share of its units that output 0 for every sampled training row."""
+        if not self.activations:
+            return []
+        alive: dict[str, torch.Tensor] = {}
+
+        def record(name: str):
+            def hook(module, inputs, output):
+                alive[name] = (output.reshape(len(output), -1) > 0).any(0)  # (units,)
+            return hook
+
+        handles = [m.register_forward_hook(record(name)) for name, m in self.activations]
+        was_training = fit.model.training
+        try:
+            fit.model.eval()
+            fit.model(fit.batches.x[: self.sample_rows])
+        finally:
+            fit.model.train(was_training)
+            for handle in handles:
+                handle.remove()
+        if len(alive) < len(self.activations):
+            return []  # a compiled forward (train.compile) runs no module hooks: no dead-unit counts then
+        shares = torch.stack([1 - alive[name].float().mean() for name, _ in self.activations]).tolist()
+        return [round(v, 4) for v in shares]
+
+    def _write(self, records: list[dict]) -> None:
+        facts = {
+            "every": self.every,
+            "layers": [{"name": name, "type": type(m).__name__, "shape": list(m.weight.shape)} for name, m in self.layers],
+            "activations": [{"name": name, "type": type(m).__name__} for name, m in self.activations],
+            "epochs": records,
+        }
+        atomic_write(self.path, json.dumps(facts, allow_nan=False) + "\n")
+
+    def close(self) -> None:
+        # A run that failed mid-epoch (NaN loss) keeps the norms of that epoch: they show why.
+        if self.fit is not None and self.layers and self.sampled:
+            self.records.append({"epoch": self.fit.epoch + 1, "partial": True, **self._norms(), "dead_share": []})
+            self.writes.offer(self._write, list(self.records))
+            self.sampled = 0
+        self.writes.flush()
+
+    def state_dict(self) -> dict:
+        return {"records": json.dumps(self.records)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.records = json.loads(state.get("records", "[]"))
+
+
+def _finite_or_none(value: float) -> float | None:
+    """4 significant digits are plenty for a diagnosis; JSON has no inf or NaN, so those are null."""
+    return float(f"{value:.4g}") if math.isfinite(value) else None

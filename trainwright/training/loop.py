@@ -99,6 +99,8 @@ def fit(run: Fit) -> Fit:
                 share = len(xb) / min(every * size, rows - step // every * every * size)
                 scaler.scale(objective * share if every > 1 else objective).backward()
                 if (step + 1) % every == 0 or step + 1 == steps:
+                    for cb in run.callbacks:
+                        cb.on_after_backward(run)  # the group's whole gradients, before clipping and the step
                     if clipping:
                         scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
                     if cfg.clip_grad_value is not None:
@@ -119,7 +121,8 @@ def fit(run: Fit) -> Fit:
                 kept = f"the last good checkpoint (epoch {run.epoch}) is kept" if run.epoch else "no epoch finished, so there is no checkpoint"
                 raise TrainingDiverged(
                     f"the training loss became {train_loss} in epoch {epoch}; {kept}. "
-                    "Lower train.optimizer.lr, set train.clip_grad_norm (e.g. 1.0), or check the data for extreme values"
+                    "Lower train.optimizer.lr, set train.clip_grad_norm (e.g. 1.0), or check the data for extreme values",
+                    epoch=epoch, loss=train_loss,
                 )
             logs = {"epoch": epoch, "train_loss": train_loss, **run.validate(model), "lr": optimizer.param_groups[0]["lr"]}
             run.schedule.step_epoch(logs["val_loss"])

@@ -1,0 +1,126 @@
+"""The HTML report: built from the run directory alone, self-contained, escaped, and it renders
+in a real browser with every image loaded and no console errors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+import trainwright as tw
+from browser import check_page, find_chromium
+from helpers import run_cli
+
+QUIET = Console(quiet=True)
+INJECTED = '<script>console.error("injected")</script>'
+MISSING_IMAGE = '<img src="missing.png">'
+
+
+def hostile_table(n: int = 150, seed: int = 0) -> pd.DataFrame:
+    """Column names and class labels that would break a report that did not escape them."""
+    rng = np.random.default_rng(seed)
+    labels = np.array([INJECTED, "a & b", "$x$ <i>"])[rng.integers(0, 3, n)]
+    centers = {INJECTED: 0.0, "a & b": 2.0, "$x$ <i>": 4.0}
+    base = np.array([centers[label] for label in labels])
+    return pd.DataFrame({
+        MISSING_IMAGE: base + rng.normal(0, 0.7, n),
+        'weight "kg" & $\\alpha$': -base + rng.normal(0, 0.7, n),
+        "colour": rng.choice(["red", "blue"], n),
+        "kind": labels,
+    })
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    table = root / "hostile.csv"
+    hostile_table().to_csv(table, index=False)
+    run = tw.train({"data": {"source": str(table), "target": "kind"}, "train": {"epochs": 8}}, runs_dir=root / "runs", name="hostile", console=QUIET)
+    return run.dir
+
+
+def images(html: str) -> list[str]:
+    return re.findall(r"<img [^>]*>", html)
+
+
+def test_the_report_is_one_self_contained_escaped_file(hostile_run):
+    html = (hostile_run / "report.html").read_text(encoding="utf-8")
+    for section in ("data", "model", "training", "evaluation", "compute", "diagnosis", "config"):
+        assert f'<section id="{section}">' in html
+    # Every figure is embedded, so the file opens offline.
+    tags = images(html)
+    assert len(tags) >= 9  # class balance, loss, metric, lr, seconds, gradients, dead units, confusion, ROC, reliability
+    assert all('src="data:image/png;base64,' in tag for tag in tags)
+    assert "http://" not in html and "https://" not in html and "<script" not in html.lower().replace("&lt;script", "")
+    # The user's column names and labels are shown, escaped.
+    assert INJECTED not in html and MISSING_IMAGE not in html
+    assert "&lt;script&gt;console.error(&#34;injected&#34;)&lt;/script&gt;" in html
+    assert "&lt;img src=&#34;missing.png&#34;&gt;" in html and "a &amp; b" in html and "&lt;i&gt;" in html
+    # The baselines sit beside the network, and the diagnosis and resolved config are there.
+    assert "logistic regression" in html and "hist gradient boosting" in html
+    assert "source:" in html
+    assert "No training problems found" in html or 'class="finding"' in html
+
+
+def test_the_report_renders_in_headless_chromium(hostile_run):
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed and cannot be installed here (needs root and apt-get); `make test` installs it")
+    page = check_page(chromium, hostile_run / "report.html")
+    assert page.title == "hostile - trainwright report"
+    assert len(page.images) == len(images((hostile_run / "report.html").read_text(encoding="utf-8")))
+    unloaded = [image["alt"] for image in page.images if not (image["complete"] and image["naturalWidth"] > 0)]
+    assert unloaded == []
+    assert page.errors == []
+
+
+def test_report_command_rebuilds_it_from_a_copied_run_directory(hostile_run, tmp_path):
+    # A run trained "yesterday", moved elsewhere, its data file gone: the directory is enough.
+    copy = tmp_path / "yesterday"
+    shutil.copytree(hostile_run, copy)
+    (copy / "report.html").unlink()
+    (hostile_run.parent.parent / "hostile.csv").rename(tmp_path / "moved.csv")
+    try:
+        result = run_cli("report", str(copy))
+    finally:
+        (tmp_path / "moved.csv").rename(hostile_run.parent.parent / "hostile.csv")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(copy / "report.html")
+    html = (copy / "report.html").read_text(encoding="utf-8")
+    assert 'alt="confusion matrix on the test rows"' in html and 'alt="ROC curves on the test rows"' in html
+
+
+def test_an_unfinished_run_still_gets_a_report(hostile_run, tmp_path):
+    copy = tmp_path / "interrupted"
+    shutil.copytree(hostile_run, copy)
+    for name in ("metrics.json", "model.safetensors", "predictions_test.csv", "diagnosis.json", "report.html"):
+        (copy / name).unlink()
+    result = run_cli("report", str(copy))
+    assert result.returncode == 0, result.stderr
+    html = (copy / "report.html").read_text(encoding="utf-8")
+    assert "did not finish" in html and "has no test metrics" in html
+    assert 'alt="training and validation loss per epoch"' in html
+
+
+def test_a_regression_report_shows_predictions_against_actual_values(tmp_path):
+    run = tw.train({"data": {"source": "diabetes"}, "train": {"epochs": 5}}, runs_dir=tmp_path, console=QUIET)
+    html = (run.dir / "report.html").read_text(encoding="utf-8")
+    assert 'alt="predicted against actual values on the test rows"' in html and 'alt="residuals on the test rows"' in html
+    assert "ridge" in html and "Confusion" not in html
+
+
+@pytest.mark.parametrize("target", ["missing", "not_a_run"])
+def test_report_on_something_that_is_not_a_run_is_one_clear_line(tmp_path, target):
+    path = tmp_path / target
+    if target == "not_a_run":
+        path.mkdir()
+        (path / "notes.txt").write_text("hello")
+    result = run_cli("report", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("error: ") and str(path) in result.stderr

@@ -1,0 +1,89 @@
+"""Classical baselines on the same split: is deep learning worth it here?
+
+A linear model (logistic regression, or ridge regression) and scikit-learn's
+HistGradientBoosting are fitted on exactly the preprocessed training tensors the network
+saw, and scored on the same test rows with the same metric functions (``runs.score``), so
+the numbers sit beside the network's and compare like for like.
+
+Example:
+    >>> data = prepare_tabular(DataConfig(source="iris"))
+    >>> fit_baselines(data)["logistic_regression"]["accuracy"]
+    0.9565...
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+
+from trainwright.data.tabular import TabularData
+from trainwright.evaluate.metrics import classification_metrics, regression_metrics
+
+
+def baseline_models(task: str) -> dict:
+    """Unfitted scikit-learn estimators for ``task``, by the name they are reported under."""
+    if task == "regression":
+        return {"ridge": Ridge(alpha=1.0), "hist_gradient_boosting": HistGradientBoostingRegressor(random_state=0)}
+    return {
+        "logistic_regression": LogisticRegression(max_iter=2000),
+        "hist_gradient_boosting": HistGradientBoostingClassifier(random_state=0),
+    }
+
+
+def fit_baselines(data: TabularData) -> dict[str, dict[str, float]]:
+    """``{name: {metric: value}}`` on the test split, for each baseline of the task."""
+    x_train, x_test = data.x_train.numpy(), data.x_test.numpy()  # (N, F) float32, as the network saw them
+    results = {}
+    for name, model in baseline_models(data.task).items():
+        with warnings.catch_warnings():
+            # A baseline that stops at its iteration cap is still a fair reference point.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if data.task == "regression":
+                model.fit(x_train, data.y_train.numpy().ravel())
+                results[name] = _regression_scores(model.predict(x_test), data)
+            else:
+                model.fit(x_train, data.y_train.numpy())
+                results[name] = _classification_scores(model.predict_proba(x_test), model.classes_, data)
+    return results
+
+
+def _classification_scores(proba: np.ndarray, fitted_classes: np.ndarray, data: TabularData) -> dict[str, float]:
+    # A class absent from the training rows gets no column from scikit-learn; give it probability 0.
+    n_classes = len(data.preprocessor.classes)
+    full = np.zeros((len(proba), n_classes), dtype=np.float32)  # (N, C)
+    full[:, fitted_classes.astype(np.int64)] = proba
+    return classification_metrics(torch.from_numpy(full), data.y_test)
+
+
+def _regression_scores(pred_scaled: np.ndarray, data: TabularData) -> dict[str, float]:
+    # Metrics in the target's original units, as the network's are.
+    pre = data.preprocessor
+    pred = torch.from_numpy(pre.decode_target(pred_scaled.reshape(-1, 1)))
+    true = torch.from_numpy(pre.decode_target(data.y_test.numpy()))
+    return regression_metrics(pred, true)
+
+
+def verdict(metrics: dict) -> str | None:
+    """One line answering "is deep learning worth it here?" from ``metrics.json``'s test scores.
+
+    Example:
+        >>> verdict({"task": "multiclass", "test": {"accuracy": 0.98}, "baselines": {"logistic_regression": {"accuracy": 0.96}}})
+        'On the test rows the network (accuracy 0.9800) beats the best baseline, logistic_regression (0.9600), by 0.0200'
+    """
+    baselines = metrics.get("baselines") or {}
+    key = "r2" if metrics.get("task") == "regression" else "accuracy"
+    ours = (metrics.get("test") or {}).get(key)
+    scored = {name: scores[key] for name, scores in baselines.items() if scores.get(key) is not None}
+    if ours is None or not scored:
+        return None
+    name, best = max(scored.items(), key=lambda item: item[1])
+    if abs(ours - best) < 0.005:
+        return f"On the test rows the network ({key} {ours:.4f}) is level with the best baseline, {name} ({best:.4f}): a classical model does as well here"
+    if ours > best:
+        return f"On the test rows the network ({key} {ours:.4f}) beats the best baseline, {name} ({best:.4f}), by {ours - best:.4f}"
+    return f"On the test rows the best baseline, {name} ({key} {best:.4f}), beats the network ({ours:.4f}) by {best - ours:.4f}: a classical model is the better choice here"

@@ -1,0 +1,207 @@
+"""The run report: one self-contained HTML file built from the run directory alone.
+
+``write_report(run_dir)`` reads what ``train`` wrote (config, data summary, model table,
+history, gradient statistics, metrics with baselines, test predictions, diagnosis) and writes
+``report.html`` beside them. Every section works with what is there: a run that failed or
+was interrupted still gets a report of what happened. Text from the user's data (column
+names, class labels, paths) goes through Jinja2's autoescaping; figures are PNG data URIs.
+
+Example:
+    >>> write_report("runs/digits-mlp-20260101-120000")
+    PosixPath('runs/digits-mlp-20260101-120000/report.html')
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from trainwright.evaluate.baselines import verdict
+from trainwright.evaluate.diagnose import diagnose_run, read_history
+from trainwright.files import atomic_write
+from trainwright.report import plots
+from trainwright.runs import KEY_METRIC, RunDir
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("trainwright.report", "templates"),
+    autoescape=True,  # every {{ value }} is HTML-escaped: column names and labels are user text
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    """Report numbers: ints with separators, floats to ``digits`` decimals, missing or NaN as a dash."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:.{digits}f}"
+
+
+def _si(value: float | None, unit: str = "") -> str:
+    """1234567 -> '1.23 M' (FLOPs, rows per second)."""
+    if value is None:
+        return "-"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}".strip()
+
+
+_TEMPLATES.filters.update(number=_number, si=_si)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``report.html`` into the run directory (atomically) and return its path."""
+    run = RunDir.open(run_dir)
+    atomic_write(run.report, render_report(run))
+    return run.report
+
+
+def render_report(run: RunDir) -> str:
+    return _TEMPLATES.get_template("report.html.j2").render(**report_context(run))
+
+
+def report_context(run: RunDir) -> dict[str, Any]:
+    """Everything the template shows, read from the run directory."""
+    data = _json(run, run.data) or {}
+    metrics = _json(run, run.metrics)
+    model = _json(run, run.model_info)
+    environment = _json(run, run.environment) or {}
+    gradients = _json(run, run.gradients)
+    history = read_history(run.history)
+    diagnosis = _json(run, run.diagnosis)
+    findings = diagnosis["findings"] if diagnosis is not None else diagnose_run(run.path)
+    task = data.get("task") or (metrics or {}).get("task", "")
+    return {
+        "name": run.path.name,
+        "data": data,
+        "task": task,
+        "metrics": metrics,
+        "model": model,
+        "environment": environment,
+        "status": _status(metrics, history),
+        "key_metric": KEY_METRIC.get(task, "accuracy"),
+        "data_section": _data_section(data),
+        "training": _training_section(history, gradients, metrics),
+        "evaluation": _evaluation_section(run, metrics, data),
+        "compute": _compute_section(run, metrics, model, data, history, environment),
+        "findings": findings,
+        "config_text": run.config.read_text(encoding="utf-8"),
+    }
+
+
+def _json(run: RunDir, path: Path) -> Any:
+    return run.read_json(path) if path.is_file() else None
+
+
+def _status(metrics: dict | None, history: list[dict]) -> str:
+    if metrics is not None:
+        return f"finished: {metrics['epochs']} epochs, best at epoch {metrics['best_epoch']}"
+    done = f"after {len(history)} finished epoch{'s' if len(history) != 1 else ''}" if history else "before any epoch finished"
+    return f"did not finish: training failed or was interrupted {done} (see the diagnosis)"
+
+
+def _data_section(data: dict) -> dict:
+    if not data:
+        return {}
+    out: dict[str, Any] = {"columns": data.get("columns", {}), "cleaning": [a for a in data.get("cleaning", []) if a.get("count")]}
+    balance = data.get("class_balance") or {}
+    if balance.get("all"):
+        labels = list(balance["all"])
+        parts = {part: [balance[part].get(label, 0) for label in labels] for part in ("train", "val", "test") if part in balance}
+        out["balance"] = {"labels": labels, "parts": {"all": [balance["all"][label] for label in labels], **parts}}
+        out["balance_plot"] = plots.class_balance(labels, parts)
+    return out
+
+
+def _training_section(history: list[dict], gradients: dict | None, metrics: dict | None) -> dict:
+    if not history:
+        return {}
+    best = metrics["best_epoch"] if metrics else None
+    stopped = history[-1]["epoch"] if metrics and metrics.get("stopped_early") else None
+    metric_key = next((key for key in ("val_accuracy", "val_r2") if key in history[0]), None)
+    out: dict[str, Any] = {
+        "loss": plots.loss_curves(history, best, stopped),
+        "metric": plots.metric_curve(history, metric_key, best, stopped) if metric_key else None,
+        "lr": plots.learning_rate(history),
+        "seconds": plots.epoch_seconds(history),
+        "best_epoch": best,
+        "stopped_early": (metrics or {}).get("stopped_early"),
+        "epochs": history[-1]["epoch"],
+    }
+    records = [e for e in (gradients or {}).get("epochs", []) if e.get("norm_mean")]
+    if records:
+        names = [layer["name"] + f" ({layer['type']} {'x'.join(map(str, layer['shape']))})" for layer in gradients["layers"]]
+        out["gradients"] = plots.gradient_norms([e["epoch"] for e in records], names, [e["norm_mean"] for e in records], [e["norm_max"] for e in records])
+        out["gradient_every"] = gradients.get("every", 1)
+        out["partial_epoch"] = next((e["epoch"] for e in records if e.get("partial")), None)
+    dead = [e for e in (gradients or {}).get("epochs", []) if e.get("dead_share")]
+    if dead:
+        names = [f"{a['name']} ({a['type']})" for a in gradients["activations"]]
+        out["dead"] = plots.dead_units([e["epoch"] for e in dead], names, [e["dead_share"] for e in dead])
+    return out
+
+
+def _evaluation_section(run: RunDir, metrics: dict | None, data: dict) -> dict:
+    if metrics is None:
+        return {}
+    out: dict[str, Any] = {"splits": [s for s in ("test", "val", "train") if s in metrics], "baselines": metrics.get("baselines") or {}}
+    out["verdict"] = verdict(metrics)
+    out["metric_names"] = list(metrics["test"])
+    matrix = metrics.get("confusion_matrix")
+    if matrix:
+        out["confusion"] = plots.confusion(matrix["labels"], matrix["matrix"])
+    predictions = _read_predictions(run.predictions)
+    if predictions is None:
+        return out
+    if metrics["task"] == "regression":
+        actual = np.asarray(predictions["actual"], dtype=float)
+        predicted = np.asarray(predictions["predicted"], dtype=float)
+        out["predicted_vs_actual"] = plots.predicted_vs_actual(actual, predicted, data.get("target", "target"))
+        out["residuals"] = plots.residuals(actual, predicted, data.get("target", "target"))
+    else:
+        labels = [str(label) for label in data.get("classes", [])]
+        probs = np.column_stack([np.asarray(predictions[f"p{i}"], dtype=float) for i in range(len(labels))])  # (N, C)
+        index = {label: i for i, label in enumerate(labels)}
+        y_true = np.array([index[label] for label in predictions["actual"]])
+        out["roc"] = plots.roc_curves(labels, y_true, probs)
+        out["reliability"], out["ece"] = plots.reliability(probs.max(1), (probs.argmax(1) == y_true).astype(float))
+    return out
+
+
+def _read_predictions(path: Path) -> dict[str, list[str]] | None:
+    """The test predictions as columns of strings (labels stay text; numbers are parsed by the caller)."""
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return None
+    return {key: [row[key] for row in rows] for key in rows[0]}
+
+
+def _compute_section(run: RunDir, metrics: dict | None, model: dict | None, data: dict, history: list[dict], environment: dict) -> dict:
+    out: dict[str, Any] = {"device": environment.get("device"), "device_name": environment.get("device_name")}
+    if history:
+        out["median_epoch_seconds"] = statistics.median(row["seconds"] for row in history)
+    rows = (data.get("split") or {}).get("train") or (data.get("rows") or {}).get("after_cleaning")
+    if metrics and rows and metrics.get("train_seconds"):
+        seconds, epochs = metrics["train_seconds"], metrics["epochs"]
+        out["train_seconds"] = seconds
+        out["rows_per_second"] = rows * epochs / seconds
+        if model and model.get("flops_per_row"):
+            # Training costs about 3x the forward pass: the backward pass is about twice the forward.
+            out["achieved_flops"] = 3 * model["flops_per_row"] * rows * epochs / seconds
+    # A compute estimate (estimate vs actual, utilization) is shown as it was recorded, when the run has one.
+    estimate = _json(run, run.path / "compute.json")
+    if isinstance(estimate, dict):
+        out["estimate"] = {str(k): v for k, v in estimate.items() if not isinstance(v, (dict, list))}
+    return out
