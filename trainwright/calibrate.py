@@ -180,7 +180,7 @@ def calibrate_run(run_dir: str | Path, method: Method = "temperature") -> dict:
     if model.task == "regression":
         raise TrainwrightError("calibration applies to classifiers; this run does regression")
     data = prepare_data(model.config.data)
-    check_same_data(run, data)
+    check_same_data(run, data, "calibration")
     if not data.held_out:
         raise TrainwrightError("this run held out no validation rows (the data set was too small to split); calibration needs them")
 

@@ -153,6 +153,23 @@ def evaluate(
 
 @app.command()
 @user_errors
+def distill(
+    teacher: Annotated[Path, typer.Argument(help="the teacher's run directory (a classifier)")],
+    student: Annotated[Path, typer.Option("--student", help="the student's YAML config (model and train; the data is the teacher's)")],
+    set_: Annotated[list[str], typer.Option("--set", help="override a student config key: section.key=value")] = [],  # noqa: B006
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="repeat distilled vs scratch over this many seeds")] = 1,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
+    name: Annotated[Optional[str], typer.Option("--name", help="the student's run directory name")] = None,
+) -> None:
+    """Distill a trained teacher into a smaller student; compares it with the student trained from scratch."""
+    from trainwright.distill import distill as run_distill
+
+    run = run_distill(teacher, student, overrides=list(set_), runs_dir=runs_dir, name=name, seeds=seeds, console=console)
+    print(run.dir, flush=True)
+
+
+@app.command()
+@user_errors
 def calibrate(
     run_dir: Annotated[Path, typer.Argument(help="a run directory of a classifier")],
     method: Annotated[str, typer.Option("--method", help="temperature | vector | isotonic")] = "temperature",

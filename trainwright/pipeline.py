@@ -376,9 +376,9 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape)) if len(shape) > 1 else f"{shape[0]} features"
 
 
-def check_same_data(run_dir: RunDir, data: Prepared) -> None:
+def check_same_data(run_dir: RunDir, data: Prepared, purpose: str = "resume") -> None:
     if run_dir.read_json(run_dir.data) != json.loads(json.dumps(data.summary)):
-        raise TrainwrightError(f"the data differ from when {run_dir.path} started (see its data.json); resume needs the same data")
+        raise TrainwrightError(f"the data differ from when {run_dir.path} was trained (see its data.json); {purpose} needs the same data")
 
 
 def print_metrics(console: Console, metrics: dict) -> None:

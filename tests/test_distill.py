@@ -1,0 +1,44 @@
+"""Knowledge distillation end to end: teacher -> small student, against the same student from scratch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from helpers import run_cli
+from trainwright.distill import kd_loss
+from trainwright.training.losses import build_loss
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_kd_loss_is_the_hard_loss_at_alpha_zero_and_zero_when_the_student_copies_the_teacher():
+    torch.manual_seed(0)
+    logits, y = torch.randn(8, 4), torch.randint(0, 4, (8,))
+    ce = build_loss("cross_entropy")
+    assert torch.isclose(kd_loss("multiclass", ce, 4.0, 0.0)(logits, (y, torch.randn(8, 4))), ce(logits, y))
+    assert kd_loss("multiclass", ce, 4.0, 1.0)(logits, (y, logits.clone())).abs() < 1e-6
+    binary = kd_loss("binary", build_loss("bce"), 2.0, 1.0)
+    z = torch.randn(8, 1)
+    assert binary(z, (y.clamp(max=1), z.clone())).abs() < 1e-6
+
+
+def test_distill_command_writes_the_comparison(tmp_path):
+    teacher = run_cli("train", "--data", "iris", "--set", "model.hidden=[256,128]", "--set", "train.epochs=30", "--runs-dir", str(tmp_path),
+                      "--name", "teacher", "--set", "evaluate.baseline=false")
+    assert teacher.returncode == 0, teacher.stderr
+    result = run_cli("distill", str(tmp_path / "teacher"), "--student", str(EXAMPLES / "student.yaml"), "--seeds", "2",
+                     "--set", "train.epochs=10", "--runs-dir", str(tmp_path), "--name", "student")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "student")
+    report = json.loads((tmp_path / "student" / "distill.json").read_text())
+    for role in ("teacher", "distilled", "scratch"):
+        assert {"accuracy", "f1", "parameters", "flops_per_example", "latency_ms"} <= set(report[role])
+    assert report["distilled"]["parameters"] * 10 <= report["teacher"]["parameters"]
+    assert report["distilled"]["flops_per_example"] < report["teacher"]["flops_per_example"]
+    assert [s["seed"] for s in report["seeds"]] == [0, 1]
+    assert (tmp_path / "student" / "seeds" / "scratch-1" / "metrics.json").is_file()
+    wrong = run_cli("distill", str(tmp_path / "teacher"), "--student", str(EXAMPLES / "student.yaml"), "--set", "data.source=wine")
+    assert wrong.returncode == 2 and "teacher's data" in wrong.stderr

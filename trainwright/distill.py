@@ -1,0 +1,158 @@
+"""Knowledge distillation: a small student learns from a trained teacher's soft targets.
+
+The loss (Hinton, Vinyals & Dean 2015, "Distilling the Knowledge in a Neural Network"):
+
+    loss = alpha * T^2 * KL(p_teacher(T) || p_student(T)) + (1 - alpha) * CE(student, labels)
+
+where p(T) = softmax(logits / T). The T^2 keeps the soft term's gradients on the same scale as
+the hard term's when T changes. The teacher's logits on the training split are computed once and
+travel with the labels through the same shuffled batches, so the teacher never runs per epoch.
+
+This is its own recipe (it reuses the supervised loop with another loss); the result compares
+the teacher, the distilled student and the same student trained from scratch on the labels alone
+with the same seed and budget, over one or more seeds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from pydantic import Field
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+from torch.nn import functional as F
+
+from trainwright.config import Frozen, deep_merge, load_config, read_yaml
+from trainwright.errors import TrainwrightError
+from trainwright.evaluate.metrics import predict_outputs
+
+
+class DistillConfig(Frozen):
+    temperature: float = Field(4.0, gt=0, description="softens both distributions; 2-8 is usual")
+    alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft (teacher) term")
+
+
+def class_logits(outputs: torch.Tensor, task: str) -> torch.Tensor:
+    """(B, C) logits whose softmax is the class distribution; binary's one logit z becomes [0, z]."""
+    return torch.cat([torch.zeros_like(outputs), outputs], dim=1) if task == "binary" else outputs
+
+
+def kd_loss(task: str, hard_loss, temperature: float, alpha: float):
+    """A loss over (student outputs, (labels, teacher outputs)) for the supervised loop."""
+
+    def loss(outputs: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        y, teacher = targets
+        student_log = F.log_softmax(class_logits(outputs, task) / temperature, dim=1)
+        teacher_p = F.softmax(class_logits(teacher, task) / temperature, dim=1)
+        soft = F.kl_div(student_log, teacher_p, reduction="batchmean") * temperature**2
+        return alpha * soft + (1 - alpha) * hard_loss(outputs, y)
+
+    return loss
+
+
+def latency_ms(module: nn.Module, input_shape: tuple[int, ...], repeats: int = 50) -> float:
+    """Median wall time of one single-example forward pass, in milliseconds (after warm-up)."""
+    module.eval()
+    x = torch.zeros(1, *input_shape)
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 5):
+            started = time.perf_counter()
+            module(x)
+            if i >= 5:
+                times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def distill(
+    teacher_dir: str | Path,
+    student: str | Path | dict,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    runs_dir: str | Path = "runs",
+    name: str | None = None,
+    seeds: int = 1,
+    console: Console | None = None,
+):
+    """Distill the run in ``teacher_dir`` into the student config; returns the distilled student's Run.
+
+    The student trains on the teacher's data (its ``data`` section must be absent or the same).
+    ``seeds`` > 1 repeats distilled-vs-scratch for train.seed, seed+1, ...; the first is the run.
+    """
+    from trainwright.data.prepare import prepare_data
+    from trainwright.pipeline import build_module, check_same_data, train_prepared
+    from trainwright.runs import RunDir, load
+    from trainwright.training.losses import build_loss, resolve_loss
+
+    console = console or Console()
+    teacher_run = RunDir.open(teacher_dir)
+    teacher = load(teacher_run.path, calibrated=False)
+    if teacher.task == "regression":
+        raise TrainwrightError("distillation transfers class probabilities; the teacher does regression")
+    raw = dict(student) if isinstance(student, dict) else read_yaml(Path(student))
+    teacher_data = teacher.config.data.model_dump(mode="json")
+    if "data" in raw and deep_merge(teacher_data, raw["data"]) != teacher_data:
+        raise TrainwrightError("the student config's data section differs from the teacher's; remove it: the student trains on the teacher's data")
+    settings = DistillConfig.model_validate(raw.pop("distill", {}))
+    cfg = load_config({**raw, "data": teacher_data}, overrides)
+    data = prepare_data(cfg.data)
+    check_same_data(teacher_run, data, "distillation (the student trains on the teacher's data)")
+
+    # The teacher's view of every training example, computed once: (N, outputs).
+    teacher_logits = predict_outputs(teacher.module, data.x_train.to(teacher.device), cfg.evaluate.batch_size).float().cpu()
+    hard = build_loss(resolve_loss(data.task, cfg.train.loss))
+    loss = kd_loss(data.task, hard, settings.temperature, settings.alpha)
+
+
+    per_seed, first, first_scratch = [], None, None
+    for offset in range(seeds):
+        seed_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": cfg.train.seed + offset})})
+        quiet = console if offset == 0 else Console(quiet=True)
+        run = train_prepared(seed_cfg, data, build_module(seed_cfg, data), runs_dir=runs_dir if first is None else first.dir / "seeds",
+                             name=name if first is None else f"distilled-{seed_cfg.train.seed}", console=quiet,
+                             loss_fn=loss, train_targets=(data.y_train, teacher_logits))
+        scratch = train_prepared(seed_cfg, data, build_module(seed_cfg, data), runs_dir=(first or run).dir / "seeds",
+                                 name=f"scratch-{seed_cfg.train.seed}", console=Console(quiet=True))
+        first, first_scratch = first or run, first_scratch or scratch
+        per_seed.append({"seed": seed_cfg.train.seed, "distilled": run.metrics["test"]["accuracy"], "scratch": scratch.metrics["test"]["accuracy"]})
+
+    student_module = load(first.dir).module
+    result = {
+        "temperature": settings.temperature, "alpha": settings.alpha,
+        "teacher": describe(teacher.module, data.input_shape, teacher_run.read_json(teacher_run.metrics)["test"]),
+        "distilled": describe(student_module, data.input_shape, first.metrics["test"]),
+        "scratch": describe(load(first_scratch.dir).module, data.input_shape, first_scratch.metrics["test"]),
+        "seeds": per_seed,
+        "mean_accuracy": {
+            "distilled": statistics.fmean(s["distilled"] for s in per_seed),
+            "scratch": statistics.fmean(s["scratch"] for s in per_seed),
+        },
+    }
+    RunDir(first.dir).write_json(first.dir / "distill.json", result)
+    print_distill(console, result)
+    return first
+
+
+def describe(module: nn.Module, input_shape: tuple[int, ...], metrics: dict) -> dict:
+    from trainwright.models.summary import layer_summary
+
+    return {**metrics, "parameters": sum(p.numel() for p in module.parameters()),
+            "flops_per_example": layer_summary(module, input_shape)["flops_per_row"], "latency_ms": latency_ms(module, input_shape)}
+
+
+def print_distill(console: Console, result: dict) -> None:
+    table = Table(title=f"distillation (T = {result['temperature']}, alpha = {result['alpha']}), test split", title_justify="left")
+    for column in ("model", "accuracy", "f1", "parameters", "FLOPs/example", "latency ms"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for role in ("teacher", "distilled", "scratch"):
+        r = result[role]
+        table.add_row(role, f"{r['accuracy']:.4f}", f"{r['f1']:.4f}", f"{r['parameters']:,}", f"{r['flops_per_example']:,}", f"{r['latency_ms']:.3f}")
+    console.print(table)
+    if len(result["seeds"]) > 1:
+        rows = ", ".join(f"seed {s['seed']}: {s['distilled']:.4f} vs {s['scratch']:.4f}" for s in result["seeds"])
+        means = result["mean_accuracy"]
+        console.print(f"distilled vs scratch accuracy per seed: {rows}; mean {means['distilled']:.4f} vs {means['scratch']:.4f}", highlight=False)
