@@ -180,7 +180,7 @@ def train_prepared(
         matrix = metrics[split].pop("confusion_matrix", None)
         if split == "test" and matrix is not None:
             metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
-    if cfg.evaluate.baseline and data.input_shape == (pre.n_features,) and hasattr(pre, "feature_columns"):  # tables only
+    if cfg.evaluate.baseline and hasattr(pre, "feature_columns"):  # tables only: classical baselines need columns
         metrics["baselines"] = fit_baselines(data)
     save_weights(run_dir.weights, module)
     write_test_predictions(run_dir, test_outputs, data)
@@ -198,7 +198,8 @@ def train_prepared(
     findings = diagnose_run(run_dir.path)
     run_dir.write_json(run_dir.diagnosis, {"findings": findings})
     print_findings(console, findings)
-    console.print(f"report: {write_report(run_dir.path)}", highlight=False, soft_wrap=True)
+    if hasattr(pre, "feature_columns"):  # the report's data section reads a table's summary; images: next
+        console.print(f"report: {write_report(run_dir.path)}", highlight=False, soft_wrap=True)
     return Run(run_dir.path, cfg, metrics, run.history)
 
 
