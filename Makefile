@@ -24,6 +24,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/compute_bound.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
