@@ -82,20 +82,22 @@ def nominal_gpu(name: str) -> GPU | None:
 def matmul_peak(device: torch.device, dtype: torch.dtype, budget: float = 0.1, product_seconds: float = 0.01) -> float:
     """Best measured FLOP/s of an n x n matmul at ``dtype`` on ``device`` (about ``budget`` seconds).
 
-    n doubles from 128 until one product takes ``product_seconds`` (or n = 2048 on a CPU, 8192 on
-    a GPU): large enough that the multiply, not call overhead, is timed, and no larger, so a slow
-    dtype is not probed for seconds. That size is then timed in rounds and the best round counts.
-    On a busy CPU, products small enough to stay in cache can run up to twice as fast as this.
+    n doubles from 128 until one product takes ``product_seconds`` and the rate has stopped
+    growing (it stops anyway at 10x that time, and at n = 2048 on a CPU, 8192 on a GPU): large
+    enough that the multiply, not call overhead or a CPU thread waiting for a busy core, is timed,
+    and no larger, so a slow dtype is not probed for seconds. That size is then timed in rounds and
+    the best round counts.
     """
     largest = 2048 if device.type == "cpu" else 8192
-    n = 128
+    n, rate = 128, 0.0
     values = torch.Generator().manual_seed(0)  # its own stream: the run's random draws stay as they were
     while True:
         a = torch.randn(n, n, generator=values).to(device, dtype)
         b = torch.randn(n, n, generator=values).to(device, dtype)
         _time(lambda: a @ b, device, 1)  # the first product at a size sets up kernels and caches
         seconds = _time(lambda: a @ b, device, 1)
-        if seconds >= product_seconds or n >= largest:
+        previous, rate = rate, 2 * n**3 / seconds  # n^3 multiply-adds
+        if (seconds >= product_seconds and rate < 1.25 * previous) or seconds >= 10 * product_seconds or n >= largest:
             break
         n *= 2
     best = seconds
@@ -103,7 +105,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, budget: float = 0.1, p
     rounds = max(2, min(50, int(budget / max(seconds * repeats, 1e-6))))
     for _ in range(rounds):
         best = min(best, _time(lambda: a @ b, device, repeats))
-    return 2 * n**3 / best  # n^3 multiply-adds
+    return 2 * n**3 / best
 
 
 def _time(fn, device: torch.device, repeats: int) -> float:
