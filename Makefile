@@ -24,6 +24,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/compute_bound.py
 
 # An epoch of a CNN on a generated shapes folder, trainwright against a hand-written loop, plus
 # the decode counter; then the image accuracy targets (several minutes on a CPU).

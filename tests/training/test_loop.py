@@ -10,9 +10,9 @@ from torch import nn
 from torch.nn import functional as F
 
 import trainwright as tw
-from trainwright.data.builtin import BUILTINS
 from trainwright.config import OptimizerConfig, ScheduleConfig, TrainConfig
 from trainwright.data.batches import TensorBatches
+from trainwright.data.builtin import BUILTINS
 from trainwright.training.checkpoint import load_state
 from trainwright.training.loop import Fit, fit
 from trainwright.training.optim import Schedule, build_optimizer

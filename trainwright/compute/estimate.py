@@ -118,7 +118,7 @@ class Estimate:
             return ""
         share = self.memory.total / self.device_memory
         verdict = "fits" if share <= 0.9 else "does NOT fit; lower train.batch_size or the model size"
-        return f" of {human_bytes(self.device_memory)} ({share:.1%}: {verdict})"
+        return f" of {human_bytes(self.device_memory)} ({_percent(share)}: {verdict})"
 
 
 def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: torch.device | GPU) -> Estimate:

@@ -79,12 +79,14 @@ def nominal_gpu(name: str) -> GPU | None:
     return NOMINAL.get(key)
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, budget: float = 0.1, product_seconds: float = 0.005) -> float:
+def matmul_peak(device: torch.device, dtype: torch.dtype, budget: float = 0.1, product_seconds: float = 0.01) -> float:
     """Best measured FLOP/s of an n x n matmul at ``dtype`` on ``device`` (about ``budget`` seconds).
 
-    n doubles from 128 while the rate still grows (small products are dominated by overheads) and
-    until one product takes ``product_seconds``; it stops early at 10x that, so a slow dtype is not
-    probed for seconds, and at n = 2048 on a CPU (8192 on a GPU).
+    n doubles from 128 until one product takes ``product_seconds`` and the rate has stopped
+    growing (it stops anyway at 10x that time, and at n = 2048 on a CPU, 8192 on a GPU): large
+    enough that the multiply, not call overhead or a CPU thread waiting for a busy core, is timed,
+    and no larger, so a slow dtype is not probed for seconds. That size is then timed in rounds and
+    the best round counts.
     """
     largest = 2048 if device.type == "cpu" else 8192
     n, rate = 128, 0.0

@@ -47,7 +47,9 @@ def time_steps(cfg: TrainConfig, model: nn.Module, x: torch.Tensor, y: torch.Ten
     work = copy.deepcopy(model)
     if cfg.compile:
         compile_forward(work)
-    steps = max(1, min(STEPS_PER_ROUND, len(x) // batch_size))
+    # A round holds whole accumulation groups, so optimizer steps come as often as in the run.
+    whole_groups = cfg.accumulate * -(-STEPS_PER_ROUND // cfg.accumulate)
+    steps = max(1, min(whole_groups, len(x) // batch_size))
     rows = min(len(x), steps * batch_size)  # whole batches only: the real epoch has at most one partial
     optimizer = build_optimizer(cfg.optimizer, work.parameters())
     one_epoch = cfg.model_copy(update={"epochs": 1})

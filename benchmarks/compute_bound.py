@@ -1,0 +1,111 @@
+"""A compute-bound MLP: trainwright's overhead and achieved FLOP/s against the measured matmul peak.
+
+20000 generated rows of 512 features (10 classes from a random linear teacher), an MLP
+512-1024-1024-10 (ReLU, no dropout, torch's init), batch 512, Adam (lr 1e-3): each step is a few
+GFLOP of matmuls, so the device's matmul speed, not Python, sets the pace. Both sides train the
+same tensors (trainwright's data stage prepares them once from a Parquet file) with the same
+batch, optimizer, epochs and per-epoch validation; see ``harness.py``.
+
+The peak is measured here by a longer matmul probe than a run makes (~1 s of square fp32
+matmuls grown until one takes 50 ms: n = 1024 or 2048, the size class of this model's own
+matmuls; see ``compute.peak.matmul_peak``). Each trainwright run's quick probe (10 ms products)
+is printed too. Achieved FLOP/s = training FLOPs (forward + backward, counted by
+FlopCounterMode) / the whole fit's seconds, validation included. Targets: overhead
+at most 1.05x; trainwright's achieved FLOP/s at least 70% of the peak. The last line is
+``overhead trainwright/hand-written = X.XX``.
+
+    python benchmarks/compute_bound.py [--repeats 3] [--epochs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from harness import alternate, hand_written, mlp
+from rich.console import Console
+from torch.nn import functional as F
+
+import trainwright as tw
+from trainwright.compute.flops import profile_step
+from trainwright.compute.peak import matmul_peak
+from trainwright.data.tabular import prepare_tabular
+
+ROWS, FEATURES, CLASSES = 20000, 512, 10
+HIDDEN = [1024, 1024]
+BATCH = 512
+LR = 1e-3
+
+
+def write_data(directory: Path) -> Path:
+    """A Parquet table: 512 standard-normal features, a label from a random linear teacher."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((ROWS, FEATURES), dtype=np.float32)
+    labels = (x @ rng.standard_normal((FEATURES, CLASSES), dtype=np.float32)).argmax(1)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(FEATURES)]).assign(label=labels)
+    path = directory / "compute_bound.parquet"
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def config(path: Path, epochs: int) -> dict:
+    return {
+        "data": {"source": str(path), "target": "label"},
+        "model": {"type": "mlp", "hidden": HIDDEN, "activation": "relu", "dropout": 0.0, "init": "torch"},
+        "train": {"epochs": epochs, "batch_size": BATCH, "seed": 0, "device": "cpu", "optimizer": {"name": "adam", "lr": LR},
+                  "early_stopping": {"enabled": False}},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_data(Path(tmp))
+        data = prepare_tabular(tw.load_config(config(path, args.epochs)).data)
+        n = len(data.x_train)
+        print(f"compute-bound MLP: {n} training rows x {FEATURES}, MLP {FEATURES}-{'-'.join(map(str, HIDDEN))}-{CLASSES}, batch {BATCH}, "
+              f"{args.epochs} epochs, Adam; torch {torch.__version__}, {torch.get_num_threads()} threads")
+        step = profile_step(mlp(FEATURES, HIDDEN, CLASSES), data.x_train[:BATCH], data.y_train[:BATCH], F.cross_entropy)
+        flops = step.total / BATCH * n * args.epochs  # the fit's training FLOPs
+        peak = matmul_peak(torch.device("cpu"), torch.float32, budget=1.0, product_seconds=0.05)
+
+        runs = Path(tmp) / "runs"
+        computes: list[dict] = []
+
+        def hand() -> float:
+            torch.manual_seed(0)
+            return hand_written(mlp(FEATURES, HIDDEN, CLASSES), data, BATCH, args.epochs, LR)
+
+        def ours() -> float:
+            run = tw.train(config(path, args.epochs), runs_dir=runs, console=Console(quiet=True))
+            computes.append(run.metrics["compute"])
+            return run.metrics["train_seconds"]
+
+        torch.manual_seed(0)
+        hand_written(mlp(FEATURES, HIDDEN, CLASSES), data, BATCH, 1, LR)  # warm-up: allocator, kernels
+        tw.train(config(path, 1), runs_dir=runs, console=Console(quiet=True))
+        hands, ourss = alternate(hand, ours, args.repeats)
+
+    h, o = statistics.median(hands), statistics.median(ourss)
+    quick = ", ".join(f"{c['peak_flops_per_second'] / 1e9:.1f}" for c in computes)
+    print(f"FLOPs per step {step.total / 1e9:.2f} G; measured fp32 matmul peak {peak / 1e9:.1f} GFLOP/s (each run's quick probe: {quick})")
+    estimate = statistics.median(c["estimated_seconds"] for c in computes)
+    mfus = [c["mfu"] for c in computes]
+    print(f"trainwright's own estimate before each run: median {estimate:.3f} s (actual/estimate {o / estimate:.2f})")
+    print(f"achieved: hand-written {flops / h / 1e9:.1f} GFLOP/s ({flops / h / peak:.0%} of the measured peak), "
+          f"trainwright {flops / o / 1e9:.1f} GFLOP/s ({flops / o / peak:.0%}; metrics.json mfu, against each run's own probe: "
+          f"{', '.join(f'{mfu:.0%}' for mfu in mfus)})")
+    print(f"overhead trainwright/hand-written = {o / h:.2f}")
+
+
+if __name__ == "__main__":
+    main()
