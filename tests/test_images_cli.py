@@ -70,7 +70,7 @@ def test_the_shapes_example_runs_from_its_documented_folder(tmp_path):
     result = run_cli("train", str(EXAMPLES / "shapes.yaml"), "--set", "train.epochs=1", "--set", "model.widths=[8]",
                      "--runs-dir", "runs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "model: resnet" in result.stdout and "augment (training batches only)" in result.stdout
+    assert "model: cnn" in result.stdout and "augment (training batches only)" in result.stdout
 
 
 def make_bad_folder(tmp_path: Path) -> Path:
