@@ -127,9 +127,9 @@ def test_a_table_of_image_paths(tmp_path):
     rows = [{"file": str(p.relative_to(folder)), "shape": p.parent.name} for p in sorted(folder.rglob("*.png"))]
     pd.DataFrame(rows).to_csv(folder / "labels.csv", index=False)
     result = run_cli("train", "--data", str(folder / "labels.csv"), "--target", "shape", "--set", "data.image_column=file",
-                     "--runs-dir", str(tmp_path / "runs"), *SMALL)
+                     "--model", "resnet", "--runs-dir", str(tmp_path / "runs"), *SMALL)
     assert result.returncode == 0, result.stderr
-    assert "30 images from a table ('shape' labels); binary" in result.stdout
+    assert "30 images from a table ('shape' labels); binary" in result.stdout and "model: resnet" in result.stdout
     run_dir = result.stdout.strip().splitlines()[-1]
     result = run_cli("predict", run_dir, str(folder / "labels.csv"), "-o", str(tmp_path / "out.csv"))
     assert result.returncode == 0, result.stderr
