@@ -10,7 +10,8 @@ does: its epoch time is the loop's own per-epoch ``seconds`` (``fit`` from train
 the pipeline's ``build_fit``).
 
 Runs alternate (hand, trainwright, hand, ...) ``--repeats`` times and the median epoch times are
-compared, so a slow moment on a shared machine hits both sides. A decode counter (not a timer)
+compared, so a slow moment on a shared machine hits both sides. On a machine shared with other
+work, ``OMP_NUM_THREADS=1`` gives far steadier epoch times than torch's default thread count. A decode counter (not a timer)
 shows that no epoch decodes an image: every image is decoded once, while the data are prepared.
 
     python benchmarks/images.py [--folder data/shapes] [--per-class 1000] [--epochs 2] [--repeats 3] [--augment]

@@ -71,7 +71,8 @@ def train(
     Example:
         >>> run = train({"data": {"source": "iris"}}, overrides=["train.epochs=20"])
         >>> run.metrics["test"]["accuracy"]
-    ``model=`` trains your own ``nn.Module`` (inputs (B, features) -> outputs (B, classes or 1)).
+    ``model=`` trains your own ``nn.Module`` (inputs (B, features) -> outputs (B, classes or 1); for
+    images, normalized float (B, C, H, W): the run puts its normalizing input stage in front).
     ``resume=`` continues an interrupted run from its last checkpoint (``overrides`` may extend
     ``train.epochs``).
     """

@@ -32,3 +32,21 @@ def test_a_tuple_of_targets_stays_aligned_with_its_rows():
     labels, teacher = torch.arange(12), torch.arange(12).float() * 10
     for xb, (yb, tb) in TensorBatches(x, (labels, teacher), 5).epoch(torch.Generator().manual_seed(3)):
         assert torch.equal(xb.squeeze(1).long(), yb) and torch.equal(tb, yb.float() * 10)
+
+
+def test_large_data_is_gathered_per_batch_with_the_same_order(monkeypatch):
+    from trainwright.data import batches as module
+
+    x, y = torch.arange(20).float().unsqueeze(1), torch.arange(20)
+    whole = [yb for _, yb in TensorBatches(x, y, 6).epoch(torch.Generator().manual_seed(3))]
+    monkeypatch.setattr(module, "WHOLE_GATHER_BYTES", 0)  # as if x were a multi-gigabyte memory-mapped cache
+    per_batch = list(TensorBatches(x, y, 6).epoch(torch.Generator().manual_seed(3)))
+    assert [yb.tolist() for _, yb in per_batch] == [yb.tolist() for yb in whole]
+    assert all(torch.equal(xb.squeeze(1).long(), yb) for xb, yb in per_batch)
+
+
+def test_transform_maps_x_only():
+    x, y = torch.zeros(6, 2), torch.arange(6)
+    out = list(TensorBatches(x, y, 4, transform=lambda xb: xb + 1).epoch(torch.Generator().manual_seed(0)))
+    assert all(torch.equal(xb, torch.ones_like(xb)) for xb, _ in out)
+    assert sorted(torch.cat([yb for _, yb in out]).tolist()) == list(range(6))

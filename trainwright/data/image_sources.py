@@ -194,7 +194,7 @@ def load_candidates(cfg: DataConfig) -> tuple[Candidates, str, str, LabelKind]:
             raise TrainwrightError(f"data.image_column applies to a table of image paths, but {path} is a folder; remove data.image_column")
         if cfg.target is not None:
             raise TrainwrightError(f"data.target does not apply to an image folder: the class is each image's sub-folder in {path}; remove data.target")
-        return folder_candidates(path), path.name or str(path), "label", "str"
+        return folder_candidates(path), Path(os.path.abspath(path)).name or "images", "label", "str"  # "." names its folder
     if cfg.target is None:
         raise TrainwrightError(f"data.target is not set: name the column of {path} that holds each image's label")
     frame = read_table(path)
