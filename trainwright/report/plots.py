@@ -143,7 +143,7 @@ def dead_units(epochs: list[int], names: Sequence[str], shares: list[list[float]
     for i, name in enumerate(names):
         ax.plot(epochs, [100 * row[i] for row in shares], label=plain(name))
     ax.set_ylim(0, 100)
-    ax.set(xlabel="epoch", ylabel="% of units", title="Dead ReLU units (0 for every sampled training row)")
+    ax.set(xlabel="epoch", ylabel="% of units", title="Dead ReLU units (0 for every validation row)")
     ax.legend(fontsize="small")
     return _uri(fig)
 
