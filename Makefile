@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup clean bench bench-images
+.PHONY: demo test setup browser clean bench bench-images
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,14 @@ setup: $(BIN)/trainwright
 demo: setup
 	$(BIN)/trainwright train examples/digits.yaml --runs-dir runs
 
-test: setup
+# The report test opens a generated report in headless Chromium (Debian's package). Install it
+# when this is root with apt-get (as CI is); otherwise that one test says why it is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: chromium is not installed and cannot be here (needs root and apt-get); the browser test will be skipped"
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from trainwright.config import OptimizerConfig, ScheduleConfig, TrainConfig
 from trainwright.data.batches import TensorBatches
 from trainwright.errors import TrainingDiverged
+from trainwright.evaluate.metrics import predict_outputs
 from trainwright.training.callbacks import GradientStats
 from trainwright.training.loop import Fit, fit
 from trainwright.training.optim import Schedule, build_optimizer
@@ -21,7 +22,7 @@ def make_fit(model, x, y, path, *, epochs=1, lr=0.0, batch_size="full", every=1)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=OptimizerConfig(name="sgd", lr=lr or 1e-12))
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     batches = TensorBatches(x, y, batch_size)
-    validate = torch.no_grad()(lambda m: {"val_loss": float(F.mse_loss(m(x), y))})
+    validate = lambda m: {"val_loss": float(F.mse_loss(predict_outputs(m, x), y))}  # noqa: E731 - eval mode, as train's
     return Fit(model, optimizer, Schedule(ScheduleConfig(), optimizer, epochs, len(batches)), F.mse_loss, batches, validate,
                cfg, torch.Generator().manual_seed(0), [GradientStats(path, every=every)])
 
@@ -47,7 +48,7 @@ def test_norms_are_the_per_layer_gradient_norms_of_the_step(tmp_path):
     assert epoch["norm_max"] == pytest.approx(expected, rel=1e-3)
 
 
-def test_dead_units_are_those_silent_on_every_sampled_row(tmp_path):
+def test_dead_units_are_those_silent_on_every_validation_row(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
     with torch.no_grad():
@@ -56,6 +57,7 @@ def test_dead_units_are_those_silent_on_every_sampled_row(tmp_path):
     fit(make_fit(model, torch.randn(64, 3), torch.randn(64, 1), tmp_path / "gradients.json", epochs=2))
     stats = json.loads((tmp_path / "gradients.json").read_text())
     assert [e["dead_share"] for e in stats["epochs"]] == [[0.5], [0.5]]
+    assert not model[1]._forward_hooks  # the watch ends with the fit
 
 
 def test_sampling_every_n_steps_and_the_max_over_steps(tmp_path):

@@ -65,7 +65,8 @@ def _log_y(ax, values: Sequence[float]) -> None:
 def _category_ticks(ax, axis: str, labels: Sequence[str]) -> None:
     """Tick labels for classes: rotated when there are many or they are long."""
     shown = [plain(label) for label in labels]
-    turn = len(labels) > 6 or max((len(label) for label in shown), default=0) > 8
+    longest = max((len(label) for label in shown), default=0)
+    turn = longest > 8 or (len(labels) > 6 and longest > 3)
     if axis == "x":
         ax.set_xticks(range(len(shown)), shown, rotation=40 if turn else 0, ha="right" if turn else "center")
     else:
@@ -143,7 +144,7 @@ def dead_units(epochs: list[int], names: Sequence[str], shares: list[list[float]
     for i, name in enumerate(names):
         ax.plot(epochs, [100 * row[i] for row in shares], label=plain(name))
     ax.set_ylim(0, 100)
-    ax.set(xlabel="epoch", ylabel="% of units", title="Dead ReLU units (0 for every sampled training row)")
+    ax.set(xlabel="epoch", ylabel="% of units", title="Dead ReLU units (0 for every validation row)")
     ax.legend(fontsize="small")
     return _uri(fig)
 
@@ -162,8 +163,7 @@ def class_balance(labels: Sequence[str], parts: dict[str, Sequence[int]]) -> str
 
 def confusion(labels: Sequence[str], matrix: list[list[int]]) -> str:
     n = len(labels)
-    size = min(3.0 + 0.4 * n, 8.0)
-    fig, ax = _figure(size + 1.0, size, fit_labels=True)
+    fig, ax = _figure(6.4, 5.4, fit_labels=True)
     m = np.asarray(matrix)
     image = ax.imshow(m, cmap="Blues")
     fig.colorbar(image, ax=ax, shrink=0.8)
@@ -173,7 +173,8 @@ def confusion(labels: Sequence[str], matrix: list[list[int]]) -> str:
         threshold = m.max() / 2 if m.size else 0
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8, color="white" if m[i, j] > threshold else "black")
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=10 if n <= 10 else 7,
+                        color="white" if m[i, j] > threshold else "black")
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
     return _uri(fig)
 

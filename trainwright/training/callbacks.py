@@ -190,32 +190,34 @@ class GradientStats(Callback):
 
     A layer is a module with a weight matrix (Linear, Conv, ...); its gradient norm is the L2
     norm of that weight's gradient, taken after backward and before clipping (so clipping
-    does not hide an explosion), every ``every``-th step. The norms are summed and maxed on the
-    device and read once per epoch: no host sync in the hot loop. After each epoch one
-    forward pass (eval mode, no gradients, no randomness) over up to ``sample_rows`` training
-    rows counts the ReLU units that output 0 for every row: dead units.
+    does not hide an explosion), every ``every``-th step. A ReLU unit is dead in an epoch when
+    it outputs 0 for every row of that epoch's validation pass (forward hooks that act only in
+    eval mode, so training steps pay nothing but the call). Both are accumulated on the device
+    and read with one host sync per epoch.
 
     ``gradients.json``::
 
         {"every": 1, "layers": [{"name": "0", "type": "Linear", "shape": [128, 61]}, ...],
-         "activations": [{"name": "1", "type": "ReLU", "units": 128}, ...],
+         "activations": [{"name": "1", "type": "ReLU"}, ...],
          "epochs": [{"epoch": 1, "steps": 20, "norm_mean": [...], "norm_max": [...], "dead_share": [...]}]}
 
     ``norm_mean``/``norm_max`` hold one value per layer (null when a norm was inf or NaN). If
     training fails mid-epoch (a NaN loss), that epoch's norms are kept with ``"partial": true``.
     """
 
-    def __init__(self, path: Path, every: int = 1, sample_rows: int = 512, interval: float = 2.0):
-        self.path, self.every, self.sample_rows = path, every, sample_rows
+    def __init__(self, path: Path, every: int = 1, interval: float = 2.0):
+        self.path, self.every = path, every
         self.writes = ThrottledWrite(interval)
         self.records: list[dict] = []
         self.fit: Fit | None = None
+        self.hooks: list = []
 
     def on_train_begin(self, fit: Fit) -> None:
         self.fit = fit
         self.layers = [(name, m) for name, m in fit.model.named_modules()
                        if isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.ndim >= 2 and m.weight.requires_grad]
         self.activations = [(name, m) for name, m in fit.model.named_modules() if isinstance(m, torch.nn.ReLU)]
+        self.hooks = [m.register_forward_hook(self._watch(i)) for i, (_, m) in enumerate(self.activations)]
         device = fit.batches.x.device
         self.no_grad = torch.zeros((), device=device)  # stands in for a layer that got no gradient this step
         self.steps = 0
@@ -225,6 +227,16 @@ class GradientStats(Callback):
         self.norm_sum = torch.zeros(len(self.layers), device=device)  # (L,)
         self.norm_max = torch.zeros(len(self.layers), device=device)  # (L,)
         self.sampled = 0
+        self.alive: list[torch.Tensor | None] = [None] * len(self.activations)  # per ReLU: (units,) bool
+
+    def _watch(self, index: int):
+        def hook(module, inputs, output):
+            if module.training:
+                return  # only the validation pass is watched
+            fired = (output.detach().reshape(len(output), -1) > 0).any(0)  # (units,)
+            seen = self.alive[index]
+            self.alive[index] = fired if seen is None else seen | fired
+        return hook
 
     def on_after_backward(self, fit: Fit) -> None:
         self.steps += 1
@@ -238,41 +250,22 @@ class GradientStats(Callback):
         self.sampled += 1
 
     def on_epoch_end(self, fit: Fit, logs: dict) -> None:
-        self.records.append({"epoch": fit.epoch, **self._norms(), "dead_share": self._dead_share(fit)})
+        self.records.append({"epoch": fit.epoch, **self._read()})
         self._reset(self.norm_sum.device)
         self.writes.offer(self._write, list(self.records))
 
-    def _norms(self) -> dict:
-        if not self.sampled:
-            return {"steps": 0, "norm_mean": [], "norm_max": []}
-        mean, high = torch.stack([self.norm_sum / self.sampled, self.norm_max]).tolist()  # the one sync per epoch
-        return {"steps": self.sampled, "norm_mean": [_finite_or_none(v) for v in mean], "norm_max": [_finite_or_none(v) for v in high]}
-
-    @torch.no_grad()
-    def _dead_share(self, fit: Fit) -> list[float]:
-        """Per ReLU module: the share of its units that output 0 for every sampled training row."""
-        if not self.activations:
-            return []
-        alive: dict[str, torch.Tensor] = {}
-
-        def record(name: str):
-            def hook(module, inputs, output):
-                alive[name] = (output.reshape(len(output), -1) > 0).any(0)  # (units,)
-            return hook
-
-        handles = [m.register_forward_hook(record(name)) for name, m in self.activations]
-        was_training = fit.model.training
-        try:
-            fit.model.eval()
-            fit.model(fit.batches.x[: self.sample_rows])
-        finally:
-            fit.model.train(was_training)
-            for handle in handles:
-                handle.remove()
-        if len(alive) < len(self.activations):
-            return []  # a compiled forward (train.compile) runs no module hooks: no dead-unit counts then
-        shares = torch.stack([1 - alive[name].float().mean() for name, _ in self.activations]).tolist()
-        return [round(v, 4) for v in shares]
+    def _read(self) -> dict:
+        """This epoch's numbers, copied to the host in one transfer."""
+        dead = [1 - alive.float().mean() for alive in self.alive if alive is not None]
+        parts = [self.norm_sum / max(self.sampled, 1), self.norm_max, torch.stack(dead) if dead else self.norm_max[:0]]
+        values = torch.cat([part.reshape(-1).float() for part in parts]).tolist()  # the one sync per epoch
+        n = len(self.layers)
+        record = {"steps": self.sampled, "norm_mean": [], "norm_max": []}
+        if self.sampled:
+            record["norm_mean"] = [_finite_or_none(v) for v in values[:n]]
+            record["norm_max"] = [_finite_or_none(v) for v in values[n : 2 * n]]
+        record["dead_share"] = [round(v, 4) for v in values[2 * n :]]
+        return record
 
     def _write(self, records: list[dict]) -> None:
         facts = {
@@ -284,9 +277,12 @@ class GradientStats(Callback):
         atomic_write(self.path, json.dumps(facts, allow_nan=False) + "\n")
 
     def close(self) -> None:
+        for handle in self.hooks:
+            handle.remove()
+        self.hooks = []
         # A run that failed mid-epoch (NaN loss) keeps the norms of that epoch: they show why.
         if self.fit is not None and self.layers and self.sampled:
-            self.records.append({"epoch": self.fit.epoch + 1, "partial": True, **self._norms(), "dead_share": []})
+            self.records.append({"epoch": self.fit.epoch + 1, "partial": True, **self._read(), "dead_share": []})
             self.writes.offer(self._write, list(self.records))
             self.sampled = 0
         self.writes.flush()
