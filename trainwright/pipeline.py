@@ -25,7 +25,7 @@ from trainwright.config import Config, load_config
 from trainwright.data.batches import TensorBatches
 from trainwright.data.prepare import Prepared, prepare_data, with_input_stage
 from trainwright.errors import TrainingDiverged, TrainwrightError
-from trainwright.evaluate.baselines import fit_baselines
+from trainwright.evaluate.baselines import fit_baselines, verdict
 from trainwright.evaluate.diagnose import diagnose_run, print_findings
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.files import atomic_write
@@ -387,13 +387,22 @@ def print_metrics(console: Console, metrics: dict) -> None:
     where = "test split" if metrics["held_out"] else "training rows (the set was too small to hold any out)"
     table = Table(title=f"metrics on the {where}", title_justify="left")
     table.add_column("metric")
-    table.add_column("test", justify="right")
-    table.add_column("val", justify="right")
+    for split in ("test", "val", "train"):
+        table.add_column(split, justify="right")
     for key, value in metrics["test"].items():
-        val = metrics["val"].get(key)
-        table.add_row(key, _fmt(value), _fmt(val))
+        table.add_row(key, _fmt(value), _fmt(metrics["val"].get(key)), _fmt(metrics.get("train", {}).get(key)))
     console.print(table)
     console.print(f"best epoch {metrics['best_epoch']} of {metrics['epochs']}, {metrics['train_seconds']:.2f} s training", highlight=False)
+    baselines = metrics.get("baselines")
+    if baselines:
+        table = Table(title="the network beside classical baselines, same split (test)", title_justify="left")
+        table.add_column("metric")
+        for name in ("network", *baselines):
+            table.add_column(name, justify="right")
+        for key, value in metrics["test"].items():
+            table.add_row(key, _fmt(value), *(_fmt(scores.get(key)) for scores in baselines.values()))
+        console.print(table)
+        console.print(verdict(metrics), highlight=False, soft_wrap=True)
 
 
 def print_calibration(console: Console, result: dict) -> None:
