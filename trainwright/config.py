@@ -259,6 +259,10 @@ class TrainConfig(Frozen):
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast; fp16 adds loss scaling")
     compile: bool = Field(False, description="torch.compile the model (the first steps compile it)")
     accumulate: int = Field(1, ge=1, description="batches per optimizer step (gradient accumulation)")
+    data_placement: Literal["auto", "device", "stream"] = Field(
+        "auto", description="device: training data resident on the device; stream: DataLoader workers, pinned memory, "
+        "non-blocking copies; auto: device unless the training data would take over half the GPU's free memory")
+    loader_workers: int = Field(2, ge=0, description="DataLoader worker processes when the data is streamed")
 
     @field_validator("batch_size", mode="before")
     @classmethod

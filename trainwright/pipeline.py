@@ -22,7 +22,7 @@ from trainwright.calibrate import calibrate_outputs
 from trainwright.compute import Estimate, compute_metrics, compute_summary, estimate_training
 from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config, load_config
-from trainwright.data.batches import TensorBatches
+from trainwright.data.batches import make_batches
 from trainwright.data.prepare import Prepared, prepare_data, with_input_stage
 from trainwright.errors import TrainingDiverged, TrainwrightError
 from trainwright.evaluate.baselines import fit_baselines, verdict
@@ -290,9 +290,8 @@ def build_fit(
     tc = cfg.train
     task_loss = build_loss(resolve_loss(data.task, tc.loss))  # validation always scores the task's own loss
     targets = data.y_train if train_targets is None else train_targets
-    targets = tuple(t.to(device) for t in targets) if isinstance(targets, tuple) else targets.to(device)
-    batches = TensorBatches(data.x_train.to(device), targets, tc.batch_size, drop_singleton=has_batch_norm(module),
-                            transform=data.train_transform)  # image augmentation, training batches only
+    batches = make_batches(data.x_train, targets, tc.batch_size, device, tc.data_placement, tc.loader_workers,
+                           drop_singleton=has_batch_norm(module), transform=data.train_transform)  # augmentation: training batches only
     optimizer = build_optimizer(tc.optimizer, module.parameters())
     schedule = Schedule(tc.schedule, optimizer, tc.epochs, math.ceil(len(batches) / tc.accumulate))  # optimizer steps per epoch
     callbacks = [
@@ -343,7 +342,7 @@ def make_validate(loss_fn, x_val: torch.Tensor, y_val: torch.Tensor, task: str, 
 
 
 def outputs_for(module: nn.Module, x: torch.Tensor, device: torch.device, cfg: Config) -> torch.Tensor:
-    return predict_outputs(module, x.to(device), cfg.evaluate.batch_size).float().cpu()
+    return predict_outputs(module, x, cfg.evaluate.batch_size, device).float().cpu()  # batch by batch: x may not fit on the device
 
 
 def resolve_device(name: str) -> torch.device:

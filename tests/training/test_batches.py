@@ -50,3 +50,35 @@ def test_transform_maps_x_only():
     out = list(TensorBatches(x, y, 4, transform=lambda xb: xb + 1).epoch(torch.Generator().manual_seed(0)))
     assert all(torch.equal(xb, torch.ones_like(xb)) for xb, _ in out)
     assert sorted(torch.cat([yb for _, yb in out]).tolist()) == list(range(6))
+
+
+def test_streamed_batches_match_device_batches_in_order_and_content():
+    from trainwright.data.batches import StreamedBatches
+
+    x, labels = torch.arange(50).float().unsqueeze(1), torch.arange(50)
+    targets = (labels, labels.float() * 10)
+    resident = list(TensorBatches(x, targets, 8, drop_singleton=True).epoch(torch.Generator().manual_seed(5)))
+    for workers in (0, 2):  # 2: worker processes gather the batches
+        streamed = list(StreamedBatches(x, targets, 8, drop_singleton=True, device=torch.device("cpu"), workers=workers)
+                        .epoch(torch.Generator().manual_seed(5)))
+        assert len(streamed) == len(resident) == 7  # 50 rows: 6 of 8, then 2
+        for (xa, (ya, ta)), (xb, (yb, tb)) in zip(resident, streamed):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(ta, tb)
+
+
+def test_streamed_training_is_bit_identical_to_device_resident_training(tmp_path):
+    import trainwright as tw
+    from rich.console import Console
+
+    quiet = Console(quiet=True)
+    base = {"data": {"source": "iris"}, "model": {"hidden": [16]}, "evaluate": {"baseline": False},
+            "train": {"epochs": 3, "batch_size": 16, "device": "cpu"}}
+    runs = {}
+    for placement in ("device", "stream"):
+        cfg = {**base, "train": {**base["train"], "data_placement": placement, "loader_workers": 0}}
+        runs[placement] = tw.train(cfg, runs_dir=tmp_path, name=placement, console=quiet)
+    def losses(run):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in run.history]
+
+    assert losses(runs["stream"]) == losses(runs["device"])
+    assert runs["stream"].metrics["test"] == runs["device"].metrics["test"]

@@ -22,12 +22,12 @@ import torch
 from torch import nn
 
 from trainwright.config import Config
-from trainwright.data.batches import TensorBatches
+from trainwright.data.batches import TensorBatches, fits_on
 from trainwright.data.prepare import Prepared
 from trainwright.compute.flops import StepProfile, profile_step
 from trainwright.compute.memory import Memory, human_bytes, state_copies, training_memory
 from trainwright.compute.peak import GPU, device_label, device_memory, matmul_peak
-from trainwright.compute.timing import time_steps, time_validation
+from trainwright.compute.timing import STEPS_PER_ROUND, time_steps, time_validation
 from trainwright.training.losses import build_loss, resolve_loss
 from trainwright.training.precision import DTYPES, autocast
 
@@ -132,9 +132,11 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
     local = isinstance(device, torch.device)
     where = device if local else torch.device("cpu")  # FLOPs do not depend on the device: count them here
     loss_fn = build_loss(resolve_loss(data.task, tc.loss))
-    x, y, x_val = data.x_train.to(where), data.y_train.to(where), data.x_val.to(where)
-    batches = TensorBatches(x, y, tc.batch_size)
+    batches = TensorBatches(data.x_train, data.y_train, tc.batch_size)
     batch = batches.batch_size
+    # Data that would be streamed (too big for the device) is timed on its first batches only.
+    rows = len(data.x_train) if fits_on(where, data.x_train) else batch * 4 * STEPS_PER_ROUND
+    x, y, x_val = data.x_train[:rows].to(where), data.y_train[:rows].to(where), data.x_val.to(where)
     with torch.random.fork_rng(devices=[where.index or 0] if where.type == "cuda" else []):
         model_here = model.to(where) if local else _cpu_copy(model)
         step = profile_step(model_here, x[:batch], y[:batch], loss_fn, autocast(where, tc.precision), tc.optimizer)
@@ -163,13 +165,14 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
             val_batches = -(-len(x_val) // cfg.evaluate.batch_size)
             validation = max(step.forward / batch * len(x_val) / sustained, val_batches * step.forward_operators * host)
             label, capacity = f"{device.label} (nominal)", int(device.memory_gb * 1024**3)
-    data_bytes = 2 * _nbytes(x, y) + _nbytes(x_val, data.y_val)  # training split + each epoch's shuffled copy
+    resident = 2 * _nbytes(data.x_train, data.y_train) if rows == len(data.x_train) else 0  # streamed data stays on the host
+    data_bytes = resident + _nbytes(x_val, data.y_val)  # training split + each epoch's shuffled copy
     memory = training_memory(model, tc.optimizer, step.saved_bytes, data_bytes)
     if state_copies(tc.optimizer):
         notes.insert(0, f"note: optimizer state is {state_copies(tc.optimizer)} x the trainable parameters ({tc.optimizer.name})")
     return Estimate(
         device=label, precision=tc.precision, epochs=tc.epochs, batch_size=batch, steps_per_epoch=len(batches),
-        train_rows=len(x), val_rows=len(x_val), step=step, peak_flops_per_second=peak, peak_source=peak_source,
+        train_rows=len(data.x_train), val_rows=len(x_val), step=step, peak_flops_per_second=peak, peak_source=peak_source,
         seconds_per_step=seconds_per_step, step_source=step_source, validation_seconds=validation,
         memory=memory, device_memory=capacity, notes=tuple(notes),
     )

@@ -13,10 +13,13 @@ from torchmetrics.functional import regression as R
 
 
 @torch.no_grad()
-def predict_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """Model outputs for ``x`` (N, ...) in eval mode, in batches: (N, outputs)."""
+def predict_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, device: torch.device | None = None) -> torch.Tensor:
+    """Model outputs for ``x`` (N, ...) in eval mode, in batches: (N, outputs); each batch moved to ``device`` when given."""
     model.eval()
-    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else model(x)
+    device = device or x.device
+    if not len(x):
+        return model(x.to(device))
+    return torch.cat([model(x[i : i + batch_size].to(device, non_blocking=True)) for i in range(0, len(x), batch_size)])
 
 
 def classification_metrics(probs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

@@ -218,7 +218,7 @@ class GradientStats(Callback):
                        if isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.ndim >= 2 and m.weight.requires_grad]
         self.activations = [(name, m) for name, m in fit.model.named_modules() if isinstance(m, torch.nn.ReLU)]
         self.hooks = [m.register_forward_hook(self._watch(i)) for i, (_, m) in enumerate(self.activations)]
-        device = fit.batches.x.device
+        device = fit.batches.device
         self.no_grad = torch.zeros((), device=device)  # stands in for a layer that got no gradient this step
         self.steps = 0
         self._reset(device)

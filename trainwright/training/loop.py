@@ -79,7 +79,7 @@ def fit(run: Fit) -> Fit:
     cfg, model, optimizer, scaler = run.cfg, run.model, run.optimizer, run.scaler
     penalized = bool(cfg.l1 or cfg.l2)
     clipping = cfg.clip_grad_value is not None or cfg.clip_grad_norm is not None
-    amp = autocast(run.batches.x.device, cfg.precision)
+    amp = autocast(run.batches.device, cfg.precision)
     steps, every, size, rows = len(run.batches), cfg.accumulate, run.batches.batch_size, run.batches.rows
     optimizer.zero_grad(set_to_none=True)  # gradients left on a module from elsewhere must not reach step 1
     for cb in run.callbacks:
@@ -88,7 +88,7 @@ def fit(run: Fit) -> Fit:
         for epoch in range(run.epoch + 1, cfg.epochs + 1):
             started = time.perf_counter()
             model.train()
-            loss_sum = torch.zeros((), device=run.batches.x.device)  # summed on device: no per-step sync
+            loss_sum = torch.zeros((), device=run.batches.device)  # summed on device: no per-step sync
             for step, (xb, yb) in enumerate(run.batches.epoch(run.generator)):
                 with amp:
                     loss = run.loss_fn(model(xb), yb)  # fp32 scalar, also under autocast
