@@ -143,7 +143,7 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
         notes: list[str] = []
         if local:
             peak, peak_source = matmul_peak(where, DTYPES[tc.precision]), "measured by a matmul probe"
-            timing = time_steps(tc, model_here, x, y, loss_fn, batch)
+            timing = time_steps(tc, model_here, x, y, loss_fn, batch, transform=data.train_transform)  # augmentation included
             seconds_per_step, step_source = timing.seconds_per_step, f"measured over {timing.steps} steps"
             validation = time_validation(model_here, x_val, cfg.evaluate.batch_size)
             if tc.compile:

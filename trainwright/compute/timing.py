@@ -42,8 +42,11 @@ class StepTiming:
 
 
 def time_steps(cfg: TrainConfig, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn,
-               batch_size: int, budget: float = 0.2) -> StepTiming:
-    """Time training steps of ``model`` on batches of ``x`` (N, ...) -> ``y`` for about ``budget`` seconds."""
+               batch_size: int, budget: float = 0.2, transform=None) -> StepTiming:
+    """Time training steps of ``model`` on batches of ``x`` (N, ...) -> ``y`` for about ``budget`` seconds.
+
+    ``transform`` is the run's per-batch training transform (image augmentation): part of a step's cost.
+    """
     work = copy.deepcopy(model)
     if cfg.compile:
         compile_forward(work)
@@ -53,7 +56,7 @@ def time_steps(cfg: TrainConfig, model: nn.Module, x: torch.Tensor, y: torch.Ten
     rows = min(len(x), steps * batch_size)  # whole batches only: the real epoch has at most one partial
     optimizer = build_optimizer(cfg.optimizer, work.parameters())
     one_epoch = cfg.model_copy(update={"epochs": 1})
-    batches = TensorBatches(x[:rows], y[:rows], batch_size)
+    batches = TensorBatches(x[:rows], y[:rows], batch_size, transform=transform)
     run = Fit(work, optimizer, Schedule(ScheduleConfig(), optimizer, 1, len(batches)), loss_fn, batches,
               validate=lambda _: {"val_loss": 0.0}, cfg=one_epoch, generator=torch.Generator(device=x.device).manual_seed(0),
               scaler=grad_scaler(x.device, cfg.precision))
