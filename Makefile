@@ -27,7 +27,7 @@ browser:
 	  echo "note: chromium is not installed and cannot be here (needs root and apt-get); the browser test will be skipped"
 
 test: setup browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 bench: setup
 	$(BIN)/python benchmarks/overhead.py

@@ -1,10 +1,24 @@
-"""Shared fixtures."""
+"""Shared fixtures, and one thread per test process.
+
+``make test`` runs the suite on every core with pytest-xdist, one worker per core. Each worker
+and each ``trainwright`` command a test starts uses one thread, so workers never wait on each
+other's OpenMP threads (on a 2-core machine that oversubscription made runs 10-40x slower) and
+results do not depend on the core count.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"  # before torch is imported here; subprocesses inherit it
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # in case torch was imported first (a plugin)
 
 from helpers import penguins_like
 
