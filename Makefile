@@ -30,8 +30,10 @@ test: setup browser
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 bench: setup
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/compute_bound.py
+	$(BIN)/python benchmarks/images.py --per-class 500
 
 # An epoch of a CNN on a generated shapes folder, trainwright against a hand-written loop, plus
 # the decode counter; then the image accuracy targets (several minutes on a CPU).

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from harness import alternate, hand_written, mlp
+from harness import alternate, frameworks, hand_written, mlp
 from rich.console import Console
 from torch.nn import functional as F
 
@@ -96,6 +96,8 @@ def main() -> None:
         hands, ourss = alternate(hand, ours, args.repeats)
 
     h, o = statistics.median(hands), statistics.median(ourss)
+    for name, seconds in frameworks(data, HIDDEN, BATCH, args.epochs, LR).items():
+        print(f"{name}: {seconds:.3f} s, {seconds / h:.2f} x hand-written (median of 3)")
     quick = ", ".join(f"{c['peak_flops_per_second'] / 1e9:.1f}" for c in computes)
     print(f"FLOPs per step {step.total / 1e9:.2f} G; measured fp32 matmul peak {peak / 1e9:.1f} GFLOP/s (each run's quick probe: {quick})")
     estimate = statistics.median(c["estimated_seconds"] for c in computes)

@@ -64,3 +64,77 @@ def alternate(hand: Callable[[], float], ours: Callable[[], float], repeats: int
         print(f"run {i + 1}: hand-written {hands[-1]:.3f} s, trainwright {ourss[-1]:.3f} s", flush=True)
     print(f"median: hand-written {statistics.median(hands):.3f} s, trainwright {statistics.median(ourss):.3f} s")
     return hands, ourss
+
+
+def frameworks(data, hidden: list[int], batch: int, epochs: int, lr: float, repeats: int = 3) -> dict[str, float]:
+    """Median seconds of the same fit through Lightning and Keras 3 (torch backend), where installed.
+
+    Same MLP (built by ``mlp`` from the same seed), data tensors, batch, Adam, epochs and a
+    validation pass per epoch; ``pip install lightning keras`` to see them. Fits only: no
+    checkpoints, loggers or progress bars on either, which is their fastest setting.
+    """
+    import importlib.util
+    import os
+
+    found: dict[str, Callable[[], float]] = {}
+    if importlib.util.find_spec("lightning") is not None:
+        found["Lightning"] = lambda: _lightning(data, hidden, batch, epochs, lr)
+    if importlib.util.find_spec("keras") is not None:
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        found["Keras 3 (torch backend)"] = lambda: _keras(data, hidden, batch, epochs, lr)
+    if not found:
+        print("Lightning and Keras are not installed: pip install lightning keras to time the same fit through them")
+    seconds = {}
+    for name, run in found.items():
+        run()  # warm-up
+        seconds[name] = statistics.median(run() for _ in range(repeats))
+    return seconds
+
+
+def _lightning(data, hidden, batch, epochs, lr) -> float:
+    import logging
+    import warnings
+
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)  # its banner lines, not timings
+    warnings.filterwarnings("ignore", module="lightning")
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = mlp(data.x_train.shape[1], hidden, int(data.y_train.max()) + 1)
+
+        def training_step(self, b, _):
+            return F.cross_entropy(self.net(b[0]), b[1])
+
+        def validation_step(self, b, _):
+            out = self.net(b[0])
+            self.log_dict({"val_loss": F.cross_entropy(out, b[1]), "val_acc": (out.argmax(1) == b[1]).float().mean()})
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=lr)
+
+    train = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=batch, shuffle=True)
+    val = DataLoader(TensorDataset(data.x_val, data.y_val), batch_size=len(data.x_val))
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    started = time.perf_counter()
+    trainer.fit(Module(), train, val)
+    return time.perf_counter() - started
+
+
+def _keras(data, hidden, batch, epochs, lr) -> float:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    layers = [keras.layers.Dense(width, activation="relu") for width in hidden]
+    model = keras.Sequential([keras.Input((data.x_train.shape[1],)), *layers, keras.layers.Dense(int(data.y_train.max()) + 1)])
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    x, y, xv, yv = (t.numpy() for t in (data.x_train, data.y_train, data.x_val, data.y_val))
+    started = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=epochs, validation_data=(xv, yv), verbose=0)
+    return time.perf_counter() - started

@@ -7,8 +7,9 @@ workload: a step is ~30 MFLOP (about a millisecond), so per-operator costs set t
 
 Runs alternate (hand, trainwright, hand, ...) ``--repeats`` times and the medians are compared,
 so a slow moment on the machine hits both sides. Prints one line per run and ends with
-``overhead trainwright/hand-written = X.XX``. The other workloads: ``compute_bound.py``; a CNN
-workload comes with the CNN model family (same harness, a hand-written conv loop beside it).
+``overhead trainwright/hand-written = X.XX``; where Lightning or Keras 3 is installed, the same
+fit through them is timed and printed before it. The other workloads: ``compute_bound.py`` and
+``images.py`` (a CNN epoch on a shapes folder).
 
     python benchmarks/overhead.py [--repeats 5] [--epochs 30]
 """
@@ -20,7 +21,7 @@ import statistics
 import tempfile
 
 import torch
-from harness import alternate, hand_written, mlp
+from harness import alternate, frameworks, hand_written, mlp
 from rich.console import Console
 
 import trainwright as tw
@@ -66,6 +67,8 @@ def main() -> None:
         hand(data, 2), through_trainwright(2, runs_dir)  # warm-up: allocator, kernels, imports
         hands, ours = alternate(lambda: hand(data, args.epochs), lambda: through_trainwright(args.epochs, runs_dir), args.repeats)
     h, o = statistics.median(hands), statistics.median(ours)
+    for name, seconds in frameworks(data, HIDDEN, BATCH, args.epochs, LR).items():
+        print(f"{name}: {seconds:.3f} s, {seconds / h:.2f} x hand-written (median of 3)")
     print(f"overhead trainwright/hand-written = {o / h:.2f}")
 
 
