@@ -1,7 +1,6 @@
 import collections
 import json
 import pickle
-import time
 
 import numpy as np
 import pandas as pd
@@ -140,13 +139,6 @@ def test_too_small_to_split_says_so(prepare):
     assert data.report_lines()[-1] == (
         "4 rows are too few to split 70/15/15: training on all rows; the metrics below are training metrics"
     )
-
-
-def test_digits_prepare_is_fast():
-    prepare_tabular(DataConfig(source="digits"))  # imports and file caches warm
-    start = time.perf_counter()
-    prepare_tabular(DataConfig(source="digits"))
-    assert time.perf_counter() - start < 1.0
 
 
 # ── the preprocessor ───────────────────────────────────────────────────────────────────
