@@ -181,8 +181,8 @@ def train_prepared(
         matrix = metrics[split].pop("confusion_matrix", None)
         if split == "test" and matrix is not None:
             metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
-    if cfg.evaluate.baseline and hasattr(pre, "feature_columns"):  # tables only: classical baselines need columns
-        metrics["baselines"] = fit_baselines(data)
+    if cfg.evaluate.baseline and (hasattr(pre, "feature_columns") or getattr(pre, "modality", "") in ("text", "series")):
+        metrics["baselines"] = fit_baselines(data)  # tables: classical models; text: TF-IDF; series: naive forecasts
     save_weights(run_dir.weights, module)
     write_test_predictions(run_dir, test_outputs, data)
     run_dir.write_json(run_dir.metrics, metrics)
@@ -262,7 +262,7 @@ def build_module(cfg: Config, data: Prepared, model: nn.Module | None = None) ->
     """The model for this data, seeded so the same config gives the same initial weights, and checked."""
     torch.manual_seed(cfg.train.seed)
     pre = data.preprocessor
-    module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs)
+    module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs, getattr(pre, "vocab_size", None))
     module = with_input_stage(pre, module)  # images: uint8 pixels are normalized inside the model
     check_output_shape(module, data.input_shape, pre.n_outputs)
     check_train_settings(cfg, module, data.task)

@@ -43,7 +43,7 @@ from trainwright.calibrate import Calibrator, load_calibrator
 from trainwright.config import Config, load_config
 from trainwright.data.prepare import Preprocessor, load_preprocessor, with_input_stage
 from trainwright.errors import TrainwrightError
-from trainwright.evaluate.metrics import classification_metrics, confusion_matrix, predict_outputs, regression_metrics
+from trainwright.evaluate.metrics import classification_metrics, confusion_matrix, forecast_metrics, predict_outputs, regression_metrics
 from trainwright.files import atomic_path, atomic_write
 from trainwright.models.registry import build_model
 from trainwright.training.losses import probabilities
@@ -206,6 +206,8 @@ class TrainedModel:
         frame, x = self._inputs(data)
         outputs = self._outputs(x)
         result = frame.copy()
+        if hasattr(self.preprocessor, "prediction_frame"):  # series: the next horizon times after the tail
+            return self.preprocessor.prediction_frame(frame, outputs.numpy())
         if self.task == "regression":
             predictions = self.preprocessor.decode_target(outputs.numpy())
             result[_free_name(result, "prediction")] = predictions
@@ -234,6 +236,8 @@ def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: Preprocessor, ca
     if preprocessor.task == "regression":
         pred = torch.from_numpy(np.asarray(preprocessor.decode_target(outputs.cpu().numpy()), dtype=np.float64))
         true = torch.from_numpy(np.asarray(preprocessor.decode_target(y.cpu().numpy()), dtype=np.float64))
+        if getattr(preprocessor, "modality", "") == "series":
+            return forecast_metrics(pred, true)
         return regression_metrics(pred, true)
     probs = calibrator.probabilities(outputs.cpu()) if calibrator else probabilities(outputs.cpu(), preprocessor.task)
     y = y.cpu()
@@ -249,7 +253,8 @@ def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu
     config = load_config(run.config)
     preprocessor = load_preprocessor(run.path)
     info = run.read_json(run.model_info)
-    module = model if model is not None else build_model(config.model, tuple(info["input_shape"]), info["out_features"])
+    vocab_size = getattr(preprocessor, "vocab_size", None)  # text: the saved tokenizer's vocabulary
+    module = model if model is not None else build_model(config.model, tuple(info["input_shape"]), info["out_features"], vocab_size)
     module = with_input_stage(preprocessor, module)
     load_weights(run.weights, module)
     target = torch.device(device)
