@@ -120,7 +120,7 @@ def train_prepared(
     check_precision(device, cfg.train.precision)
     module = module.to(device)
     n_params = sum(p.numel() for p in module.parameters())
-    console.print(f"model: {cfg.model.type}, {n_params:,} parameters, input {shape_text(data.input_shape)} -> {pre.n_outputs} outputs, device {device}", highlight=False)
+    console.print(f"model: {cfg.model.type}, {n_params:,} parameters, input {shape_text(data.input_shape, getattr(pre, 'modality', ''))} -> {pre.n_outputs} outputs, device {device}", highlight=False)
     # A few timed steps on a throwaway copy (the model and the RNG streams are left as they were).
     est = estimate_training(cfg, data, module, device)
     console.print(est.summary(), highlight=False, soft_wrap=True)
@@ -374,7 +374,9 @@ def check_output_shape(module: nn.Module, input_shape: tuple[int, ...], n_output
         raise TrainwrightError(f"the model maps a batch {batch} to {tuple(out.shape)}; this task needs (2, {n_outputs})")
 
 
-def shape_text(shape: tuple[int, ...]) -> str:
+def shape_text(shape: tuple[int, ...], modality: str = "") -> str:
+    if modality == "text":
+        return f"{shape[0]} tokens"
     return "x".join(map(str, shape)) if len(shape) > 1 else f"{shape[0]} features"
 
 

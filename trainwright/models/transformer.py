@@ -61,7 +61,8 @@ class Transformer(nn.Module):
         ids = x.long()  # (B, T); float zeros when a shape check probes the model
         pad = ids == 0  # (B, T) True where padding
         pad[:, 0] = False  # an empty text still attends to one position (no all-masked rows, no NaN)
-        h = self.embed(ids) + self.position[:, -ids.shape[1]:]  # (B, T, d)
+        start = 0 if self.cls is None else 1  # position 0 is the [CLS] vector's
+        h = self.embed(ids) + self.position[:, start : start + ids.shape[1]]  # (B, T, d)
         if self.cls is not None:
             h = torch.cat([self.cls.expand(len(h), -1, -1) + self.position[:, :1], h], dim=1)  # (B, 1 + T, d)
             pad = torch.cat([pad.new_zeros(len(pad), 1), pad], dim=1)
