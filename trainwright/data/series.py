@@ -28,8 +28,7 @@ import pandas as pd
 import torch
 
 from trainwright.config import DataConfig, WindowConfig
-from trainwright.data.builtin import BUILTINS
-from trainwright.data.sources import load_source
+from trainwright.data.sources import load_sequence_table
 from trainwright.data.split import fractions_text
 from trainwright.errors import TrainwrightError
 from trainwright.files import atomic_write
@@ -237,13 +236,9 @@ class SeriesData:
 
 def prepare_series(cfg: DataConfig) -> SeriesData:
     """Load, check, split by time, scale on train and window ``cfg.source``."""
-    frame, default_target, name = load_source(cfg.source)
-    builtin = BUILTINS.get(cfg.source)
-    time_column = cfg.time_column or (builtin.time_column if builtin else None)
+    frame, default_target, time_column, name = load_sequence_table(cfg.source, cfg.time_column, "time")
     target = cfg.target or default_target
     listed = ", ".join(map(str, frame.columns))
-    if time_column not in frame.columns:
-        raise TrainwrightError(f"time column {time_column!r} is not in {name}; columns are: {listed}")
     if target is None or target not in frame.columns or target == time_column:
         raise TrainwrightError(f"data.target {target!r} is not a value column of {name}; name the column to forecast; columns are: {listed}")
     others = cfg.features if cfg.features is not None else [c for c in frame.columns if c not in (time_column, target)]

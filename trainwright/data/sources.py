@@ -102,3 +102,17 @@ def load_source(source: str) -> tuple[pd.DataFrame, str | None, str]:
     if path.suffix.lower() in _COMPRESSION and Path(name).suffix.lower() in _READERS:
         name = Path(name).stem
     return frame.reset_index(drop=True), None, name
+
+
+def load_sequence_table(source: str, column: str | None, role: str) -> tuple[pd.DataFrame, str | None, str, str]:
+    """A text or series table: (frame, the built-in's target or None, its ``role`` column, display name).
+
+    ``role`` is ``text`` or ``time``; ``column`` defaults to the built-in's own and must be in the table.
+    """
+    frame, default_target, name = load_source(source)
+    builtin = BUILTINS.get(source)
+    column = column or (getattr(builtin, f"{role}_column") if builtin else None)
+    if column not in frame.columns:
+        listed = ", ".join(map(str, frame.columns))
+        raise TrainwrightError(f"{role} column {column!r} is not in {name}; columns are: {listed}")
+    return frame, default_target, column, name

@@ -18,7 +18,7 @@ import pandas as pd
 from trainwright.config import DataConfig
 from trainwright.data.builtin import BUILTINS
 from trainwright.data.columns import column_kind
-from trainwright.data.sources import load_source
+from trainwright.data.sources import load_sequence_table
 from trainwright.errors import TrainwrightError
 
 
@@ -38,18 +38,14 @@ def load_texts(cfg: DataConfig) -> RawTexts:
     source = Path(cfg.source).expanduser()
     if cfg.source not in BUILTINS and source.is_dir():
         return _read_folder(source, cfg.target or "label")
-    frame, default_target, name = load_source(cfg.source)
-    builtin = BUILTINS.get(cfg.source)
-    text_column = cfg.text_column or (builtin.text_column if builtin else None)
+    frame, default_target, text_column, name = load_sequence_table(cfg.source, cfg.text_column, "text")
     target = cfg.target or default_target
     columns = ", ".join(map(str, frame.columns))
-    if text_column not in frame.columns:
-        raise TrainwrightError(f"text column {text_column!r} is not in {name}; columns are: {columns}")
     if target is None:
         raise TrainwrightError(f"data.target is not set: name the column of {name} to predict; columns are: {columns}")
     if target not in frame.columns or target == text_column:
         raise TrainwrightError(f"target column {target!r} is not a label column of {name}; columns are: {columns}")
-    kind = "builtin" if builtin else "table"
+    kind = "builtin" if cfg.source in BUILTINS else "table"
     return RawTexts(frame[[text_column, target]].copy(), text_column, target, name, kind)
 
 
