@@ -74,7 +74,11 @@ def check_times(times: np.ndarray, column: str, shown: pd.Series) -> float:
 
 
 def _step_text(step: float, shown: pd.Series) -> str:
-    return str(pd.Timedelta(int(step), unit="ns")) if not pd.api.types.is_numeric_dtype(shown) else f"{step:g}"
+    """'1h', '15min', '2D' for times; the number for numeric time steps."""
+    if pd.api.types.is_numeric_dtype(shown):
+        return f"{step:g}"
+    text = pd.tseries.frequencies.to_offset(pd.Timedelta(int(step), unit="ns")).freqstr
+    return text if text[0].isdigit() else f"1{text}"
 
 
 def value_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
