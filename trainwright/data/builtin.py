@@ -1,6 +1,7 @@
-"""Built-in data sets: small tables that ship with scikit-learn (nothing is downloaded).
+"""Built-in data sets: small tables that ship with scikit-learn, text that ships with Python, and
+generated sets (nothing is downloaded).
 
-Each one is a frame of features plus a target column. ``config_defaults`` are config keys the
+Each one is a frame of features (or a text column, or a time column and values) plus a target column. ``config_defaults`` are config keys the
 data set suggests (``linear`` trains a single neuron); ``config.validate_config`` lays the
 user's own keys over them.
 
