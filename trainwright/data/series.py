@@ -151,6 +151,10 @@ class SeriesPreprocessor:
     def scale(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.mean) / self.std).astype(np.float32)
 
+    def encode_target(self, y: pd.Series) -> np.ndarray:
+        raise TrainwrightError("evaluate scores tables, images and texts; a forecaster's test metrics (MAE, RMSE, MAPE on the "
+                               "test windows, beside the naive forecasts) are in its metrics.json")
+
     def decode_target(self, values: np.ndarray) -> np.ndarray:
         """Scaled target values (any shape) -> original units, flattened (N * horizon,)."""
         return np.asarray(values, dtype=np.float64).reshape(-1) * self.std[0] + self.mean[0]
