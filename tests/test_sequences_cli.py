@@ -29,7 +29,7 @@ def test_text_from_a_table_then_predict_new_raw_text(tmp_path):
     result = run_cli("train", "--data", "reviews.csv", "--text-column", "review", "--target", "sentiment", "--model", "lstm",
                      "--set", "train.epochs=4", "--set", "train.optimizer.lr=0.01", "--runs-dir", "runs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "tokenizer: wordpiece" in result.stdout and "tfidf_logistic_regression" in result.stdout
+    assert "tokenizer: bpe" in result.stdout and "tfidf_logistic_regression" in result.stdout
     run = tmp_path / result.stdout.strip().splitlines()[-1]
     assert (run / "tokenizer.json").is_file()
     pd.DataFrame({"review": ["superb film and great cast", "dull and boring plot", "the plot was"]}).to_csv(tmp_path / "new.csv", index=False)

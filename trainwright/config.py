@@ -88,8 +88,11 @@ AUTO_IMAGE_SIDE = 64
 class TokenizerConfig(Frozen):
     """How text becomes token ids (``data/text.py``); the vocabulary is learned on the training split only."""
 
-    # wordpiece / bpe: a Hugging Face ``tokenizers`` subword vocabulary; char: one token per character.
-    kind: Literal["wordpiece", "bpe", "char"] = "wordpiece"
+    # bpe / wordpiece: a Hugging Face ``tokenizers`` subword vocabulary; char: one token per character.
+    # bpe and char train the same vocabulary every time; the WordPiece trainer (tokenizers 0.23)
+    # breaks ties between equally frequent merges differently from run to run, so two trainings of
+    # one config can differ slightly (the saved tokenizer.json keeps each run's predictions exact).
+    kind: Literal["bpe", "wordpiece", "char"] = "bpe"
     vocab_size: int = Field(8000, ge=8, le=1_000_000, description="at most this many tokens, special tokens included")
     max_length: int = Field(128, ge=2, le=8192, description="tokens per text: longer texts are cut, shorter padded")
     lowercase: bool = True

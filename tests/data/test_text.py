@@ -47,6 +47,11 @@ def test_tokenizer_is_fitted_on_training_texts_only():
     assert bpe.encode("lowest").tokens
 
 
+def test_the_default_tokenizer_is_the_same_on_every_training():
+    texts = [f"the {w} sat on the {v} mat" for w in ("cat", "dog", "cow", "hen") for v in ("red", "blue", "green")]
+    assert len({build_tokenizer(TokenizerConfig(vocab_size=60), texts).to_str() for _ in range(3)}) == 1
+
+
 def test_padding_truncation_and_saved_tokenizer(tmp_path):
     cfg = DataConfig(source="word-order", tokenizer={"kind": "char", "max_length": 12})
     data = prepare_data(cfg)

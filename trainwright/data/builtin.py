@@ -168,7 +168,7 @@ def _python_docs() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "topic"])
 
 
-WORD_ORDER_DEFAULTS = {"data": {"tokenizer": {"kind": "wordpiece", "vocab_size": 128}}}
+WORD_ORDER_DEFAULTS = {"data": {"tokenizer": {"kind": "bpe", "vocab_size": 128}}}
 PYTHON_DOCS_DEFAULTS = {"data": {"tokenizer": {"max_length": 48}}}
 SEASONAL_DEFAULTS = {"data": {"window": {"lookback": 48, "horizon": 12, "stride": 1}}}
 
