@@ -295,7 +295,9 @@ def prepare_series(cfg: DataConfig) -> SeriesData:
         "notes": notes,
     }
     tensors = {part: (torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))) for part, (x, y) in parts.items()}
-    return SeriesData(*tensors["train"], *tensors["val"], *tensors["test"], pre, "regression", name, True, summary, season)
+    held_out = bool(cfg.split.val or cfg.split.test)  # both 0: the metrics are on the training windows
+    summary["split"]["held_out"] = held_out
+    return SeriesData(*tensors["train"], *tensors["val"], *tensors["test"], pre, "regression", name, held_out, summary, season)
 
 
 def _season(w: WindowConfig, train_target: np.ndarray) -> int | None:
