@@ -66,6 +66,14 @@ def test_padding_truncation_and_saved_tokenizer(tmp_path):
     assert ids.tolist() == pre.encode(["red cat", "blue dog ran home then we saw it"]).tolist()
 
 
+def test_invalid_utf8_in_a_table_is_replaced_and_counted(tmp_path):
+    data = reviews().to_csv(index=False).encode("utf-8").replace(b"superb", b"sup\xffrb")
+    (tmp_path / "reviews.csv").write_bytes(data)
+    data = prepare_data(DataConfig(source=str(tmp_path / "reviews.csv"), text_column="review", target="sentiment"))
+    counts = {a["action"]: a["count"] for a in data.summary["cleaning"]}
+    assert counts["replacement_characters"] == reviews()["review"].str.contains("superb").sum() > 0
+
+
 def test_folder_of_txt_files_per_class_reports_invalid_utf8(tmp_path):
     for label, words in (("pos", "good fine nice"), ("neg", "bad poor sad")):
         (tmp_path / "texts" / label).mkdir(parents=True)

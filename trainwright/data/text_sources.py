@@ -97,8 +97,8 @@ def clean_texts(raw: RawTexts, max_chars: int) -> CleanTexts:
     act("nul_bytes", nul, f"removed NUL bytes from {nul} texts")
     act("invalid_utf8", len(raw.invalid_utf8), f"{len(raw.invalid_utf8)} files were not valid UTF-8 (bad bytes replaced by U+FFFD): "
         + ", ".join(raw.invalid_utf8[:3]) + (", ..." if len(raw.invalid_utf8) > 3 else ""))
-    replaced = sum("\ufffd" in t for t in texts) - len(raw.invalid_utf8)
-    act("replacement_characters", max(replaced, 0), f"{max(replaced, 0)} texts hold U+FFFD replacement characters (invalid UTF-8 upstream)")
+    replaced = max(sum("\ufffd" in t for t in texts) - len(raw.invalid_utf8), 0)
+    act("replacement_characters", replaced, f"{replaced} texts held bytes that are not valid UTF-8 (replaced by U+FFFD)")
     empty = np.array([not t.strip() for t in texts])
     act("empty_texts", (empty & ~missing_label).sum(), f"dropped {(empty & ~missing_label).sum()} empty or whitespace-only texts")
     keep = ~(empty | missing_label)
