@@ -25,7 +25,17 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 
 from trainwright.config import DataConfig, TokenizerConfig
 from trainwright.data.split import fractions_text, split_rows
-from trainwright.data.target import LabelKind, Task, class_list, coerce_labels, encode_labels, label_kind, resolve_task
+from trainwright.data.target import (
+    LabelKind,
+    Task,
+    class_list,
+    coerce_labels,
+    decode_class_indices,
+    encode_class_column,
+    encode_labels,
+    label_kind,
+    resolve_task,
+)
 from trainwright.data.text_sources import clean_texts, load_texts
 from trainwright.errors import TrainwrightError
 from trainwright.files import atomic_write
@@ -105,11 +115,10 @@ class TextPreprocessor:
         return torch.tensor([e.ids for e in self.tokenizer.encode_batch(texts)], dtype=torch.int64).reshape(len(texts), self.length)
 
     def encode_target(self, y: pd.Series) -> np.ndarray:
-        y = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y), name=self.target)
-        return encode_labels(coerce_labels(y.reset_index(drop=True), self.label_kind, self.target), self.classes, self.target)
+        return encode_class_column(y, self.classes, self.label_kind, self.target)
 
     def decode_target(self, values: np.ndarray) -> np.ndarray:
-        return np.asarray(self.classes)[np.asarray(values).reshape(-1).astype(np.int64)]
+        return decode_class_indices(values, self.classes)
 
     def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, torch.Tensor]:
         """(the rows, their token ids); an empty text is predicted from padding alone."""
