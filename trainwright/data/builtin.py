@@ -156,11 +156,12 @@ def _python_docs() -> pd.DataFrame:
     for topic, modules in PYTHON_DOCS_TOPICS.items():
         for module_name in modules:
             module = getattr(builtins, module_name) if hasattr(builtins, module_name) else importlib.import_module(module_name)
+            # Sub-modules are left out: whether a package holds one depends on what was imported before.
             members = [module] + [getattr(module, n) for n in sorted(dir(module)) if not n.startswith("_")]
             for member in members:
                 parts = [member] + ([getattr(member, n) for n in sorted(vars(member)) if not n.startswith("_")] if inspect.isclass(member) else [])
                 for item in parts:
-                    doc = inspect.getdoc(item) if callable(item) or inspect.ismodule(item) else None
+                    doc = inspect.getdoc(item) if callable(item) or item is module else None
                     text = " ".join((doc or "").split("\n\n")[0].split())
                     if len(text) >= 20 and text not in seen:
                         seen.add(text)
