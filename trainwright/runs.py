@@ -6,7 +6,9 @@ runs/<name>/
 ├── environment.json       versions, device, seed: what is needed to repeat the run
 ├── data.json              data summary: columns, cleaning actions with counts, split sizes
 ├── preprocessor.skops     fitted scikit-learn preprocessing (skops: loads no arbitrary code); tables only
-├── preprocessor.json      its plain facts: target, task, classes, columns (images: mode, size, mean, std)
+├── preprocessor.json      its plain facts: target, task, classes, columns (images: mode, size, mean, std;
+│                          series: columns, window, scaler mean and std)
+├── tokenizer.json         text only: the trained tokenizer, in the tokenizers library's JSON format
 ├── model.safetensors      the trained (best) weights
 ├── model.json             architecture facts: family, input and output widths, parameters
 ├── history.csv            one row per epoch
@@ -205,9 +207,9 @@ class TrainedModel:
         """The rows with a ``prediction`` column and, for classification, ``probability_<class>`` columns."""
         frame, x = self._inputs(data)
         outputs = self._outputs(x)
-        result = frame.copy()
         if hasattr(self.preprocessor, "prediction_frame"):  # series: the next horizon times after the tail
             return self.preprocessor.prediction_frame(frame, outputs.numpy())
+        result = frame.copy()
         if self.task == "regression":
             predictions = self.preprocessor.decode_target(outputs.numpy())
             result[_free_name(result, "prediction")] = predictions
