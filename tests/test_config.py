@@ -23,7 +23,7 @@ def test_overrides_parse_values_as_yaml():
 @pytest.mark.parametrize(
     ("raw", "fragment"),
     [
-        ({"data": {"source": "iris"}, "model": {"type": "nope"}}, "unknown model type 'nope'; available: cnn, custom, mlp, resnet"),
+        ({"data": {"source": "iris"}, "model": {"type": "nope"}}, "unknown model type 'nope'; available: cnn, custom, gru, lstm, mlp, resnet, rnn, transformer"),
         ({"data": {"source": "iris"}, "model": {"hiden": [3]}}, "unknown key 'model.hiden'"),
         ({"data": {"source": "iris"}, "train": {"optimizer": {"lr": -1}}}, "train.optimizer.lr = -1"),
         ({"data": {"source": "iris"}, "train": {"batch_size": "fulll"}}, "batch_size must be an integer >= 1"),

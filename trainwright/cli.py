@@ -56,7 +56,9 @@ def train(
     config: Annotated[Optional[Path], typer.Argument(help="YAML config (see examples/)")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="quick mode: a built-in data set or a table path")] = None,
     target: Annotated[Optional[str], typer.Option("--target", help="the column to predict")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="model type, e.g. mlp")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="model type, e.g. mlp, lstm, transformer")] = None,
+    text_column: Annotated[Optional[str], typer.Option("--text-column", help="text: the column of raw text to classify")] = None,
+    time_column: Annotated[Optional[str], typer.Option("--time-column", help="series: the time column; --target is the column to forecast")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
     name: Annotated[Optional[str], typer.Option("--name", help="run directory name (default: data-model-timestamp)")] = None,
@@ -70,6 +72,9 @@ def train(
         overrides.insert(0, f"data.source={json.dumps(data)}")
     if target is not None:
         overrides.insert(1 if data else 0, f"data.target={json.dumps(target)}")
+    for key, value in (("text_column", text_column), ("time_column", time_column)):
+        if value is not None:
+            overrides.insert(0, f"data.{key}={json.dumps(value)}")
     if model is not None:
         overrides.append(f"model.type={model}")
     if resume is not None and config is not None:

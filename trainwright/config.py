@@ -85,6 +85,30 @@ class ImageConfig(Frozen):
 AUTO_IMAGE_SIDE = 64
 
 
+class TokenizerConfig(Frozen):
+    """How text becomes token ids (``data/text.py``); the vocabulary is learned on the training split only."""
+
+    # bpe / wordpiece: a Hugging Face ``tokenizers`` subword vocabulary; char: one token per character.
+    # bpe and char train the same vocabulary every time; the WordPiece trainer (tokenizers 0.23)
+    # breaks ties between equally frequent merges differently from run to run, so two trainings of
+    # one config can differ slightly (the saved tokenizer.json keeps each run's predictions exact).
+    kind: Literal["bpe", "wordpiece", "char"] = "bpe"
+    vocab_size: int = Field(8000, ge=8, le=1_000_000, description="at most this many tokens, special tokens included")
+    max_length: int = Field(128, ge=2, le=8192, description="tokens per text: longer texts are cut, shorter padded")
+    lowercase: bool = True
+
+
+class WindowConfig(Frozen):
+    """Sliding windows over a time series (``data/series.py``): ``lookback`` rows in, ``horizon`` rows out."""
+
+    lookback: int = Field(48, ge=1)
+    horizon: int = Field(1, ge=1)
+    stride: int = Field(1, ge=1, description="rows between the starts of consecutive windows")
+    # The seasonal-naive baseline's period in rows; auto: the strongest autocorrelation lag of the
+    # training part, up to lookback.
+    season: int | Literal["auto"] = "auto"
+
+
 # ── augmentation (image training batches only; built by data/augment.py) ───────────────
 class Augment(Frozen):
     p: float = Field(1.0, ge=0, le=1, description="probability of applying it to each image")
@@ -161,6 +185,15 @@ class DataConfig(Frozen):
     image_column: str | None = None
     image: ImageConfig = ImageConfig()
     augment: tuple[AugmentStep, ...] = ()
+    # Text: a table's column of raw text (or a folder of .txt files per class), its tokenizer,
+    # and the longest text kept (in characters) before tokenizing.
+    text_column: str | None = None
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    max_chars: int = Field(10_000, ge=1)
+    # Time series: the table's time column, the windows, and the value columns fed to the model
+    # (default: every numeric column; the target is always one of them).
+    time_column: str | None = None
+    window: WindowConfig = WindowConfig()
 
     @field_validator("augment", mode="before")
     @classmethod
@@ -181,6 +214,11 @@ class DataConfig(Frozen):
     def is_images(self) -> bool:
         return is_image_source(self.source, self.image_column)
 
+    @property
+    def modality(self) -> str:
+        """tabular, images, text or series: which ``data/`` module prepares this source."""
+        return source_modality(self.source, self.image_column, self.text_column, self.time_column)
+
 
 def is_image_source(source: Any, image_column: Any = None) -> bool:
     """Images come from a folder, a table with ``data.image_column``, or an image built-in."""
@@ -192,7 +230,28 @@ def is_image_source(source: Any, image_column: Any = None) -> bool:
         return False
     if source in BUILTINS:
         return BUILTINS[source].modality == "images"
-    return Path(source).expanduser().is_dir()
+    return Path(source).expanduser().is_dir() and not text_folder(source)
+
+
+def source_modality(source: Any, image_column: Any = None, text_column: Any = None, time_column: Any = None) -> str:
+    """A text or time column names the modality; else a built-in's own, a folder (images) or a table."""
+    from trainwright.data.builtin import BUILTINS
+
+    if text_column is not None:
+        return "text"
+    if time_column is not None:
+        return "series"
+    if isinstance(source, str) and source in BUILTINS and BUILTINS[source].modality in ("text", "series"):
+        return BUILTINS[source].modality
+    if isinstance(source, str) and text_folder(source):
+        return "text"
+    return "images" if is_image_source(source, image_column) else "tabular"
+
+
+def text_folder(source: str) -> bool:
+    """A folder whose class sub-folders hold .txt files is a text source, not an image one."""
+    path = Path(source).expanduser()
+    return path.is_dir() and any(path.glob("*/*.txt"))
 
 
 # ── model ───────────────────────────────────────────────────────────────────────────────
@@ -345,6 +404,11 @@ def load_config(source: str | Path | dict | Config, overrides: list[str] | tuple
 # evaluation batches small enough for convolution activations (4096 images of 64x64 through a
 # 64-wide conv layer would need 4 GB).
 IMAGE_DEFAULTS = {"model": {"type": "cnn"}, "evaluate": {"batch_size": 256}}
+# Text and series train a recurrent network unless told otherwise; recurrent networks clip their
+# gradient norm by default (exploding gradients through time, Pascanu et al. 2013).
+SEQUENCE_DEFAULTS = {"model": {"type": "lstm"}, "evaluate": {"batch_size": 512}}
+RECURRENT = ("rnn", "lstm", "gru")
+RECURRENT_DEFAULTS = {"train": {"clip_grad_norm": 1.0}}
 
 
 def validate_config(raw: dict) -> Config:
@@ -354,8 +418,14 @@ def validate_config(raw: dict) -> Config:
     source = data.get("source")
     if isinstance(source, str) and source in BUILTINS:
         raw = deep_merge(BUILTINS[source].config_defaults, raw)
-    if is_image_source(source, data.get("image_column")):
+    modality = source_modality(source, data.get("image_column"), data.get("text_column"), data.get("time_column"))
+    if modality == "images":
         raw = deep_merge(IMAGE_DEFAULTS, raw)
+    elif modality in ("text", "series"):
+        raw = deep_merge(SEQUENCE_DEFAULTS, raw)
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    if model.get("type") in RECURRENT:
+        raw = deep_merge(RECURRENT_DEFAULTS, raw)
     try:
         return Config.model_validate(raw)
     except ValidationError as error:

@@ -120,7 +120,7 @@ def train_prepared(
     check_precision(device, cfg.train.precision)
     module = module.to(device)
     n_params = sum(p.numel() for p in module.parameters())
-    console.print(f"model: {cfg.model.type}, {n_params:,} parameters, input {shape_text(data.input_shape)} -> {pre.n_outputs} outputs, device {device}", highlight=False)
+    console.print(f"model: {cfg.model.type}, {n_params:,} parameters, input {shape_text(data.input_shape, getattr(pre, 'modality', ''))} -> {pre.n_outputs} outputs, device {device}", highlight=False)
     # A few timed steps on a throwaway copy (the model and the RNG streams are left as they were).
     est = estimate_training(cfg, data, module, device)
     console.print(est.summary(), highlight=False, soft_wrap=True)
@@ -181,8 +181,8 @@ def train_prepared(
         matrix = metrics[split].pop("confusion_matrix", None)
         if split == "test" and matrix is not None:
             metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
-    if cfg.evaluate.baseline and hasattr(pre, "feature_columns"):  # tables only: classical baselines need columns
-        metrics["baselines"] = fit_baselines(data)
+    if cfg.evaluate.baseline and (hasattr(pre, "feature_columns") or getattr(pre, "modality", "") in ("text", "series")):
+        metrics["baselines"] = fit_baselines(data)  # tables: classical models; text: TF-IDF; series: naive forecasts
     save_weights(run_dir.weights, module)
     write_test_predictions(run_dir, test_outputs, data)
     run_dir.write_json(run_dir.metrics, metrics)
@@ -262,7 +262,7 @@ def build_module(cfg: Config, data: Prepared, model: nn.Module | None = None) ->
     """The model for this data, seeded so the same config gives the same initial weights, and checked."""
     torch.manual_seed(cfg.train.seed)
     pre = data.preprocessor
-    module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs)
+    module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs, getattr(pre, "vocab_size", None))
     module = with_input_stage(pre, module)  # images: uint8 pixels are normalized inside the model
     check_output_shape(module, data.input_shape, pre.n_outputs)
     check_train_settings(cfg, module, data.task)
@@ -373,7 +373,9 @@ def check_output_shape(module: nn.Module, input_shape: tuple[int, ...], n_output
         raise TrainwrightError(f"the model maps a batch {batch} to {tuple(out.shape)}; this task needs (2, {n_outputs})")
 
 
-def shape_text(shape: tuple[int, ...]) -> str:
+def shape_text(shape: tuple[int, ...], modality: str = "") -> str:
+    if modality == "text":
+        return f"{shape[0]} tokens"
     return "x".join(map(str, shape)) if len(shape) > 1 else f"{shape[0]} features"
 
 

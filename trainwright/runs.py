@@ -6,7 +6,9 @@ runs/<name>/
 ├── environment.json       versions, device, seed: what is needed to repeat the run
 ├── data.json              data summary: columns, cleaning actions with counts, split sizes
 ├── preprocessor.skops     fitted scikit-learn preprocessing (skops: loads no arbitrary code); tables only
-├── preprocessor.json      its plain facts: target, task, classes, columns (images: mode, size, mean, std)
+├── preprocessor.json      its plain facts: target, task, classes, columns (images: mode, size, mean, std;
+│                          series: columns, window, scaler mean and std)
+├── tokenizer.json         text only: the trained tokenizer, in the tokenizers library's JSON format
 ├── model.safetensors      the trained (best) weights
 ├── model.json             architecture facts: family, input and output widths, parameters
 ├── history.csv            one row per epoch
@@ -43,7 +45,7 @@ from trainwright.calibrate import Calibrator, load_calibrator
 from trainwright.config import Config, load_config
 from trainwright.data.prepare import Preprocessor, load_preprocessor, with_input_stage
 from trainwright.errors import TrainwrightError
-from trainwright.evaluate.metrics import classification_metrics, confusion_matrix, predict_outputs, regression_metrics
+from trainwright.evaluate.metrics import classification_metrics, confusion_matrix, forecast_metrics, predict_outputs, regression_metrics
 from trainwright.files import atomic_path, atomic_write
 from trainwright.models.registry import build_model
 from trainwright.training.losses import probabilities
@@ -205,6 +207,8 @@ class TrainedModel:
         """The rows with a ``prediction`` column and, for classification, ``probability_<class>`` columns."""
         frame, x = self._inputs(data)
         outputs = self._outputs(x)
+        if hasattr(self.preprocessor, "prediction_frame"):  # series: the next horizon times after the tail
+            return self.preprocessor.prediction_frame(frame, outputs.numpy())
         result = frame.copy()
         if self.task == "regression":
             predictions = self.preprocessor.decode_target(outputs.numpy())
@@ -234,6 +238,8 @@ def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: Preprocessor, ca
     if preprocessor.task == "regression":
         pred = torch.from_numpy(np.asarray(preprocessor.decode_target(outputs.cpu().numpy()), dtype=np.float64))
         true = torch.from_numpy(np.asarray(preprocessor.decode_target(y.cpu().numpy()), dtype=np.float64))
+        if getattr(preprocessor, "modality", "") == "series":
+            return forecast_metrics(pred, true)
         return regression_metrics(pred, true)
     probs = calibrator.probabilities(outputs.cpu()) if calibrator else probabilities(outputs.cpu(), preprocessor.task)
     y = y.cpu()
@@ -249,7 +255,8 @@ def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu
     config = load_config(run.config)
     preprocessor = load_preprocessor(run.path)
     info = run.read_json(run.model_info)
-    module = model if model is not None else build_model(config.model, tuple(info["input_shape"]), info["out_features"])
+    vocab_size = getattr(preprocessor, "vocab_size", None)  # text: the saved tokenizer's vocabulary
+    module = model if model is not None else build_model(config.model, tuple(info["input_shape"]), info["out_features"], vocab_size)
     module = with_input_stage(preprocessor, module)
     load_weights(run.weights, module)
     target = torch.device(device)

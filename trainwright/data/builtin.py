@@ -1,6 +1,7 @@
-"""Built-in data sets: small tables that ship with scikit-learn (nothing is downloaded).
+"""Built-in data sets: small tables that ship with scikit-learn, text that ships with Python, and
+generated sets (nothing is downloaded).
 
-Each one is a frame of features plus a target column. ``config_defaults`` are config keys the
+Each one is a frame of features (or a text column, or a time column and values) plus a target column. ``config_defaults`` are config keys the
 data set suggests (``linear`` trains a single neuron); ``config.validate_config`` lays the
 user's own keys over them.
 
@@ -28,7 +29,9 @@ class Builtin:
     task: str  # "binary" | "multiclass" | "regression"
     load: Callable[[], pd.DataFrame]
     config_defaults: dict = field(default_factory=dict)
-    modality: str = "tabular"  # "images": the frame holds one image per row (see data/images.py)
+    modality: str = "tabular"  # "images": the frame holds one image per row (see data/images.py); "text"; "series"
+    text_column: str | None = None  # text: the column of raw text
+    time_column: str | None = None  # series: the column of times
 
 
 # scikit-learn is imported inside the loaders: config.py imports this module, and the CLI
@@ -97,6 +100,79 @@ DIGITS_IMAGES_DEFAULTS = {
     }
 }
 
+def _word_order(n: int = 1200, seed: int = 0) -> pd.DataFrame:
+    """Generated sentences holding the words "red" and "blue" once each among random filler words;
+    the label is which of the two comes first. Every sentence has the same colour words, so a bag
+    of words cannot tell the classes apart (about 50%); a sequence model must read the order."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    fillers = ["the", "a", "cat", "sat", "on", "mat", "and", "then", "we", "saw", "big", "small", "dog", "ran", "home", "slowly"]
+    texts, labels = [], []
+    for _ in range(n):
+        words = list(rng.choice(fillers, size=int(rng.integers(4, 9))))
+        i, j = sorted(rng.choice(len(words) + 1, size=2, replace=False))
+        first, second = ("red", "blue") if rng.random() < 0.5 else ("blue", "red")
+        words.insert(j, second)
+        words.insert(i, first)
+        texts.append(" ".join(words))
+        labels.append(f"{first} first")
+    return pd.DataFrame({"text": texts, "label": labels})
+
+
+def _seasonal(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """Hourly load: a daily cycle (period 24) on a slow upward trend, with Gaussian noise."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    load = 20 + 0.004 * t + 4 * np.sin(2 * np.pi * t / 24) + 1.5 * np.sin(2 * np.pi * t / 12 + 1) + rng.normal(0, 0.4, n)
+    return pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=n, freq="h"), "load": load.round(4)})
+
+
+# Topics of the standard library, by the modules whose documentation belongs to them.
+PYTHON_DOCS_TOPICS = {
+    "text": ["string", "re", "textwrap", "difflib", "unicodedata", "codecs", "html", "html.parser", "str"],
+    "files": ["os", "os.path", "shutil", "pathlib", "glob", "tempfile", "filecmp", "zipfile", "tarfile", "io"],
+    "numbers": ["math", "cmath", "statistics", "fractions", "decimal", "random", "numbers", "float", "int"],
+    "network": ["socket", "ssl", "http.client", "http.server", "urllib.request", "urllib.parse", "smtplib", "ftplib", "email.message"],
+    "concurrency": ["threading", "multiprocessing", "queue", "asyncio", "concurrent.futures", "sched", "subprocess"],
+}
+
+
+def _python_docs() -> pd.DataFrame:
+    """Real English text that ships with Python: the first paragraph of the docstring of every public
+    function, class and method of the modules in ``PYTHON_DOCS_TOPICS``, labelled by the topic of its
+    module. Nothing is downloaded; the exact rows depend on the Python version."""
+    import builtins
+    import importlib
+    import inspect
+
+    import pandas as pd
+
+    rows, seen = [], set()
+    for topic, modules in PYTHON_DOCS_TOPICS.items():
+        for module_name in modules:
+            module = getattr(builtins, module_name) if hasattr(builtins, module_name) else importlib.import_module(module_name)
+            # Sub-modules are left out: whether a package holds one depends on what was imported before.
+            members = [module] + [getattr(module, n) for n in sorted(dir(module)) if not n.startswith("_")]
+            for member in members:
+                parts = [member] + ([getattr(member, n) for n in sorted(vars(member)) if not n.startswith("_")] if inspect.isclass(member) else [])
+                for item in parts:
+                    doc = inspect.getdoc(item) if callable(item) or item is module else None
+                    text = " ".join((doc or "").split("\n\n")[0].split())
+                    if len(text) >= 20 and text not in seen:
+                        seen.add(text)
+                        rows.append((text, topic))
+    return pd.DataFrame(rows, columns=["text", "topic"])
+
+
+WORD_ORDER_DEFAULTS = {"data": {"tokenizer": {"kind": "bpe", "vocab_size": 128}}}
+PYTHON_DOCS_DEFAULTS = {"data": {"tokenizer": {"max_length": 48}}}
+SEASONAL_DEFAULTS = {"data": {"window": {"lookback": 48, "horizon": 12, "stride": 1}}}
+
 BUILTINS: dict[str, Builtin] = {
     builtin.name: builtin
     for builtin in [
@@ -153,6 +229,36 @@ BUILTINS: dict[str, Builtin] = {
             "regression",
             _linear,
             LINEAR_DEFAULTS,
+        ),
+        Builtin(
+            "word-order",
+            "generated sentences labelled by whether 'red' or 'blue' comes first: only word order tells; 1200 texts",
+            "label",
+            "binary",
+            _word_order,
+            WORD_ORDER_DEFAULTS,
+            modality="text",
+            text_column="text",
+        ),
+        Builtin(
+            "python-docs",
+            "docstrings of the Python standard library (real text shipped with Python) labelled by topic; 5 classes",
+            "topic",
+            "multiclass",
+            _python_docs,
+            PYTHON_DOCS_DEFAULTS,
+            modality="text",
+            text_column="text",
+        ),
+        Builtin(
+            "seasonal",
+            "generated hourly load: daily cycle on a trend with noise; 1500 rows, forecast 12 hours from 48",
+            "load",
+            "regression",
+            _seasonal,
+            SEASONAL_DEFAULTS,
+            modality="series",
+            time_column="timestamp",
         ),
     ]
 }

@@ -46,7 +46,7 @@ from trainwright.data.decode import (
 )
 from trainwright.data.image_sources import Skipped, inside, load_candidates, skipped_text, walk_files
 from trainwright.data.split import fractions_text, split_rows
-from trainwright.data.target import LabelKind, Task, class_list, coerce_labels, encode_labels
+from trainwright.data.target import LabelKind, Task, class_list, decode_class_indices, encode_class_column, encode_labels
 from trainwright.errors import TrainwrightError
 from trainwright.files import atomic_write
 
@@ -164,11 +164,10 @@ class ImagePreprocessor:
     # ── labels ───────────────────────────────────────────────────────────────────────────
     def encode_target(self, y: pd.Series) -> np.ndarray:
         """Labels -> int64 (N,) class indices; an unknown label is an error naming it."""
-        y = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y), name=self.target)
-        return encode_labels(coerce_labels(y.reset_index(drop=True), self.label_kind, self.target), self.classes, self.target)
+        return encode_class_column(y, self.classes, self.label_kind, self.target)
 
     def decode_target(self, values: np.ndarray) -> np.ndarray:
-        return np.asarray(self.classes)[np.asarray(values).reshape(-1).astype(np.int64)]
+        return decode_class_indices(values, self.classes)
 
     # ── new inputs ───────────────────────────────────────────────────────────────────────
     def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, torch.Tensor]:

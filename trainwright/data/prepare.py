@@ -5,8 +5,10 @@ device-agnostic tensors for train/val/test, the fitted preprocessor, the task, o
 input shape, a JSON summary (the run's data.json) and console lines. Its preprocessor writes
 ``preprocessor.json`` with a ``modality`` key, which is how a run directory is read back.
 
-Modalities: tables (``data/tabular.py``) and images (``data/images.py``: a folder of class
-sub-folders, a table with ``data.image_column``, or an image built-in).
+Modalities: tables (``data/tabular.py``), images (``data/images.py``: a folder of class
+sub-folders, a table with ``data.image_column``, or an image built-in), text (``data/text.py``:
+a table with ``data.text_column``, a folder of .txt files per class, or a text built-in) and time
+series (``data/series.py``: a table with ``data.time_column``, or a series built-in).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from torch import nn
 
 from trainwright.config import DataConfig
 from trainwright.data.images import ImagePreprocessor, prepare_images
+from trainwright.data.series import SeriesPreprocessor, prepare_series
 from trainwright.data.tabular import TabularPreprocessor, prepare_tabular
+from trainwright.data.text import TextPreprocessor, prepare_text
 from trainwright.errors import TrainwrightError
 
-Preprocessor = TabularPreprocessor | ImagePreprocessor
+Preprocessor = TabularPreprocessor | ImagePreprocessor | TextPreprocessor | SeriesPreprocessor
 
 
 class Prepared(Protocol):
@@ -60,10 +64,15 @@ def prepare_data(cfg: DataConfig) -> Prepared:
         >>> data.input_shape, data.task
         ((4,), 'multiclass')
     """
-    if cfg.is_images:
+    modality = cfg.modality
+    if modality == "images":
         return prepare_images(cfg)
     if cfg.augment:
-        raise TrainwrightError(f"data.augment applies to images, but {cfg.source} is a table; remove data.augment")
+        raise TrainwrightError(f"data.augment applies to images, but {cfg.source} is {modality} data; remove data.augment")
+    if modality == "text":
+        return prepare_text(cfg)
+    if modality == "series":
+        return prepare_series(cfg)
     return prepare_tabular(cfg)
 
 
@@ -76,7 +85,7 @@ def with_input_stage(preprocessor: Preprocessor, model: nn.Module) -> nn.Module:
     return model
 
 
-PREPROCESSORS = {"tabular": TabularPreprocessor, "images": ImagePreprocessor}
+PREPROCESSORS = {"tabular": TabularPreprocessor, "images": ImagePreprocessor, "text": TextPreprocessor, "series": SeriesPreprocessor}
 
 
 def load_preprocessor(directory: Path) -> Preprocessor:

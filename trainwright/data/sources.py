@@ -17,9 +17,11 @@ from trainwright.errors import TrainwrightError
 
 # Suffix -> (format name, reader). Compressed text files (data.csv.gz) are read through pandas'
 # own compression support, so only the suffix before the compression one decides the format.
+# ``errors`` is how text formats treat bytes that are not UTF-8: "strict" (an error) for tables,
+# "replace" (U+FFFD) for text data, whose cleaning counts and reports them.
 _READERS = {
-    ".csv": ("CSV", lambda path: pd.read_csv(path)),
-    ".tsv": ("TSV", lambda path: pd.read_csv(path, sep="\t")),
+    ".csv": ("CSV", lambda path, errors="strict": pd.read_csv(path, encoding_errors=errors)),
+    ".tsv": ("TSV", lambda path, errors="strict": pd.read_csv(path, sep="\t", encoding_errors=errors)),
     ".parquet": ("Parquet", lambda path: pd.read_parquet(path)),
     ".pq": ("Parquet", lambda path: pd.read_parquet(path)),
     ".jsonl": ("JSON lines", lambda path: pd.read_json(path, lines=True)),
@@ -40,7 +42,7 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, encoding_errors: str = "strict") -> pd.DataFrame:
     """Read a CSV, TSV, Parquet or JSON-lines table, chosen by the file's suffix.
 
     Every problem a user can fix (missing file, a directory, unknown suffix, a corrupt file, a
@@ -64,7 +66,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise TrainwrightError(f"cannot read {path}: unknown file type {suffix or '(no suffix)'!r}; use one of {known}")
     kind, reader = _READERS[suffix]
     try:
-        frame = reader(path)
+        frame = reader(path, errors=encoding_errors) if encoding_errors != "strict" else reader(path)
     except pd.errors.EmptyDataError:
         raise TrainwrightError(f"data file {path} is empty; it needs a header row and at least one data row") from None
     except _read_errors() as error:
@@ -79,7 +81,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def load_source(source: str) -> tuple[pd.DataFrame, str | None, str]:
+def load_source(source: str, encoding_errors: str = "strict") -> tuple[pd.DataFrame, str | None, str]:
     """Load ``data.source``: returns (frame, the built-in's target or None, a display name).
 
     Rows are renumbered 0..N-1, so a row number in a message is the row's place in the file
@@ -97,8 +99,23 @@ def load_source(source: str) -> tuple[pd.DataFrame, str | None, str]:
     if not path.exists() and not path.suffix and len(path.parts) == 1:
         names = ", ".join(BUILTINS)
         raise TrainwrightError(f"data.source {source!r} is neither a built-in data set ({names}) nor an existing file")
-    frame = read_table(path)
+    frame = read_table(path, encoding_errors)
     name = path.stem  # houses.csv -> houses; houses.csv.gz -> houses
     if path.suffix.lower() in _COMPRESSION and Path(name).suffix.lower() in _READERS:
         name = Path(name).stem
     return frame.reset_index(drop=True), None, name
+
+
+def load_sequence_table(source: str, column: str | None, role: str) -> tuple[pd.DataFrame, str | None, str, str]:
+    """A text or series table: (frame, the built-in's target or None, its ``role`` column, display name).
+
+    ``role`` is ``text`` or ``time``; ``column`` defaults to the built-in's own and must be in the table.
+    Text tables are read with invalid UTF-8 bytes replaced by U+FFFD (text cleaning counts them).
+    """
+    frame, default_target, name = load_source(source, "replace" if role == "text" else "strict")
+    builtin = BUILTINS.get(source)
+    column = column or (getattr(builtin, f"{role}_column") if builtin else None)
+    if column not in frame.columns:
+        listed = ", ".join(map(str, frame.columns))
+        raise TrainwrightError(f"{role} column {column!r} is not in {name}; columns are: {listed}")
+    return frame, default_target, column, name

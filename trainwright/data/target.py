@@ -146,3 +146,14 @@ def encode_labels(labels: np.ndarray, classes: list, column: str) -> np.ndarray:
     if unknown.any():
         _unknown_labels(list(np.asarray(labels)[unknown]), column, classes)
     return index.astype(np.int64)
+
+
+def encode_class_column(y, classes: list, kind: LabelKind, column: str) -> np.ndarray:
+    """Raw labels (a Series or an array) -> int64 (N,) class indices; an unknown label is an error naming it."""
+    y = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y), name=column)
+    return encode_labels(coerce_labels(y.reset_index(drop=True), kind, column), classes, column)
+
+
+def decode_class_indices(values: np.ndarray, classes: list) -> np.ndarray:
+    """Class indices (any shape) -> their labels, flattened (N,)."""
+    return np.asarray(classes)[np.asarray(values).reshape(-1).astype(np.int64)]

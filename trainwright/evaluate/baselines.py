@@ -5,6 +5,11 @@ HistGradientBoosting are fitted on exactly the preprocessed training tensors the
 saw, and scored on the same test rows with the same metric functions (``runs.score``), so
 the numbers sit beside the network's and compare like for like.
 
+Text: TF-IDF (words and word pairs) + logistic regression, and a plain bag of words (word
+counts, order lost) + logistic regression, fitted on the cleaned training texts. Series: the
+naive last-value forecast and the seasonal-naive forecast (the value one season earlier) on the
+same test windows, in original units.
+
 Example:
     >>> data = prepare_tabular(DataConfig(source="iris"))
     >>> fit_baselines(data)["logistic_regression"]["accuracy"]
@@ -35,8 +40,50 @@ def baseline_models(task: str) -> dict:
     }
 
 
-def fit_baselines(data: TabularData) -> dict[str, dict[str, float]]:
-    """``{name: {metric: value}}`` on the test split, for each baseline of the task."""
+def fit_baselines(data) -> dict[str, dict[str, float]]:
+    """``{name: {metric: value}}`` on the test split, for each baseline of the task (and modality)."""
+    modality = getattr(data.preprocessor, "modality", "tabular")
+    if modality == "text":
+        return fit_text_baselines(data)
+    if modality == "series":
+        return series_baselines(data)
+    return fit_table_baselines(data)
+
+
+def fit_text_baselines(data) -> dict[str, dict[str, float]]:
+    """TF-IDF + logistic regression and bag-of-words + logistic regression on the raw texts."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    models = {
+        "tfidf_logistic_regression": make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=2000, C=10.0)),
+        "bag_of_words_logistic_regression": make_pipeline(CountVectorizer(), LogisticRegression(max_iter=2000)),
+    }
+    results = {}
+    for name, model in models.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(data.texts["train"], data.y_train.numpy())
+        results[name] = _classification_scores(model.predict_proba(data.texts["test"]), model.classes_, data)
+    return results
+
+
+def series_baselines(data) -> dict[str, dict[str, float]]:
+    """Naive (repeat the last value) and seasonal-naive (repeat the last season) forecasts of the test windows."""
+    from trainwright.evaluate.metrics import forecast_metrics
+
+    pre, x = data.preprocessor, data.x_test[:, :, 0]  # (N, lookback) scaled target history
+    true = torch.from_numpy(pre.decode_target(data.y_test.numpy()))
+    horizon, lookback = data.y_test.shape[1], x.shape[1]
+    forecasts = {"naive_last_value": x[:, -1:].expand(-1, horizon)}
+    if data.season:
+        steps = torch.arange(horizon)
+        forecasts["seasonal_naive"] = x[:, lookback - data.season + steps % data.season]  # (N, horizon)
+    return {name: forecast_metrics(torch.from_numpy(pre.decode_target(f.numpy())), true) for name, f in forecasts.items()}
+
+
+def fit_table_baselines(data: TabularData) -> dict[str, dict[str, float]]:
+    """Classical models on the preprocessed table."""
     x_train, x_test = data.x_train.numpy(), data.x_test.numpy()  # (N, F) float32, as the network saw them
     results = {}
     for name, model in baseline_models(data.task).items():

@@ -1,7 +1,8 @@
 """Metrics per task, computed with torchmetrics' functional API.
 
 Classification (macro-averaged over classes, binary included): accuracy, precision, recall, f1, auroc, plus the
-confusion matrix. Regression, in the target's original units: mse, rmse, mae, r2.
+confusion matrix. Regression, in the target's original units: mse, rmse, mae, r2; forecasts add
+mape (every step of every test window counts once).
 """
 
 from __future__ import annotations
@@ -63,3 +64,14 @@ def regression_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     mse = float(R.mean_squared_error(pred, y))
     r2 = float(R.r2_score(pred, y)) if len(y) > 1 else float("nan")
     return {"mse": mse, "rmse": mse**0.5, "mae": float(R.mean_absolute_error(pred, y)), "r2": r2}
+
+
+def forecast_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Regression metrics plus MAPE (a fraction: 0.05 is 5%), over every forecast step, in original units.
+
+    Example:
+        >>> forecast_metrics(torch.tensor([11.0, 19.0]), torch.tensor([10.0, 20.0]))["mape"]
+        0.075
+    """
+    pred, y = pred.reshape(-1).double(), y.reshape(-1).double()
+    return {**regression_metrics(pred, y), "mape": float(R.mean_absolute_percentage_error(pred, y))}
