@@ -161,6 +161,20 @@ class DataConfig(Frozen):
     image_column: str | None = None
     image: ImageConfig = ImageConfig()
     augment: tuple[AugmentStep, ...] = ()
+    # Subsets, for experiments such as transfer learning: keep only the rows with these labels
+    # (before the split), then train on a stratified fraction of the training split (validation
+    # and test stay whole).
+    classes: list[int | str] | None = Field(None, description="keep only the rows whose label is one of these")
+    train_fraction: float = Field(1.0, gt=0, le=1, description="stratified share of the training split to train on")
+
+    @field_validator("classes")
+    @classmethod
+    def _two_distinct_classes(cls, value: list | None) -> list | None:
+        if value is not None and len({str(c) for c in value}) != len(value):
+            raise ValueError("classes must not repeat a label")
+        if value is not None and len(value) < 2:
+            raise ValueError("classes must name at least two labels (a classifier needs two classes)")
+        return value
 
     @field_validator("augment", mode="before")
     @classmethod
@@ -196,10 +210,28 @@ def is_image_source(source: Any, image_column: Any = None) -> bool:
 
 
 # ── model ───────────────────────────────────────────────────────────────────────────────
+class BackboneConfig(Frozen):
+    """``model.backbone: {from: runs/<run>, freeze: all}``: start from a trained run's layers (see transfer.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from", description="the run directory whose trained layers this model starts from")
+    # all: every layer but the new head; none: nothing; n: the first n layers (blocks) of the backbone.
+    freeze: Literal["all", "none"] | int = "all"
+
+    @field_validator("freeze")
+    @classmethod
+    def _not_negative(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("freeze must be all, none or a number of layers >= 0")
+        return value
+
+
 class ModelConfig(Frozen):
     """Base of every model family's config; ``type`` picks the family in the registry."""
 
     type: str
+    backbone: BackboneConfig | None = None
 
 
 # ── train ───────────────────────────────────────────────────────────────────────────────
@@ -259,6 +291,10 @@ class TrainConfig(Frozen):
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast; fp16 adds loss scaling")
     compile: bool = Field(False, description="torch.compile the model (the first steps compile it)")
     accumulate: int = Field(1, ge=1, description="batches per optimizer step (gradient accumulation)")
+    # Transfer learning (model.backbone): the epoch from which frozen backbone layers train too,
+    # and their learning rate as a share of optimizer.lr whenever they train.
+    unfreeze_at_epoch: int | None = Field(None, ge=2, description="model.backbone only: unfreeze the backbone from this epoch")
+    backbone_lr_scale: float = Field(0.1, gt=0, le=1, description="model.backbone only: backbone lr = optimizer.lr x this")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -298,6 +334,13 @@ class Config(Frozen):
     @classmethod
     def _dispatch_model(cls, value: Any) -> ModelConfig:
         return value if isinstance(value, ModelConfig) else _model_config(value)
+
+    @model_validator(mode="after")
+    def _unfreeze_needs_a_frozen_backbone(self) -> Config:
+        backbone = self.model.backbone
+        if self.train.unfreeze_at_epoch is not None and (backbone is None or backbone.freeze in ("none", 0)):
+            raise ValueError("train.unfreeze_at_epoch unfreezes a frozen model.backbone; set model.backbone.freeze, or remove train.unfreeze_at_epoch")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as written to the run directory's ``config.yaml``."""
@@ -346,8 +389,12 @@ IMAGE_DEFAULTS = {"model": {"type": "cnn"}, "evaluate": {"batch_size": 256}}
 def validate_config(raw: dict) -> Config:
     from trainwright.data.builtin import BUILTINS
 
+    from trainwright.transfer import with_backbone_architecture
+
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     source = data.get("source")
+    if "model" in raw:
+        raw = {**raw, "model": with_backbone_architecture(raw["model"])}
     if isinstance(source, str) and source in BUILTINS:
         raw = deep_merge(BUILTINS[source].config_defaults, raw)
     if is_image_source(source, data.get("image_column")):
