@@ -144,3 +144,13 @@ def test_a_cnn_from_digits_0_4_learns_5_9_from_10_percent_better_than_from_scrat
     scratch = train(new, runs_dir=tmp_path, console=QUIET)  # the same CNN, data, epochs and seed
     assert transferred.config.model.model_dump(exclude={"backbone"}) == scratch.config.model.model_dump(exclude={"backbone"})
     assert transferred.metrics["test"]["accuracy"] > scratch.metrics["test"]["accuracy"]  # 0.978 vs 0.963 (135 test images)
+
+
+def test_a_table_backbone_needs_the_same_input_width_and_kind_of_input(tmp_path, backbone):
+    iris = train({"data": {"source": "iris"}, "train": {"epochs": 1}, "evaluate": NO_EXTRAS}, runs_dir=tmp_path, name="iris", console=QUIET)
+    cfg = load_config({"data": {"source": "wine"}, "model": {"backbone": {"from": str(iris.dir)}}})
+    with pytest.raises(TrainwrightError, match=r"takes features \(4,\), this data gives \(13,\); use the same feature columns"):
+        build_module(cfg, prepare_data(cfg.data))
+    cfg = load_config({"data": {"source": "iris"}, "model": {"backbone": {"from": str(backbone)}}})
+    with pytest.raises(TrainwrightError, match="was trained on images, this data is tabular"):
+        build_module(cfg, prepare_data(cfg.data))

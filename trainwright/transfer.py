@@ -39,7 +39,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from trainwright.config import BackboneConfig, Config, deep_merge, read_yaml
+from trainwright.config import BackboneConfig, Config, TrainConfig, deep_merge, read_yaml
 from trainwright.errors import TrainwrightError
 from trainwright.training.callbacks import Callback
 
@@ -100,7 +100,7 @@ def read_backbone(cfg: BackboneConfig) -> Backbone:
 
 def check_inputs(backbone: Backbone, data: Prepared) -> None:
     """The new data must reach the backbone as its own did: same modality and input shape."""
-    modality, here = backbone.preprocessor.get("modality", "tabular"), data.preprocessor.modality
+    modality, here = backbone.preprocessor.get("modality", "tabular"), getattr(data.preprocessor, "modality", "tabular")
     if modality != here:
         raise TrainwrightError(f"model.backbone.from: {backbone.path} was trained on {modality}, this data is {here}; a backbone needs the same kind of input")
     if backbone.input_shape != tuple(data.input_shape):
@@ -111,7 +111,7 @@ def check_inputs(backbone: Backbone, data: Prepared) -> None:
 
 def use_backbone_normalization(backbone: Backbone, data: Prepared) -> None:
     """Images: normalize with the backbone's statistics (see the module docstring); tables: unchanged."""
-    if data.preprocessor.modality == "images":
+    if getattr(data.preprocessor, "modality", "tabular") == "images":
         data.preprocessor.mean = list(backbone.preprocessor["mean"])
         data.preprocessor.std = list(backbone.preprocessor["std"])
 
@@ -195,13 +195,15 @@ def describe(cfg: BackboneConfig, module: nn.Module) -> dict:
         "from": cfg.from_, "freeze": cfg.freeze, "layers": len(layers(module)) - 1,
         "frozen_layers": frozen_count(module, cfg.freeze),
         "frozen_parameters": sum(p.numel() for p in module.parameters() if not p.requires_grad),
+        # Images: the input stage holds the backbone's statistics (see use_backbone_normalization).
+        "normalization": "the backbone's" if hasattr(module, "normalize") else "this training split's",
     }
 
 
-def summary_line(facts: dict, train: Any) -> str:
+def summary_line(facts: dict, train: TrainConfig) -> str:
     """One console line: where the layers come from, what is frozen, when it unfreezes."""
     line = (f"backbone: {facts['from']}, {facts['frozen_layers']} of {facts['layers']} layers frozen "
-            f"({facts['frozen_parameters']:,} parameters), new head")
+            f"({facts['frozen_parameters']:,} parameters), new head, inputs normalized with {facts['normalization']} statistics")
     if train.unfreeze_at_epoch is not None:
         line += f"; all train from epoch {train.unfreeze_at_epoch}"
     if facts["frozen_layers"] < facts["layers"] or train.unfreeze_at_epoch is not None:
