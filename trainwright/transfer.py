@@ -147,7 +147,8 @@ def load_backbone(module: nn.Module, backbone: Backbone) -> int:
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items() if k not in head}
     found = {k: tuple(v.shape) for k, v in backbone.tensors.items() if k not in head}
     if expected != found:
-        differ = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+        keys = [*expected, *(k for k in found if k not in expected)]  # in the model's order, from the input
+        differ = [k for k in keys if expected.get(k) != found.get(k)]
         shown = ", ".join(f"{k}: model {_shape(expected.get(k))} vs backbone {_shape(found.get(k))}" for k in differ[:8])
         more = f" and {len(differ) - 8} more" if len(differ) > 8 else ""
         raise TrainwrightError(
