@@ -194,6 +194,20 @@ class DataConfig(Frozen):
     # (default: every numeric column; the target is always one of them).
     time_column: str | None = None
     window: WindowConfig = WindowConfig()
+    # Subsets, for experiments such as transfer learning: keep only the rows with these labels
+    # (before the split), then train on a stratified fraction of the training split (validation
+    # and test stay whole).
+    classes: list[int | str] | None = Field(None, description="keep only the rows whose label is one of these")
+    train_fraction: float = Field(1.0, gt=0, le=1, description="stratified share of the training split to train on")
+
+    @field_validator("classes")
+    @classmethod
+    def _two_distinct_classes(cls, value: list | None) -> list | None:
+        if value is not None and len({str(c) for c in value}) != len(value):
+            raise ValueError("classes must not repeat a label")
+        if value is not None and len(value) < 2:
+            raise ValueError("classes must name at least two labels (a classifier needs two classes)")
+        return value
 
     @field_validator("augment", mode="before")
     @classmethod
@@ -255,10 +269,28 @@ def text_folder(source: str) -> bool:
 
 
 # ── model ───────────────────────────────────────────────────────────────────────────────
+class BackboneConfig(Frozen):
+    """``model.backbone: {from: runs/<run>, freeze: all}``: start from a trained run's layers (see transfer.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from", description="the run directory whose trained layers this model starts from")
+    # all: every layer but the new head; none: nothing; n: the first n layers (blocks) of the backbone.
+    freeze: Literal["all", "none"] | int = "all"
+
+    @field_validator("freeze")
+    @classmethod
+    def _not_negative(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("freeze must be all, none or a number of layers >= 0")
+        return value
+
+
 class ModelConfig(Frozen):
     """Base of every model family's config; ``type`` picks the family in the registry."""
 
     type: str
+    backbone: BackboneConfig | None = None
 
 
 # ── train ───────────────────────────────────────────────────────────────────────────────
@@ -322,6 +354,10 @@ class TrainConfig(Frozen):
         "auto", description="device: training data resident on the device; stream: DataLoader workers, pinned memory, "
         "non-blocking copies; auto: device unless the training data would take over half the GPU's free memory")
     loader_workers: int = Field(2, ge=0, description="DataLoader worker processes when the data is streamed")
+    # Transfer learning (model.backbone): the epoch from which frozen backbone layers train too,
+    # and their learning rate as a share of optimizer.lr whenever they train.
+    unfreeze_at_epoch: int | None = Field(None, ge=2, description="model.backbone only: unfreeze the backbone from this epoch")
+    backbone_lr_scale: float = Field(0.1, gt=0, le=1, description="model.backbone only: backbone lr = optimizer.lr x this")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -361,6 +397,13 @@ class Config(Frozen):
     @classmethod
     def _dispatch_model(cls, value: Any) -> ModelConfig:
         return value if isinstance(value, ModelConfig) else _model_config(value)
+
+    @model_validator(mode="after")
+    def _unfreeze_needs_a_frozen_backbone(self) -> Config:
+        backbone = self.model.backbone
+        if self.train.unfreeze_at_epoch is not None and (backbone is None or backbone.freeze in ("none", 0)):
+            raise ValueError("train.unfreeze_at_epoch unfreezes a frozen model.backbone; set model.backbone.freeze, or remove train.unfreeze_at_epoch")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as written to the run directory's ``config.yaml``."""
@@ -414,8 +457,12 @@ RECURRENT_DEFAULTS = {"train": {"clip_grad_norm": 1.0}}
 def validate_config(raw: dict) -> Config:
     from trainwright.data.builtin import BUILTINS
 
+    from trainwright.transfer import with_backbone_architecture
+
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     source = data.get("source")
+    if "model" in raw:
+        raw = {**raw, "model": with_backbone_architecture(raw["model"])}
     if isinstance(source, str) and source in BUILTINS:
         raw = deep_merge(BUILTINS[source].config_defaults, raw)
     modality = source_modality(source, data.get("image_column"), data.get("text_column"), data.get("time_column"))

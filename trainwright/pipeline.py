@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from trainwright import transfer
 from trainwright.calibrate import calibrate_outputs
 from trainwright.compute import Estimate, compute_metrics, compute_summary, estimate_training
 from trainwright.compute.peak import NOMINAL, nominal_gpu
@@ -121,6 +122,9 @@ def train_prepared(
     module = module.to(device)
     n_params = sum(p.numel() for p in module.parameters())
     console.print(f"model: {cfg.model.type}, {n_params:,} parameters, input {shape_text(data.input_shape, getattr(pre, 'modality', ''))} -> {pre.n_outputs} outputs, device {device}", highlight=False)
+    backbone = transfer.describe(cfg.model.backbone, module) if cfg.model.backbone is not None else None
+    if backbone is not None:
+        console.print(transfer.summary_line(backbone, cfg.train), highlight=False, soft_wrap=True)
     # A few timed steps on a throwaway copy (the model and the RNG streams are left as they were).
     est = estimate_training(cfg, data, module, device)
     console.print(est.summary(), highlight=False, soft_wrap=True)
@@ -135,7 +139,7 @@ def train_prepared(
         pre.save(run_dir.path)
         run_dir.write_json(run_dir.model_info, {
             "type": cfg.model.type, "input_shape": list(data.input_shape), "out_features": pre.n_outputs, "parameters": n_params,
-            **layer_summary(module, data.input_shape),
+            **layer_summary(module, data.input_shape), **({"backbone": backbone} if backbone is not None else {}),
         })
     else:
         check_same_data(run_dir, data)
@@ -262,10 +266,16 @@ def build_module(cfg: Config, data: Prepared, model: nn.Module | None = None) ->
     """The model for this data, seeded so the same config gives the same initial weights, and checked."""
     torch.manual_seed(cfg.train.seed)
     pre = data.preprocessor
+    backbone = transfer.read_backbone(cfg.model.backbone) if cfg.model.backbone is not None else None
+    if backbone is not None:
+        transfer.check_inputs(backbone, data)
+        transfer.use_backbone_normalization(backbone, data)  # before the input stage is built from them
     module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs, getattr(pre, "vocab_size", None))
     module = with_input_stage(pre, module)  # images: uint8 pixels are normalized inside the model
     check_output_shape(module, data.input_shape, pre.n_outputs)
     check_train_settings(cfg, module, data.task)
+    if backbone is not None:
+        transfer.start_from_backbone(module, cfg.model.backbone, backbone)  # all but the new head; then freeze
     return module
 
 
@@ -292,9 +302,10 @@ def build_fit(
     targets = data.y_train if train_targets is None else train_targets
     batches = make_batches(data.x_train, targets, tc.batch_size, device, tc.data_placement, tc.loader_workers,
                            drop_singleton=has_batch_norm(module), transform=data.train_transform)  # augmentation: training batches only
-    optimizer = build_optimizer(tc.optimizer, module.parameters())
+    optimizer = build_optimizer(tc.optimizer, transfer.parameter_groups(module, cfg))  # backbone: its own lr
     schedule = Schedule(tc.schedule, optimizer, tc.epochs, math.ceil(len(batches) / tc.accumulate))  # optimizer steps per epoch
     callbacks = [
+        *transfer.transfer_callbacks(cfg, module),  # first: a resumed run unfreezes before others look at the model
         EarlyStopping(tc.early_stopping),
         GradientStats(run_dir.gradients),  # before Checkpoint, so a checkpoint holds this epoch's norms
         HistoryCSV(run_dir.history),

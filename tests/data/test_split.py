@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from trainwright.config import SplitConfig
-from trainwright.data.split import split_rows
+from trainwright.config import DataConfig, SplitConfig
+from trainwright.data.split import split_rows, train_subset
 from trainwright.errors import TrainwrightError
 
 
@@ -73,3 +73,32 @@ def test_more_classes_than_test_rows():
     labels = np.repeat(np.arange(10), 3)  # 30 rows: the test split would get 5 rows for 10 classes
     with pytest.raises(TrainwrightError, match="leaves 5 rows for test, fewer than the 10 classes"):
         split_rows(len(labels), labels, SplitConfig())
+
+
+def test_train_fraction_keeps_a_stratified_share_of_the_training_rows_only():
+    labels = np.repeat(np.array(["a", "b", "c", "d"]), 50)
+    full = split_rows(len(labels), labels, SplitConfig())
+    part = train_subset(full, labels, 0.1, seed=0)
+    assert len(part.train) == round(0.1 * len(full.train)) and set(part.train) <= set(full.train)
+    assert part.val is full.val and part.test is full.test  # validation and test stay whole
+    assert sorted(np.unique(labels[part.train], return_counts=True)[1]) == [3, 3, 4, 4]
+    assert "training on 14 of the 139 training rows (stratified)" in part.notes[-1]
+    assert train_subset(full, labels, 1.0, seed=0) is full
+    with pytest.raises(TrainwrightError, match="keeps 1 of 139 training rows, fewer than the 4 classes"):
+        train_subset(full, labels, 0.005, seed=0)
+
+
+def test_data_classes_keep_the_named_labels_of_a_table_and_of_images():
+    from trainwright.data.prepare import prepare_data
+    from trainwright.data.target import selected_rows
+
+    assert selected_rows(np.array([1, 5, 7, 5]), [5, "7"], "digit").tolist() == [False, True, True, True]
+    with pytest.raises(TrainwrightError, match="data.classes names 'tulip', not a label of 'species'; its labels are: setosa"):
+        selected_rows(np.array(["setosa", "virginica"]), ["tulip", "setosa"], "species")
+    table = prepare_data(DataConfig(source="iris", classes=["setosa", "virginica"], train_fraction=0.5))
+    assert table.task == "binary" and table.preprocessor.classes == ["setosa", "virginica"]
+    assert table.summary["subset"] == {"classes": ["setosa", "virginica"], "rows_before": 149, "rows_kept": 99, "train_fraction": 0.5}
+    assert len(table.y_train) == 34 and len(table.y_test) == 15  # 99 rows: 68 train, halved
+    images = prepare_data(DataConfig(source="digits-images", classes=[5, 6, 7, 8, 9], train_fraction=0.1))
+    assert images.preprocessor.classes == [5, 6, 7, 8, 9] and len(images.y_train) == 63 and len(images.y_test) == 135
+    assert "data.classes: kept the 896 of 1797 rows labelled 5, 6, 7, 8, 9" in images.report_lines()

@@ -45,8 +45,8 @@ from trainwright.data.decode import (
     probe,
 )
 from trainwright.data.image_sources import Skipped, inside, load_candidates, skipped_text, walk_files
-from trainwright.data.split import fractions_text, split_rows
-from trainwright.data.target import LabelKind, Task, class_list, decode_class_indices, encode_class_column, encode_labels
+from trainwright.data.split import fractions_text, split_rows, subset_facts, subset_notes, train_subset
+from trainwright.data.target import LabelKind, Task, class_list, decode_class_indices, encode_class_column, encode_labels, selected_rows
 from trainwright.errors import TrainwrightError
 from trainwright.files import atomic_write
 
@@ -359,6 +359,11 @@ def prepare_images(cfg: DataConfig) -> ImageData:
     from trainwright.data.augment import build_augment
 
     candidates, name, target, kind = load_candidates(cfg)
+    before = len(candidates.sources)
+    if cfg.classes is not None:  # only these labels: the others are neither probed nor decoded
+        keep = np.flatnonzero(selected_rows(candidates.labels, cfg.classes, target))
+        for field in ("sources", "names", "labels"):
+            setattr(candidates, field, [getattr(candidates, field)[i] for i in keep])
     skipped, where = candidates.skipped, cfg.source
     found = len(candidates.sources) + skipped.count  # skipped so far: links leaving the root, rows without a label
 
@@ -381,7 +386,8 @@ def prepare_images(cfg: DataConfig) -> ImageData:
     notes = list(candidates.notes)
     if candidates.kind == "folder":
         present = {candidates.labels[i] for i in usable}
-        empty = sorted(set(candidates.class_folders) - present)
+        wanted = set(candidates.class_folders) if cfg.classes is None else {str(c) for c in cfg.classes}
+        empty = sorted(set(candidates.class_folders) & wanted - present)
         if empty:
             notes.append(f"class folder{'s' if len(empty) > 1 else ''} {', '.join(map(repr, empty))} ha{'ve' if len(empty) > 1 else 's'} no usable images; left out")
 
@@ -391,7 +397,7 @@ def prepare_images(cfg: DataConfig) -> ImageData:
     spec = resolve_spec(cfg.image, [probes[i].mode for i in usable], [probes[i].size for i in usable])
 
     # ② Split on the probed images, then decode each once, in split order, into the cache.
-    split = split_rows(len(usable), labels, cfg.split)
+    split = train_subset(split_rows(len(usable), labels, cfg.split), labels, cfg.train_fraction, cfg.split.seed)
     parts = [split.train] if not split.held_out else [split.train, split.val, split.test]
     order = np.concatenate(parts)
     cache = ImageCache(len(order), (spec.channels, *spec.size), cfg.image.cache)
@@ -413,7 +419,7 @@ def prepare_images(cfg: DataConfig) -> ImageData:
     if not split.held_out:
         xs, ys = xs * 3, ys * 3
 
-    notes += list(split.notes)
+    notes += subset_notes(cfg, before, len(candidates.sources)) + list(split.notes)
     mean, std = channel_stats(xs[0])  # the training split only
     pre = ImagePreprocessor(
         target=target, task=task, classes=classes, label_kind=kind,
@@ -451,6 +457,7 @@ def prepare_images(cfg: DataConfig) -> ImageData:
             "test": len(ys[2]),
         },
         "augment": [_step_text(step) for step in cfg.augment],
+        **subset_facts(cfg, before, len(candidates.sources)),
     }
     augment = build_augment(cfg.augment, spec.channels, spec.size) if cfg.augment else None
     return ImageData(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], pre, task, name, split.held_out, summary, cache, augment)

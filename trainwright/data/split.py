@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from trainwright.config import SplitConfig
+from trainwright.config import DataConfig, SplitConfig
 from trainwright.errors import TrainwrightError
 
 
@@ -120,3 +120,46 @@ def split_rows(n: int, labels: np.ndarray | None, cfg: SplitConfig) -> Split:
             "so they are optimistic"
         )
     return Split(train, val, test, held_out=True, stratified=stratify, notes=tuple(notes))
+
+
+def train_subset(split: Split, labels: np.ndarray | None, fraction: float, seed: int) -> Split:
+    """Keep ``fraction`` of the training rows (``data.train_fraction``), stratified when the split
+    is; validation and test stay whole, so the metrics stay comparable with a full run.
+
+    Example:
+        >>> len(train_subset(split_rows(100, None, SplitConfig()), None, 0.1, 0).train)
+        7
+    """
+    if fraction >= 1:
+        return split
+    if not split.held_out:
+        raise TrainwrightError("data.train_fraction needs held-out validation and test rows; these data are too few to split")
+    strata = labels[split.train] if split.stratified and labels is not None else None
+    n_classes = len(np.unique(strata)) if strata is not None else 1
+    keep = max(1, round(fraction * len(split.train)))
+    if keep < n_classes:
+        raise TrainwrightError(
+            f"data.train_fraction = {fraction:g} keeps {keep} of {len(split.train)} training rows, fewer than the "
+            f"{n_classes} classes; raise data.train_fraction to at least {n_classes / len(split.train):.3f}"
+        )
+    if keep == len(split.train):
+        return split
+    train, _ = train_test_split(split.train, train_size=keep, random_state=seed, stratify=strata)
+    train = np.sort(train)
+    val = train if split.val is split.train else split.val  # data.split.val: 0 validates on the training rows
+    test = val if split.test is split.val else split.test
+    note = f"data.train_fraction = {fraction:g}: training on {len(train)} of the {len(split.train)} training rows ({'stratified' if strata is not None else 'shuffled'}); validation and test stay whole"
+    return Split(train, val, test, held_out=True, stratified=split.stratified, notes=(*split.notes, note))
+
+
+def subset_facts(cfg: DataConfig, rows_before: int, rows_kept: int) -> dict:
+    """data.json's record of ``data.classes`` and ``data.train_fraction``; nothing when neither is set."""
+    if cfg.classes is None and cfg.train_fraction >= 1:
+        return {}
+    return {"subset": {"classes": cfg.classes, "rows_before": rows_before, "rows_kept": rows_kept, "train_fraction": cfg.train_fraction}}
+
+
+def subset_notes(cfg: DataConfig, rows_before: int, rows_kept: int) -> list[str]:
+    if cfg.classes is None:
+        return []
+    return [f"data.classes: kept the {rows_kept} of {rows_before} rows labelled {', '.join(map(str, cfg.classes))}"]

@@ -29,7 +29,7 @@ from trainwright.config import DataConfig
 from trainwright.data.clean import Cleaned, clean_table
 from trainwright.data.columns import Kind, coerce_frame, numeric_values
 from trainwright.data.sources import load_source
-from trainwright.data.split import Split, fractions_text, split_rows
+from trainwright.data.split import Split, fractions_text, split_rows, subset_facts, subset_notes, train_subset
 from trainwright.data.target import (
     LabelKind,
     Task,
@@ -39,6 +39,7 @@ from trainwright.data.target import (
     infer_task,
     label_kind,
     resolve_task,
+    selected_rows,
 )
 from trainwright.errors import TrainwrightError
 from trainwright.files import atomic_write
@@ -431,6 +432,11 @@ def prepare_tabular(cfg: DataConfig) -> TabularData:
     cleaned = clean_table(frame[[*candidates, target]], target, cfg.clean)
     rows = cleaned.frame  # its index is the row's place in the source, for messages; splits use positions
     y = rows[target]
+    if cfg.classes is not None:  # before the task is inferred: two classes kept make a binary task
+        if cfg.task == "regression":
+            raise TrainwrightError("data.classes keeps rows by class label; it does not apply to data.task: regression")
+        rows = rows[selected_rows(coerce_labels(y, label_kind(y), target), cfg.classes, target)]
+        y = rows[target]
     task = resolve_task(y, cfg.task, target)
 
     classes: list = []
@@ -440,7 +446,7 @@ def prepare_tabular(cfg: DataConfig) -> TabularData:
         kind = label_kind(y)
         labels = coerce_labels(y, kind, target)
         classes = class_list(labels)
-    split = split_rows(len(rows), labels, cfg.split)
+    split = train_subset(split_rows(len(rows), labels, cfg.split), labels, cfg.train_fraction, cfg.split.seed)
 
     features = rows[list(cleaned.kinds)]
     pre = TabularPreprocessor(
@@ -464,5 +470,6 @@ def prepare_tabular(cfg: DataConfig) -> TabularData:
     x_val, y_val = (x_train, y_train) if split.val is split.train else tensors(split.val)
     x_test, y_test = (x_val, y_val) if split.test is split.val else tensors(split.test)
 
-    summary = _summary(cfg, frame, name, target, cleaned, left_out, pre, split, labels)
+    summary = {**_summary(cfg, frame, name, target, cleaned, left_out, pre, split, labels), **subset_facts(cfg, len(cleaned.frame), len(rows))}
+    summary["notes"] = subset_notes(cfg, len(cleaned.frame), len(rows)) + summary["notes"]
     return TabularData(x_train, y_train, x_val, y_val, x_test, y_test, pre, task, name, split.held_out, summary)

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 import numpy as np
@@ -157,3 +158,18 @@ def encode_class_column(y, classes: list, kind: LabelKind, column: str) -> np.nd
 def decode_class_indices(values: np.ndarray, classes: list) -> np.ndarray:
     """Class indices (any shape) -> their labels, flattened (N,)."""
     return np.asarray(classes)[np.asarray(values).reshape(-1).astype(np.int64)]
+
+
+def selected_rows(labels: Iterable, wanted: list, column: str) -> np.ndarray:
+    """(N,) bool: the rows whose label is one of ``wanted`` (``data.classes``), compared as text,
+    so ``5`` in a YAML list matches the label ``5`` of an int column or a folder named ``5``."""
+    text = np.array([str(_plain(value)) for value in labels], dtype=object)
+    present = set(text)
+    absent = [value for value in wanted if str(value) not in present]
+    if absent:
+        known = class_list(text)
+        raise TrainwrightError(
+            f"data.classes names {', '.join(map(repr, absent))}, not a label of {column!r}; "
+            f"its labels are: {', '.join(map(str, known[:20]))}{', ...' if len(known) > 20 else ''}"
+        )
+    return np.isin(text, [str(value) for value in wanted])

@@ -42,7 +42,10 @@ class Schedule:
         self.per_step = cfg.name == "one_cycle"
         main_epochs = max(epochs - cfg.warmup_epochs, 1)
         if cfg.name == "one_cycle":
-            max_lr = cfg.max_lr or 10 * optimizer.param_groups[0]["lr"]
+            # Each parameter group peaks in proportion to its own lr (a transferred backbone keeps its lower share).
+            base = optimizer.param_groups[0]["lr"]
+            peak = cfg.max_lr or 10 * base
+            max_lr = [peak * group["lr"] / base for group in optimizer.param_groups]
             main = lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch)
         elif cfg.name == "plateau":
             main = lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=cfg.patience, min_lr=cfg.min_lr)
