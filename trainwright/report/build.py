@@ -166,7 +166,8 @@ def _images(run: RunDir, data: dict) -> dict:
         "found": found.get("found"),
         "usable": found.get("usable"),
         "duplicates": found.get("duplicates_dropped") or 0,
-        "formats": found.get("formats") or {},
+        "files": "images" if data.get("kind") == "builtin" else "files",  # a built-in set has no files
+        "formats": (found.get("formats") or {}) if data.get("kind") != "builtin" else {},
         "skipped": {"count": skipped.get("count") or 0, "by_reason": skipped.get("by_reason") or {}, "first": skipped.get("first") or []},
         "mode": image.get("mode"),
         "size": "x".join(map(str, image.get("size") or [])),
