@@ -41,7 +41,8 @@ def test_make_shapes_train_predict_evaluate(tmp_path):
     assert "90 images from 3 class folders" in result.stdout and "model: cnn" in result.stdout
     assert "augment (training batches only): hflip(p=0.5), rotation(p=1, degrees=90)" in result.stdout
     files = {p.name for p in run_dir.iterdir()}
-    assert {"preprocessor.json", "model.safetensors", "metrics.json", "misclassified.png", "data.json"} <= files
+    assert {"preprocessor.json", "model.safetensors", "metrics.json", "misclassified.png", "examples.png", "data.json", "report.html"} <= files
+    assert f"report: {run_dir / 'report.html'}" in result.stdout
     assert "preprocessor.skops" not in files  # image preprocessing is plain JSON
     assert json.loads((run_dir / "preprocessor.json").read_text())["modality"] == "images"
     with Image.open(run_dir / "misclassified.png") as grid:

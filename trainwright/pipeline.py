@@ -203,8 +203,7 @@ def train_prepared(
     findings = diagnose_run(run_dir.path)
     run_dir.write_json(run_dir.diagnosis, {"findings": findings})
     print_findings(console, findings)
-    if hasattr(pre, "feature_columns"):  # the report's data section reads a table's summary; images: next
-        console.print(f"report: {write_report(run_dir.path)}", highlight=False, soft_wrap=True)
+    console.print(f"report: {write_report(run_dir.path)}", highlight=False, soft_wrap=True)
     return Run(run_dir.path, cfg, metrics, run.history)
 
 

@@ -15,6 +15,7 @@ runs/<name>/
 ├── gradients.json         per epoch: gradient norm per layer, share of dead ReLU units
 ├── metrics.json           test/validation/training metrics, baselines, best epoch, epochs, seconds
 ├── misclassified.png      images only: a grid of the misclassified test images
+├── examples.png           images only: a few training images per class, before and after augmentation
 ├── predictions_test.csv   the test rows' true values, predictions and class probabilities
 ├── diagnosis.json         what went wrong in training: findings with evidence and remedies
 ├── report.html            the HTML report of all of the above
@@ -67,6 +68,8 @@ class RunDir:
         self.predictions = self.path / "predictions_test.csv"
         self.diagnosis = self.path / "diagnosis.json"
         self.report = self.path / "report.html"
+        self.misclassified = self.path / "misclassified.png"  # images only
+        self.examples = self.path / "examples.png"  # images only
         self.checkpoint = self.path / "checkpoints" / "last.safetensors"
 
     @classmethod

@@ -3,6 +3,7 @@ in a real browser with every image loaded and no console errors."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -67,16 +68,21 @@ def test_the_report_is_one_self_contained_escaped_file(hostile_run):
     assert "No training problems found" in html or 'class="finding"' in html
 
 
-def test_the_report_renders_in_headless_chromium(hostile_run):
+def assert_renders_in_chromium(run_dir: Path) -> None:
+    """Headless Chromium shows every image of the run's report and logs nothing."""
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("chromium is not installed and cannot be installed here (needs root and apt-get); `make test` installs it")
-    page = check_page(chromium, hostile_run / "report.html")
-    assert page.title == "hostile - trainwright report"
-    assert len(page.images) == len(images((hostile_run / "report.html").read_text(encoding="utf-8")))
+    page = check_page(chromium, run_dir / "report.html")
+    assert page.title == f"{run_dir.name} - trainwright report"
+    assert len(page.images) == len(images((run_dir / "report.html").read_text(encoding="utf-8")))
     unloaded = [image["alt"] for image in page.images if not (image["complete"] and image["naturalWidth"] > 0)]
     assert unloaded == []
     assert page.errors == []
+
+
+def test_the_report_renders_in_headless_chromium(hostile_run):
+    assert_renders_in_chromium(hostile_run)
 
 
 def test_report_command_rebuilds_it_from_a_copied_run_directory(hostile_run, tmp_path):
@@ -124,3 +130,84 @@ def test_report_on_something_that_is_not_a_run_is_one_clear_line(tmp_path, targe
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("error: ") and str(path) in result.stderr
+
+
+# ── image runs ─────────────────────────────────────────────────────────────────────────────
+# Class folder names are the user's text too: markup, an ampersand and matplotlib's math sign.
+HOSTILE_CLASSES = {"circle": '<img src="missing.png">', "square": "<b>cat", "triangle": "a & $b$"}
+BAD_FILE = "<i>zero.png"
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    from trainwright.data.shapes import make_shapes
+
+    root = tmp_path_factory.mktemp("image-report")
+    make_shapes(root / "shapes", per_class=12, size=16)
+    for shape, name in HOSTILE_CLASSES.items():
+        (root / "shapes" / shape).rename(root / "shapes" / name)
+    (root / "shapes" / "<b>cat" / BAD_FILE).write_bytes(b"")  # skipped: an empty file
+    cfg = {"data": {"source": str(root / "shapes"), "augment": ["hflip", {"name": "rotation", "degrees": 30}]},
+           "model": {"type": "cnn", "widths": [8, 16], "convs": 1},
+           "train": {"epochs": 2, "batch_size": 8, "early_stopping": {"enabled": False}}}
+    return tw.train(cfg, runs_dir=root / "runs", name="shapes", console=QUIET).dir
+
+
+def test_an_image_run_gets_a_report_with_its_image_facts_escaped(image_run):
+    html = (image_run / "report.html").read_text(encoding="utf-8")
+    for section in ("data", "model", "training", "evaluation", "compute", "diagnosis", "config"):
+        assert f'<section id="{section}">' in html
+    tags = images(html)
+    assert all('src="data:image/png;base64,' in tag for tag in tags)
+    # Image facts: how images were found, decoded, normalized, skipped and augmented.
+    assert "a folder with one sub-folder per class" in html and "37 files found, 36 images used, 1 skipped" in html
+    assert "<td>mode</td><td>rgb</td>" in html and "<td>size (height x width)</td><td>16x16</td>" in html
+    assert "<td>red</td>" in html and "<td>blue</td>" in html  # per-channel mean and std
+    assert "<td>empty file</td>" in html and "&lt;i&gt;zero.png" in html
+    assert "hflip(p=0.5)" in html and "rotation(p=1, degrees=30)" in html
+    assert 'alt="training images per class, before and after augmentation"' in html
+    assert 'alt="misclassified test images with their true and predicted labels"' in html
+    assert 'alt="class balance per split"' in html and 'alt="confusion matrix on the test rows"' in html
+    # Class folder names are escaped wherever they appear; no baselines for images.
+    assert '<img src="missing.png">' not in html and "<b>cat" not in html and "<i>zero" not in html
+    assert "&lt;img src=&#34;missing.png&#34;&gt;" in html and "&lt;b&gt;cat" in html and "a &amp; $b$" in html
+    assert "logistic regression" not in html
+    for name in ("examples.png", "misclassified.png"):
+        assert (image_run / name).is_file()
+
+
+def test_report_command_rebuilds_an_image_report_without_the_images(image_run, tmp_path):
+    copy = tmp_path / "moved"
+    shutil.copytree(image_run, copy)
+    (copy / "report.html").unlink()
+    (copy / "examples.png").unlink()  # a run from before examples.png existed: that figure is left out
+    result = run_cli("report", str(copy))
+    assert result.returncode == 0, result.stderr
+    html = (copy / "report.html").read_text(encoding="utf-8")
+    assert "training images per class" not in html and 'alt="misclassified test images' in html
+    assert "36 images used" in html
+
+
+def test_the_image_report_renders_in_headless_chromium(image_run):
+    assert_renders_in_chromium(image_run)
+
+
+def test_an_unknown_modality_gets_a_generic_data_section(hostile_run, tmp_path):
+    # A modality this version has no view for (sequences are being added): its data.json is shown as keys and values.
+    copy = tmp_path / "sequences"
+    shutil.copytree(hostile_run, copy)
+    summary = {"source": "reviews.csv", "modality": "text", "target": "<b>sentiment", "task": "binary",
+               "tokens": {"vocabulary": 5000, "max_length": 128},
+               "class_balance": {"all": {"neg": 60, "pos": 90}, "train": {"neg": 42, "pos": 63}},
+               "split": {"fractions": "70/15/15", "seed": 0, "stratified": True, "held_out": True, "train": 105, "val": 22, "test": 23}}
+    (copy / "data.json").write_text(json.dumps(summary), encoding="utf-8")
+    result = run_cli("report", str(copy))
+    assert result.returncode == 0, result.stderr
+    html = (copy / "report.html").read_text(encoding="utf-8")
+    assert "(text data)" in html and "no dedicated view" in html
+    assert "<td>tokens</td>" in html and "&#34;vocabulary&#34;: 5000" in html
+    assert "<td class=\"num\">105</td>" in html and 'alt="class balance per split"' in html
+    assert "<b>sentiment" not in html and "&lt;b&gt;sentiment" in html
+    # Even a data.json with none of the usual keys does not stop the report.
+    (copy / "data.json").write_text(json.dumps({"modality": "audio", "split": [1, 2], "class_balance": "?"}), encoding="utf-8")
+    assert run_cli("report", str(copy)).returncode == 0

@@ -326,10 +326,13 @@ class ImageData:
         return lines
 
     def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
-        """Write ``misclassified.png``: a grid of the test images the model got wrong."""
-        from trainwright.evaluate.misclassified import save_misclassified
+        """Write ``misclassified.png`` (the test images the model got wrong) and ``examples.png``
+        (a few training images per class, and the same after augmentation), for the report."""
+        from trainwright.evaluate.image_grids import save_examples, save_misclassified
 
-        save_misclassified(Path(directory) / "misclassified.png", self.x_test, self.y_test, test_outputs, self.task, self.preprocessor.classes)
+        classes = self.preprocessor.classes
+        save_misclassified(Path(directory) / "misclassified.png", self.x_test, self.y_test, test_outputs, self.task, classes)
+        save_examples(Path(directory) / "examples.png", self.x_train, self.y_train, classes, self.train_transform)
 
 
 def _step_text(step) -> str:

@@ -13,7 +13,9 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import csv
+import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -71,7 +73,8 @@ def render_report(run: RunDir) -> str:
 
 def report_context(run: RunDir) -> dict[str, Any]:
     """Everything the template shows, read from the run directory."""
-    data = _json(run, run.data) or {}
+    data = _json(run, run.data)
+    data = data if isinstance(data, dict) else {}
     metrics = _json(run, run.metrics)
     model = _json(run, run.model_info)
     environment = _json(run, run.environment) or {}
@@ -89,7 +92,7 @@ def report_context(run: RunDir) -> dict[str, Any]:
         "environment": environment,
         "status": _status(metrics, history),
         "key_metric": KEY_METRIC.get(task, "accuracy"),
-        "data_section": _data_section(data),
+        "data_section": _data_section(run, data),
         "training": _training_section(history, gradients, metrics),
         "evaluation": _evaluation_section(run, metrics, data),
         "compute": _compute_section(run, metrics, model, data, history, environment),
@@ -109,17 +112,81 @@ def _status(metrics: dict | None, history: list[dict]) -> str:
     return f"did not finish: training failed or was interrupted {done} (see the diagnosis)"
 
 
-def _data_section(data: dict) -> dict:
+def _modality(data: dict) -> str:
+    """Which data section the report draws: tables' data.json has columns and no ``modality`` key;
+    images say so; anything else (a modality this version does not know) gets a generic view."""
+    modality = data.get("modality")
+    if modality is None and isinstance(data.get("columns"), dict) and isinstance(data.get("rows"), dict):
+        return "table"
+    return "images" if modality == "images" else "generic"
+
+
+def _data_section(run: RunDir, data: dict) -> dict:
     if not data:
         return {}
-    out: dict[str, Any] = {"columns": data.get("columns", {}), "cleaning": [a for a in data.get("cleaning", []) if a.get("count")]}
+    kind = _modality(data)
+    out: dict[str, Any] = {"kind": kind, "split": _split(data.get("split"))}
     balance = data.get("class_balance") or {}
-    if balance.get("all"):
+    if isinstance(balance, dict) and isinstance(balance.get("all"), dict) and balance["all"]:
         labels = list(balance["all"])
-        parts = {part: [balance[part].get(label, 0) for label in labels] for part in ("train", "val", "test") if part in balance}
+        parts = {part: [balance[part].get(label, 0) for label in labels] for part in ("train", "val", "test") if isinstance(balance.get(part), dict)}
         out["balance"] = {"labels": labels, "parts": {"all": [balance["all"][label] for label in labels], **parts}}
         out["balance_plot"] = plots.class_balance(labels, parts)
+    if kind == "table":
+        out["columns"] = data.get("columns", {})
+        out["cleaning"] = [a for a in data.get("cleaning", []) if a.get("count")]
+    elif kind == "images":
+        out["images"] = _images(run, data)
+    else:
+        shown = {"split", "class_balance", "notes"}
+        out["facts"] = {str(key): _fact(value) for key, value in data.items() if key not in shown}
     return out
+
+
+def _split(split: Any) -> dict | None:
+    """The split table's cells, or None when data.json has no split of the usual shape."""
+    if not isinstance(split, dict) or not all(part in split for part in ("train", "val", "test")):
+        return None
+    how = ("stratified" if split.get("stratified") else "shuffled") + (f", seed {split['seed']}" if "seed" in split else "")
+    if split.get("held_out") is False:
+        how += "; too few rows: all rows train, validation and test are the training rows"
+    return {"fractions": split.get("fractions", ""), "how": how, "train": split["train"], "val": split["val"], "test": split["test"]}
+
+
+def _images(run: RunDir, data: dict) -> dict:
+    """An image run's facts (source, decoding, normalization, skipped files, augmentation) and its grids."""
+    found = data.get("images") or {}
+    image = data.get("image") or {}
+    skipped = found.get("skipped") or {}
+    channels = ["gray"] if image.get("mode") == "grayscale" else ["red", "green", "blue"]
+    mean, std = image.get("mean") or [], image.get("std") or []
+    where = {"folder": "a folder with one sub-folder per class", "table": "a table of image paths", "builtin": "a built-in set"}
+    return {
+        "where": where.get(data.get("kind"), data.get("kind") or "-"),
+        "found": found.get("found"),
+        "usable": found.get("usable"),
+        "duplicates": found.get("duplicates_dropped") or 0,
+        "files": "images" if data.get("kind") == "builtin" else "files",  # a built-in set has no files
+        "formats": (found.get("formats") or {}) if data.get("kind") != "builtin" else {},
+        "skipped": {"count": skipped.get("count") or 0, "by_reason": skipped.get("by_reason") or {}, "first": skipped.get("first") or []},
+        "mode": image.get("mode"),
+        "size": "x".join(map(str, image.get("size") or [])),
+        "resize": image.get("resize"),
+        "normalization": [(channels[i] if i < len(channels) else str(i), m, s) for i, (m, s) in enumerate(zip(mean, std))],
+        "augment": data.get("augment") or [],
+        "examples": _png(run.examples),
+    }
+
+
+def _png(path: Path) -> str | None:
+    """A PNG the run wrote, as a data URI (None when it is not there)."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii") if path.is_file() else None
+
+
+def _fact(value: Any, limit: int = 400) -> str:
+    """One value of an unknown data.json, as short text."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _training_section(history: list[dict], gradients: dict | None, metrics: dict | None) -> dict:
@@ -156,6 +223,7 @@ def _evaluation_section(run: RunDir, metrics: dict | None, data: dict) -> dict:
     out: dict[str, Any] = {"splits": [s for s in ("test", "val", "train") if s in metrics], "baselines": metrics.get("baselines") or {}}
     out["verdict"] = verdict(metrics)
     out["metric_names"] = list(metrics["test"])
+    out["misclassified"] = _png(run.misclassified)  # images only
     matrix = metrics.get("confusion_matrix")
     if matrix:
         out["confusion"] = plots.confusion(matrix["labels"], matrix["matrix"])
@@ -168,9 +236,12 @@ def _evaluation_section(run: RunDir, metrics: dict | None, data: dict) -> dict:
         out["predicted_vs_actual"] = plots.predicted_vs_actual(actual, predicted, data.get("target", "target"))
         out["residuals"] = plots.residuals(actual, predicted, data.get("target", "target"))
     else:
-        labels = [str(label) for label in data.get("classes", [])]
-        probs = np.column_stack([np.asarray(predictions[f"p{i}"], dtype=float) for i in range(len(labels))])  # (N, C)
+        # The classes, in the order of the probability columns p0, p1, ...
+        labels = [str(label) for label in data.get("classes") or (matrix or {}).get("labels") or []]
         index = {label: i for i, label in enumerate(labels)}
+        if not labels or any(f"p{i}" not in predictions for i in range(len(labels))) or not set(predictions["actual"]) <= set(index):
+            return out  # predictions that do not match the classes: leave the curves out rather than guess
+        probs = np.column_stack([np.asarray(predictions[f"p{i}"], dtype=float) for i in range(len(labels))])  # (N, C)
         y_true = np.array([index[label] for label in predictions["actual"]])
         out["roc"] = plots.roc_curves(labels, y_true, probs)
         out["reliability"], out["ece"] = plots.reliability(probs.max(1), (probs.argmax(1) == y_true).astype(float))
@@ -192,7 +263,9 @@ def _compute_section(run: RunDir, metrics: dict | None, model: dict | None, data
     out: dict[str, Any] = {"device": environment.get("device"), "device_name": environment.get("device_name")}
     if history:
         out["median_epoch_seconds"] = statistics.median(row["seconds"] for row in history)
-    rows = (data.get("split") or {}).get("train") or (data.get("rows") or {}).get("after_cleaning")
+    split, counts = data.get("split"), data.get("rows")
+    rows = (split.get("train") if isinstance(split, dict) else None) or (counts.get("after_cleaning") if isinstance(counts, dict) else None)
+    rows = rows if isinstance(rows, int) else None
     if metrics and rows and metrics.get("train_seconds"):
         seconds, epochs = metrics["train_seconds"], metrics["epochs"]
         out["train_seconds"] = seconds
