@@ -263,9 +263,13 @@ def source_modality(source: Any, image_column: Any = None, text_column: Any = No
 
 
 def text_folder(source: str) -> bool:
-    """A folder whose class sub-folders hold .txt files is a text source, not an image one."""
+    """A folder whose class sub-folders hold mostly .txt files is a text source, not an image one
+    (an image folder with a stray notes.txt stays an image folder, and its skipped files are reported)."""
     path = Path(source).expanduser()
-    return path.is_dir() and any(path.glob("*/*.txt"))
+    if not path.is_dir():
+        return False
+    files = [f for f in path.glob("*/*") if not f.name.startswith(".") and f.is_file()]
+    return sum(f.suffix.lower() == ".txt" for f in files) > len(files) / 2
 
 
 # ── model ───────────────────────────────────────────────────────────────────────────────
