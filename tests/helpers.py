@@ -19,6 +19,16 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     return subprocess.run([str(TRAINWRIGHT), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def expect_clear_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Bad input: exit code 2, one line on stderr starting with error: and naming every fragment, no traceback."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    message = result.stderr.strip()
+    assert message.startswith("error: ") and len(message.splitlines()) == 1, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
 def penguins_like(n: int = 240, seed: int = 0) -> pd.DataFrame:
     """A penguins-style table: numeric measurements, string categories, missing values, duplicates."""
     rng = np.random.default_rng(seed)

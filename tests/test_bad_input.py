@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import run_cli
+from helpers import expect_clear_error, run_cli
 
 
 def frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -23,15 +23,6 @@ def write(tmp_path: Path, table: pd.DataFrame | str, name: str = "data.csv") -> 
     else:
         table.to_csv(path, index=False)
     return path
-
-
-def expect_clear_error(result, *fragments: str) -> None:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout
-    message = result.stderr.strip()
-    assert message.startswith("error: ") and len(message.splitlines()) == 1, message
-    for fragment in fragments:
-        assert fragment in message, message
 
 
 def one_class(tmp_path):

@@ -11,19 +11,10 @@ from PIL import Image
 
 from trainwright.data.shapes import make_shapes
 
-from helpers import run_cli
+from helpers import expect_clear_error, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SMALL = ["--set", "train.epochs=2", "--set", "model.widths=[8,16]", "--set", "train.batch_size=16"]
-
-
-def expect_clear_error(result, *fragments: str) -> None:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout
-    message = result.stderr.strip()
-    assert message.startswith("error: ") and len(message.splitlines()) == 1, message
-    for fragment in fragments:
-        assert fragment in message, message
 
 
 def test_make_shapes_train_predict_evaluate(tmp_path):
