@@ -5,8 +5,10 @@ and slices, the optimizer, and a validation pass (loss and accuracy) once per ep
 loop does. trainwright's time is its ``train_seconds`` (the whole fit: steps, validation, history, a
 checkpoint every epoch); data loading and the final evaluation are outside both timings.
 
-Runs alternate (hand, trainwright, hand, ...) and medians are compared, so a slow moment on a
-shared machine hits both sides.
+Runs alternate (hand, trainwright, hand, ...) and the ratio reported is the median over the pairs
+of trainwright's time over the hand-written time just before it: a slow stretch on a shared machine
+(this one swings by 10% from minute to minute) hits both sides of a pair, and the median drops the
+pairs it split.
 """
 
 from __future__ import annotations
@@ -61,9 +63,14 @@ def alternate(hand: Callable[[], float], ours: Callable[[], float], repeats: int
     for i in range(repeats):
         hands.append(hand())
         ourss.append(ours())
-        print(f"run {i + 1}: hand-written {hands[-1]:.3f} s, trainwright {ourss[-1]:.3f} s", flush=True)
+        print(f"run {i + 1}: hand-written {hands[-1]:.3f} s, trainwright {ourss[-1]:.3f} s, ratio {ourss[-1] / hands[-1]:.3f}", flush=True)
     print(f"median: hand-written {statistics.median(hands):.3f} s, trainwright {statistics.median(ourss):.3f} s")
     return hands, ourss
+
+
+def paired_ratio(hands: list[float], ours: list[float]) -> float:
+    """The median over the pairs of trainwright's time over the hand-written time beside it."""
+    return statistics.median(o / h for h, o in zip(hands, ours))
 
 
 def frameworks(data, hidden: list[int], batch: int, epochs: int, lr: float, repeats: int = 3) -> dict[str, float]:

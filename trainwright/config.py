@@ -381,6 +381,7 @@ class TrainConfig(Frozen):
 class EvaluateConfig(Frozen):
     batch_size: int = Field(4096, ge=1)
     baseline: bool = Field(True, description="also fit logistic/ridge regression and HistGradientBoosting on the same split")
+    gradient_every: int = Field(10, ge=1, description="per-layer gradient norms (gradients.json) on the first optimizer step of each epoch and every Nth after it; 1 = every step")
 
 
 class CalibrateConfig(Frozen):

@@ -306,7 +306,7 @@ def build_fit(
     callbacks = [
         *transfer.transfer_callbacks(cfg, module),  # first: a resumed run unfreezes before others look at the model
         EarlyStopping(tc.early_stopping),
-        GradientStats(run_dir.gradients),  # before Checkpoint, so a checkpoint holds this epoch's norms
+        GradientStats(run_dir.gradients, cfg.evaluate.gradient_every),  # before Checkpoint, so a checkpoint holds this epoch's norms
         HistoryCSV(run_dir.history),
         Checkpoint(run_dir.checkpoint),
         ProgressBar(console, tc.epochs, len(batches), tc.early_stopping.monitor),

@@ -63,11 +63,14 @@ def test_dead_units_are_those_silent_on_every_validation_row(tmp_path):
 def test_sampling_every_n_steps_and_the_max_over_steps(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
-    fit(make_fit(model, torch.randn(64, 3), torch.randn(64, 1), tmp_path / "gradients.json", batch_size=8, every=3))
-    (epoch,) = json.loads((tmp_path / "gradients.json").read_text())["epochs"]
-    assert epoch["steps"] == 2  # steps 3 and 6 of 8
-    assert all(high >= mean > 0 for high, mean in zip(epoch["norm_max"], epoch["norm_mean"]))
-    assert epoch["dead_share"] == []  # no ReLU to watch
+    fit(make_fit(model, torch.randn(64, 3), torch.randn(64, 1), tmp_path / "gradients.json", epochs=2, lr=1e-2, batch_size=8, every=3))
+    stats = json.loads((tmp_path / "gradients.json").read_text())
+    assert stats["every"] == 3
+    assert [epoch["steps"] for epoch in stats["epochs"]] == [3, 3]  # steps 1, 4 and 7 of 8, counted anew each epoch
+    for epoch in stats["epochs"]:
+        assert all(high >= mean > 0 for high, mean in zip(epoch["norm_max"], epoch["norm_mean"]))
+        assert epoch["dead_share"] == []  # no ReLU to watch
+    assert stats["epochs"][0]["norm_mean"] != stats["epochs"][1]["norm_mean"]  # each epoch its own steps
 
 
 def test_a_failed_epoch_keeps_its_norms_marked_partial(tmp_path):

@@ -18,8 +18,8 @@ def predict_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, d
     """Model outputs for ``x`` (N, ...) in eval mode, in batches: (N, outputs); each batch moved to ``device`` when given."""
     model.eval()
     device = device or x.device
-    if not len(x):
-        return model(x.to(device))
+    if len(x) <= batch_size:
+        return model(x.to(device, non_blocking=True))
     return torch.cat([model(x[i : i + batch_size].to(device, non_blocking=True)) for i in range(0, len(x), batch_size)])
 
 

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +29,32 @@ _MARK = "__tensor__"
 _META_KEY = "trainwright_state"
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def flatten(obj: Any, tensors: dict[str, torch.Tensor], path: str = "s") -> Any:
-    """A JSON-able skeleton of ``obj``, with its tensors moved into ``tensors`` by path."""
+    """A JSON-able skeleton of ``obj``, with its tensors put into ``tensors`` by path (as they are:
+    ``Snapshots`` copies them)."""
+    kind = type(obj)
+    if kind in _PLAIN:  # most of a state's leaves; checked first, as this runs every epoch
+        return obj
+    if kind is float:
+        return obj if math.isfinite(obj) else {"__float__": "nan" if obj != obj else ("inf" if obj > 0 else "-inf")}
     if isinstance(obj, torch.Tensor):
-        # safetensors wants contiguous tensors that share no storage with each other.
-        tensors[path] = obj.detach().to("cpu", copy=True).contiguous()
+        tensors[path] = obj.detach()
         return {_MARK: path}
     if isinstance(obj, dict):
-        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+        if all(type(k) is str and k[:2] != "__" for k in obj):
             return {k: flatten(v, tensors, f"{path}.{i}") for i, (k, v) in enumerate(obj.items())}
         # Other keys (the optimizer's integer parameter ids) survive as [key, value] pairs.
         return {"__dict__": [[flatten(k, tensors, f"{path}.k{i}"), flatten(v, tensors, f"{path}.{i}")] for i, (k, v) in enumerate(obj.items())]}
     if isinstance(obj, (list, tuple)):
         items = [flatten(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]
         return {"__tuple__": items} if isinstance(obj, tuple) else items
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        if isinstance(obj, float) and obj != obj:
-            return {"__float__": "nan"}
-        if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
-            return {"__float__": "inf" if obj > 0 else "-inf"}
+    if isinstance(obj, (bool, int, str)):  # subclasses (an IntEnum) are stored as their plain value
         return obj
+    if isinstance(obj, float):
+        return flatten(float(obj), tensors, path)
     raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint")
 
 
@@ -69,13 +76,39 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 def save_state(path: str | Path, state: dict) -> None:
     """Write ``state`` atomically: a crash mid-write leaves the previous checkpoint intact."""
-    write_snapshot(path, *snapshot(state))
+    write_snapshot(path, *Snapshots().take(state))
 
 
-def snapshot(state: dict) -> tuple[dict[str, torch.Tensor], Any]:
-    """Copies of the state's tensors (on the CPU) and its JSON skeleton, safe to write later."""
-    tensors: dict[str, torch.Tensor] = {}
-    return tensors, flatten(state, tensors)
+class Snapshots:
+    """Copies of a training state's tensors (on the CPU, contiguous, sharing no storage, as
+    safetensors wants) and its JSON skeleton, safe to write later.
+
+    The copies go into buffers kept from one ``take`` to the next, filled by one fused copy:
+    a training state has the same tensors every epoch, so an epoch's snapshot allocates
+    nothing. A snapshot is therefore valid until the next ``take``, which is all a writer
+    that keeps only the latest state needs.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def take(self, state: dict) -> tuple[dict[str, torch.Tensor], Any]:
+        live: dict[str, torch.Tensor] = {}
+        skeleton = flatten(state, live)
+        if not self._fits(live):
+            self.buffers = {path: torch.empty(t.shape, dtype=t.dtype) for path, t in live.items()}
+        on_cpu = [(self.buffers[path], t) for path, t in live.items() if t.device.type == "cpu"]
+        if on_cpu:
+            torch._foreach_copy_(*map(list, zip(*on_cpu)))
+        for path, t in live.items():
+            if t.device.type != "cpu":
+                self.buffers[path].copy_(t)  # from an accelerator: waits for it, so the copy is complete
+        return dict(self.buffers), skeleton
+
+    def _fits(self, live: dict[str, torch.Tensor]) -> bool:
+        buffers = self.buffers
+        return buffers.keys() == live.keys() and all(
+            buffers[path].shape == t.shape and buffers[path].dtype == t.dtype for path, t in live.items())
 
 
 def write_snapshot(path: str | Path, tensors: dict[str, torch.Tensor], skeleton: Any) -> None:
