@@ -45,7 +45,7 @@ from trainwright.data.decode import (
     probe,
 )
 from trainwright.data.image_sources import Skipped, inside, load_candidates, skipped_text, walk_files
-from trainwright.data.split import fractions_text, split_rows, subset_facts, subset_notes, train_subset
+from trainwright.data.split import SplitData, fractions_text, split_rows, subset_facts, subset_notes, train_subset
 from trainwright.data.target import LabelKind, Task, class_list, decode_class_indices, encode_class_column, encode_labels, selected_rows
 from trainwright.errors import TrainwrightError
 from trainwright.files import atomic_write
@@ -276,25 +276,13 @@ class ImagePreprocessor:
 
 # ── the prepared data ──────────────────────────────────────────────────────────────────────
 @dataclass(frozen=True)
-class ImageData:
-    x_train: torch.Tensor  # uint8 (N, C, H, W), a view of the cache
-    y_train: torch.Tensor  # int64 (N,) class indices
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+class ImageData(SplitData):
+    """x: uint8 (N, C, H, W), views of the cache; y: int64 (N,) class indices."""
+
     preprocessor: ImagePreprocessor
     task: Task
-    name: str
-    held_out: bool
-    summary: dict  # JSON-able; the run's data.json
     cache: ImageCache  # ``cache.decoded``: images decoded (once each)
     train_transform: nn.Module | None = None  # augmentation of training batches (data/augment.py)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """One example's shape as the model sees it: (C, H, W)."""
-        return self.preprocessor.input_shape
 
     def report_lines(self) -> list[str]:
         s = self.summary

@@ -29,7 +29,7 @@ import torch
 
 from trainwright.config import DataConfig, WindowConfig
 from trainwright.data.sources import load_sequence_table
-from trainwright.data.split import fractions_text
+from trainwright.data.split import SplitData, fractions_text
 from trainwright.errors import TrainwrightError
 from trainwright.files import atomic_write
 
@@ -209,27 +209,11 @@ class SeriesPreprocessor:
 
 
 @dataclass(frozen=True)
-class SeriesData:
-    x_train: torch.Tensor  # float32 (N, lookback, F), scaled; column 0 is the target
-    y_train: torch.Tensor  # float32 (N, horizon), the scaled target ahead
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+class SeriesData(SplitData):
+    """x: float32 (N, lookback, F) windows, scaled, column 0 the target; y: float32 (N, horizon), the scaled target ahead."""
+
     preprocessor: SeriesPreprocessor
-    task: str
-    name: str
-    held_out: bool
-    summary: dict
     season: int | None  # the seasonal-naive baseline's period in rows, or None
-    train_transform: None = None
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self.preprocessor.input_shape
-
-    def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
-        """Series add nothing to the run directory beyond the metrics."""
 
     def report_lines(self) -> list[str]:
         s, w = self.summary, self.summary["window"]

@@ -23,13 +23,43 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.model_selection import train_test_split
 
 from trainwright.config import DataConfig, SplitConfig
 from trainwright.errors import TrainwrightError
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """What every modality's data stage returns (``prepare.Prepared``): tensors per split, the fitted
+    preprocessor, the task and the facts. Each modality's class adds its own fields and lines."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    preprocessor: Any  # the modality's preprocessor, which knows ``input_shape``
+    task: str
+    name: str  # built-in name, file or folder stem
+    held_out: bool  # False: val and test are the training rows (too few rows, or val = test = 0)
+    summary: dict  # JSON-able; the run's data.json
+    train_transform = None  # a class attribute, not a field: only images augment (ImageData makes it one)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's shape as the model sees it."""
+        return self.preprocessor.input_shape
+
+    def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
+        """Files the modality adds to the run directory once the test outputs are known: none here."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from trainwright.config import DataConfig
 from trainwright.data.clean import Cleaned, clean_table
 from trainwright.data.columns import Kind, coerce_frame, numeric_values
 from trainwright.data.sources import load_source
-from trainwright.data.split import Split, fractions_text, split_rows, subset_facts, subset_notes, train_subset
+from trainwright.data.split import Split, SplitData, fractions_text, split_rows, subset_facts, subset_notes, train_subset
 from trainwright.data.target import (
     LabelKind,
     Task,
@@ -280,27 +280,16 @@ class TabularPreprocessor:
 
 
 @dataclass(frozen=True)
-class TabularData:
-    x_train: torch.Tensor  # float32 (N, F)
-    y_train: torch.Tensor  # int64 (N,) class indices, or float32 (N, 1) scaled regression targets
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+class TabularData(SplitData):
+    """x: float32 (N, F); y: int64 (N,) class indices, or float32 (N, 1) scaled regression targets."""
+
     preprocessor: TabularPreprocessor
     task: Task
-    name: str  # built-in name or file stem
-    held_out: bool  # False: val and test are the training rows (too few rows, or val = test = 0)
-    summary: dict  # JSON-able; the run's data.json
-    train_transform: None = None  # tables are not augmented
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """One example's shape as the model sees it: (features,)."""
         return (self.preprocessor.n_features,)
-
-    def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
-        """Tables add nothing to the run directory beyond the metrics."""
 
     def report_lines(self) -> list[str]:
         """Short console lines: the table, each cleaning action with its count, the split, notes."""

@@ -24,7 +24,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from trainwright.config import DataConfig, TokenizerConfig
-from trainwright.data.split import fractions_text, split_rows
+from trainwright.data.split import SplitData, fractions_text, split_rows
 from trainwright.data.target import (
     LabelKind,
     Task,
@@ -157,27 +157,12 @@ class TextPreprocessor:
 
 
 @dataclass(frozen=True)
-class TextData:
-    x_train: torch.Tensor  # int64 (N, length) token ids, 0 = padding
-    y_train: torch.Tensor  # int64 (N,) class indices
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+class TextData(SplitData):
+    """x: int64 (N, length) token ids, 0 = padding; y: int64 (N,) class indices."""
+
     preprocessor: TextPreprocessor
     task: Task
-    name: str
-    held_out: bool
-    summary: dict
     texts: dict  # split -> list[str], the cleaned texts (for the TF-IDF and bag-of-words baselines)
-    train_transform: None = None
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self.preprocessor.input_shape
-
-    def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
-        """Text adds nothing to the run directory beyond the metrics."""
 
     def report_lines(self) -> list[str]:
         s = self.summary

@@ -84,10 +84,19 @@ def build(cfg: CNNConfig, input_shape: tuple[int, ...], out_features: int) -> nn
         for _ in range(cfg.convs):
             layers += conv_block(previous, stage_width, cfg.kernel_size, cfg.activation, cfg.batch_norm)
             previous = stage_width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # (B, w, h, w) -> (B, w)
-    if cfg.dropout:
-        layers.append(nn.Dropout(cfg.dropout))
-    layers.append(nn.Linear(previous, out_features))
-    model = nn.Sequential(*layers)
+    model = nn.Sequential(*layers, *pooled_head(previous, out_features, cfg.dropout))
     initialize(model, cfg.init, cfg.activation)
-    return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+    return in_memory_format(model, cfg.channels_last)
+
+
+def pooled_head(width: int, out_features: int, dropout: float) -> list[nn.Module]:
+    """Global average pooling, [Dropout], Linear: (B, width, h, w) -> (B, out_features) for any h, w."""
+    layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return [*layers, nn.Linear(width, out_features)]
+
+
+def in_memory_format(model: nn.Module, channels_last: bool) -> nn.Module:
+    """The model with its 4-d weights in channels-last order when asked (to match ``ChannelsLast`` inputs)."""
+    return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -19,7 +19,7 @@ from torch import nn
 
 from trainwright.config import ModelConfig
 from trainwright.errors import TrainwrightError
-from trainwright.models.cnn import ChannelsLast, conv_block
+from trainwright.models.cnn import ChannelsLast, conv_block, in_memory_format, pooled_head
 from trainwright.models.init import InitScheme, initialize
 from trainwright.models.mlp import ACTIVATIONS
 
@@ -91,14 +91,10 @@ def build(cfg: ResNetConfig, input_shape: tuple[int, ...], out_features: int) ->
             if stride == 2:
                 height, width = (height + 1) // 2, (width + 1) // 2
             previous = stage_width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # (B, w, h, w) -> (B, w)
-    if cfg.dropout:
-        layers.append(nn.Dropout(cfg.dropout))
-    layers.append(nn.Linear(previous, out_features))
-    model = nn.Sequential(*layers)
+    model = nn.Sequential(*layers, *pooled_head(previous, out_features, cfg.dropout))
     initialize(model, cfg.init, cfg.activation)
     if cfg.zero_init_residual:
         for module in model.modules():
             if isinstance(module, BasicBlock):
                 nn.init.zeros_(module.bn2.weight)
-    return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+    return in_memory_format(model, cfg.channels_last)
