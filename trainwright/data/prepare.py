@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
-import torch
 from torch import nn
 
 from trainwright.config import DataConfig
 from trainwright.data.images import ImagePreprocessor, prepare_images
 from trainwright.data.series import SeriesPreprocessor, prepare_series
+from trainwright.data.split import SplitData
 from trainwright.data.tabular import TabularPreprocessor, prepare_tabular
 from trainwright.data.text import TextPreprocessor, prepare_text
 from trainwright.errors import TrainwrightError
@@ -32,28 +30,9 @@ from trainwright.errors import TrainwrightError
 Preprocessor = TabularPreprocessor | ImagePreprocessor | TextPreprocessor | SeriesPreprocessor
 
 
-class Prepared(Protocol):
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    preprocessor: Preprocessor
-    task: str
-    name: str
-    held_out: bool
-    summary: dict
-    # Applied to each training batch on the device (image augmentation), or None.
-    train_transform: Callable[[torch.Tensor], torch.Tensor] | None
-
-    @property
-    def input_shape(self) -> tuple[int, ...]: ...
-
-    def report_lines(self) -> list[str]: ...
-
-    def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
-        """Files the modality adds to the run directory once the test outputs are known."""
+# What every modality's data stage returns: tensors per split, the fitted preprocessor, the task,
+# facts and console lines; each modality's class (TabularData, ImageData, ...) extends it.
+Prepared = SplitData
 
 
 def prepare_data(cfg: DataConfig) -> Prepared:

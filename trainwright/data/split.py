@@ -61,6 +61,10 @@ class SplitData:
     def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
         """Files the modality adds to the run directory once the test outputs are known: none here."""
 
+    def report_lines(self) -> list[str]:
+        """What the data stage did, as console lines: each modality says it its own way."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Split:
