@@ -14,7 +14,7 @@ the pairs' ratios (``harness.paired_ratio``), so a slow moment on a shared machi
 work, ``OMP_NUM_THREADS=1`` gives far steadier epoch times than torch's default thread count. A decode counter (not a timer)
 shows that no epoch decodes an image: every image is decoded once, while the data are prepared.
 
-    python benchmarks/images.py [--folder data/shapes] [--per-class 1000] [--epochs 2] [--repeats 3] [--augment]
+    python benchmarks/images.py [--folder data/shapes] [--per-class 1000] [--epochs 2] [--repeats 5] [--augment]
 
 Ends with ``epoch time trainwright/hand-written = X.XX`` and the decode counts.
 """
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, help="a shapes folder (default: generate one in a temporary folder)")
     parser.add_argument("--per-class", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--augment", action="store_true", help="both sides augment training batches (flips, rotation, pad-crop)")
     args = parser.parse_args()
 

@@ -41,6 +41,7 @@ def config(epochs: int) -> dict:
             "optimizer": {"name": "adam", "lr": LR},
             "early_stopping": {"enabled": False},  # both sides run every epoch
         },
+        "evaluate": {"baseline": False},  # outside the timing either way
     }
 
 

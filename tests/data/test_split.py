@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from trainwright.config import DataConfig, SplitConfig
-from trainwright.data.split import split_rows, train_subset
+from trainwright.data.split import quantile_strata, split_rows, train_subset
 from trainwright.errors import TrainwrightError
 
 
@@ -102,3 +102,16 @@ def test_data_classes_keep_the_named_labels_of_a_table_and_of_images():
     images = prepare_data(DataConfig(source="digits-images", classes=[5, 6, 7, 8, 9], train_fraction=0.1))
     assert images.preprocessor.classes == [5, 6, 7, 8, 9] and len(images.y_train) == 63 and len(images.y_test) == 135
     assert "data.classes: kept the 896 of 1797 rows labelled 5, 6, 7, 8, 9" in images.report_lines()
+
+
+def test_a_regression_target_is_stratified_on_its_quantiles():
+    values = np.random.default_rng(0).lognormal(size=442)  # skewed, like most quantities
+    strata = quantile_strata(values, SplitConfig())
+    assert strata is not None and np.bincount(strata).tolist() == [45, 44, 44, 44, 44, 44, 44, 44, 44, 45]
+    split = split_rows(len(values), strata, SplitConfig())
+    whole = np.quantile(values, [0.1, 0.5, 0.9])
+    for part in (split.train, split.val, split.test):  # every split spans the target's range
+        assert np.quantile(values[part], [0.1, 0.5, 0.9]) == pytest.approx(whole, rel=0.15)
+    assert quantile_strata(values, SplitConfig(stratify=False)) is None
+    assert quantile_strata(values[:30], SplitConfig()) is None  # too few rows for 2 bins of 20
+    assert quantile_strata(np.zeros(400), SplitConfig()) is None  # one value: nothing to stratify on

@@ -106,6 +106,31 @@ def _check_stratifiable(labels: np.ndarray, cfg: SplitConfig) -> None:
             )
 
 
+def quantile_strata(values: np.ndarray, cfg: SplitConfig, most: int = 10) -> np.ndarray | None:
+    """A regression target as quantile bins to stratify on, so every split spans the target's range
+    (with 67 test rows, a plain shuffle can leave the test split's spread far from the data's, and
+    its R² swings with the seed). Up to ``most`` bins of at least 20 rows, no more bins than the
+    smallest held-out split has rows; None when stratify is off or the rows are too few for 2 bins.
+
+    Example:
+        >>> quantile_strata(np.arange(400.0), SplitConfig())[[0, 39, 40, 399]]
+        array([0, 0, 1, 9])
+    """
+    n = len(values)
+    held = [fraction for fraction in (cfg.val, cfg.test) if fraction > 0]
+    if not cfg.stratify or not held:
+        return None
+    bins = min(most, n // 20, math.floor(n * min(held)))
+    if bins < 2:
+        return None
+    strata = pd.qcut(values, bins, labels=False, duplicates="drop")  # ties can merge bins
+    if np.isnan(strata).any():  # a constant target: no bins at all
+        return None
+    strata = strata.astype(np.int64)
+    counts = np.bincount(strata)
+    return strata if len(counts) >= 2 and counts.min() >= 1 + len(held) else None
+
+
 def split_rows(n: int, labels: np.ndarray | None, cfg: SplitConfig) -> Split:
     """Split positions 0..n-1; ``labels`` (original class labels) turn on stratification.
 

@@ -29,7 +29,7 @@ from trainwright.config import DataConfig
 from trainwright.data.clean import Cleaned, clean_table
 from trainwright.data.columns import Kind, coerce_frame, numeric_values
 from trainwright.data.sources import load_source
-from trainwright.data.split import Split, SplitData, fractions_text, split_rows, subset_facts, subset_notes, train_subset
+from trainwright.data.split import Split, SplitData, fractions_text, quantile_strata, split_rows, subset_facts, subset_notes, train_subset
 from trainwright.data.target import (
     LabelKind,
     Task,
@@ -312,7 +312,7 @@ class TabularData(SplitData):
             lines.append(f"classes ({len(counts)}): {shown}{', ...' if len(counts) > 10 else ''}")
         split = s["split"]
         if split["held_out"]:
-            how = "stratified" if split["stratified"] else "shuffled"
+            how = ("stratified on target quantiles" if self.task == "regression" else "stratified") if split["stratified"] else "shuffled"
             lines.append(
                 f"split {split['fractions']} ({how}, seed {split['seed']}): "
                 f"train {split['train']}, val {split['val']}, test {split['test']} rows"
@@ -435,7 +435,9 @@ def prepare_tabular(cfg: DataConfig) -> TabularData:
         kind = label_kind(y)
         labels = coerce_labels(y, kind, target)
         classes = class_list(labels)
-    split = train_subset(split_rows(len(rows), labels, cfg.split), labels, cfg.train_fraction, cfg.split.seed)
+    # Classes are the strata; a regression target is stratified on its quantile bins.
+    strata = labels if task != "regression" else quantile_strata(pd.to_numeric(y).to_numpy(np.float64), cfg.split)
+    split = train_subset(split_rows(len(rows), strata, cfg.split), strata, cfg.train_fraction, cfg.split.seed)
 
     features = rows[list(cleaned.kinds)]
     pre = TabularPreprocessor(
