@@ -198,11 +198,11 @@ class GradientStats(Callback):
     eval mode, so training steps pay nothing but the call). Both are accumulated on the device
     and read with one host sync per epoch.
 
-    ``gradients.json``::
+    ``gradients.json`` (20 steps an epoch: 2 sampled)::
 
         {"every": 10, "layers": [{"name": "0", "type": "Linear", "shape": [128, 61]}, ...],
          "activations": [{"name": "1", "type": "ReLU"}, ...],
-         "epochs": [{"epoch": 1, "steps": 20, "norm_mean": [...], "norm_max": [...], "dead_share": [...]}]}
+         "epochs": [{"epoch": 1, "steps": 2, "norm_mean": [...], "norm_max": [...], "dead_share": [...]}]}
 
     ``norm_mean``/``norm_max`` hold one value per layer (null when a norm was inf or NaN). If
     training fails mid-epoch (a NaN loss), that epoch's norms are kept with ``"partial": true``.
