@@ -31,6 +31,8 @@ class Callback:
     def on_after_backward(self, fit: Fit) -> None:
         """Gradients are in ``.grad``, before clipping and the optimizer step."""
     def on_batch_end(self, fit: Fit) -> None: ...
+    def on_validation_begin(self, fit: Fit) -> None: ...
+    def on_validation_end(self, fit: Fit) -> None: ...
     def on_epoch_end(self, fit: Fit, logs: dict) -> None: ...
     def on_train_end(self, fit: Fit) -> None: ...
     def close(self) -> None:
@@ -127,20 +129,30 @@ class HistoryCSV(Callback):
 
 
 class Checkpoint(Callback):
-    """Save everything a resumed run needs to ``path`` after each epoch, atomically.
+    """Save everything a resumed run needs to ``path``, atomically.
 
-    The state is copied when the epoch ends (a consistent snapshot, ~1 MB for a small MLP, into
-    buffers reused every epoch); the disk write is throttled as ``ThrottledWrite`` says, so the
-    last finished epoch is on disk whenever training stops, including Ctrl-C and a NaN loss.
+    The state is copied (a consistent snapshot, ~1 MB for a small MLP, into buffers reused from
+    one copy to the next) at the end of the first epoch, the last one, and every epoch that ends
+    ``every`` seconds or more after the previous copy: every epoch once epochs take that long,
+    and for epochs of milliseconds no copy dominates the training time. The disk write is
+    throttled as ``ThrottledWrite`` says. So when training ends the checkpoint holds its last
+    epoch, and after Ctrl-C or a NaN loss one at most ``every`` seconds of training back;
+    ``fit.saved_epoch`` says which.
     """
 
-    def __init__(self, path: Path, interval: float = 2.0):
-        self.path = path
+    def __init__(self, path: Path, interval: float = 2.0, every: float = 0.5):
+        self.path, self.every = path, every
         self.writes = ThrottledWrite(interval)
-        self.snapshots = Snapshots()  # one set of buffers: a pending write is always the latest epoch
+        self.snapshots = Snapshots()  # one set of buffers: a pending write is always the latest copy
+        self.taken = -math.inf
 
     def on_epoch_end(self, fit: Fit, logs: dict) -> None:
+        last = fit.stop_reason is not None or fit.epoch >= fit.cfg.epochs  # a callback before this one may stop it
+        if not last and time.monotonic() - self.taken < self.every:
+            return
         self.writes.offer(write_snapshot, self.path, *self.snapshots.take(fit.state_dict()))
+        self.taken = time.monotonic()
+        fit.saved_epoch = fit.epoch
 
     def close(self) -> None:
         self.writes.flush()
@@ -194,8 +206,8 @@ class GradientStats(Callback):
     does not hide an explosion), on the first optimizer step of each epoch and every ``every``-th
     after it (``evaluate.gradient_every``; a norm costs ~5% of a small MLP's step, so sampling keeps
     the diagnosis out of the training time; 1 watches every step). A ReLU unit is dead in an epoch when
-    it outputs 0 for every row of that epoch's validation pass (forward hooks that act only in
-    eval mode, so training steps pay nothing but the call). Both are accumulated on the device
+    it outputs 0 for every row of that epoch's validation pass (forward hooks registered for
+    that pass only, so training steps pay nothing). Both are accumulated on the device
     and read with one host sync per epoch.
 
     ``gradients.json`` (20 steps an epoch: 2 sampled)::
@@ -220,7 +232,6 @@ class GradientStats(Callback):
         self.layers = [(name, m) for name, m in fit.model.named_modules()
                        if isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.ndim >= 2 and m.weight.requires_grad]
         self.activations = [(name, m) for name, m in fit.model.named_modules() if isinstance(m, torch.nn.ReLU)]
-        self.hooks = [m.register_forward_hook(self._watch(i)) for i, (_, m) in enumerate(self.activations)]
         device = fit.batches.device
         self.no_grad = torch.zeros((), device=device)  # stands in for a layer that got no gradient this step
         self._reset(device)
@@ -232,10 +243,21 @@ class GradientStats(Callback):
         self.epoch_steps = 0  # optimizer steps so far this epoch
         self.alive: list[torch.Tensor | None] = [None] * len(self.activations)  # per ReLU: (units,) bool
 
+    def on_validation_begin(self, fit: Fit) -> None:
+        # Hooked for the validation pass only: a module with a hook takes torch's slow call path
+        # (~10 us a call), which training steps should not pay.
+        self.hooks = [m.register_forward_hook(self._watch(i)) for i, (_, m) in enumerate(self.activations)]
+
+    def on_validation_end(self, fit: Fit) -> None:
+        self._unhook()
+
+    def _unhook(self) -> None:
+        for handle in self.hooks:
+            handle.remove()
+        self.hooks = []
+
     def _watch(self, index: int):
         def hook(module, inputs, output):
-            if module.training:
-                return  # only the validation pass is watched
             fired = (output.detach().reshape(len(output), -1) > 0).any(0)  # (units,)
             seen = self.alive[index]
             self.alive[index] = fired if seen is None else seen | fired
@@ -280,9 +302,7 @@ class GradientStats(Callback):
         atomic_write(self.path, json.dumps(facts, allow_nan=False) + "\n")
 
     def close(self) -> None:
-        for handle in self.hooks:
-            handle.remove()
-        self.hooks = []
+        self._unhook()  # a validation pass that failed
         # A run that failed mid-epoch (NaN loss) keeps the norms of that epoch: they show why.
         if self.fit is not None and self.layers and self.sampled:
             self.records.append({"epoch": self.fit.epoch + 1, "partial": True, **self._read(), "dead_share": []})

@@ -3,7 +3,8 @@
 Per batch: forward (under autocast for bf16/fp16), loss (+ L1/L2 penalty), backward. Every
 ``accumulate`` batches: optional clipping, optimizer step (through the fp16 loss scaler), schedule.
 The epoch's loss is summed on the device and read once per epoch, so the hot loop never waits on
-a host sync. Validation runs once per epoch through ``fit.validate``.
+a host sync. Validation runs once per epoch through ``fit.validate``, between the callbacks'
+``on_validation_begin`` and ``on_validation_end``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Fit:
     callbacks: list[Callback] = field(default_factory=list)
     scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))  # fp16 only
     epoch: int = 0  # epochs completed
+    saved_epoch: int = 0  # the epoch the checkpoint holds (set by the Checkpoint callback)
     history: list[dict] = field(default_factory=list)
     stop_reason: str | None = None
 
@@ -61,6 +63,7 @@ class Fit:
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.history = state["epoch"], json.loads(state["history"])
+        self.saved_epoch = self.epoch
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -118,13 +121,13 @@ def fit(run: Fit) -> Fit:
             # Once per epoch: read the loss, validate, log, let callbacks decide.
             train_loss = (loss_sum / rows).item()
             if not math.isfinite(train_loss):
-                kept = f"the last good checkpoint (epoch {run.epoch}) is kept" if run.epoch else "no epoch finished, so there is no checkpoint"
+                kept = f"the last good checkpoint (epoch {run.saved_epoch}) is kept" if run.saved_epoch else "no epoch finished, so there is no checkpoint"
                 raise TrainingDiverged(
                     f"the training loss became {train_loss} in epoch {epoch}; {kept}. "
                     "Lower train.optimizer.lr, set train.clip_grad_norm (e.g. 1.0), or check the data for extreme values",
                     epoch=epoch, loss=train_loss,
                 )
-            logs = {"epoch": epoch, "train_loss": train_loss, **run.validate(model), "lr": optimizer.param_groups[0]["lr"]}
+            logs = {"epoch": epoch, "train_loss": train_loss, **validate(run), "lr": optimizer.param_groups[0]["lr"]}
             run.schedule.step_epoch(logs["val_loss"])
             logs["seconds"] = time.perf_counter() - started
             run.epoch = epoch
@@ -139,3 +142,14 @@ def fit(run: Fit) -> Fit:
         for cb in run.callbacks:
             cb.close()  # finish pending writes, stop the progress display
     return run
+
+
+def validate(run: Fit) -> dict[str, float]:
+    """The epoch's validation pass, between the callbacks' validation hooks."""
+    for cb in run.callbacks:
+        cb.on_validation_begin(run)
+    try:
+        return run.validate(run.model)
+    finally:
+        for cb in run.callbacks:
+            cb.on_validation_end(run)
