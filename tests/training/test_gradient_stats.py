@@ -92,3 +92,16 @@ def test_state_survives_a_checkpoint_round_trip(tmp_path):
     resumed = GradientStats(tmp_path / "other.json")
     resumed.load_state_dict(json.loads(json.dumps(run.callbacks[0].state_dict())))
     assert [e["epoch"] for e in resumed.records] == [1, 2]
+
+
+def test_dead_units_of_a_channels_last_conv_are_counted_per_position(tmp_path):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 4, 3, padding=1)
+    with torch.no_grad():
+        conv.bias[:1] = -1e3  # channel 0 never fires: a quarter of the (channel, y, x) units
+        conv.bias[1:] = 1e3
+    model = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1)).to(memory_format=torch.channels_last)
+    x = torch.randn(16, 2, 5, 5).contiguous(memory_format=torch.channels_last)
+    fit(make_fit(model, x, torch.randn(16, 1), tmp_path / "gradients.json"))
+    (epoch,) = json.loads((tmp_path / "gradients.json").read_text())["epochs"]
+    assert epoch["dead_share"] == [0.25]
