@@ -11,7 +11,7 @@ pairs' ratios, so a slow moment on the machine hits both sides (``harness.paired
 fit through them is timed and printed before it. The other workloads: ``compute_bound.py`` and
 ``images.py`` (a CNN epoch on a shapes folder).
 
-    python benchmarks/overhead.py [--repeats 9] [--epochs 30]
+    python benchmarks/overhead.py [--repeats 15] [--epochs 30]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def through_trainwright(epochs: int, runs_dir: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
 

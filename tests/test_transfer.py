@@ -136,14 +136,22 @@ def test_cli_trains_the_example_from_a_backbone(backbone, tmp_path):
 
 
 def test_a_cnn_from_digits_0_4_learns_5_9_from_10_percent_better_than_from_scratch(tmp_path):
-    """The done-when of transfer learning, at seed 0 (README: 5 seeds, and where it does not hold)."""
+    """The done-when of transfer learning: mean test accuracy over seeds 0-2 on a 5-epoch budget.
+
+    One seed is a coin flip here (a test image is .007 and seeds move either side by .02), and at
+    20 epochs scratch catches up; README: 5 seeds at both budgets.
+    """
     source = {"data": {"source": "digits-images", "classes": [0, 1, 2, 3, 4]}, "train": {"epochs": 15}, "evaluate": NO_EXTRAS}
     digits_0_4 = train(source, runs_dir=tmp_path, name="digits-0-4", console=QUIET)  # the built-in CNN and augmentation
-    new = {"data": NEW_TASK, "train": {"epochs": 20, "batch_size": 16, "backbone_lr_scale": 1.0, "seed": 0}, "evaluate": NO_EXTRAS}
-    transferred = train({**new, "model": {"backbone": {"from": str(digits_0_4.dir), "freeze": "none"}}}, runs_dir=tmp_path, console=QUIET)
-    scratch = train(new, runs_dir=tmp_path, console=QUIET)  # the same CNN, data, epochs and seed
-    assert transferred.config.model.model_dump(exclude={"backbone"}) == scratch.config.model.model_dump(exclude={"backbone"})
-    assert transferred.metrics["test"]["accuracy"] > scratch.metrics["test"]["accuracy"]  # 0.978 vs 0.963 (135 test images)
+    transferred, scratch = [], []
+    for seed in range(3):
+        new = {"data": NEW_TASK, "train": {"epochs": 5, "batch_size": 16, "backbone_lr_scale": 1.0, "seed": seed}, "evaluate": NO_EXTRAS}
+        moved = train({**new, "model": {"backbone": {"from": str(digits_0_4.dir), "freeze": "none"}}}, runs_dir=tmp_path, console=QUIET)
+        fresh = train(new, runs_dir=tmp_path, console=QUIET)  # the same CNN, data, epochs and seed
+        assert moved.config.model.model_dump(exclude={"backbone"}) == fresh.config.model.model_dump(exclude={"backbone"})
+        transferred.append(moved.metrics["test"]["accuracy"])
+        scratch.append(fresh.metrics["test"]["accuracy"])
+    assert sum(transferred) > sum(scratch), (transferred, scratch)  # .951 vs .919 (135 test images a seed)
 
 
 def test_a_table_backbone_needs_the_same_input_width_and_kind_of_input(tmp_path, backbone):

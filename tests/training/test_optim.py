@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from trainwright.config import OptimizerConfig, ScheduleConfig
+from trainwright.training import optim
 from trainwright.training.optim import Schedule, build_optimizer, weight_penalty
 
 
@@ -22,6 +23,41 @@ def test_each_optimizer_takes_its_settings(cfg, kind):
     if cfg.nesterov:
         assert optimizer.param_groups[0]["nesterov"] and optimizer.param_groups[0]["momentum"] == 0.9
 
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        OptimizerConfig(name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+        OptimizerConfig(name="adam", lr=0.01, weight_decay=0.01),
+        OptimizerConfig(name="adamw", lr=0.01, weight_decay=0.1),
+        OptimizerConfig(name="adagrad", lr=0.05),
+    ],
+)
+def test_fused_optimizers_on_the_cpu_take_the_same_steps_as_torchs_default(cfg, monkeypatch):
+    """Where torch has a fused kernel it is chosen, with the same settings: 5 steps land where the default lands."""
+    torch.manual_seed(0)
+    model, x = torch.nn.Linear(8, 3), torch.randn(16, 8)
+    reference = torch.nn.Linear(8, 3)
+    reference.load_state_dict(model.state_dict())
+    start = model.weight.detach().clone()
+    fused = build_optimizer(cfg, [{"params": [model.weight]}, {"params": [model.bias], "lr": cfg.lr / 2}])
+    assert all(group["fused"] for group in fused.param_groups)
+    monkeypatch.setattr(optim, "FUSED", ())  # torch's default implementation, as before fused kernels were chosen
+    plain = build_optimizer(cfg, [{"params": [reference.weight]}, {"params": [reference.bias], "lr": cfg.lr / 2}])
+    assert not any(group["fused"] for group in plain.param_groups)
+    for _ in range(5):
+        for m, opt in ((model, fused), (reference, plain)):
+            opt.zero_grad()
+            m(x).pow(2).mean().backward()
+            opt.step()
+    torch.testing.assert_close(model.weight, reference.weight)
+    torch.testing.assert_close(model.bias, reference.bias)
+    assert not torch.equal(model.weight, start)  # the steps did move the weights
+
+
+def test_rmsprop_has_no_fused_kernel_and_keeps_torchs_default():
+    assert not build_optimizer(OptimizerConfig(name="rmsprop"), torch.nn.Linear(2, 1).parameters()).defaults.get("fused")
 
 def lrs(cfg: ScheduleConfig, epochs=6, steps=2, val_losses=None):
     optimizer = build_optimizer(OptimizerConfig(name="sgd", lr=1.0), torch.nn.Linear(1, 1).parameters())
