@@ -24,7 +24,6 @@ def test_each_optimizer_takes_its_settings(cfg, kind):
         assert optimizer.param_groups[0]["nesterov"] and optimizer.param_groups[0]["momentum"] == 0.9
 
 
-
 @pytest.mark.parametrize(
     "cfg",
     [
@@ -58,6 +57,7 @@ def test_fused_optimizers_on_the_cpu_take_the_same_steps_as_torchs_default(cfg, 
 
 def test_rmsprop_has_no_fused_kernel_and_keeps_torchs_default():
     assert not build_optimizer(OptimizerConfig(name="rmsprop"), torch.nn.Linear(2, 1).parameters()).defaults.get("fused")
+
 
 def lrs(cfg: ScheduleConfig, epochs=6, steps=2, val_losses=None):
     optimizer = build_optimizer(OptimizerConfig(name="sgd", lr=1.0), torch.nn.Linear(1, 1).parameters())
