@@ -6,7 +6,7 @@ with the same batch size, optimizer and shuffling, and both validate once per ep
 accuracy). The hand-written loop gets the easiest possible data: float32 tensors normalized once,
 before timing. trainwright keeps its uint8 tensors and normalizes each batch inside the model,
 and runs its callbacks (history, checkpoint, gradient norms, early stopping, progress), as
-``trainwright train`` does (``fit`` from training/loop.py, via the pipeline's ``build_fit``).
+``trainwright train`` does (``fit`` from training/loop.py, via the supervised recipe's ``build_fit``).
 Each side's time is its whole fit, callbacks included; the per-epoch times are printed too.
 
 Runs alternate (hand, trainwright, hand, ...) ``--repeats`` times and the ratio is the median of
@@ -32,13 +32,13 @@ from harness import paired_ratio
 from rich.console import Console
 from torch.nn import functional as F
 
-from trainwright.config import load_config
+from trainwright.configure import load_config
 from trainwright.data.decode import decode_count
 from trainwright.data.prepare import prepare_data, with_input_stage
 from trainwright.data.shapes import make_shapes
 from trainwright.models.registry import build_model
-from trainwright.pipeline import build_fit
-from trainwright.runs import RunDir
+from trainwright.recipes.setup import build_fit
+from trainwright.rundir import RunDir
 from trainwright.training.callbacks import Callback
 from trainwright.training.loop import fit
 

@@ -1,6 +1,6 @@
 import pytest
 
-from trainwright.config import Config, apply_override, load_config
+from trainwright.configure import apply_override, load_config, validate_config
 from trainwright.errors import TrainwrightError
 
 
@@ -10,7 +10,7 @@ def test_minimal_config_fills_every_default():
     assert cfg.train.optimizer.name == "adam"
     assert cfg.data.split.train == pytest.approx(0.7)
     # The resolved config round-trips through YAML-able plain data.
-    assert Config.model_validate(cfg.to_dict()) == cfg
+    assert validate_config(cfg.to_dict()) == cfg
 
 
 def test_overrides_parse_values_as_yaml():

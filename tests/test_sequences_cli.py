@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import run_cli
-from trainwright.config import load_config
+from trainwright.configure import load_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -19,24 +19,26 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Config": "trainwright.config",
-    "load_config": "trainwright.config",
+    "load_config": "trainwright.configure",
     "TrainwrightError": "trainwright.errors",
     "TrainingDiverged": "trainwright.errors",
-    "Run": "trainwright.pipeline",
-    "train": "trainwright.pipeline",
-    "estimate": "trainwright.pipeline",
+    "Run": "trainwright.recipes.finish",
+    "train": "trainwright.api",
+    "estimate": "trainwright.api",
     "Estimate": "trainwright.compute",
-    "TrainedModel": "trainwright.runs",
-    "load": "trainwright.runs",
+    "TrainedModel": "trainwright.predict",
+    "load": "trainwright.predict",
 }
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:
-    from trainwright.config import Config, load_config
-    from trainwright.errors import TrainingDiverged, TrainwrightError
+    from trainwright.api import estimate, train
     from trainwright.compute import Estimate
-    from trainwright.pipeline import Run, estimate, train
-    from trainwright.runs import TrainedModel, load
+    from trainwright.config import Config
+    from trainwright.configure import load_config
+    from trainwright.errors import TrainingDiverged, TrainwrightError
+    from trainwright.predict import TrainedModel, load
+    from trainwright.recipes.finish import Run
 
 
 def __getattr__(name: str):

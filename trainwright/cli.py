@@ -1,6 +1,8 @@
 """The ``trainwright`` command: parses arguments, calls the Python API, prints results.
 
 No logic of its own. Problems a user can fix (TrainwrightError) print one line and exit 2.
+Each command imports what it uses when it runs: torch and the scientific stack take a second or
+two to import, which ``trainwright --help`` and ``trainwright runs`` need not wait for.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def distill(
     name: Annotated[Optional[str], typer.Option("--name", help="the student's run directory name")] = None,
 ) -> None:
     """Distill a trained teacher into a smaller student; compares it with the student trained from scratch."""
-    from trainwright.distill import distill as run_distill
+    from trainwright.recipes.distill import distill as run_distill
 
     run = run_distill(teacher, student, overrides=list(set_), runs_dir=runs_dir, name=name, seeds=seeds, console=console)
     print(run.dir, flush=True)
@@ -180,8 +182,8 @@ def calibrate(
     method: Annotated[str, typer.Option("--method", help="temperature | vector | isotonic")] = "temperature",
 ) -> None:
     """Calibrate a classifier's probabilities on its validation split; predict uses them from then on."""
-    from trainwright.calibrate import calibrate_run
-    from trainwright.pipeline import print_calibration
+    from trainwright.recipes.calibrate import calibrate_run
+    from trainwright.recipes.finish import print_calibration
 
     if method not in ("temperature", "vector", "isotonic"):
         raise TrainwrightError(f"--method {method!r} is not one of: temperature, vector, isotonic")

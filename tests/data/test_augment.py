@@ -10,7 +10,7 @@ import torch
 from rich.console import Console
 
 import trainwright as tw
-from trainwright.config import load_config
+from trainwright.configure import load_config
 from trainwright.data.augment import BatchAugment, build_augment
 from trainwright.data.batches import TensorBatches
 from trainwright.data.decode import decode_count
@@ -19,8 +19,8 @@ from trainwright.data.shapes import make_shapes
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.models.registry import build_model
-from trainwright.pipeline import build_fit
-from trainwright.runs import RunDir
+from trainwright.recipes.setup import build_fit
+from trainwright.rundir import RunDir
 from trainwright.training.callbacks import Callback
 from trainwright.training.loop import fit
 

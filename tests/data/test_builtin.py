@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from trainwright.config import DataConfig, validate_config
+from trainwright.config import DataConfig
+from trainwright.configure import validate_config
 from trainwright.data.builtin import BUILTINS
 from trainwright.data.tabular import prepare_tabular
 

@@ -11,12 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from trainwright.config import DataConfig, load_config
+from trainwright.config import DataConfig
+from trainwright.configure import load_config
 from trainwright.data.decode import decode_count
 from trainwright.data.images import ImagePreprocessor, channel_stats, prepare_images
 from trainwright.data.prepare import load_preprocessor, prepare_data
 from trainwright.data.shapes import make_shapes
 from trainwright.errors import TrainwrightError
+from trainwright.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_mode_size_and_policy_are_configurable(shapes):
 
 def test_preprocessor_round_trips_through_json_and_decodes_new_folders(shapes, tmp_path):
     data = prepare_images(DataConfig(source=str(shapes)))
-    data.preprocessor.save(tmp_path)
+    RunDir(tmp_path).write_files(data.preprocessor.files())
     assert {p.name for p in tmp_path.iterdir()} == {"preprocessor.json"}  # plain JSON, no pickle
     pre = load_preprocessor(tmp_path)
     assert isinstance(pre, ImagePreprocessor) and pre.facts() == data.preprocessor.facts()

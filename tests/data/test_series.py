@@ -11,6 +11,7 @@ from trainwright.config import DataConfig
 from trainwright.data.prepare import load_preprocessor, prepare_data
 from trainwright.data.series import windows
 from trainwright.errors import TrainwrightError
+from trainwright.rundir import RunDir
 
 
 def sensor(n: int = 200) -> pd.DataFrame:
@@ -50,7 +51,7 @@ def test_chronological_split_and_scaling_on_train(tmp_path):
 def test_predict_from_the_tail_of_a_new_series(tmp_path):
     data = prepare_data(DataConfig(source=write(tmp_path, sensor()), time_column="timestamp", target="load",
                                    window={"lookback": 8, "horizon": 3}))
-    data.preprocessor.save(tmp_path)
+    RunDir(tmp_path).write_files(data.preprocessor.files())
     pre = load_preprocessor(tmp_path)
     tail, x = pre.inputs(sensor(300).iloc[250:])
     assert x.shape == (1, 8, 2) and len(tail) == 8

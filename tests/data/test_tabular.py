@@ -11,6 +11,7 @@ import torch
 from trainwright.config import DataConfig
 from trainwright.data.tabular import TabularPreprocessor, prepare_tabular
 from trainwright.errors import TrainwrightError
+from trainwright.rundir import RunDir
 
 
 def _message(prepare, frame, **config) -> str:
@@ -146,7 +147,7 @@ def test_too_small_to_split_says_so(prepare):
 @pytest.mark.parametrize("categorical", ["onehot", "ordinal"])
 def test_save_load_round_trip(prepare, mixed, tmp_path, numeric, categorical):
     data = prepare(mixed, preprocess={"numeric": numeric, "categorical": categorical})
-    data.preprocessor.save(tmp_path)
+    RunDir(tmp_path).write_files(data.preprocessor.files())
     loaded = TabularPreprocessor.load(tmp_path)
     assert np.array_equal(loaded.transform(mixed), data.preprocessor.transform(mixed))
     assert np.isfinite(loaded.transform(mixed)).all()
@@ -155,7 +156,7 @@ def test_save_load_round_trip(prepare, mixed, tmp_path, numeric, categorical):
 
 
 def test_load_uses_no_pickle(prepare, mixed, tmp_path, monkeypatch):
-    prepare(mixed).preprocessor.save(tmp_path)
+    RunDir(tmp_path).write_files(prepare(mixed).preprocessor.files())
 
     def refuse(*args, **kwargs):
         raise AssertionError("pickle was used")
@@ -218,7 +219,7 @@ def test_regression_target_round_trip(prepare, mixed):
 
 
 def test_load_refuses_untrusted_types(prepare, mixed, tmp_path):
-    prepare(mixed).preprocessor.save(tmp_path)
+    RunDir(tmp_path).write_files(prepare(mixed).preprocessor.files())
     (tmp_path / "preprocessor.skops").write_bytes(skops.io.dumps(collections.Counter(a=1)))
     with pytest.raises(TrainwrightError, match="refusing to load untrusted type collections.Counter"):
         TabularPreprocessor.load(tmp_path)
@@ -227,7 +228,7 @@ def test_load_refuses_untrusted_types(prepare, mixed, tmp_path):
 def test_load_from_a_directory_that_is_not_a_run(prepare, mixed, tmp_path):
     with pytest.raises(TrainwrightError, match="is not a trainwright run .*preprocessor.json is missing"):
         TabularPreprocessor.load(tmp_path)
-    prepare(mixed).preprocessor.save(tmp_path)
+    RunDir(tmp_path).write_files(prepare(mixed).preprocessor.files())
     (tmp_path / "preprocessor.skops").write_bytes(b"garbage")
     with pytest.raises(TrainwrightError, match="is not a trainwright run .*preprocessor.skops is unreadable"):
         TabularPreprocessor.load(tmp_path)

@@ -10,6 +10,7 @@ from trainwright.config import DataConfig, TokenizerConfig
 from trainwright.data.prepare import load_preprocessor, prepare_data
 from trainwright.data.text import build_tokenizer
 from trainwright.errors import TrainwrightError
+from trainwright.rundir import RunDir
 
 
 def reviews(n: int = 80, seed: int = 0) -> pd.DataFrame:
@@ -57,7 +58,7 @@ def test_padding_truncation_and_saved_tokenizer(tmp_path):
     data = prepare_data(cfg)
     assert data.x_train.shape[1] == 12 and data.summary["tokens"]["truncated"] > 0
     pre = data.preprocessor
-    pre.save(tmp_path)
+    RunDir(tmp_path).write_files(pre.files())
     assert (tmp_path / "tokenizer.json").is_file() and not list(tmp_path.glob("*.pkl"))
     again = load_preprocessor(tmp_path)
     _, ids = again.inputs(pd.DataFrame({"text": ["red cat", "blue dog ran home then we saw it"]}))

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainwright.config import load_config
+from trainwright.configure import load_config
 from trainwright.data.images import ImageInput
 from trainwright.errors import TrainwrightError
 from trainwright.models.cnn import CNNConfig

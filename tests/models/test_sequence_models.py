@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainwright.config import load_config
+from trainwright.configure import load_config
 from trainwright.errors import TrainwrightError
 from trainwright.models.registry import build_model
 from trainwright.models.rnn import RNNConfig

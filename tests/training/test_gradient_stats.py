@@ -14,7 +14,9 @@ from trainwright.data.batches import TensorBatches
 from trainwright.errors import TrainingDiverged
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.training.callbacks import GradientStats
-from trainwright.training.loop import Fit, fit
+from trainwright.rundir import RunDir
+from trainwright.training.callbacks import CallbackList
+from trainwright.training.loop import Fit, fit, supervised_loss
 from trainwright.training.optim import Schedule, build_optimizer
 
 
@@ -23,8 +25,8 @@ def make_fit(model, x, y, path, *, epochs=1, lr=0.0, batch_size="full", every=1)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     batches = TensorBatches(x, y, batch_size)
     validate = lambda m: {"val_loss": float(F.mse_loss(predict_outputs(m, x), y))}  # noqa: E731 - eval mode, as train's
-    return Fit(model, optimizer, Schedule(ScheduleConfig(), optimizer, epochs, len(batches)), F.mse_loss, batches, validate,
-               cfg, torch.Generator().manual_seed(0), [GradientStats(path, every=every)])
+    return Fit(model, optimizer, Schedule(ScheduleConfig(), optimizer, epochs, len(batches)), supervised_loss(model, F.mse_loss), batches,
+               validate, cfg, torch.Generator().manual_seed(0), CallbackList([GradientStats(RunDir(path.parent), every=every)]))
 
 
 def test_norms_are_the_per_layer_gradient_norms_of_the_step(tmp_path):
@@ -89,7 +91,7 @@ def test_state_survives_a_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
     run = fit(make_fit(model, torch.randn(16, 3), torch.randn(16, 1), tmp_path / "gradients.json", epochs=2))
-    resumed = GradientStats(tmp_path / "other.json")
+    resumed = GradientStats(RunDir(tmp_path / "other"))
     resumed.load_state_dict(json.loads(json.dumps(run.callbacks[0].state_dict())))
     assert [e["epoch"] for e in resumed.records] == [1, 2]
 

@@ -14,7 +14,7 @@ from trainwright.config import OptimizerConfig, ScheduleConfig, TrainConfig
 from trainwright.data.batches import TensorBatches
 from trainwright.data.builtin import BUILTINS
 from trainwright.training.checkpoint import load_state
-from trainwright.training.loop import Fit, fit
+from trainwright.training.loop import Fit, fit, supervised_loss
 from trainwright.training.optim import Schedule, build_optimizer
 from trainwright.training.precision import grad_scaler
 
@@ -30,7 +30,7 @@ def one_epoch(rows: int, batch_size: int | str, accumulate: int, precision: str 
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     batches = TensorBatches(x, y, batch_size)
     steps = -(-len(batches) // accumulate)
-    run = Fit(model, optimizer, Schedule(ScheduleConfig(), optimizer, 1, steps), F.cross_entropy, batches,
+    run = Fit(model, optimizer, Schedule(ScheduleConfig(), optimizer, 1, steps), supervised_loss(model, F.cross_entropy), batches,
               validate=lambda _: {"val_loss": 0.0}, cfg=cfg, generator=None, scaler=grad_scaler(torch.device("cpu"), precision))
     fit(run)
     return model

@@ -25,7 +25,7 @@ from trainwright.data.batches import TensorBatches
 from trainwright.errors import TrainingDiverged, TrainwrightError
 from trainwright.compute.peak import synchronize
 from trainwright.evaluate.metrics import predict_outputs
-from trainwright.training.loop import Fit, fit
+from trainwright.training.loop import Fit, fit, supervised_loss
 from trainwright.training.compiled import compile_forward
 from trainwright.training.losses import LossFn
 from trainwright.training.optim import Schedule, build_optimizer
@@ -57,7 +57,7 @@ def time_steps(cfg: TrainConfig, model: nn.Module, x: torch.Tensor, y: torch.Ten
     optimizer = build_optimizer(cfg.optimizer, work.parameters())
     one_epoch = cfg.model_copy(update={"epochs": 1})
     batches = TensorBatches(x[:rows], y[:rows], batch_size, transform=transform)
-    run = Fit(work, optimizer, Schedule(ScheduleConfig(), optimizer, 1, len(batches)), loss_fn, batches,
+    run = Fit(work, optimizer, Schedule(ScheduleConfig(), optimizer, 1, len(batches)), supervised_loss(work, loss_fn), batches,
               validate=lambda _: {"val_loss": 0.0}, cfg=one_epoch, generator=torch.Generator(device=x.device).manual_seed(0),
               scaler=grad_scaler(x.device, cfg.precision))
     devices = [x.device.index or 0] if x.device.type == "cuda" else []

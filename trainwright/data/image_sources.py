@@ -25,6 +25,7 @@ import pandas as pd
 from trainwright.config import DataConfig
 from trainwright.data.builtin import BUILTINS
 from trainwright.data.decode import Source
+from trainwright.data.sources import read_table
 from trainwright.data.target import LabelKind, coerce_labels, label_kind
 from trainwright.errors import TrainwrightError
 
@@ -179,8 +180,6 @@ def table_candidates(frame: pd.DataFrame, image_column: str, target: str, root: 
 
 def load_candidates(cfg: DataConfig) -> tuple[Candidates, str, str, LabelKind]:
     """(candidates, display name, target name, label kind) for ``cfg.source``."""
-    from trainwright.data.sources import read_table
-
     source = cfg.source
     if source in BUILTINS:
         builtin = BUILTINS[source]

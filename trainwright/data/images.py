@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 
 from trainwright.config import AUTO_IMAGE_SIDE, DataConfig, ImageConfig
+from trainwright.data.augment import build_augment
 from trainwright.data.decode import (
     GRAY_MODES,
     ImageCache,
@@ -44,13 +46,13 @@ from trainwright.data.decode import (
     map_or_skip,
     probe,
 )
-from trainwright.data.image_sources import Skipped, inside, load_candidates, skipped_text, walk_files
-from trainwright.data.split import SplitData, fractions_text, split_rows, subset_facts, subset_notes, train_subset
+from trainwright.data.image_sources import Candidates, Skipped, inside, load_candidates, skipped_text, walk_files
+from trainwright.data.sources import read_table
+from trainwright.data.split import Split, SplitData, fractions_text, split_rows, subset_facts, subset_notes, train_subset
 from trainwright.data.target import LabelKind, Task, class_list, decode_class_indices, encode_class_column, encode_labels, selected_rows
 from trainwright.errors import TrainwrightError
-from trainwright.files import atomic_write
 
-__all__ = ["ImageData", "ImageInput", "ImagePreprocessor", "prepare_images"]
+__all__ = ["ImageData", "ImageInput", "ImagePreprocessor", "ImageRows", "load_images", "prepare_images"]
 
 FORMAT = 1  # version of preprocessor.json for images
 # Suffixes that make a path given to ``inputs`` one image rather than a table. Folders are not
@@ -178,8 +180,6 @@ class ImagePreprocessor:
         ``image_column`` holds paths relative to it, or a frame (paths relative to the working
         directory, or uint8 arrays). Files that cannot be used are skipped with a warning.
         """
-        from trainwright.data.sources import read_table
-
         skipped = Skipped()
         if isinstance(data, pd.DataFrame):
             frame, root = data.reset_index(drop=True), None
@@ -250,9 +250,9 @@ class ImagePreprocessor:
             "std": self.std,
         }
 
-    def save(self, directory: Path) -> None:
-        """Write ``preprocessor.json`` atomically; plain JSON is all an image model needs."""
-        atomic_write(Path(directory) / "preprocessor.json", json.dumps(self.facts(), indent=2) + "\n")
+    def files(self) -> dict[str, str | bytes]:
+        """What a run directory keeps: ``preprocessor.json``; plain JSON is all an image model needs."""
+        return {"preprocessor.json": json.dumps(self.facts(), indent=2) + "\n"}
 
     @classmethod
     def load(cls, directory: Path) -> ImagePreprocessor:
@@ -313,15 +313,6 @@ class ImageData(SplitData):
             lines.append("augment (training batches only): " + ", ".join(s["augment"]))
         return lines
 
-    def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
-        """Write ``misclassified.png`` (the test images the model got wrong) and ``examples.png``
-        (a few training images per class, and the same after augmentation), for the report."""
-        from trainwright.evaluate.image_grids import save_examples, save_misclassified
-
-        classes = self.preprocessor.classes
-        save_misclassified(Path(directory) / "misclassified.png", self.x_test, self.y_test, test_outputs, self.task, classes)
-        save_examples(Path(directory) / "examples.png", self.x_train, self.y_train, classes, self.train_transform)
-
 
 def _step_text(step) -> str:
     values = step.model_dump(exclude={"name"})
@@ -339,16 +330,109 @@ def resolve_image_task(requested: str, classes: list, target: str) -> Task:
     return "binary" if len(classes) == 2 else "multiclass"
 
 
-def prepare_images(cfg: DataConfig) -> ImageData:
-    """Find, probe, split and decode the images ``cfg.source`` names; every step is reported.
+@dataclass(frozen=True, eq=False)
+class ImageRows:
+    """The usable images of a source, probed (header only) and not yet split or decoded."""
 
-    Example:
-        >>> data = prepare_images(DataConfig(source="data/shapes"))   # data/shapes/<class>/*.png
-        >>> data.input_shape, data.cache.decoded == len(data.x_train) + len(data.x_val) + len(data.x_test)
-        ((3, 32, 32), True)
-    """
-    from trainwright.data.augment import build_augment
+    cfg: DataConfig
+    candidates: Candidates
+    probes: list  # per candidate: its probe, or a Skip
+    usable: list[int]  # the candidates that probed well and are not duplicates
+    labels: np.ndarray  # (len(usable),) original labels
+    classes: list
+    task: Task
+    spec: ImageSpec
+    name: str
+    target: str
+    label_kind: LabelKind
+    found: int
+    duplicates: int
+    before: int  # candidates before data.classes
+    notes: tuple[str, ...]
 
+    def __len__(self) -> int:
+        return len(self.usable)
+
+    @property
+    def strata(self) -> np.ndarray:
+        return self.labels
+
+    def split(self) -> Split:
+        """The configured split (``data.split``, then ``data.train_fraction``)."""
+        return train_subset(split_rows(len(self.usable), self.labels, self.cfg.split), self.labels, self.cfg.train_fraction, self.cfg.split.seed)
+
+    def prepare(self, split: Split) -> ImageData:
+        """Decode each image of the split once, in split order, into the cache; normalize on ``split.train``."""
+        cfg, candidates, usable, labels, classes, spec = self.cfg, self.candidates, self.usable, self.labels, self.classes, self.spec
+        skipped = copy.deepcopy(candidates.skipped)  # decoding may skip more; the candidates stay as found
+        parts = [split.train] if not split.held_out else [split.train, split.val, split.test]
+        order = np.concatenate(parts)
+        cache = ImageCache(len(order), (spec.channels, *spec.size), cfg.image.cache)
+        sources = [candidates.sources[usable[i]] for i in order]
+        kept_labels, counts, part_of = [], [0] * len(parts), np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+        for j, result in enumerate(map_or_skip(lambda source: decode_image(source, spec), sources)):
+            if isinstance(result, Skip):  # a header that looked fine over a truncated body
+                skipped.add(candidates.names[usable[order[j]]], result.reason)
+                continue
+            cache.put(len(kept_labels), result)
+            kept_labels.append(labels[order[j]])
+            counts[part_of[j]] += 1
+        if min(counts) == 0:
+            raise TrainwrightError(f"too few images could be decoded in {cfg.source} to fill every split: {skipped.message()}")
+        kept = np.array(kept_labels, dtype=object) if self.label_kind == "str" else np.array(kept_labels)
+        y_all = torch.from_numpy(encode_labels(kept, classes, self.target))
+        bounds = np.cumsum([0, *counts])
+        xs = [cache.tensor(bounds[k], bounds[k + 1]) for k in range(len(parts))]
+        ys = [y_all[bounds[k] : bounds[k + 1]] for k in range(len(parts))]
+        if not split.held_out:
+            xs, ys = xs * 3, ys * 3
+
+        notes = [*self.notes, *subset_notes(cfg, self.before, len(candidates.sources)), *split.notes]
+        mean, std = channel_stats(xs[0])  # the training split only
+        pre = ImagePreprocessor(
+            target=self.target, task=self.task, classes=classes, label_kind=self.label_kind,
+            image_column=cfg.image_column or ("path" if candidates.kind == "folder" else "image"),
+            spec=spec, mean=mean, std=std,
+        )
+        summary = {
+            "source": cfg.source,
+            "name": self.name,
+            "modality": "images",
+            "kind": candidates.kind,
+            "target": self.target,
+            "task": self.task,
+            "images": {
+                "found": self.found,
+                "usable": int(sum(counts)),
+                "skipped": skipped.to_dict(),
+                "duplicates_dropped": self.duplicates,
+                "formats": dict(sorted(Counter(self.probes[i].format for i in usable).items())),
+            },
+            "notes": notes,
+            "image": {"mode": spec.mode, "size": list(spec.size), "resize": spec.resize, "mean": mean, "std": std},
+            "classes": classes,
+            "class_balance": {
+                part: _counts(y.numpy(), classes)
+                for part, y in (("all", y_all), ("train", ys[0]), ("val", ys[1]), ("test", ys[2]))
+            },
+            "split": {
+                "fractions": fractions_text(cfg.split),
+                "seed": cfg.split.seed,
+                "stratified": split.stratified,
+                "held_out": split.held_out,
+                "train": len(ys[0]),
+                "val": len(ys[1]),
+                "test": len(ys[2]),
+            },
+            "augment": [_step_text(step) for step in cfg.augment],
+            **subset_facts(cfg, self.before, len(candidates.sources)),
+        }
+        augment = build_augment(cfg.augment, spec.channels, spec.size) if cfg.augment else None
+        return ImageData(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], pre, self.task, self.name, split.held_out, summary, cache, augment)
+
+
+def load_images(cfg: DataConfig) -> ImageRows:
+    """Find and probe (header only) the images ``cfg.source`` names; skip bad files, drop duplicates."""
     candidates, name, target, kind = load_candidates(cfg)
     before = len(candidates.sources)
     if cfg.classes is not None:  # only these labels: the others are neither probed nor decoded
@@ -358,7 +442,7 @@ def prepare_images(cfg: DataConfig) -> ImageData:
     skipped, where = candidates.skipped, cfg.source
     found = len(candidates.sources) + skipped.count  # skipped so far: links leaving the root, rows without a label
 
-    # ① Probe every candidate (header only): what it is, how large, its bytes' hash.
+    # Probe every candidate (header only): what it is, how large, its bytes' hash.
     probes = list(map_or_skip(lambda source: probe(source, cfg.image.max_pixels), candidates.sources))
     usable, seen, duplicates = [], set(), 0
     for i, result in enumerate(probes):
@@ -386,72 +470,19 @@ def prepare_images(cfg: DataConfig) -> ImageData:
     classes = class_list(labels)
     task = resolve_image_task(cfg.task, classes, target)
     spec = resolve_spec(cfg.image, [probes[i].mode for i in usable], [probes[i].size for i in usable])
+    return ImageRows(cfg, candidates, probes, usable, labels, classes, task, spec, name, target, kind, found, duplicates, before, tuple(notes))
 
-    # ② Split on the probed images, then decode each once, in split order, into the cache.
-    split = train_subset(split_rows(len(usable), labels, cfg.split), labels, cfg.train_fraction, cfg.split.seed)
-    parts = [split.train] if not split.held_out else [split.train, split.val, split.test]
-    order = np.concatenate(parts)
-    cache = ImageCache(len(order), (spec.channels, *spec.size), cfg.image.cache)
-    sources = [candidates.sources[usable[i]] for i in order]
-    kept_labels, counts, part_of = [], [0] * len(parts), np.repeat(np.arange(len(parts)), [len(p) for p in parts])
-    for j, result in enumerate(map_or_skip(lambda source: decode_image(source, spec), sources)):
-        if isinstance(result, Skip):  # a header that looked fine over a truncated body
-            skipped.add(candidates.names[usable[order[j]]], result.reason)
-            continue
-        cache.put(len(kept_labels), result)
-        kept_labels.append(labels[order[j]])
-        counts[part_of[j]] += 1
-    if min(counts) == 0:
-        raise TrainwrightError(f"too few images could be decoded in {where} to fill every split: {skipped.message()}")
-    y_all = torch.from_numpy(encode_labels(np.array(kept_labels, dtype=object) if kind == "str" else np.array(kept_labels), classes, target))
-    bounds = np.cumsum([0, *counts])
-    xs = [cache.tensor(bounds[k], bounds[k + 1]) for k in range(len(parts))]
-    ys = [y_all[bounds[k] : bounds[k + 1]] for k in range(len(parts))]
-    if not split.held_out:
-        xs, ys = xs * 3, ys * 3
 
-    notes += subset_notes(cfg, before, len(candidates.sources)) + list(split.notes)
-    mean, std = channel_stats(xs[0])  # the training split only
-    pre = ImagePreprocessor(
-        target=target, task=task, classes=classes, label_kind=kind,
-        image_column=cfg.image_column or ("path" if candidates.kind == "folder" else "image"),
-        spec=spec, mean=mean, std=std,
-    )
-    summary = {
-        "source": cfg.source,
-        "name": name,
-        "modality": "images",
-        "kind": candidates.kind,
-        "target": target,
-        "task": task,
-        "images": {
-            "found": found,
-            "usable": int(sum(counts)),
-            "skipped": skipped.to_dict(),
-            "duplicates_dropped": duplicates,
-            "formats": dict(sorted(Counter(probes[i].format for i in usable).items())),
-        },
-        "notes": notes,
-        "image": {"mode": spec.mode, "size": list(spec.size), "resize": spec.resize, "mean": mean, "std": std},
-        "classes": classes,
-        "class_balance": {
-            part: _counts(y.numpy(), classes)
-            for part, y in (("all", y_all), ("train", ys[0]), ("val", ys[1]), ("test", ys[2]))
-        },
-        "split": {
-            "fractions": fractions_text(cfg.split),
-            "seed": cfg.split.seed,
-            "stratified": split.stratified,
-            "held_out": split.held_out,
-            "train": len(ys[0]),
-            "val": len(ys[1]),
-            "test": len(ys[2]),
-        },
-        "augment": [_step_text(step) for step in cfg.augment],
-        **subset_facts(cfg, before, len(candidates.sources)),
-    }
-    augment = build_augment(cfg.augment, spec.channels, spec.size) if cfg.augment else None
-    return ImageData(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], pre, task, name, split.held_out, summary, cache, augment)
+def prepare_images(cfg: DataConfig) -> ImageData:
+    """Find, probe, split and decode the images ``cfg.source`` names; every step is reported.
+
+    Example:
+        >>> data = prepare_images(DataConfig(source="data/shapes"))   # data/shapes/<class>/*.png
+        >>> data.input_shape, data.cache.decoded == len(data.x_train) + len(data.x_val) + len(data.x_test)
+        ((3, 32, 32), True)
+    """
+    rows = load_images(cfg)
+    return rows.prepare(rows.split())
 
 
 def _counts(indices: np.ndarray, classes: list) -> dict[str, int]:

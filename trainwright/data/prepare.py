@@ -1,6 +1,9 @@
 """The data stage's one entry point, whatever the modality, and loading its state back.
 
-Every modality's prepare function returns an object with the same shape (see ``Prepared``):
+Loading (``load_data``: read, clean, settle the task) is apart from preparing (``rows.prepare(split)``:
+fit the preprocessing on the split's training part, tensors per part), so k-fold, repeated and
+grouped splits reuse the same preparation. Every modality's preparation returns an object with the
+same shape (see ``Prepared``):
 device-agnostic tensors for train/val/test, the fitted preprocessor, the task, one example's
 input shape, a JSON summary (the run's data.json) and console lines. Its preprocessor writes
 ``preprocessor.json`` with a ``modality`` key, which is how a run directory is read back.
@@ -20,39 +23,55 @@ from pathlib import Path
 from torch import nn
 
 from trainwright.config import DataConfig
-from trainwright.data.images import ImagePreprocessor, prepare_images
-from trainwright.data.series import SeriesPreprocessor, prepare_series
-from trainwright.data.split import SplitData
-from trainwright.data.tabular import TabularPreprocessor, prepare_tabular
-from trainwright.data.text import TextPreprocessor, prepare_text
+from trainwright.data.images import ImagePreprocessor, ImageRows, load_images
+from trainwright.data.modality import modality_of
+from trainwright.data.series import SeriesPreprocessor, SeriesRows, load_series
+from trainwright.data.split import Split, SplitData
+from trainwright.data.tabular import TabularPreprocessor, TabularRows, load_tabular
+from trainwright.data.text import TextPreprocessor, TextRows, load_text
 from trainwright.errors import TrainwrightError
 
 Preprocessor = TabularPreprocessor | ImagePreprocessor | TextPreprocessor | SeriesPreprocessor
-
 
 # What every modality's data stage returns: tensors per split, the fitted preprocessor, the task,
 # facts and console lines; each modality's class (TabularData, ImageData, ...) extends it.
 Prepared = SplitData
 
+# Loaded and cleaned, not yet split: ``len(rows)``, ``rows.strata`` (labels or target bins to
+# stratify on, None for a series), ``rows.split()`` (the configured split) and
+# ``rows.prepare(split)`` (preprocessing fitted on ``split.train`` only, tensors per part).
+Rows = TabularRows | ImageRows | TextRows | SeriesRows
 
-def prepare_data(cfg: DataConfig) -> Prepared:
-    """Load, clean, split and preprocess what ``cfg.source`` names.
+
+def load_data(cfg: DataConfig) -> Rows:
+    """Load and clean what ``cfg.source`` names, without splitting it.
+
+    Example:
+        >>> rows = load_data(DataConfig(source="iris"))
+        >>> data = rows.prepare(rows.split())   # or any other Split of range(len(rows))
+    """
+    modality = modality_of(cfg)
+    if modality != "images" and cfg.augment:
+        raise TrainwrightError(f"data.augment applies to images, but {cfg.source} is {modality} data; remove data.augment")
+    if modality == "images":
+        return load_images(cfg)
+    if modality == "text":
+        return load_text(cfg)
+    if modality == "series":
+        return load_series(cfg)
+    return load_tabular(cfg)
+
+
+def prepare_data(cfg: DataConfig, split: Split | None = None) -> Prepared:
+    """Load, clean, split and preprocess what ``cfg.source`` names; ``split`` replaces the configured one.
 
     Example:
         >>> data = prepare_data(DataConfig(source="iris"))
         >>> data.input_shape, data.task
         ((4,), 'multiclass')
     """
-    modality = cfg.modality
-    if modality == "images":
-        return prepare_images(cfg)
-    if cfg.augment:
-        raise TrainwrightError(f"data.augment applies to images, but {cfg.source} is {modality} data; remove data.augment")
-    if modality == "text":
-        return prepare_text(cfg)
-    if modality == "series":
-        return prepare_series(cfg)
-    return prepare_tabular(cfg)
+    rows = load_data(cfg)
+    return rows.prepare(rows.split() if split is None else split)
 
 
 def with_input_stage(preprocessor: Preprocessor, model: nn.Module) -> nn.Module:

@@ -28,12 +28,11 @@ import pandas as pd
 import torch
 
 from trainwright.config import DataConfig, WindowConfig
-from trainwright.data.sources import load_sequence_table
-from trainwright.data.split import SplitData, fractions_text
+from trainwright.data.sources import load_sequence_table, read_table
+from trainwright.data.split import Split, SplitData, fractions_text
 from trainwright.errors import TrainwrightError
-from trainwright.files import atomic_write
 
-__all__ = ["SeriesData", "SeriesPreprocessor", "prepare_series"]
+__all__ = ["SeriesData", "SeriesPreprocessor", "SeriesRows", "load_series", "prepare_series"]
 
 FORMAT = 1  # version of preprocessor.json for series
 
@@ -161,8 +160,6 @@ class SeriesPreprocessor:
 
     def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, torch.Tensor]:
         """(the last ``lookback`` rows, their window float32 (1, lookback, F)), checked as in training."""
-        from trainwright.data.sources import read_table
-
         frame = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(data)
         absent = [c for c in (self.time_column, *self.columns) if c not in frame.columns]
         if absent:
@@ -193,9 +190,9 @@ class SeriesPreprocessor:
             "horizon": self.horizon, "step": self.step, "time_kind": self.time_kind,
         }
 
-    def save(self, directory: Path) -> None:
-        """``preprocessor.json``: the scaler is plain JSON numbers."""
-        atomic_write(Path(directory) / "preprocessor.json", json.dumps(self.facts(), indent=2) + "\n")
+    def files(self) -> dict[str, str | bytes]:
+        """What a run directory keeps: ``preprocessor.json`` (the scaler is plain JSON numbers)."""
+        return {"preprocessor.json": json.dumps(self.facts(), indent=2) + "\n"}
 
     @classmethod
     def load(cls, directory: Path) -> SeriesPreprocessor:
@@ -226,8 +223,100 @@ class SeriesData(SplitData):
         return lines + s["notes"]
 
 
-def prepare_series(cfg: DataConfig) -> SeriesData:
-    """Load, check, split by time, scale on train and window ``cfg.source``."""
+@dataclass(frozen=True, eq=False)
+class SeriesRows:
+    """A series loaded and checked, not yet split: ``prepare(split)`` scales on ``split.train``'s rows only.
+
+    A split of a series is by time: each part is a contiguous run of rows, train before validation
+    before test (``split()``); forward-chaining folds are splits of the same kind.
+    """
+
+    cfg: DataConfig
+    frame: pd.DataFrame
+    name: str
+    target: str
+    time_column: str
+    columns: list[str]
+    times: np.ndarray
+    time_kind: str
+    step: float
+    values: np.ndarray  # (T, F) float64, the target first
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    strata = None  # a series is never stratified
+
+    def split(self) -> Split:
+        """Chronological: the first ``data.split.train`` share of the rows, then validation, then test."""
+        cfg, n = self.cfg, len(self.values)
+        train_end = int(round(n * cfg.split.train))
+        val_end = train_end + int(round(n * cfg.split.val))
+        train, val, test = np.arange(0, train_end), np.arange(train_end, val_end), np.arange(val_end, n)
+        notes = []
+        if cfg.split.val == 0:
+            val = train
+            notes.append("data.split.val is 0: validation and early stopping use the training windows")
+        if cfg.split.test == 0:
+            test = val
+            notes.append("data.split.test is 0: test metrics use the validation windows")
+        held_out = bool(cfg.split.val or cfg.split.test)  # both 0: the metrics are on the training windows
+        return Split(train, val, test, held_out=held_out, stratified=False, notes=tuple(notes))
+
+    def prepare(self, split: Split) -> SeriesData:
+        cfg, w, n = self.cfg, self.cfg.window, len(self.values)
+        bounds = {"train": _bounds(split.train)}
+        bounds["val"] = (bounds["train"][1],) * 2 if split.val is split.train else _bounds(split.val)
+        bounds["test"] = (bounds["val"][1],) * 2 if split.test is split.val else _bounds(split.test)
+        train_end = bounds["train"][1]
+        mean, std = self.values[:train_end].mean(0), self.values[:train_end].std(0)
+        std = np.where(std > 0, std, 1.0)  # a constant training column keeps unit scale
+        pre = SeriesPreprocessor(target=self.target, time_column=self.time_column, columns=self.columns, mean=mean.tolist(), std=std.tolist(),
+                                 lookback=w.lookback, horizon=w.horizon, step=self.step, time_kind=self.time_kind)
+        scaled = pre.scale(self.values)
+        parts = {part: windows(scaled, w.lookback, w.horizon, w.stride, *bounds[part]) for part in bounds}
+        if split.val is split.train:
+            parts["val"] = parts["train"]
+        if split.test is split.val:
+            parts["test"] = parts["val"]
+        for part, (x, _) in parts.items():
+            if len(x) == 0:
+                first, end = bounds[part]
+                raise TrainwrightError(
+                    f"too few rows for one window: the {part} part has rows {first + 1}-{end} of {n}, but a window needs "
+                    f"lookback {w.lookback} + horizon {w.horizon} rows (the forecast inside the part); lower data.window.lookback/horizon or add rows")
+        notes = list(split.notes)
+        season = _season(w, self.values[:train_end, 0])
+        if season is None:
+            notes.append("no clear seasonal period within the lookback: the seasonal-naive baseline is left out (set data.window.season)")
+        shown = self.frame[self.time_column]
+        summary = {
+            "source": cfg.source, "name": self.name, "modality": "series", "target": self.target, "task": "regression",
+            "time_column": self.time_column, "columns": self.columns, "rows": n, "start": str(shown.iloc[0]), "end": str(shown.iloc[-1]),
+            "step": _step_text(self.step, shown),
+            "window": {"lookback": w.lookback, "horizon": w.horizon, "stride": w.stride, "season": season},
+            "split": {"fractions": fractions_text(cfg.split), "chronological": True, "held_out": split.held_out,
+                      "rows": {part: list(b) for part, b in bounds.items()}, **{part: len(parts[part][0]) for part in parts}},
+            "scaling": {"mean": pre.mean.tolist(), "std": pre.std.tolist()},
+            "notes": notes,
+        }
+        tensors = {part: (torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))) for part, (x, y) in parts.items()}
+        return SeriesData(*tensors["train"], *tensors["val"], *tensors["test"], pre, "regression", self.name, split.held_out, summary, season)
+
+
+def _bounds(rows: np.ndarray) -> tuple[int, int]:
+    """(first, end) of a contiguous run of row positions."""
+    if len(rows) and not np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+        raise ValueError("a part of a series split must be a contiguous run of rows")
+    return (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
+
+
+def load_series(cfg: DataConfig) -> SeriesRows:
+    """Load ``cfg.source`` and check its times and values (sorted, evenly spaced, complete)."""
+    if cfg.classes is not None or cfg.train_fraction < 1:
+        key = "classes" if cfg.classes is not None else "train_fraction"
+        raise TrainwrightError(f"data.{key} keeps rows of classes; a series is split by time only: remove data.{key} "
+                               "(set data.split.train to train on a shorter history)")
     frame, default_target, time_column, name = load_sequence_table(cfg.source, cfg.time_column, "time")
     target = cfg.target or default_target
     listed = ", ".join(map(str, frame.columns))
@@ -240,48 +329,13 @@ def prepare_series(cfg: DataConfig) -> SeriesData:
     columns = [target, *(c for c in others if c not in (time_column, target) and c not in cfg.drop_columns)]
     times, time_kind = parse_times(frame[time_column], time_column)
     step = check_times(times, time_column, frame[time_column])
-    values = value_matrix(frame, columns)  # (T, F)
+    return SeriesRows(cfg, frame, name, target, time_column, columns, times, time_kind, step, value_matrix(frame, columns))
 
-    w, n = cfg.window, len(frame)
-    train_end = int(round(n * cfg.split.train))
-    val_end = train_end + int(round(n * cfg.split.val))
-    bounds = {"train": (0, train_end), "val": (train_end, val_end), "test": (val_end, n)}
-    mean, std = values[:train_end].mean(0), values[:train_end].std(0)
-    std = np.where(std > 0, std, 1.0)  # a constant training column keeps unit scale
-    pre = SeriesPreprocessor(target=target, time_column=time_column, columns=columns, mean=mean.tolist(), std=std.tolist(),
-                             lookback=w.lookback, horizon=w.horizon, step=step, time_kind=time_kind)
-    scaled = pre.scale(values)
-    parts = {part: windows(scaled, w.lookback, w.horizon, w.stride, *bounds[part]) for part in bounds}
-    notes = []
-    if cfg.split.val == 0:
-        parts["val"] = parts["train"]
-        notes.append("data.split.val is 0: validation and early stopping use the training windows")
-    if cfg.split.test == 0:
-        parts["test"] = parts["val"]
-        notes.append("data.split.test is 0: test metrics use the validation windows")
-    for part, (x, _) in parts.items():
-        if len(x) == 0:
-            first, end = bounds[part]
-            raise TrainwrightError(
-                f"too few rows for one window: the {part} part has rows {first + 1}-{end} of {n}, but a window needs "
-                f"lookback {w.lookback} + horizon {w.horizon} rows (the forecast inside the part); lower data.window.lookback/horizon or add rows")
-    season = _season(w, values[:train_end, 0])
-    if season is None:
-        notes.append("no clear seasonal period within the lookback: the seasonal-naive baseline is left out (set data.window.season)")
-    shown = frame[time_column]
-    summary = {
-        "source": cfg.source, "name": name, "modality": "series", "target": target, "task": "regression", "time_column": time_column,
-        "columns": columns, "rows": n, "start": str(shown.iloc[0]), "end": str(shown.iloc[-1]), "step": _step_text(step, shown),
-        "window": {"lookback": w.lookback, "horizon": w.horizon, "stride": w.stride, "season": season},
-        "split": {"fractions": fractions_text(cfg.split), "chronological": True, "held_out": True,
-                  "rows": {part: list(b) for part, b in bounds.items()}, **{part: len(parts[part][0]) for part in parts}},
-        "scaling": {"mean": pre.mean.tolist(), "std": pre.std.tolist()},
-        "notes": notes,
-    }
-    tensors = {part: (torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))) for part, (x, y) in parts.items()}
-    held_out = bool(cfg.split.val or cfg.split.test)  # both 0: the metrics are on the training windows
-    summary["split"]["held_out"] = held_out
-    return SeriesData(*tensors["train"], *tensors["val"], *tensors["test"], pre, "regression", name, held_out, summary, season)
+
+def prepare_series(cfg: DataConfig) -> SeriesData:
+    """Load, check, split by time, scale on train and window ``cfg.source``."""
+    rows = load_series(cfg)
+    return rows.prepare(rows.split())
 
 
 def _season(w: WindowConfig, train_target: np.ndarray) -> int | None:

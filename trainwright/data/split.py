@@ -58,9 +58,6 @@ class SplitData:
         """One example's shape as the model sees it."""
         return self.preprocessor.input_shape
 
-    def save_evaluation(self, directory: Path, test_outputs: torch.Tensor) -> None:
-        """Files the modality adds to the run directory once the test outputs are known: none here."""
-
     def report_lines(self) -> list[str]:
         """What the data stage did, as console lines: each modality says it its own way."""
         raise NotImplementedError

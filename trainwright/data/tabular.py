@@ -28,7 +28,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, R
 from trainwright.config import DataConfig
 from trainwright.data.clean import Cleaned, clean_table
 from trainwright.data.columns import Kind, coerce_frame, numeric_values
-from trainwright.data.sources import load_source
+from trainwright.data.sources import load_source, read_table
 from trainwright.data.split import Split, SplitData, fractions_text, quantile_strata, split_rows, subset_facts, subset_notes, train_subset
 from trainwright.data.target import (
     LabelKind,
@@ -42,9 +42,8 @@ from trainwright.data.target import (
     selected_rows,
 )
 from trainwright.errors import TrainwrightError
-from trainwright.files import atomic_write
 
-__all__ = ["TabularData", "TabularPreprocessor", "Task", "infer_task", "prepare_tabular"]
+__all__ = ["TabularData", "TabularPreprocessor", "TabularRows", "Task", "infer_task", "load_tabular", "prepare_tabular"]
 
 FORMAT = 1  # version of preprocessor.json
 # Types skops does not trust by itself but that a fitted ColumnTransformer of ours contains.
@@ -171,8 +170,6 @@ class TabularPreprocessor:
 
     def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
         """(the rows, their features): ``data`` is a frame or a table file (read by its suffix)."""
-        from trainwright.data.sources import read_table
-
         frame = data if isinstance(data, pd.DataFrame) else read_table(data)
         return frame, self.transform(frame)
 
@@ -219,20 +216,18 @@ class TabularPreprocessor:
             "sklearn_version": sklearn.__version__,
         }
 
-    def save(self, directory: Path) -> None:
-        """Write ``preprocessor.skops`` (the fitted transformer) and ``preprocessor.json`` atomically."""
-        import skops.io
+    def files(self) -> dict[str, str | bytes]:
+        """What a run directory keeps: ``preprocessor.skops`` (the fitted transformer) and ``preprocessor.json``."""
+        import skops.io  # heavy: loaded when a run is written or read, not on import
 
         if self._transformer is None:
             raise TrainwrightError("the preprocessor is not fitted; there is nothing to save")
-        directory = Path(directory)
-        atomic_write(directory / "preprocessor.skops", skops.io.dumps(self._transformer))
-        atomic_write(directory / "preprocessor.json", json.dumps(self.facts(), indent=2) + "\n")
+        return {"preprocessor.skops": skops.io.dumps(self._transformer), "preprocessor.json": json.dumps(self.facts(), indent=2) + "\n"}
 
     @classmethod
     def load(cls, directory: Path) -> TabularPreprocessor:
-        """Load what ``save`` wrote, without pickle: skops refuses types outside ``TRUSTED_TYPES``."""
-        import skops.io
+        """Load what ``files`` gave the run directory, without pickle: skops refuses types outside ``TRUSTED_TYPES``."""
+        import skops.io  # heavy: loaded when a run is read, not on import
 
         directory = Path(directory)
         facts_path, skops_path = directory / "preprocessor.json", directory / "preprocessor.skops"
@@ -408,14 +403,76 @@ def _summary(
     }
 
 
-def prepare_tabular(cfg: DataConfig) -> TabularData:
-    """Load, clean, split and preprocess ``cfg.source`` into CPU tensors; every step is reported.
+@dataclass(frozen=True, eq=False)
+class TabularRows:
+    """A table loaded and cleaned, not yet split: what ``split`` divides and ``prepare`` turns into tensors.
 
-    Example:
-        >>> data = prepare_tabular(DataConfig(source="linear"))
-        >>> data.held_out, data.report_lines()[-1]
-        (False, '6 rows are too few to split 70/15/15: training on all rows; the metrics below are training metrics')
+    Splitting apart from preparing lets k-fold, repeated and grouped splits reuse the same preparation:
+    ``prepare(split)`` fits every statistic (imputation, scaling, encoding, the target's scale) on
+    ``split.train`` only.
     """
+
+    cfg: DataConfig
+    frame: pd.DataFrame  # as loaded, for data.json's column facts
+    name: str
+    target: str
+    cleaned: Cleaned
+    left_out: dict[str, str]
+    rows: pd.DataFrame  # cleaned rows (data.classes applied); its index is the row's place in the source
+    task: Task
+    classes: list
+    labels: np.ndarray | None  # original class labels (None for regression)
+    label_kind: LabelKind
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def strata(self) -> np.ndarray | None:
+        """Classes are the strata; a regression target is stratified on its quantile bins."""
+        if self.task != "regression":
+            return self.labels
+        return quantile_strata(pd.to_numeric(self.rows[self.target]).to_numpy(np.float64), self.cfg.split)
+
+    def split(self) -> Split:
+        """The configured split (``data.split``, then ``data.train_fraction``)."""
+        strata = self.strata
+        return train_subset(split_rows(len(self.rows), strata, self.cfg.split), strata, self.cfg.train_fraction, self.cfg.split.seed)
+
+    def prepare(self, split: Split) -> TabularData:
+        """Fit the preprocessing on ``split.train`` and turn each part into tensors."""
+        cfg, rows, target = self.cfg, self.rows, self.target
+        y = rows[target]
+        features = rows[list(self.cleaned.kinds)]
+        pre = TabularPreprocessor(
+            target,
+            self.task,
+            self.cleaned.kinds,
+            classes=self.classes,
+            label_kind=self.label_kind,
+            numeric=cfg.preprocess.numeric,
+            categorical=cfg.preprocess.categorical,
+            impute_numeric=cfg.clean.impute_numeric,
+            scale_target=cfg.preprocess.scale_target,
+            dtypes={column: str(self.frame[column].dtype) for column in self.cleaned.kinds},
+        ).fit(features.iloc[split.train], y.iloc[split.train])
+
+        def tensors(positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            x = torch.from_numpy(pre.transform(features.iloc[positions]))  # (N, F) float32
+            return x, torch.from_numpy(pre.encode_target(y.iloc[positions]))  # (N,) int64 or (N, 1) float32
+
+        x_train, y_train = tensors(split.train)
+        x_val, y_val = (x_train, y_train) if split.val is split.train else tensors(split.val)
+        x_test, y_test = (x_val, y_val) if split.test is split.val else tensors(split.test)
+
+        before, kept = len(self.cleaned.frame), len(rows)
+        summary = {**_summary(cfg, self.frame, self.name, target, self.cleaned, self.left_out, pre, split, self.labels), **subset_facts(cfg, before, kept)}
+        summary["notes"] = subset_notes(cfg, before, kept) + summary["notes"]
+        return TabularData(x_train, y_train, x_val, y_val, x_test, y_test, pre, self.task, self.name, split.held_out, summary)
+
+
+def load_tabular(cfg: DataConfig) -> TabularRows:
+    """Load and clean ``cfg.source``, keep ``data.classes``, settle the task and the classes."""
     frame, default_target, name = load_source(cfg.source)
     target, candidates, left_out = _resolve_columns(frame, cfg, cfg.target or default_target, name)
     cleaned = clean_table(frame[[*candidates, target]], target, cfg.clean)
@@ -427,7 +484,6 @@ def prepare_tabular(cfg: DataConfig) -> TabularData:
         rows = rows[selected_rows(coerce_labels(y, label_kind(y), target), cfg.classes, target)]
         y = rows[target]
     task = resolve_task(y, cfg.task, target)
-
     classes: list = []
     labels = None
     kind: LabelKind = "str"
@@ -435,32 +491,16 @@ def prepare_tabular(cfg: DataConfig) -> TabularData:
         kind = label_kind(y)
         labels = coerce_labels(y, kind, target)
         classes = class_list(labels)
-    # Classes are the strata; a regression target is stratified on its quantile bins.
-    strata = labels if task != "regression" else quantile_strata(pd.to_numeric(y).to_numpy(np.float64), cfg.split)
-    split = train_subset(split_rows(len(rows), strata, cfg.split), strata, cfg.train_fraction, cfg.split.seed)
+    return TabularRows(cfg, frame, name, target, cleaned, left_out, rows, task, classes, labels, kind)
 
-    features = rows[list(cleaned.kinds)]
-    pre = TabularPreprocessor(
-        target,
-        task,
-        cleaned.kinds,
-        classes=classes,
-        label_kind=kind,
-        numeric=cfg.preprocess.numeric,
-        categorical=cfg.preprocess.categorical,
-        impute_numeric=cfg.clean.impute_numeric,
-        scale_target=cfg.preprocess.scale_target,
-        dtypes={column: str(frame[column].dtype) for column in cleaned.kinds},
-    ).fit(features.iloc[split.train], y.iloc[split.train])
 
-    def tensors(positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(pre.transform(features.iloc[positions]))  # (N, F) float32
-        return x, torch.from_numpy(pre.encode_target(y.iloc[positions]))  # (N,) int64 or (N, 1) float32
+def prepare_tabular(cfg: DataConfig) -> TabularData:
+    """Load, clean, split and preprocess ``cfg.source`` into CPU tensors; every step is reported.
 
-    x_train, y_train = tensors(split.train)
-    x_val, y_val = (x_train, y_train) if split.val is split.train else tensors(split.val)
-    x_test, y_test = (x_val, y_val) if split.test is split.val else tensors(split.test)
-
-    summary = {**_summary(cfg, frame, name, target, cleaned, left_out, pre, split, labels), **subset_facts(cfg, len(cleaned.frame), len(rows))}
-    summary["notes"] = subset_notes(cfg, len(cleaned.frame), len(rows)) + summary["notes"]
-    return TabularData(x_train, y_train, x_val, y_val, x_test, y_test, pre, task, name, split.held_out, summary)
+    Example:
+        >>> data = prepare_tabular(DataConfig(source="linear"))
+        >>> data.held_out, data.report_lines()[-1]
+        (False, '6 rows are too few to split 70/15/15: training on all rows; the metrics below are training metrics')
+    """
+    rows = load_tabular(cfg)
+    return rows.prepare(rows.split())

@@ -24,7 +24,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from trainwright.config import DataConfig, TokenizerConfig
-from trainwright.data.split import SplitData, fractions_text, split_rows
+from trainwright.data.split import Split, SplitData, fractions_text, split_rows, subset_facts, subset_notes, train_subset
 from trainwright.data.target import (
     LabelKind,
     Task,
@@ -35,12 +35,12 @@ from trainwright.data.target import (
     encode_labels,
     label_kind,
     resolve_task,
+    selected_rows,
 )
-from trainwright.data.text_sources import clean_texts, load_texts
+from trainwright.data.text_sources import CleanTexts, RawTexts, clean_texts, load_texts
 from trainwright.errors import TrainwrightError
-from trainwright.files import atomic_write
 
-__all__ = ["TextData", "TextPreprocessor", "build_tokenizer", "prepare_text"]
+__all__ = ["TextData", "TextPreprocessor", "TextRows", "build_tokenizer", "load_text", "prepare_text"]
 
 FORMAT = 1  # version of preprocessor.json for text
 PAD, UNK = "[PAD]", "[UNK]"  # ids 0 and 1
@@ -138,10 +138,9 @@ class TextPreprocessor:
             "vocab_size": self.vocab_size, "length": self.length, "max_chars": self.max_chars,
         }
 
-    def save(self, directory: Path) -> None:
-        """``preprocessor.json`` (facts) and ``tokenizer.json`` (the trained vocabulary), both plain JSON."""
-        atomic_write(Path(directory) / "tokenizer.json", self.tokenizer.to_str())
-        atomic_write(Path(directory) / "preprocessor.json", json.dumps(self.facts(), indent=2) + "\n")
+    def files(self) -> dict[str, str | bytes]:
+        """What a run directory keeps: ``tokenizer.json`` (the trained vocabulary) and ``preprocessor.json``."""
+        return {"tokenizer.json": self.tokenizer.to_str(), "preprocessor.json": json.dumps(self.facts(), indent=2) + "\n"}
 
     @classmethod
     def load(cls, directory: Path) -> TextPreprocessor:
@@ -171,46 +170,93 @@ class TextData(SplitData):
         t = s["tokens"]
         lines.append(f"tokenizer: {t['kind']}, vocabulary {t['vocab_size']} (trained on the training split), "
                      f"{t['length']} tokens per text (median {t['median']}, {t['truncated']} texts cut)")
-        counts = s["class_balance"]
+        counts = s["class_balance"]["all"]
         lines.append(f"classes ({len(counts)}): " + ", ".join(f"{k} {v}" for k, v in list(counts.items())[:10]))
         split = s["split"]
-        lines.append(f"split {split['fractions']} ({'stratified' if split['stratified'] else 'shuffled'}, seed {split['seed']}): "
-                     f"train {split['train']}, val {split['val']}, test {split['test']} texts")
+        if split["held_out"]:
+            lines.append(f"split {split['fractions']} ({'stratified' if split['stratified'] else 'shuffled'}, seed {split['seed']}): "
+                         f"train {split['train']}, val {split['val']}, test {split['test']} texts")
         return lines + s["notes"]
+
+
+@dataclass(frozen=True, eq=False)
+class TextRows:
+    """Texts loaded and cleaned, not yet split: ``prepare(split)`` trains the tokenizer on ``split.train`` only."""
+
+    cfg: DataConfig
+    raw: RawTexts
+    cleaned: CleanTexts
+    texts: list[str]  # cleaned, data.classes applied
+    labels: np.ndarray  # (N,) original labels
+    classes: list
+    task: Task
+    label_kind: LabelKind
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def strata(self) -> np.ndarray:
+        return self.labels
+
+    def split(self) -> Split:
+        """The configured split (``data.split``, then ``data.train_fraction``)."""
+        return train_subset(split_rows(len(self.texts), self.labels, self.cfg.split), self.labels, self.cfg.train_fraction, self.cfg.split.seed)
+
+    def prepare(self, split: Split) -> TextData:
+        cfg, raw, classes = self.cfg, self.raw, self.classes
+        texts = {part: [self.texts[i] for i in getattr(split, part)] for part in ("train", "val", "test")}
+        tokenizer = build_tokenizer(cfg.tokenizer, texts["train"])
+        lengths = np.array([len(e.ids) for e in tokenizer.encode_batch(texts["train"])])
+        length = int(min(cfg.tokenizer.max_length, max(2, lengths.max())))  # pad to the longest training text, at most max_length
+        pre = TextPreprocessor(target=raw.target, task=self.task, classes=classes, label_kind=self.label_kind, text_column=raw.text_column,
+                               tokenizer=tokenizer, length=length, max_chars=cfg.max_chars, kind=cfg.tokenizer.kind)
+        y_all = torch.from_numpy(encode_labels(self.labels, classes, raw.target))
+        xs = {part: pre.encode(texts[part]) for part in texts}
+        ys = {part: y_all[getattr(split, part)] for part in texts}
+        before = len(self.cleaned.texts)
+        summary = {
+            "source": cfg.source, "name": raw.name, "modality": "text", "kind": raw.kind, "target": raw.target, "task": self.task,
+            "text_column": raw.text_column, "rows": {"raw": len(raw.frame), "after_cleaning": before},
+            "cleaning": self.cleaned.actions,
+            "tokens": {"kind": cfg.tokenizer.kind, "vocab_size": pre.vocab_size, "length": length,
+                       "median": int(np.median(lengths)), "truncated": int((lengths > length).sum())},
+            "classes": [c.item() if isinstance(c, np.generic) else c for c in classes],
+            # Per split, as tables and images have it: diagnosis reads the training split's shares.
+            "class_balance": {part: _counts(y.numpy(), classes) for part, y in (("all", y_all), *ys.items())},
+            "split": {"fractions": fractions_text(cfg.split), "seed": cfg.split.seed, "stratified": split.stratified,
+                      "held_out": split.held_out, "train": len(split.train), "val": len(split.val), "test": len(split.test)},
+            "notes": subset_notes(cfg, before, len(self.texts)) + list(split.notes),
+            **subset_facts(cfg, before, len(self.texts)),
+        }
+        return TextData(xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], pre, self.task, raw.name,
+                        split.held_out, summary, texts)
+
+
+def load_text(cfg: DataConfig) -> TextRows:
+    """Load and clean the texts ``cfg.source`` names, keep ``data.classes``, settle the task and classes."""
+    for key in ("features", "drop_columns"):
+        if getattr(cfg, key):
+            raise TrainwrightError(f"data.{key} selects table columns; a text source reads only data.text_column and data.target: remove data.{key}")
+    raw = load_texts(cfg)
+    cleaned = clean_texts(raw, cfg.max_chars)
+    texts, labels = cleaned.texts, cleaned.labels
+    if cfg.classes is not None:
+        keep = np.flatnonzero(selected_rows(coerce_labels(labels, label_kind(labels), raw.target), cfg.classes, raw.target))
+        texts, labels = [texts[i] for i in keep], labels.iloc[keep].reset_index(drop=True)
+    task = resolve_task(labels, cfg.task, raw.target)
+    if task == "regression":
+        raise TrainwrightError(f"text models classify; {raw.target!r} looks like a quantity. Set data.task: multiclass if its values are classes")
+    kind = label_kind(labels)
+    coerced = coerce_labels(labels, kind, raw.target)
+    return TextRows(cfg, raw, cleaned, texts, coerced, class_list(coerced), task, kind)
 
 
 def prepare_text(cfg: DataConfig) -> TextData:
     """Load, clean, split and tokenize ``cfg.source`` (the tokenizer sees the training texts only)."""
-    raw = load_texts(cfg)
-    cleaned = clean_texts(raw, cfg.max_chars)
-    task = resolve_task(cleaned.labels, cfg.task, raw.target)
-    if task == "regression":
-        raise TrainwrightError(f"text models classify; {raw.target!r} looks like a quantity. Set data.task: multiclass if its values are classes")
-    kind = label_kind(cleaned.labels)
-    labels = coerce_labels(cleaned.labels, kind, raw.target)
-    classes = class_list(labels)
-    split = split_rows(len(cleaned.texts), labels, cfg.split)
-    texts = {part: [cleaned.texts[i] for i in getattr(split, part)] for part in ("train", "val", "test")}
+    rows = load_text(cfg)
+    return rows.prepare(rows.split())
 
-    tokenizer = build_tokenizer(cfg.tokenizer, texts["train"])
-    lengths = np.array([len(e.ids) for e in tokenizer.encode_batch(texts["train"])])
-    length = int(min(cfg.tokenizer.max_length, max(2, lengths.max())))  # pad to the longest training text, at most max_length
-    pre = TextPreprocessor(target=raw.target, task=task, classes=classes, label_kind=kind, text_column=raw.text_column,
-                           tokenizer=tokenizer, length=length, max_chars=cfg.max_chars, kind=cfg.tokenizer.kind)
-    y_all = torch.from_numpy(encode_labels(labels, classes, raw.target))
-    xs = {part: pre.encode(texts[part]) for part in texts}
-    ys = {part: y_all[getattr(split, part)] for part in texts}
-    summary = {
-        "source": cfg.source, "name": raw.name, "modality": "text", "kind": raw.kind, "target": raw.target, "task": task,
-        "text_column": raw.text_column, "rows": {"raw": len(raw.frame), "after_cleaning": len(cleaned.texts)},
-        "cleaning": cleaned.actions,
-        "tokens": {"kind": cfg.tokenizer.kind, "vocab_size": pre.vocab_size, "length": length,
-                   "median": int(np.median(lengths)), "truncated": int((lengths > length).sum())},
-        "classes": [c.item() if isinstance(c, np.generic) else c for c in classes],
-        "class_balance": {str(c): int(n) for c, n in zip(classes, np.bincount(y_all.numpy(), minlength=len(classes)))},
-        "split": {"fractions": fractions_text(cfg.split), "seed": cfg.split.seed, "stratified": split.stratified,
-                  "held_out": split.held_out, "train": len(split.train), "val": len(split.val), "test": len(split.test)},
-        "notes": list(split.notes),
-    }
-    return TextData(xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], pre, task, raw.name,
-                    split.held_out, summary, texts)
+
+def _counts(indices: np.ndarray, classes: list) -> dict[str, int]:
+    return {str(label): int(count) for label, count in zip(classes, np.bincount(indices, minlength=len(classes)))}

@@ -3,7 +3,7 @@
 ``diagnose`` is a pure function over what a run directory holds: the per-epoch history
 (``history.csv``), the gradient statistics (``gradients.json``), the final metrics with their
 baselines (``metrics.json``) and, for a run that failed, the epoch whose loss became NaN.
-``diagnose_run`` reads those files, so a run trained yesterday is diagnosed the same way.
+``runs.diagnose_run`` reads those files, so a run trained yesterday is diagnosed the same way.
 
 Each finding is ``{"kind", "epoch", "layer" (when it applies), "evidence", "remedies"}``, with
 ``kind`` one of ``KINDS``. An empty list means nothing looks wrong. The thresholds below were set
@@ -134,18 +134,26 @@ def diagnose(
     rows = rows or {}
     grads = gradients or {"layers": [], "activations": [], "epochs": []}
     findings = divergence(history, grads, diverged)
-    if not findings or findings[0]["kind"] != "lr_too_high":
+    # A loop that did not record a quantity (a GAN has no validation loss) skips the rules that read it.
+    if (not findings or findings[0]["kind"] != "lr_too_high") and recorded(history, "train_loss", "lr"):
         findings = lr_too_high(history, no_skill_loss) + findings
     dead = dead_units(grads)
     # Dead units stop the gradient too: all-zero norms are their symptom, not a separate problem.
     findings += dead + vanishing(grads, near_zero=not dead)
-    findings += lr_too_low(history, no_skill_loss)
+    if recorded(history, "val_loss", "lr"):
+        findings += lr_too_low(history, no_skill_loss)
     if metrics is not None:
         # Underfitting is the symptom; a cause found above already explains it.
         if not findings:
             findings += underfitting(metrics, task, majority_share, rows)
-        findings += overfitting(history, metrics, task, restored_best, rows)
+        if recorded(history, "train_loss", "val_loss"):
+            findings += overfitting(history, metrics, task, restored_best, rows)
     return findings
+
+
+def recorded(history: list[dict], *keys: str) -> bool:
+    """Every epoch of ``history`` has each of ``keys`` (an empty history has nothing to judge)."""
+    return bool(history) and all(key in row for row in history for key in keys)
 
 
 # ── learning rate and divergence ───────────────────────────────────────────────────────
@@ -324,35 +332,6 @@ def _standard_error(accuracy: float, n: int | None) -> float:
 def _lr_of(history: list[dict], epoch: int) -> float | None:
     rows = [row for row in history if row["epoch"] < epoch]
     return rows[-1]["lr"] if rows else None
-
-
-# ── from a run directory ───────────────────────────────────────────────────────────────
-def diagnose_run(run_dir: str | Path, diverged: dict | None = None) -> list[dict]:
-    """Diagnose a run from its directory alone (``diverged`` for a run whose loss became NaN)."""
-    from trainwright.config import load_config
-    from trainwright.runs import RunDir
-    from trainwright.training.losses import resolve_loss
-
-    run = RunDir.open(run_dir)
-    cfg = load_config(run.config)
-    metrics = run.read_json(run.metrics) if run.metrics.is_file() else None
-    gradients = run.read_json(run.gradients) if run.gradients.is_file() else None
-    data = run.read_json(run.data) if run.data.is_file() else {}
-    task = data.get("task") or (metrics or {}).get("task", "multiclass")
-    counts = [c for c in ((data.get("class_balance") or {}).get("train") or {}).values() if c > 0]
-    shares = [c / sum(counts) for c in counts]
-    stopping = cfg.train.early_stopping
-    return diagnose(
-        read_history(run.history),
-        gradients,
-        task=task,
-        metrics=metrics,
-        diverged=diverged,
-        restored_best=stopping.enabled and stopping.restore_best,
-        majority_share=max(shares) if shares else None,
-        no_skill_loss=no_skill_loss(task, resolve_loss(task, cfg.train.loss), shares, cfg.data.preprocess.scale_target),
-        rows=data.get("split") or {},
-    )
 
 
 def no_skill_loss(task: str, loss: str, class_shares: list[float], scaled_target: bool) -> float | None:

@@ -1,4 +1,4 @@
-"""Grids of images saved as PNGs in an image run's directory, for the report and for people.
+"""Grids of images as PNGs, which an image run's directory keeps for the report and for people.
 
 - ``misclassified.png``: the test images a classifier got wrong, with true and predicted labels.
 - ``examples.png``: a few training images per class as decoded (mode, size, resize applied),
@@ -8,21 +8,19 @@ Drawn with matplotlib's Agg canvas directly (no pyplot, so no global figure stat
 Class labels are the user's text: ``plain`` keeps matplotlib from reading ``$...$`` as math.
 
 Example:
-    >>> save_misclassified(Path("runs/x/misclassified.png"), x_test, y_test, outputs, "multiclass", classes)
-    >>> save_examples(Path("runs/x/examples.png"), x_train, y_train, classes, augment)
+    >>> png, wrong = misclassified_png(x_test, y_test, outputs, "multiclass", classes)
+    >>> png = examples_png(x_train, y_train, classes, augment)
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from trainwright.files import atomic_path
-from trainwright.report.plots import plain
+from trainwright.evaluate.figures import new_figure, plain, png_bytes
 from trainwright.training.losses import probabilities
 
 MAX_SHOWN = 48
@@ -30,22 +28,8 @@ PER_CLASS = 4  # examples per class
 MAX_CLASSES = 20  # rows of the examples grid
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-
-
-def save_misclassified(path: Path, x: torch.Tensor, y: torch.Tensor, outputs: torch.Tensor, task: str, classes: list) -> int:
-    """Write the grid to ``path`` (PNG); returns how many test images were misclassified.
+def misclassified_png(x: torch.Tensor, y: torch.Tensor, outputs: torch.Tensor, task: str, classes: list) -> tuple[bytes, int]:
+    """The grid as PNG bytes, and how many test images were misclassified.
 
     ``x`` uint8 (N, C, H, W) images, ``y`` int64 (N,) true classes, ``outputs`` (N, outputs) raw
     model outputs. The first ``MAX_SHOWN`` mistakes are drawn, in test order.
@@ -55,7 +39,7 @@ def save_misclassified(path: Path, x: torch.Tensor, y: torch.Tensor, outputs: to
     shown = wrong[:MAX_SHOWN]
     columns = max(1, min(8, len(shown)))
     rows = max(1, math.ceil(len(shown) / columns))
-    figure = _figure(1.6 * columns, 1.8 * rows + 0.5)
+    figure = new_figure(1.6 * columns, 1.8 * rows + 0.5)
     title = f"{len(wrong)} of {len(y)} test images misclassified" + (f" (first {len(shown)} shown)" if len(wrong) > len(shown) else "")
     figure.suptitle(title, fontsize=9)
     if not shown:
@@ -71,8 +55,7 @@ def save_misclassified(path: Path, x: torch.Tensor, y: torch.Tensor, outputs: to
         axes.set_xticks([])
         axes.set_yticks([])
     figure.tight_layout()
-    _save(figure, path)
-    return len(wrong)
+    return png_bytes(figure), len(wrong)
 
 
 def _mosaic(images: np.ndarray, rows: int, columns: int, gap: int) -> np.ndarray:
@@ -85,9 +68,9 @@ def _mosaic(images: np.ndarray, rows: int, columns: int, gap: int) -> np.ndarray
     return out
 
 
-def save_examples(path: Path, x: torch.Tensor, y: torch.Tensor, classes: list, augment: nn.Module | None = None) -> None:
-    """Write ``PER_CLASS`` training images of each class (one row per class, up to ``MAX_CLASSES``)
-    to ``path`` (PNG); with ``augment``, the same images after one draw of it, to their right.
+def examples_png(x: torch.Tensor, y: torch.Tensor, classes: list, augment: nn.Module | None = None) -> bytes:
+    """``PER_CLASS`` training images of each class (one row per class, up to ``MAX_CLASSES``) as PNG
+    bytes; with ``augment``, the same images after one draw of it, to their right.
 
     ``x`` uint8 (N, C, H, W) training images, ``y`` int64 (N,) classes. All of it is one picture
     drawn on one axes, so it costs about as much as one small plot.
@@ -122,7 +105,7 @@ def save_examples(path: Path, x: torch.Tensor, y: torch.Tensor, classes: list, a
     else:
         picture = pictures[0]
     columns = PER_CLASS * len(panels)
-    figure = _figure(1.2 + 0.9 * columns, 0.6 + 0.9 * len(shown))
+    figure = new_figure(1.2 + 0.9 * columns, 0.6 + 0.9 * len(shown))
     axes = figure.add_axes((0.9 / (1.2 + 0.9 * columns), 0.1 / (0.6 + 0.9 * len(shown)), 1 - 1.0 / (1.2 + 0.9 * columns), 1 - 0.5 / (0.6 + 0.9 * len(shown))))
     axes.imshow(picture, interpolation="nearest", aspect="equal")
     axes.set_yticks([r * (height + gap) + height / 2 for r in range(len(shown))], [plain(classes[c], 14) for c in shown], fontsize=8)
@@ -132,4 +115,4 @@ def save_examples(path: Path, x: torch.Tensor, y: torch.Tensor, classes: list, a
     more = f", first {MAX_CLASSES} of {len(classes)} classes" if len(classes) > MAX_CLASSES else ""
     title = "training images as decoded" + (" | after augmentation (one draw)" if augment is not None else "") + more
     axes.set_title(title, fontsize=9)
-    _save(figure, path)
+    return png_bytes(figure)

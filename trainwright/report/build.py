@@ -24,10 +24,10 @@ import jinja2
 import numpy as np
 
 from trainwright.evaluate.baselines import verdict
-from trainwright.evaluate.diagnose import diagnose_run, read_history
-from trainwright.files import atomic_write
+from trainwright.evaluate.diagnose import read_history
 from trainwright.report import plots
-from trainwright.runs import KEY_METRIC, RunDir
+from trainwright.rundir import RunDir
+from trainwright.runs import KEY_METRIC, diagnose_run
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("trainwright.report", "templates"),
@@ -63,7 +63,7 @@ _TEMPLATES.filters.update(number=_number, si=_si)
 def write_report(run_dir: str | Path) -> Path:
     """Write ``report.html`` into the run directory (atomically) and return its path."""
     run = RunDir.open(run_dir)
-    atomic_write(run.report, render_report(run))
+    run.write_text(run.report, render_report(run))
     return run.report
 
 
@@ -195,11 +195,12 @@ def _training_section(history: list[dict], gradients: dict | None, metrics: dict
     best = metrics["best_epoch"] if metrics else None
     stopped = history[-1]["epoch"] if metrics and metrics.get("stopped_early") else None
     metric_key = next((key for key in ("val_accuracy", "val_r2") if key in history[0]), None)
+    keys = history[0].keys()  # each plot is drawn only when the run recorded what it shows
     out: dict[str, Any] = {
-        "loss": plots.loss_curves(history, best, stopped),
+        "loss": plots.loss_curves(history, best, stopped) if keys & {"train_loss", "val_loss"} else None,
         "metric": plots.metric_curve(history, metric_key, best, stopped) if metric_key else None,
-        "lr": plots.learning_rate(history),
-        "seconds": plots.epoch_seconds(history),
+        "lr": plots.learning_rate(history) if "lr" in keys else None,
+        "seconds": plots.epoch_seconds(history) if "seconds" in keys else None,
         "best_epoch": best,
         "stopped_early": (metrics or {}).get("stopped_early"),
         "epochs": history[-1]["epoch"],
@@ -261,7 +262,7 @@ def _read_predictions(path: Path) -> dict[str, list[str]] | None:
 
 def _compute_section(run: RunDir, metrics: dict | None, model: dict | None, data: dict, history: list[dict], environment: dict) -> dict:
     out: dict[str, Any] = {"device": environment.get("device"), "device_name": environment.get("device_name")}
-    if history:
+    if history and all("seconds" in row for row in history):
         out["median_epoch_seconds"] = statistics.median(row["seconds"] for row in history)
     split, counts = data.get("split"), data.get("rows")
     rows = (split.get("train") if isinstance(split, dict) else None) or (counts.get("after_cleaning") if isinstance(counts, dict) else None)

@@ -12,12 +12,12 @@ Example:
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from trainwright.evaluate.figures import new_figure, plain, png_bytes
 
 TRAIN, VAL, MARK = "#1f77b4", "#ff7f0e", "#6c757d"
 
@@ -25,8 +25,7 @@ TRAIN, VAL, MARK = "#1f77b4", "#ff7f0e", "#6c757d"
 def _figure(width: float = 6.4, height: float = 3.4, fit_labels: bool = False) -> tuple[Figure, object]:
     """A figure with one axes. Fixed margins draw twice as fast as a layout engine; figures with
     the user's labels on an axis (of any length) use constrained layout so nothing is cut off."""
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained" if fit_labels else None)
-    FigureCanvasAgg(fig)
+    fig = new_figure(width, height, layout="constrained" if fit_labels else None)
     if not fit_labels:
         # Margins in inches (ticks and axis labels), whatever the figure's size.
         fig.subplots_adjust(left=1.0 / width, right=1 - 0.15 / width, bottom=0.55 / height, top=1 - 0.35 / height)
@@ -34,17 +33,7 @@ def _figure(width: float = 6.4, height: float = 3.4, fit_labels: bool = False) -
 
 
 def _uri(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def plain(text: object, limit: int = 24) -> str:
-    """A user's label as literal text (matplotlib would read ``$...$`` as math), cut to ``limit`` characters."""
-    text = str(text)
-    if len(text) > limit:
-        text = text[: limit - 1] + "\u2026"
-    return text.replace("$", r"\$")
+    return "data:image/png;base64," + base64.b64encode(png_bytes(fig)).decode("ascii")
 
 
 def _log_y(ax, values: Sequence[float]) -> None:
@@ -81,11 +70,13 @@ def _epoch_marks(ax, best_epoch: int | None, stopped_epoch: int | None) -> None:
 
 
 def loss_curves(history: list[dict], best_epoch: int | None = None, stopped_epoch: int | None = None) -> str:
+    """The training and validation losses per epoch, whichever of the two the run recorded."""
     fig, ax = _figure()
     epochs = [row["epoch"] for row in history]
-    ax.plot(epochs, [row["train_loss"] for row in history], color=TRAIN, label="train")
-    ax.plot(epochs, [row["val_loss"] for row in history], color=VAL, label="validation")
-    losses = [v for row in history for v in (row["train_loss"], row["val_loss"]) if np.isfinite(v)]
+    keys = [(key, color, label) for key, color, label in (("train_loss", TRAIN, "train"), ("val_loss", VAL, "validation")) if key in history[0]]
+    for key, color, label in keys:
+        ax.plot(epochs, [row[key] for row in history], color=color, label=label)
+    losses = [row[key] for row in history for key, _, _ in keys if np.isfinite(row[key])]
     if losses and min(losses) > 0 and max(losses) / min(losses) > 50:
         _log_y(ax, losses)
     _epoch_marks(ax, best_epoch, stopped_epoch)

@@ -6,8 +6,8 @@ nest of dicts, lists, numbers and tensors. ``flatten`` moves each tensor into a 
 ``unflatten`` reverses it. No pickle is involved, so loading a checkpoint runs no code.
 
 Example:
-    >>> save_state("ckpt.safetensors", {"epoch": 3, "model": model.state_dict()})
-    >>> load_state("ckpt.safetensors")["epoch"]
+    >>> save_state(run_dir, run_dir.checkpoint, {"epoch": 3, "model": model.state_dict()})
+    >>> load_state(run_dir.checkpoint)["epoch"]
     3
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from trainwright.errors import TrainwrightError
-from trainwright.files import atomic_path
+from trainwright.rundir import RunDir
 
 _MARK = "__tensor__"
 _META_KEY = "trainwright_state"
@@ -74,9 +74,9 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return skeleton
 
 
-def save_state(path: str | Path, state: dict) -> None:
-    """Write ``state`` atomically: a crash mid-write leaves the previous checkpoint intact."""
-    write_snapshot(path, *Snapshots().take(state))
+def save_state(run_dir: RunDir, path: str | Path, state: dict) -> None:
+    """Write ``state`` atomically into the run directory: a crash mid-write leaves the previous checkpoint intact."""
+    write_snapshot(run_dir, path, *Snapshots().take(state))
 
 
 class Snapshots:
@@ -111,9 +111,9 @@ class Snapshots:
             buffers[path].shape == t.shape and buffers[path].dtype == t.dtype for path, t in live.items())
 
 
-def write_snapshot(path: str | Path, tensors: dict[str, torch.Tensor], skeleton: Any) -> None:
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(skeleton)})
+def write_snapshot(run_dir: RunDir, path: str | Path, tensors: dict[str, torch.Tensor], skeleton: Any) -> None:
+    """A snapshot from ``Snapshots.take`` as one safetensors file: the tensors, and the skeleton as metadata."""
+    run_dir.write_tensors(path, tensors, metadata={_META_KEY: json.dumps(skeleton)})
 
 
 def load_state(path: str | Path) -> dict:

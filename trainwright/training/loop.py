@@ -1,6 +1,7 @@
 """The supervised training loop: one function, readable top to bottom.
 
-Per batch: forward (under autocast for bf16/fp16), loss (+ L1/L2 penalty), backward. Every
+Per batch: the batch's loss (``fit.step_loss``: forward and loss, under autocast for bf16/fp16;
+distillation's adds the teacher's view of the same batch) + L1/L2 penalty, backward. Every
 ``accumulate`` batches: optional clipping, optimizer step (through the fp16 loss scaler), schedule.
 The epoch's loss is summed on the device and read once per epoch, so the hot loop never waits on
 a host sync. Validation runs once per epoch through ``fit.validate``, between the callbacks'
@@ -21,30 +22,50 @@ from torch import nn
 from trainwright.config import TrainConfig
 from trainwright.data.batches import TensorBatches
 from trainwright.errors import TrainingDiverged
-from trainwright.training.callbacks import Callback
+from trainwright.training.callbacks import CallbackList
 from trainwright.training.losses import LossFn
 from trainwright.training.optim import Schedule, weight_penalty
 from trainwright.training.precision import autocast
 
+StepLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (inputs, targets) of a batch -> its training loss
+
+
+def supervised_loss(model: nn.Module, loss_fn: LossFn) -> StepLoss:
+    """The usual step: the model's outputs on the batch against its targets."""
+    return lambda xb, yb: loss_fn(model(xb), yb)
+
 
 @dataclass
 class Fit:
-    """Everything one training run holds; a checkpoint is ``state_dict()`` of this."""
+    """Everything one supervised training run holds; a checkpoint is ``state_dict()`` of this.
+    It is the ``TrainingState`` its callbacks see (``training/state.py``)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     schedule: Schedule
-    loss_fn: LossFn
+    step_loss: StepLoss  # (xb, yb) -> the batch's loss; ``supervised_loss(model, loss_fn)`` for most runs
     batches: TensorBatches
     validate: Callable[[nn.Module], dict[str, float]]  # model -> {"val_loss": ..., "val_<metric>": ...}
     cfg: TrainConfig
     generator: torch.Generator  # shuffles the batches; its own stream, so dropout draws don't shift it
-    callbacks: list[Callback] = field(default_factory=list)
+    callbacks: CallbackList = field(default_factory=CallbackList)
     scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))  # fp16 only
     epoch: int = 0  # epochs completed
     saved_epoch: int = 0  # the epoch the checkpoint holds (set by the Checkpoint callback)
     history: list[dict] = field(default_factory=list)
     stop_reason: str | None = None
+
+    @property
+    def max_epochs(self) -> int:
+        return self.cfg.epochs
+
+    @property
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": self.optimizer}
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = reason
@@ -58,7 +79,7 @@ class Fit:
             "epoch": self.epoch, "history": json.dumps(self.history), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "rng": rng,
             "scaler": self.scaler.state_dict(),  # {} unless fp16
-            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
+            "callbacks": self.callbacks.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -73,8 +94,7 @@ class Fit:
         self.generator.set_state(state["rng"]["batches"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        for cb in self.callbacks:
-            cb.load_state_dict(state["callbacks"].get(type(cb).__name__, {}))
+        self.callbacks.load_state_dict(state["callbacks"])
 
 
 def fit(run: Fit) -> Fit:
@@ -84,9 +104,9 @@ def fit(run: Fit) -> Fit:
     clipping = cfg.clip_grad_value is not None or cfg.clip_grad_norm is not None
     amp = autocast(run.batches.device, cfg.precision)
     steps, every, size, rows = len(run.batches), cfg.accumulate, run.batches.batch_size, run.batches.rows
+    callbacks = run.callbacks
     optimizer.zero_grad(set_to_none=True)  # gradients left on a module from elsewhere must not reach step 1
-    for cb in run.callbacks:
-        cb.on_train_begin(run)
+    callbacks.on_train_begin(run)
     try:
         for epoch in range(run.epoch + 1, cfg.epochs + 1):
             started = time.perf_counter()
@@ -94,7 +114,7 @@ def fit(run: Fit) -> Fit:
             loss_sum = torch.zeros((), device=run.batches.device)  # summed on device: no per-step sync
             for step, (xb, yb) in enumerate(run.batches.epoch(run.generator)):
                 with amp:
-                    loss = run.loss_fn(model(xb), yb)  # fp32 scalar, also under autocast
+                    loss = run.step_loss(xb, yb)  # fp32 scalar, also under autocast
                 objective = loss + weight_penalty(model, cfg.l1, cfg.l2) if penalized else loss
                 # Gradients add up over a group of `every` batches. Weighting each batch's mean loss by its
                 # share of the group's rows makes the sum the gradient of the group's mean loss, as one big
@@ -102,8 +122,7 @@ def fit(run: Fit) -> Fit:
                 share = len(xb) / min(every * size, rows - step // every * every * size)
                 scaler.scale(objective * share if every > 1 else objective).backward()
                 if (step + 1) % every == 0 or step + 1 == steps:
-                    for cb in run.callbacks:
-                        cb.on_after_backward(run)  # the group's whole gradients, before clipping and the step
+                    callbacks.on_after_backward(run)  # the group's whole gradients, before clipping and the step
                     if clipping:
                         scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
                     if cfg.clip_grad_value is not None:
@@ -115,8 +134,7 @@ def fit(run: Fit) -> Fit:
                     optimizer.zero_grad(set_to_none=True)
                     run.schedule.step_batch()
                 loss_sum += loss.detach() * len(xb)
-                for cb in run.callbacks:
-                    cb.on_batch_end(run)
+                callbacks.on_batch_end(run)
 
             # Once per epoch: read the loss, validate, log, let callbacks decide.
             train_loss = (loss_sum / rows).item()
@@ -132,24 +150,19 @@ def fit(run: Fit) -> Fit:
             logs["seconds"] = time.perf_counter() - started
             run.epoch = epoch
             run.history.append(logs)
-            for cb in run.callbacks:
-                cb.on_epoch_end(run, logs)
+            callbacks.on_epoch_end(run, logs)
             if run.stop_reason:
                 break
-        for cb in run.callbacks:
-            cb.on_train_end(run)
+        callbacks.on_train_end(run)
     finally:
-        for cb in run.callbacks:
-            cb.close()  # finish pending writes, stop the progress display
+        callbacks.close()  # finish pending writes, stop the progress display
     return run
 
 
 def validate(run: Fit) -> dict[str, float]:
     """The epoch's validation pass, between the callbacks' validation hooks."""
-    for cb in run.callbacks:
-        cb.on_validation_begin(run)
+    run.callbacks.on_validation_begin(run)
     try:
         return run.validate(run.model)
     finally:
-        for cb in run.callbacks:
-            cb.on_validation_end(run)
+        run.callbacks.on_validation_end(run)

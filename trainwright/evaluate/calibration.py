@@ -12,6 +12,9 @@ the time. Three remedies, each fitted on held-out validation logits (never the t
 Example:
     >>> calibrator = fit_calibrator(val_logits, val_y, "multiclass", "temperature")
     >>> probs = calibrator.probabilities(test_logits)
+
+Fitting a finished run's calibration (rebuilding its split, writing calibration.json) is the
+``calibrate`` recipe's (``recipes/calibrate.py``); loading it back is ``predict.py``'s.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from torch.nn import functional as F
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from trainwright.errors import TrainwrightError
-from trainwright.files import atomic_path
+from trainwright.evaluate.figures import new_figure, png_bytes
 from trainwright.training.losses import probabilities
 
 Method = Literal["temperature", "vector", "isotonic"]
@@ -103,7 +106,7 @@ def _nll(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
 
 
 def _fit_isotonic(probs: torch.Tensor, y: torch.Tensor, task: str) -> list[dict]:
-    from sklearn.isotonic import IsotonicRegression
+    from sklearn.isotonic import IsotonicRegression  # scikit-learn's isotonic module: loaded only for this method
 
     columns = [1] if task == "binary" else range(probs.shape[1])
     parts = []
@@ -126,14 +129,10 @@ def calibration_metrics(probs: torch.Tensor, y: torch.Tensor) -> dict[str, float
     }
 
 
-def reliability_diagram(path: Path, before: torch.Tensor, after: torch.Tensor, y: torch.Tensor, method: str) -> None:
-    """A PNG with both reliability curves (accuracy per confidence bin) and the diagonal."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+def reliability_png(before: torch.Tensor, after: torch.Tensor, y: torch.Tensor, method: str) -> bytes:
+    """Both reliability curves (accuracy per confidence bin) and the diagonal, as PNG bytes."""
+    figure = new_figure(5, 5, dpi=110)
+    ax = figure.add_subplot()
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
     for probs, label in ((before, "before"), (after, f"after ({method})")):
         confidence, correct = probs.max(dim=1).values.numpy(), (probs.argmax(1) == y).numpy()
@@ -142,62 +141,19 @@ def reliability_diagram(path: Path, before: torch.Tensor, after: torch.Tensor, y
         ax.plot([confidence[bins == b].mean() for b in filled], [correct[bins == b].mean() for b in filled], marker="o", label=label)
     ax.set(xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability on the test split")
     ax.legend(loc="upper left")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    plt.close(fig)
+    return png_bytes(figure, bbox_inches="tight")
 
 
-def calibrate_outputs(run_dir: Path, method: Method, task: str, val: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]) -> dict:
-    """Fit on the validation outputs, judge on the test outputs, write calibration.json and reliability.png.
+def calibrate_outputs(method: Method, task: str, val: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]) -> tuple[dict, bytes]:
+    """Fit on the validation outputs, judge on the test outputs: calibration.json's content and reliability.png.
 
-    ``val`` and ``test`` are (raw model outputs, labels). Returns what calibration.json holds.
+    ``val`` and ``test`` are (raw model outputs, labels).
     """
-    import json
-
-    from trainwright.files import atomic_write
-
     calibrator = fit_calibrator(*val, task, method)
     outputs, y = test
     before, after = probabilities(outputs.float(), task), calibrator.probabilities(outputs)
-    result = {"method": method}
+    result: dict = {"method": method}
     if calibrator.temperature is not None:
         result["temperature"] = calibrator.temperature
     result |= {"before": calibration_metrics(before, y), "after": calibration_metrics(after, y), "parameters": calibrator.to_dict()}
-    reliability_diagram(Path(run_dir) / "reliability.png", before, after, y, method)
-    atomic_write(Path(run_dir) / "calibration.json", json.dumps(result, indent=2) + "\n")
-    return result
-
-
-def calibrate_run(run_dir: str | Path, method: Method = "temperature") -> dict:
-    """Calibrate a finished run: rebuild its split from the run's own config and seed, then fit."""
-    from trainwright.data.prepare import prepare_data
-    from trainwright.evaluate.metrics import predict_outputs
-    from trainwright.pipeline import check_same_data
-    from trainwright.runs import RunDir, load
-
-    run = RunDir.open(run_dir)
-    model = load(run.path, calibrated=False)
-    if model.task == "regression":
-        raise TrainwrightError("calibration applies to classifiers; this run does regression")
-    data = prepare_data(model.config.data)
-    check_same_data(run, data, "calibration")
-    if not data.held_out:
-        raise TrainwrightError("this run held out no validation rows (the data set was too small to split); calibration needs them")
-
-    def outputs(x: torch.Tensor) -> torch.Tensor:
-        return predict_outputs(model.module, x.to(model.device), model.config.evaluate.batch_size).float().cpu()
-
-    return calibrate_outputs(run.path, method, model.task, (outputs(data.x_val), data.y_val), (outputs(data.x_test), data.y_test))
-
-
-def load_calibrator(run_dir: Path) -> Calibrator | None:
-    """The run's calibrator, if it was calibrated."""
-    import json
-
-    path = Path(run_dir) / "calibration.json"
-    if not path.is_file():
-        return None
-    try:
-        return Calibrator.from_dict(json.loads(path.read_text(encoding="utf-8"))["parameters"])
-    except (ValueError, KeyError, TypeError):
-        raise TrainwrightError(f"{path} is damaged; delete it and run `trainwright calibrate {run_dir}` again") from None
+    return result, reliability_png(before, after, y, method)

@@ -2,8 +2,9 @@
 
 ``model.backbone: {from: runs/<run>, freeze: all|none|<n>}`` in a config:
 
-- Architecture: the model section is the backbone run's own (from its ``config.yaml``), with any
-  keys the user writes laid over it; the head is sized for the new task's outputs.
+- Architecture: the model section is the backbone run's own (from its ``config.yaml``, merged when the
+  config is loaded: ``configure.with_backbone_architecture``), with any keys the user writes laid over
+  it; the head is sized for the new task's outputs.
 - Strict loading: every tensor except the head's must exist in both the run's weights and the
   new model, with the same shape, or nothing loads and the error lists what differs. The input
   shape must match too: a CNN's weights fit any image size (global pooling), so equal tensor
@@ -32,41 +33,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from trainwright.config import BackboneConfig, Config, TrainConfig, deep_merge, read_yaml
+from trainwright.config import BackboneConfig, Config, TrainConfig
+from trainwright.data.prepare import Prepared
 from trainwright.errors import TrainwrightError
+from trainwright.rundir import RunDir
 from trainwright.training.callbacks import Callback
-
-if TYPE_CHECKING:
-    from trainwright.data.prepare import Prepared
-    from trainwright.training.loop import Fit
+from trainwright.training.state import TrainingState
 
 NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
-
-
-# ── the config: the backbone run's architecture under the user's keys ─────────────────────
-def with_backbone_architecture(model: Any) -> Any:
-    """The raw ``model`` section with the backbone run's model keys under the user's own.
-
-    Left as it is when there is no backbone, its run has no config.yaml (training then stops
-    with a clear message), or the user names another family (strict loading then says what differs).
-    """
-    backbone = model.get("backbone") if isinstance(model, dict) else None
-    if not isinstance(backbone, dict) or not isinstance(backbone.get("from"), str):
-        return model
-    path = Path(backbone["from"]).expanduser() / "config.yaml"
-    if not path.is_file():
-        return model
-    saved = read_yaml(path).get("model")
-    if not isinstance(saved, dict) or model.get("type", saved.get("type")) != saved.get("type"):
-        return model
-    return deep_merge({k: v for k, v in saved.items() if k != "backbone"}, model)
 
 
 # ── reading the backbone run ──────────────────────────────────────────────────────────────
@@ -81,8 +61,6 @@ class Backbone:
 
 def read_backbone(cfg: BackboneConfig) -> Backbone:
     """The trained run ``cfg.from_`` names; a missing or unfinished run is a clear error."""
-    from trainwright.runs import RunDir
-
     try:
         run = RunDir.open(cfg.from_)
     except TrainwrightError as error:
@@ -230,15 +208,17 @@ class Unfreeze(Callback):
     past ``at`` it unfreezes when training begins.
     """
 
+    order = -10  # before the others: a resumed run unfreezes before they look at the model
+
     def __init__(self, at: int, module: nn.Module):
         self.at, self.module = at, module
 
-    def on_train_begin(self, fit: Fit) -> None:
-        if fit.epoch + 1 >= self.at:
+    def on_train_begin(self, state: TrainingState) -> None:
+        if state.epoch + 1 >= self.at:
             self.unfreeze()
 
-    def on_epoch_end(self, fit: Fit, logs: dict) -> None:
-        if fit.epoch + 1 == self.at:
+    def on_epoch_end(self, state: TrainingState, logs: dict) -> None:
+        if state.epoch + 1 == self.at:
             self.unfreeze()
 
     def unfreeze(self) -> None:

@@ -5,12 +5,14 @@ The loss (Hinton, Vinyals & Dean 2015, "Distilling the Knowledge in a Neural Net
     loss = alpha * T^2 * KL(p_teacher(T) || p_student(T)) + (1 - alpha) * CE(student, labels)
 
 where p(T) = softmax(logits / T). The T^2 keeps the soft term's gradients on the same scale as
-the hard term's when T changes. The teacher's logits on the training split are computed once and
-travel with the labels through the same shuffled batches, so the teacher never runs per epoch.
+the hard term's when T changes. The teacher must describe the very inputs the student sees: when
+training batches are augmented (images), it runs on each augmented batch, in inference mode;
+otherwise its logits on the training split are computed once and travel with the labels through
+the same shuffled batches, so it never runs per epoch.
 
-This is its own recipe (it reuses the supervised loop with another loss); the result compares
-the teacher, the distilled student and the same student trained from scratch on the labels alone
-with the same seed and budget, over one or more seeds.
+This is its own recipe: the supervised loop with the distillation step in place of the plain one.
+The result compares the teacher, the distilled student and the same student trained from scratch
+on the labels alone with the same seed and budget, over one or more seeds.
 """
 
 from __future__ import annotations
@@ -20,20 +22,27 @@ import time
 from pathlib import Path
 
 import torch
-from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 from torch.nn import functional as F
 
-from trainwright.config import Frozen, deep_merge, load_config, read_yaml
+from trainwright.compute import estimate_training
+from trainwright.config import Config, DistillConfig
+from trainwright.configure import deep_merge, load_config, read_yaml
+from trainwright.data.batches import make_batches
+from trainwright.data.prepare import Prepared, prepare_data
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.metrics import predict_outputs
-
-
-class DistillConfig(Frozen):
-    temperature: float = Field(4.0, gt=0, description="softens both distributions; 2-8 is usual")
-    alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft (teacher) term")
+from trainwright.models.summary import layer_summary
+from trainwright.predict import load
+from trainwright.recipes.finish import Run, finish_supervised
+from trainwright.recipes.setup import build_fit, build_module, check_same_data, has_batch_norm, model_line, resolve_device, start_run
+from trainwright.recipes.supervised import fit_or_diagnose, train_prepared
+from trainwright.rundir import RunDir
+from trainwright.training.compiled import compile_forward
+from trainwright.training.losses import build_loss, resolve_loss
+from trainwright.training.precision import check_precision
 
 
 def class_logits(outputs: torch.Tensor, task: str) -> torch.Tensor:
@@ -77,17 +86,12 @@ def distill(
     name: str | None = None,
     seeds: int = 1,
     console: Console | None = None,
-):
+) -> Run:
     """Distill the run in ``teacher_dir`` into the student config; returns the distilled student's Run.
 
     The student trains on the teacher's data (its ``data`` section must be absent or the same).
     ``seeds`` > 1 repeats distilled-vs-scratch for train.seed, seed+1, ...; the first is the run.
     """
-    from trainwright.data.prepare import prepare_data
-    from trainwright.pipeline import build_module, check_same_data, train_prepared
-    from trainwright.runs import RunDir, load
-    from trainwright.training.losses import build_loss, resolve_loss
-
     console = console or Console()
     teacher_run = RunDir.open(teacher_dir)
     teacher = load(teacher_run.path, calibrated=False)
@@ -102,29 +106,21 @@ def distill(
     data = prepare_data(cfg.data)
     check_same_data(teacher_run, data, "distillation (the student trains on the teacher's data)")
 
-    # The teacher's view of every training example, computed once: (N, outputs).
-    teacher_logits = predict_outputs(teacher.module, data.x_train.to(teacher.device), cfg.evaluate.batch_size).float().cpu()
-    hard = build_loss(resolve_loss(data.task, cfg.train.loss))
-    loss = kd_loss(data.task, hard, settings.temperature, settings.alpha)
-
-
     per_seed, first, first_scratch = [], None, None
     for offset in range(seeds):
         seed_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": cfg.train.seed + offset})})
         quiet = console if offset == 0 else Console(quiet=True)
-        run = train_prepared(seed_cfg, data, build_module(seed_cfg, data), runs_dir=runs_dir if first is None else first.dir / "seeds",
-                             name=name if first is None else f"distilled-{seed_cfg.train.seed}", console=quiet,
-                             loss_fn=loss, train_targets=(data.y_train, teacher_logits))
+        run = train_student(seed_cfg, data, teacher.module, settings, runs_dir=runs_dir if first is None else first.dir / "seeds",
+                            name=name if first is None else f"distilled-{seed_cfg.train.seed}", console=quiet)
         scratch = train_prepared(seed_cfg, data, build_module(seed_cfg, data), runs_dir=(first or run).dir / "seeds",
                                  name=f"scratch-{seed_cfg.train.seed}", console=Console(quiet=True))
         first, first_scratch = first or run, first_scratch or scratch
         per_seed.append({"seed": seed_cfg.train.seed, "distilled": run.metrics["test"]["accuracy"], "scratch": scratch.metrics["test"]["accuracy"]})
 
-    student_module = load(first.dir).module
     result = {
         "temperature": settings.temperature, "alpha": settings.alpha,
         "teacher": describe(teacher.module, data.input_shape, teacher_run.read_json(teacher_run.metrics)["test"]),
-        "distilled": describe(student_module, data.input_shape, first.metrics["test"]),
+        "distilled": describe(load(first.dir).module, data.input_shape, first.metrics["test"]),
         "scratch": describe(load(first_scratch.dir).module, data.input_shape, first_scratch.metrics["test"]),
         "seeds": per_seed,
         "mean_accuracy": {
@@ -137,9 +133,44 @@ def distill(
     return first
 
 
-def describe(module: nn.Module, input_shape: tuple[int, ...], metrics: dict) -> dict:
-    from trainwright.models.summary import layer_summary
+def train_student(cfg: Config, data: Prepared, teacher: nn.Module, settings: DistillConfig, *, runs_dir: str | Path,
+                  name: str | None, console: Console) -> Run:
+    """The supervised recipe's stages ③-⑤ for a student, with the distillation step in the loop."""
+    device = resolve_device(cfg.train.device)
+    check_precision(device, cfg.train.precision)
+    module = build_module(cfg, data).to(device)
+    console.print(model_line(cfg, module, data, device), highlight=False)
+    est = estimate_training(cfg, data, module, device)
+    console.print(est.summary(), highlight=False, soft_wrap=True)
+    run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name)
 
+    run = build_fit(cfg, module, data, device, run_dir, console)
+    kd = kd_loss(data.task, build_loss(resolve_loss(data.task, cfg.train.loss)), settings.temperature, settings.alpha)
+    teacher = teacher.to(device).eval()
+    if data.train_transform is None:
+        # The teacher's view of every training example, computed once: (N, outputs), shuffled with the labels.
+        logits = predict_outputs(teacher, data.x_train.to(device), cfg.evaluate.batch_size).float().cpu()
+        run.batches = make_batches(data.x_train, (data.y_train, logits), cfg.train.batch_size, device, cfg.train.data_placement,
+                                   cfg.train.loader_workers, drop_singleton=has_batch_norm(module))
+        run.step_loss = lambda xb, targets: kd(module(xb), targets)
+    else:
+        # Augmented batches: the teacher sees the same augmented images as the student.
+        run.step_loss = lambda xb, yb: kd(module(xb), (yb, teacher_outputs(teacher, xb)))
+    if cfg.train.compile:
+        compile_forward(module)
+    seconds = fit_or_diagnose(run, run_dir, console)
+    if run.stop_reason:
+        console.print(run.stop_reason, highlight=False)
+    return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console)
+
+
+def teacher_outputs(teacher: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+    """The teacher's logits on a batch, without a graph (they are targets, not trained)."""
+    with torch.no_grad():
+        return teacher(xb).float()
+
+
+def describe(module: nn.Module, input_shape: tuple[int, ...], metrics: dict) -> dict:
     return {**metrics, "parameters": sum(p.numel() for p in module.parameters()),
             "flops_per_example": layer_summary(module, input_shape)["flops_per_row"], "latency_ms": latency_ms(module, input_shape)}
 

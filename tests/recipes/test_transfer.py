@@ -13,13 +13,14 @@ from rich.console import Console
 from safetensors.torch import load_file
 
 from helpers import run_cli
-from trainwright.config import load_config
+from trainwright.api import train
+from trainwright.configure import load_config
 from trainwright.data.prepare import prepare_data
 from trainwright.errors import TrainwrightError
-from trainwright.pipeline import build_module, train
-from trainwright.transfer import Unfreeze, layers, parameter_groups
+from trainwright.recipes.setup import build_module
+from trainwright.training.transfer import Unfreeze, layers, parameter_groups
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUIET = Console(file=io.StringIO())
 SMALL_CNN = {"type": "cnn", "widths": [8, 16], "convs": 1}  # 2 layers and a head
 DIGITS = {"source": "digits-images", "augment": []}

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 
 from helpers import run_cli
-from trainwright.distill import kd_loss
+from trainwright.recipes.distill import kd_loss
 from trainwright.training.losses import build_loss
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_kd_loss_is_the_hard_loss_at_alpha_zero_and_zero_when_the_student_copies_the_teacher():

@@ -10,7 +10,7 @@ from rich.console import Console
 
 import trainwright as tw
 from helpers import run_cli
-from trainwright.calibrate import calibration_metrics, fit_calibrator
+from trainwright.evaluate.calibration import calibration_metrics, fit_calibrator
 
 QUIET = Console(quiet=True)
 
@@ -55,7 +55,7 @@ def test_regression_runs_cannot_be_calibrated(tmp_path):
 def test_temperature_scaling_fixes_an_overconfident_model_end_to_end(tmp_path):
     from pathlib import Path
 
-    examples = Path(__file__).resolve().parents[1] / "examples"
+    examples = Path(__file__).resolve().parents[2] / "examples"
     result = run_cli("train", str(examples / "overconfident.yaml"), "--runs-dir", str(tmp_path), "--name", "sure")
     assert result.returncode == 0, result.stderr
     assert "calibration (temperature" in result.stdout

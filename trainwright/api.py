@@ -1,0 +1,66 @@
+"""The Python API: load the config, call the recipe. No logic of its own.
+
+Example:
+    >>> import trainwright as tw
+    >>> run = tw.train("examples/digits.yaml")
+    >>> run.metrics["test"]["accuracy"]
+    >>> tw.load(run.dir).predict(frame)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from torch import nn
+
+from trainwright.compute import Estimate
+from trainwright.config import Config
+from trainwright.configure import load_config
+from trainwright.errors import TrainwrightError
+from trainwright.recipes import estimate as estimate_recipe
+from trainwright.recipes import supervised
+from trainwright.recipes.finish import Run
+from trainwright.rundir import RunDir
+
+
+def train(
+    config: str | Path | dict | Config | None = None,
+    *,
+    model: nn.Module | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    runs_dir: str | Path = "runs",
+    name: str | None = None,
+    resume: str | Path | None = None,
+    console: Console | None = None,
+) -> Run:
+    """Train a model as ``config`` says and write a run directory; returns a ``Run``.
+
+    Example:
+        >>> run = train({"data": {"source": "iris"}}, overrides=["train.epochs=20"])
+        >>> run.metrics["test"]["accuracy"]
+    ``model=`` trains your own ``nn.Module``. ``resume=`` continues an interrupted run from its last
+    checkpoint (``overrides`` may extend ``train.epochs``).
+    """
+    run_dir = RunDir.open(resume) if resume is not None else None
+    if run_dir is None and config is None:
+        raise TrainwrightError("no config: pass a YAML file, a dict or a Config (or --data for quick mode)")
+    cfg = load_config(run_dir.config if run_dir is not None else config, overrides)
+    return supervised.train(cfg, model=model, runs_dir=runs_dir, name=name, resume=run_dir, console=console)
+
+
+def estimate(
+    config: str | Path | dict | Config,
+    *,
+    model: nn.Module | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    device: str | None = None,
+    console: Console | None = None,
+) -> Estimate:
+    """How long ``config`` will train and how much memory it needs, without training it or writing anything.
+
+    Example:
+        >>> est = estimate("examples/digits.yaml", device="H100")
+        >>> est.total_seconds, est.flops_per_step, est.memory.total
+    """
+    return estimate_recipe.estimate(load_config(config, overrides), model=model, device=device, console=console)

@@ -1,0 +1,59 @@
+"""The whole supervised run: ``data``, ``model``, ``train``, ``evaluate`` and an optional ``calibrate``.
+
+``model`` arrives here already typed: its family's config class comes from the model registry, which
+``trainwright.configure`` consults (this schema imports nothing of the package but itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
+
+from trainwright.config.base import Frozen
+from trainwright.config.data import DataConfig
+from trainwright.config.model import ModelConfig
+from trainwright.config.train import TrainConfig
+
+
+class EvaluateConfig(Frozen):
+    batch_size: int = Field(4096, ge=1)
+    baseline: bool = Field(True, description="also fit logistic/ridge regression and HistGradientBoosting on the same split")
+    gradient_every: int = Field(10, ge=1, description="per-layer gradient norms (gradients.json) on the first optimizer step of each epoch and every Nth after it; 1 = every step")
+
+
+class CalibrateConfig(Frozen):
+    """``calibrate: {method: temperature}`` in a config calibrates as the last stage of train."""
+
+    method: Literal["temperature", "vector", "isotonic"] = "temperature"
+
+
+class Config(Frozen):
+    data: DataConfig
+    model: SerializeAsAny[ModelConfig]
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    calibrate: CalibrateConfig | None = None
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _typed_model(cls, value: Any) -> ModelConfig:
+        # The family's class is chosen by trainwright.configure (load_config / validate_config).
+        if not isinstance(value, ModelConfig):
+            raise ValueError("build configs with trainwright.load_config, which types the model section by its family")
+        return value
+
+    @model_validator(mode="after")
+    def _unfreeze_needs_a_frozen_backbone(self) -> Config:
+        backbone = self.model.backbone
+        if self.train.unfreeze_at_epoch is not None and (backbone is None or backbone.freeze in ("none", 0)):
+            raise ValueError("train.unfreeze_at_epoch unfreezes a frozen model.backbone; set model.backbone.freeze, or remove train.unfreeze_at_epoch")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as written to the run directory's ``config.yaml``."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)

@@ -1,0 +1,90 @@
+"""The ``train`` section: epochs, batches, optimizer, schedule, loss, regularization, early stopping,
+device and precision."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from trainwright.config.base import Frozen
+
+
+class OptimizerConfig(Frozen):
+    name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerConfig:
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov needs name: sgd and momentum > 0")
+        return self
+
+
+class ScheduleConfig(Frozen):
+    name: Literal["none", "step", "exponential", "cosine", "one_cycle", "plateau"] = "none"
+    warmup_epochs: int = Field(0, ge=0, description="linear warmup from lr/10 before the schedule")
+    step_size: int = Field(10, ge=1, description="step: epochs between decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="step/exponential/plateau decay factor")
+    patience: int = Field(5, ge=0, description="plateau: epochs without improvement")
+    min_lr: float = Field(0.0, ge=0)
+    max_lr: float | None = Field(None, gt=0, description="one_cycle peak (default 10 x lr)")
+
+    @model_validator(mode="after")
+    def _warmup_compatible(self) -> ScheduleConfig:
+        if self.warmup_epochs and self.name in ("plateau", "one_cycle"):
+            raise ValueError(f"warmup_epochs cannot be combined with {self.name} (one_cycle warms up itself)")
+        return self
+
+
+class EarlyStoppingConfig(Frozen):
+    enabled: bool = True
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = Field(20, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+    restore_best: bool = True
+
+
+class TrainConfig(Frozen):
+    epochs: int = Field(100, ge=1)
+    batch_size: int | Literal["full"] = 64
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    loss: Literal["auto", "mse", "mae", "huber", "bce", "cross_entropy"] = "auto"
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+    clip_grad_norm: float | None = Field(None, gt=0)
+    clip_grad_value: float | None = Field(None, gt=0)
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast; fp16 adds loss scaling")
+    compile: bool = Field(False, description="torch.compile the model (the first steps compile it)")
+    accumulate: int = Field(1, ge=1, description="batches per optimizer step (gradient accumulation)")
+    data_placement: Literal["auto", "device", "stream"] = Field(
+        "auto", description="device: training data resident on the device; stream: DataLoader workers, pinned memory, "
+        "non-blocking copies; auto: device unless the training data would take over half the GPU's free memory")
+    loader_workers: int = Field(2, ge=0, description="DataLoader worker processes when the data is streamed")
+    # Transfer learning (model.backbone): the epoch from which frozen backbone layers train too,
+    # and their learning rate as a share of optimizer.lr whenever they train.
+    unfreeze_at_epoch: int | None = Field(None, ge=2, description="model.backbone only: unfreeze the backbone from this epoch")
+    backbone_lr_scale: float = Field(0.1, gt=0, le=1, description="model.backbone only: backbone lr = optimizer.lr x this")
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> int | str:
+        if value == "full" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("batch_size must be an integer >= 1 (1 is stochastic) or 'full' (full-batch)")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value not in ("auto", "cpu", "mps") and not value.startswith("cuda"):
+            raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
+        return value

@@ -1,0 +1,11 @@
+"""Ways of training, one file each, every one reading setup -> loop -> finish.
+
+- ``supervised.py``: inputs and labels -> a model that predicts them (transfer learning included).
+- ``distill.py``: a small student learns from a trained teacher's soft targets.
+- ``calibrate.py``: a finished classifier's probabilities, calibrated on its validation split.
+- ``setup.py`` and ``finish.py``: the stages they share (device, model, run directory, loop parts;
+  metrics, predictions, diagnosis, report).
+
+A new recipe is a new file here that calls the shared stages and owns its loop (see the README's
+"Adding a recipe").
+"""

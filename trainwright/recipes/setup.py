@@ -1,0 +1,197 @@
+"""The setup stage every recipe that trains on data shares: device, model, settings checks, the run
+directory's first files, and the supervised loop's parts (batches, optimizer, schedule, callbacks).
+
+A recipe calls these in its own order and changes what it owns: distillation replaces the fit's
+``step_loss`` with its own, a future recipe its batches or callbacks.
+
+Example:
+    >>> device = resolve_device(cfg.train.device)
+    >>> module = build_module(cfg, data).to(device)
+    >>> run_dir = start_run(cfg, data, module, device, runs_dir="runs", name=None)
+    >>> fit = build_fit(cfg, module, data, device, run_dir, console)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from trainwright.compute.peak import NOMINAL, nominal_gpu
+from trainwright.config import Config
+from trainwright.data.batches import make_batches
+from trainwright.data.prepare import Prepared, with_input_stage
+from trainwright.errors import TrainwrightError
+from trainwright.evaluate.metrics import predict_outputs
+from trainwright.models.custom import CustomConfig
+from trainwright.models.registry import build_model
+from trainwright.models.summary import layer_summary
+from trainwright.rundir import RunDir, default_run_name, environment, unique_name
+from trainwright.training import transfer
+from trainwright.training.callbacks import CallbackList, Checkpoint, EarlyStopping, GradientStats, HistoryCSV, ProgressBar
+from trainwright.training.loop import Fit, supervised_loss
+from trainwright.training.losses import build_loss, resolve_loss
+from trainwright.training.optim import Schedule, build_optimizer
+from trainwright.training.precision import grad_scaler
+
+
+def with_custom_model(cfg: Config, model: nn.Module | None) -> Config:
+    """A user's own module is recorded as ``model: {type: custom, class_name: ...}``."""
+    return cfg if model is None else cfg.model_copy(update={"model": CustomConfig(class_name=type(model).__qualname__)})
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an unavailable device is a clear error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainwrightError(f"train.device = {name!r} but no CUDA device is available here; use auto or cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise TrainwrightError("train.device = 'mps' but MPS is not available here; use auto or cpu")
+    return torch.device(name)
+
+
+def resolve_target(name: str):
+    """A device here (``torch.device``) or a GPU from the nominal table, for ``estimate``."""
+    if name in ("auto", "cpu", "mps") or name.startswith("cuda"):
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise TrainwrightError(f"device {name!r}: no CUDA device is available here; name a GPU for its datasheet peak "
+                                   f"({', '.join(NOMINAL)}) or use cpu")
+        return resolve_device(name)
+    gpu = nominal_gpu(name)
+    if gpu is None:
+        raise TrainwrightError(f"unknown device {name!r}; use cpu, cuda, mps or a GPU name: {', '.join(NOMINAL)}")
+    return gpu
+
+
+# ── the model ────────────────────────────────────────────────────────────────────────────
+def build_module(cfg: Config, data: Prepared, model: nn.Module | None = None) -> nn.Module:
+    """The model for this data, seeded so the same config gives the same initial weights, and checked."""
+    torch.manual_seed(cfg.train.seed)
+    pre = data.preprocessor
+    backbone = transfer.read_backbone(cfg.model.backbone) if cfg.model.backbone is not None else None
+    if backbone is not None:
+        transfer.check_inputs(backbone, data)
+        transfer.use_backbone_normalization(backbone, data)  # before the input stage is built from them
+    module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs, getattr(pre, "vocab_size", None))
+    module = with_input_stage(pre, module)  # images: uint8 pixels are normalized inside the model
+    check_output_shape(module, data.input_shape, pre.n_outputs)
+    check_train_settings(cfg, module, data.task)
+    if backbone is not None:
+        transfer.start_from_backbone(module, cfg.model.backbone, backbone)  # all but the new head; then freeze
+    return module
+
+
+def check_output_shape(module: nn.Module, input_shape: tuple[int, ...], n_outputs: int) -> None:
+    """A user's module must map (B, *input_shape) to (B, outputs); say so before training starts."""
+    batch = (2, *input_shape)
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(batch))
+    except Exception as error:  # noqa: BLE001 - the user's own code: report it in one line
+        raise TrainwrightError(f"the model fails on a batch of shape {batch}: {type(error).__name__}: {error}") from None
+    if tuple(out.shape) != (2, n_outputs):
+        raise TrainwrightError(f"the model maps a batch {batch} to {tuple(out.shape)}; this task needs (2, {n_outputs})")
+
+
+def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:
+    """Settings that depend on the task or the model, checked before anything is written."""
+    tc = cfg.train
+    resolve_loss(task, tc.loss)
+    if has_batch_norm(module) and tc.batch_size == 1:
+        raise TrainwrightError("batch norm needs at least 2 samples per batch; set train.batch_size >= 2 or model.batch_norm: false")
+    if cfg.calibrate is not None and task == "regression":
+        raise TrainwrightError("calibrate applies to classifiers; this task is regression: remove the calibrate section")
+    monitors = {"train_loss", "val_loss", "val_r2" if task == "regression" else "val_accuracy"}
+    if tc.early_stopping.monitor not in monitors:
+        raise TrainwrightError(f"train.early_stopping.monitor = {tc.early_stopping.monitor!r} is not logged; use one of: {', '.join(sorted(monitors))}")
+
+
+def has_batch_norm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def model_line(cfg: Config, module: nn.Module, data: Prepared, device: torch.device) -> str:
+    """One console line: family, parameters, input and output shapes, device."""
+    n_params = sum(p.numel() for p in module.parameters())
+    modality = getattr(data.preprocessor, "modality", "")
+    shape = f"{data.input_shape[0]} tokens" if modality == "text" else shape_text(data.input_shape)
+    return f"model: {cfg.model.type}, {n_params:,} parameters, input {shape} -> {data.preprocessor.n_outputs} outputs, device {device}"
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape)) if len(shape) > 1 else f"{shape[0]} features"
+
+
+# ── the run directory ───────────────────────────────────────────────────────────────────
+def start_run(cfg: Config, data: Prepared, module: nn.Module, device: torch.device, *, runs_dir: str | Path, name: str | None,
+              backbone: dict | None = None) -> RunDir:
+    """Create the run directory (once the data and the model are known to be good) and write what
+    the run starts from: the resolved config, the environment, the data summary, the fitted
+    preprocessing and the model's facts."""
+    run_dir = RunDir.create(runs_dir, name or unique_name(runs_dir, default_run_name(data.name, cfg.model.type)))
+    run_dir.write_text(run_dir.config, cfg.to_yaml())
+    run_dir.write_json(run_dir.environment, environment(device, cfg.train.seed))
+    run_dir.write_json(run_dir.data, data.summary)
+    run_dir.write_files(data.preprocessor.files())
+    run_dir.write_json(run_dir.model_info, {
+        "type": cfg.model.type, "input_shape": list(data.input_shape), "out_features": data.preprocessor.n_outputs,
+        "parameters": sum(p.numel() for p in module.parameters()),
+        **layer_summary(module, data.input_shape), **({"backbone": backbone} if backbone is not None else {}),
+    })
+    return run_dir
+
+
+def check_same_data(run_dir: RunDir, data: Prepared, purpose: str = "resume") -> None:
+    if run_dir.read_json(run_dir.data) != json.loads(json.dumps(data.summary)):
+        raise TrainwrightError(f"the data differ from when {run_dir.path} was trained (see its data.json); {purpose} needs the same data")
+
+
+# ── the supervised loop's parts ─────────────────────────────────────────────────────────
+def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.device, run_dir: RunDir, console: Console) -> Fit:
+    """Everything the supervised loop needs: batches on the device, loss, optimizer, schedule, callbacks."""
+    tc = cfg.train
+    task_loss = build_loss(resolve_loss(data.task, tc.loss))  # validation always scores the task's own loss
+    batches = make_batches(data.x_train, data.y_train, tc.batch_size, device, tc.data_placement, tc.loader_workers,
+                           drop_singleton=has_batch_norm(module), transform=data.train_transform)  # augmentation: training batches only
+    optimizer = build_optimizer(tc.optimizer, transfer.parameter_groups(module, cfg))  # backbone: its own lr
+    schedule = Schedule(tc.schedule, optimizer, tc.epochs, math.ceil(len(batches) / tc.accumulate))  # optimizer steps per epoch
+    callbacks = CallbackList([
+        *transfer.transfer_callbacks(cfg, module),
+        EarlyStopping(tc.early_stopping),
+        GradientStats(run_dir, cfg.evaluate.gradient_every),
+        HistoryCSV(run_dir),
+        Checkpoint(run_dir),
+        ProgressBar(console, tc.epochs, len(batches), tc.early_stopping.monitor),
+    ])
+    generator = torch.Generator(device=device).manual_seed(tc.seed)
+    validate = make_validate(task_loss, data.x_val.to(device), data.y_val.to(device), data.task, cfg.evaluate.batch_size)
+    return Fit(module, optimizer, schedule, supervised_loss(module, task_loss), batches, validate, tc, generator, callbacks,
+               scaler=grad_scaler(device, tc.precision))
+
+
+def make_validate(loss_fn, x_val: torch.Tensor, y_val: torch.Tensor, task: str, batch_size: int):
+    """Per-epoch validation: the loss plus one cheap metric (accuracy, or R² for regression)."""
+
+    def validate(model: nn.Module) -> dict[str, float]:
+        out = predict_outputs(model, x_val, batch_size)
+        logs = {"val_loss": loss_fn(out, y_val)}
+        if task == "regression":
+            residual = (out - y_val).pow(2).sum()
+            logs["val_r2"] = 1 - residual / (y_val - y_val.mean()).pow(2).sum().clamp_min(1e-12)
+        elif task == "binary":
+            logs["val_accuracy"] = ((out.squeeze(1) > 0).long() == y_val).float().mean()
+        else:
+            logs["val_accuracy"] = (out.argmax(1) == y_val).float().mean()
+        return {k: float(v) for k, v in logs.items()}
+
+    return validate
