@@ -26,7 +26,10 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "note: chromium is not installed and cannot be here (needs root and apt-get); the browser test will be skipped"
 
+# The layers contract (import-linter, in pyproject.toml) and ruff come first: a wrong import fails in seconds.
 test: setup browser
+	$(BIN)/lint-imports
+	$(BIN)/ruff check trainwright tests benchmarks
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 bench: setup

@@ -73,8 +73,11 @@ def main() -> None:
         path = write_data(Path(tmp))
         data = prepare_tabular(tw.load_config(config(path, args.epochs)).data)
         n = len(data.x_train)
-        print(f"compute-bound MLP: {n} training rows x {FEATURES}, MLP {FEATURES}-{'-'.join(map(str, HIDDEN))}-{CLASSES}, batch {BATCH}, "
-              f"{args.epochs} epochs, Adam; torch {torch.__version__}, {torch.get_num_threads()} threads")
+        print(
+            f"compute-bound MLP: {n} training rows x {FEATURES}, MLP {FEATURES}-{'-'.join(map(str, HIDDEN))}-{CLASSES}, batch "
+            f"{BATCH}, "
+            f"{args.epochs} epochs, Adam; torch {torch.__version__}, {torch.get_num_threads()} threads"
+        )
         step = profile_step(mlp(FEATURES, HIDDEN, CLASSES), data.x_train[:BATCH], data.y_train[:BATCH], F.cross_entropy)
         flops = step.total / BATCH * n * args.epochs  # the fit's training FLOPs
         peak = matmul_peak(torch.device("cpu"), torch.float32, budget=1.0, product_seconds=0.05)
@@ -100,13 +103,18 @@ def main() -> None:
     for name, seconds in frameworks(data, HIDDEN, BATCH, args.epochs, LR).items():
         print(f"{name}: {seconds:.3f} s, {seconds / h:.2f} x hand-written (median of 3)")
     quick = ", ".join(f"{c['peak_flops_per_second'] / 1e9:.1f}" for c in computes)
-    print(f"FLOPs per step {step.total / 1e9:.2f} G; measured fp32 matmul peak {peak / 1e9:.1f} GFLOP/s (each run's quick probe: {quick})")
+    print(
+        f"FLOPs per step {step.total / 1e9:.2f} G; measured fp32 matmul peak {peak / 1e9:.1f} GFLOP/s (each run's quick "
+        f"probe: {quick})"
+    )
     estimate = statistics.median(c["estimated_seconds"] for c in computes)
     mfus = [c["mfu"] for c in computes]
     print(f"trainwright's own estimate before each run: median {estimate:.3f} s (actual/estimate {o / estimate:.2f})")
-    print(f"achieved: hand-written {flops / h / 1e9:.1f} GFLOP/s ({flops / h / peak:.0%} of the measured peak), "
-          f"trainwright {flops / o / 1e9:.1f} GFLOP/s ({flops / o / peak:.0%}; metrics.json mfu, against each run's own probe: "
-          f"{', '.join(f'{mfu:.0%}' for mfu in mfus)})")
+    print(
+        f"achieved: hand-written {flops / h / 1e9:.1f} GFLOP/s ({flops / h / peak:.0%} of the measured peak), "
+        f"trainwright {flops / o / 1e9:.1f} GFLOP/s ({flops / o / peak:.0%}; metrics.json mfu, against each run's own probe: "
+        f"{', '.join(f'{mfu:.0%}' for mfu in mfus)})"
+    )
     print(f"overhead trainwright/hand-written = {paired_ratio(hands, ourss):.2f}")
 
 

@@ -13,6 +13,7 @@ pairs it split.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -53,7 +54,7 @@ def hand_written(model: nn.Module, data, batch: int, epochs: int, lr: float) -> 
             out = model(xv)
             val_loss, val_acc = F.cross_entropy(out, yv).item(), (out.argmax(1) == yv).float().mean().item()
         train_loss = (total / len(x)).item()
-    assert train_loss == train_loss and val_loss == val_loss and 0 <= val_acc <= 1
+    assert math.isfinite(train_loss) and math.isfinite(val_loss) and 0 <= val_acc <= 1
     return time.perf_counter() - started
 
 
@@ -63,7 +64,10 @@ def alternate(hand: Callable[[], float], ours: Callable[[], float], repeats: int
     for i in range(repeats):
         hands.append(hand())
         ourss.append(ours())
-        print(f"run {i + 1}: hand-written {hands[-1]:.3f} s, trainwright {ourss[-1]:.3f} s, ratio {ourss[-1] / hands[-1]:.3f}", flush=True)
+        print(
+            f"run {i + 1}: hand-written {hands[-1]:.3f} s, trainwright {ourss[-1]:.3f} s, ratio {ourss[-1] / hands[-1]:.3f}",
+            flush=True,
+        )
     print(f"median: hand-written {statistics.median(hands):.3f} s, trainwright {statistics.median(ourss):.3f} s")
     return hands, ourss
 
@@ -127,8 +131,15 @@ def _lightning(data, hidden, batch, epochs, lr) -> float:
 
     train = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=batch, shuffle=True)
     val = DataLoader(TensorDataset(data.x_val, data.y_val), batch_size=len(data.x_val))
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     started = time.perf_counter()
     trainer.fit(Module(), train, val)
     return time.perf_counter() - started
@@ -140,7 +151,11 @@ def _keras(data, hidden, batch, epochs, lr) -> float:
     keras.utils.set_random_seed(0)
     layers = [keras.layers.Dense(width, activation="relu") for width in hidden]
     model = keras.Sequential([keras.Input((data.x_train.shape[1],)), *layers, keras.layers.Dense(int(data.y_train.max()) + 1)])
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     x, y, xv, yv = (t.numpy() for t in (data.x_train, data.y_train, data.x_val, data.y_val))
     started = time.perf_counter()
     model.fit(x, y, batch_size=batch, epochs=epochs, validation_data=(xv, yv), verbose=0)

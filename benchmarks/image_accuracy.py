@@ -61,7 +61,9 @@ def main() -> None:
     print()
     print(f"{'run':28} {'test acc':>9} {'val acc':>9} {'best':>7} {'min':>6}")
     for row in rows:
-        print(f"{row['run']:28} {row['test accuracy']:9.4f} {row['val accuracy']:9.4f} {row['best epoch']:>7} {row['minutes']:6.1f}")
+        print(
+            f"{row['run']:28} {row['test accuracy']:9.4f} {row['val accuracy']:9.4f} {row['best epoch']:>7} {row['minutes']:6.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ Ends with ``epoch time trainwright/hand-written = X.XX`` and the decode counts.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -111,7 +112,7 @@ def hand_written(cfg, data, epochs: int) -> list[float]:
             val_loss, val_acc = F.cross_entropy(out, yv).item(), (out.argmax(1) == yv).float().mean().item()
         train_loss = (total / len(x)).item()
         seconds.append(time.perf_counter() - started)
-    assert train_loss == train_loss and val_loss == val_loss and 0 <= val_acc <= 1
+    assert math.isfinite(train_loss) and math.isfinite(val_loss) and 0 <= val_acc <= 1
     return seconds
 
 
@@ -137,7 +138,12 @@ def main() -> None:
         print(f"{folder}: {prepared} images decoded while preparing the data; training on {n} ({data.input_shape}), "
               f"CNN {cfg.model.widths}, batch 64, {args.epochs} epochs, augment {'on' if args.augment else 'off'}; "
               f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-        hand_written(cfg, data, 1), through_trainwright(cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1})}), data, scratch, "warm-up")
+        (
+            hand_written(cfg, data, 1),
+            through_trainwright(
+                cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1})}), data, scratch, "warm-up"
+            ),
+        )
         hand, ours, decodes = [], [], []
         for i in range(args.repeats):
             epochs = hand_written(cfg, data, args.epochs)
@@ -145,8 +151,11 @@ def main() -> None:
             total, seconds, counts = through_trainwright(cfg, data, scratch, f"run-{i}")
             ours.append(total)
             decodes.append([count - before for count in counts])
-            print(f"run {i + 1}: hand-written {' '.join(f'{s:.2f}' for s in epochs)} s/epoch, "
-                  f"trainwright {' '.join(f'{s:.2f}' for s in seconds)} s/epoch ({total:.2f} s with the callbacks' epoch-end work)", flush=True)
+            print(
+                f"run {i + 1}: hand-written {' '.join(f'{s:.2f}' for s in epochs)} s/epoch, "
+                f"trainwright {' '.join(f'{s:.2f}' for s in seconds)} s/epoch ({total:.2f} s with the callbacks' epoch-end work)",
+                flush=True,
+            )
     print(f"median fit: hand-written {statistics.median(hand):.3f} s, trainwright {statistics.median(ours):.3f} s")
     print(f"epoch time trainwright/hand-written = {paired_ratio(hand, ours):.2f}")
     per_epoch = [[b - a for a, b in zip([prepared, *run], run)] for run in decodes]

@@ -67,7 +67,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as runs_dir:
         hand(data, 2), through_trainwright(2, runs_dir)  # warm-up: allocator, kernels, imports
         hands, ours = alternate(lambda: hand(data, args.epochs), lambda: through_trainwright(args.epochs, runs_dir), args.repeats)
-    h, o = statistics.median(hands), statistics.median(ours)
+    h = statistics.median(hands)
     for name, seconds in frameworks(data, HIDDEN, BATCH, args.epochs, LR).items():
         print(f"{name}: {seconds:.3f} s, {seconds / h:.2f} x hand-written (median of 3)")
     print(f"overhead trainwright/hand-written = {paired_ratio(hands, ours):.2f}")

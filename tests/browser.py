@@ -29,8 +29,8 @@ def find_chromium() -> str | None:
     if found or os.geteuid() != 0 or not shutil.which("apt-get"):
         return found
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, capture_output=True, timeout=1200)
+    subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600, check=False)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, capture_output=True, timeout=1200, check=False)
     return shutil.which("chromium")
 
 
@@ -58,7 +58,7 @@ class DevTools:
         self.process = subprocess.Popen(
             [chromium, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=wire_fds, close_fds=False,
+            preexec_fn=wire_fds, close_fds=False,  # noqa: PLW1509 - before any thread starts: the pipes must be fds 3 and 4
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -136,7 +136,8 @@ def check_page(chromium: str, path: Path, timeout: float = 120) -> PageCheck:
     for event in tools.events:
         method, params = event.get("method"), event.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            check.errors.append("console: " + " ".join(str(arg.get("value", arg.get("description"))) for arg in params.get("args", [])))
+            values = (str(arg.get("value", arg.get("description"))) for arg in params.get("args", []))
+            check.errors.append("console: " + " ".join(values))
         elif method == "Runtime.exceptionThrown":
             check.errors.append("exception: " + params["exceptionDetails"].get("text", ""))
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
@@ -148,9 +149,18 @@ def screenshot(chromium: str, path: Path, out: Path, width: int = 1280, height: 
     """A PNG of the page as Chromium renders it at ``width`` x ``height`` pixels."""
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
-            [chromium, *FLAGS, f"--user-data-dir={profile}", "--hide-scrollbars", f"--window-size={width},{height}",
-             f"--screenshot={out.resolve()}", path.resolve().as_uri()],
-            check=True, capture_output=True, timeout=180,
+            [
+                chromium,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--hide-scrollbars",
+                f"--window-size={width},{height}",
+                f"--screenshot={out.resolve()}",
+                path.resolve().as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
         )
     if not out.is_file():  # Chromium exits 0 even when the page failed to load
         raise RuntimeError(f"Chromium wrote no screenshot of {path}")

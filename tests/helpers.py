@@ -16,7 +16,9 @@ TRAINWRIGHT = Path(sys.executable).with_name("trainwright")
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``trainwright ARGS`` in a subprocess, as a new user would, not attached to a terminal."""
     env = {**os.environ, "COLUMNS": "120"}
-    return subprocess.run([str(TRAINWRIGHT), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [str(TRAINWRIGHT), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
 
 
 def expect_clear_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -33,7 +35,11 @@ def penguins_like(n: int = 240, seed: int = 0) -> pd.DataFrame:
     """A penguins-style table: numeric measurements, string categories, missing values, duplicates."""
     rng = np.random.default_rng(seed)
     species = rng.choice(["Adelie", "Gentoo", "Chinstrap"], size=n)
-    base = {"Adelie": (38.8, 18.3, 190.0, 3700.0), "Gentoo": (47.5, 15.0, 217.0, 5076.0), "Chinstrap": (48.8, 18.4, 196.0, 3733.0)}
+    base = {
+        "Adelie": (38.8, 18.3, 190.0, 3700.0),
+        "Gentoo": (47.5, 15.0, 217.0, 5076.0),
+        "Chinstrap": (48.8, 18.4, 196.0, 3733.0),
+    }
     rows = np.array([base[s] for s in species]) + rng.normal(0, [2.0, 0.8, 6.0, 300.0], size=(n, 4))
     frame = pd.DataFrame(rows, columns=["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]).round(1)
     frame.insert(0, "island", np.where(species == "Gentoo", "Biscoe", rng.choice(["Dream", "Torgersen", "Biscoe"], size=n)))

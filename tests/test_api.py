@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers import TRAINWRIGHT, run_cli
 from rich.console import Console
 from safetensors.torch import load_file
 from torch import nn
 
 import trainwright as tw
-from helpers import TRAINWRIGHT, run_cli
 
 QUIET = Console(quiet=True)
 
@@ -62,12 +62,26 @@ def test_stored_loss_trajectory(tmp_path):
 
 
 def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path):
-    args = ["--data", "digits", "--set", "train.epochs=40", "--set", "train.batch_size=16", "--set", "train.early_stopping.enabled=false",
-            "--set", "model.dropout=0.1", "--runs-dir", str(tmp_path)]
+    args = [
+        "--data",
+        "digits",
+        "--set",
+        "train.epochs=40",
+        "--set",
+        "train.batch_size=16",
+        "--set",
+        "train.early_stopping.enabled=false",
+        "--set",
+        "model.dropout=0.1",
+        "--runs-dir",
+        str(tmp_path),
+    ]
     whole = run_cli("train", *args, "--name", "whole")
     assert whole.returncode == 0, whole.stderr
 
-    process = subprocess.Popen([str(TRAINWRIGHT), "train", *args, "--name", "cut"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(TRAINWRIGHT), "train", *args, "--name", "cut"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     checkpoint = tmp_path / "cut" / "checkpoints" / "last.safetensors"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and time.monotonic() < deadline:
@@ -84,7 +98,10 @@ def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path):
     assert 0 < epoch < 40  # it really was cut mid-run
     a, b = load_file(str(tmp_path / "whole" / "model.safetensors")), load_file(str(tmp_path / "cut" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert pd.read_csv(tmp_path / "whole" / "history.csv")["train_loss"].tolist() == pd.read_csv(tmp_path / "cut" / "history.csv")["train_loss"].tolist()
+    assert (
+        pd.read_csv(tmp_path / "whole" / "history.csv")["train_loss"].tolist()
+        == pd.read_csv(tmp_path / "cut" / "history.csv")["train_loss"].tolist()
+    )
     again = run_cli("train", "--resume", str(tmp_path / "cut"))
     assert again.returncode == 2 and "already trained 40 epochs" in again.stderr
 

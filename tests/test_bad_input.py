@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import expect_clear_error, run_cli
 
 
@@ -63,13 +62,34 @@ def infinite(tmp_path):
         (junk, ["--target", "label"], ["'a'", "abc"]),
         (all_missing, ["--target", "label"], ["'empty'"]),
         (infinite, ["--target", "label"], ["'b'", "infinit"]),
-        (lambda p: write(p, frame()), ["--target", "label", "--set", "train.optimizer.lr=-1"], ["train.optimizer.lr", "greater than 0"]),
-        (lambda p: write(p, frame()), ["--target", "label", "--model", "transformerz"], ["unknown model type 'transformerz'", "mlp"]),
+        (
+            lambda p: write(p, frame()),
+            ["--target", "label", "--set", "train.optimizer.lr=-1"],
+            ["train.optimizer.lr", "greater than 0"],
+        ),
+        (
+            lambda p: write(p, frame()),
+            ["--target", "label", "--model", "transformerz"],
+            ["unknown model type 'transformerz'", "mlp"],
+        ),
         (lambda p: write(p, frame()), ["--target", "label", "--set", "train.epoch=3"], ["unknown key 'train.epoch'"]),
         (lambda p: write(p, b"\x00\x01\x02garbage".decode("latin-1"), "data.parquet"), ["--target", "label"], ["data.parquet"]),
     ],
-    ids=["missing-file", "empty-file", "no-rows", "no-target", "one-class", "tiny-class", "junk-in-numeric",
-         "all-missing-column", "infinity", "bad-value", "unknown-model", "unknown-key", "corrupt-parquet"],
+    ids=[
+        "missing-file",
+        "empty-file",
+        "no-rows",
+        "no-target",
+        "one-class",
+        "tiny-class",
+        "junk-in-numeric",
+        "all-missing-column",
+        "infinity",
+        "bad-value",
+        "unknown-model",
+        "unknown-key",
+        "corrupt-parquet",
+    ],
 )
 def test_bad_training_input(tmp_path, make, args, fragments):
     data = make(tmp_path)
@@ -90,7 +110,19 @@ def test_bad_paths_for_predict_evaluate_and_resume(tmp_path):
 
 def test_existing_run_is_never_overwritten_and_bad_rows_do_not_clobber_outputs(tmp_path):
     data = write(tmp_path, frame())
-    args = ["train", "--data", str(data), "--target", "label", "--runs-dir", str(tmp_path / "runs"), "--name", "r", "--set", "train.epochs=2"]
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--target",
+        "label",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--name",
+        "r",
+        "--set",
+        "train.epochs=2",
+    ]
     assert run_cli(*args).returncode == 0
     before = (tmp_path / "runs" / "r" / "metrics.json").read_bytes()
     expect_clear_error(run_cli(*args), "already exists")
@@ -101,7 +133,10 @@ def test_existing_run_is_never_overwritten_and_bad_rows_do_not_clobber_outputs(t
     missing_column = write(tmp_path, frame().drop(columns=["b"]), "new.csv")
     expect_clear_error(run_cli("predict", str(tmp_path / "runs" / "r"), str(missing_column), "-o", str(out)), "'b'")
     assert out.read_text() == "precious\n"
-    expect_clear_error(run_cli("evaluate", str(tmp_path / "runs" / "r"), str(write(tmp_path, frame().drop(columns=["label"]), "u.csv"))), "'label'")
+    expect_clear_error(
+        run_cli("evaluate", str(tmp_path / "runs" / "r"), str(write(tmp_path, frame().drop(columns=["label"]), "u.csv"))),
+        "'label'",
+    )
 
 
 def test_bad_input_to_estimate_and_the_compute_settings(tmp_path):
@@ -110,7 +145,12 @@ def test_bad_input_to_estimate_and_the_compute_settings(tmp_path):
     expect_clear_error(run_cli("estimate", str(tmp_path / "missing.yaml")), "missing.yaml", "does not exist")
     expect_clear_error(run_cli("estimate", str(config), "--device", "abacus"), "unknown device 'abacus'", "h100")
     expect_clear_error(run_cli("estimate", str(config), "--device", "T4", "--set", "train.precision=bf16"), "T4 has no bf16")
-    expect_clear_error(run_cli("estimate", str(config), "--set", "train.precision=fp8"), "train.precision", "'fp32', 'bf16' or 'fp16'")
-    expect_clear_error(run_cli("train", str(config), "--set", "train.accumulate=0", "--runs-dir", str(tmp_path / "runs")),
-                       "train.accumulate", "greater than or equal to 1")
+    expect_clear_error(
+        run_cli("estimate", str(config), "--set", "train.precision=fp8"), "train.precision", "'fp32', 'bf16' or 'fp16'"
+    )
+    expect_clear_error(
+        run_cli("train", str(config), "--set", "train.accumulate=0", "--runs-dir", str(tmp_path / "runs")),
+        "train.accumulate",
+        "greater than or equal to 1",
+    )
     assert not (tmp_path / "runs").exists()

@@ -9,11 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers import run_cli
 from safetensors.torch import load_file
 
 from trainwright.training.checkpoint import load_state
-
-from helpers import run_cli
 
 RUN_FILES = {"config.yaml", "environment.json", "data.json", "preprocessor.skops", "preprocessor.json",
              "model.safetensors", "model.json", "history.csv", "metrics.json", "checkpoints",
@@ -97,7 +96,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert state["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values())
 
-    result = run_cli("train", "--data", "diabetes", "--runs-dir", str(tmp_path), "--set", "train.optimizer={name: sgd, lr: 100.0}")
+    result = run_cli(
+        "train", "--data", "diabetes", "--runs-dir", str(tmp_path), "--set", "train.optimizer={name: sgd, lr: 100.0}"
+    )
     assert result.returncode == 2 and "no epoch finished, so there is no checkpoint" in result.stderr
 
 
@@ -109,8 +110,17 @@ def test_estimate_prints_the_arithmetic_and_writes_nothing(tmp_path):
     out = result.stdout
     # The per-layer table: 61 inputs -> 64 -> 10 on batch 64; the first layer has no input gradient.
     assert "FLOPs per step (batch 64" in out and f"{2 * 64 * 61 * 64:,}" in out and f"{3 * 2 * 64 * 64 * 10:,}" in out
-    for fragment in ("20 steps per epoch", "matmul peak", "measured by a matmul probe", "measured over", "total: 7 epochs",
-                     "parameters", "optimizer state", "activations", "fits"):
+    for fragment in (
+        "20 steps per epoch",
+        "matmul peak",
+        "measured by a matmul probe",
+        "measured over",
+        "total: 7 epochs",
+        "parameters",
+        "optimizer state",
+        "activations",
+        "fits",
+    ):
         assert fragment in out, fragment
     assert list(tmp_path.iterdir()) == [config]  # no run directory
     gpu = run_cli("estimate", str(config), "--device", "H100", "--set", "train.precision=bf16")
@@ -146,8 +156,21 @@ def test_train_ends_with_baselines_a_diagnosis_and_the_report(tmp_path):
 def test_runs_lists_and_compare_diffs_configs_and_metrics(tmp_path):
     runs = tmp_path / "runs"
     for name, lr in (("slow", "0.001"), ("fast", "0.01")):
-        result = run_cli("train", "--data", "iris", "--runs-dir", str(runs), "--name", name, "--set", "train.epochs=5",
-                         "--set", f"train.optimizer.lr={lr}", "--set", "evaluate.baseline=false")
+        result = run_cli(
+            "train",
+            "--data",
+            "iris",
+            "--runs-dir",
+            str(runs),
+            "--name",
+            name,
+            "--set",
+            "train.epochs=5",
+            "--set",
+            f"train.optimizer.lr={lr}",
+            "--set",
+            "evaluate.baseline=false",
+        )
         assert result.returncode == 0, result.stderr
     (runs / "not-a-run").mkdir()  # ignored: no config.yaml
 
@@ -167,7 +190,15 @@ def test_runs_lists_and_compare_diffs_configs_and_metrics(tmp_path):
 
 
 def test_runs_and_compare_reject_bad_input_in_one_line(tmp_path):
-    for args in (("runs", str(tmp_path / "nowhere")), ("compare", str(tmp_path)), ("compare", str(tmp_path), str(tmp_path / "x"))):
+    for args in (
+        ("runs", str(tmp_path / "nowhere")),
+        ("compare", str(tmp_path)),
+        ("compare", str(tmp_path), str(tmp_path / "x")),
+    ):
         result = run_cli(*args)
         assert result.returncode == 2, args
-        assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+        assert (
+            result.stderr.startswith("error: ")
+            and len(result.stderr.strip().splitlines()) == 1
+            and "Traceback" not in result.stderr
+        )

@@ -14,7 +14,9 @@ def test_minimal_config_fills_every_default():
 
 
 def test_overrides_parse_values_as_yaml():
-    cfg = load_config({"data": {"source": "iris"}}, ["train.optimizer.lr=0.01", "model.hidden=[128, 64]", "train.batch_size=full"])
+    cfg = load_config(
+        {"data": {"source": "iris"}}, ["train.optimizer.lr=0.01", "model.hidden=[128, 64]", "train.batch_size=full"]
+    )
     assert cfg.train.optimizer.lr == 0.01
     assert cfg.model.hidden == [128, 64]
     assert cfg.train.batch_size == "full"
@@ -23,7 +25,10 @@ def test_overrides_parse_values_as_yaml():
 @pytest.mark.parametrize(
     ("raw", "fragment"),
     [
-        ({"data": {"source": "iris"}, "model": {"type": "nope"}}, "unknown model type 'nope'; available: cnn, custom, gru, lstm, mlp, resnet, rnn, transformer"),
+        (
+            {"data": {"source": "iris"}, "model": {"type": "nope"}},
+            "unknown model type 'nope'; available: cnn, custom, gru, lstm, mlp, resnet, rnn, transformer",
+        ),
         ({"data": {"source": "iris"}, "model": {"hiden": [3]}}, "unknown key 'model.hiden'"),
         ({"data": {"source": "iris"}, "train": {"optimizer": {"lr": -1}}}, "train.optimizer.lr = -1"),
         ({"data": {"source": "iris"}, "train": {"batch_size": "fulll"}}, "batch_size must be an integer >= 1"),

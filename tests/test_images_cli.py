@@ -7,11 +7,10 @@ import os
 from pathlib import Path
 
 import pandas as pd
+from helpers import expect_clear_error, run_cli
 from PIL import Image
 
 from trainwright.data.shapes import make_shapes
-
-from helpers import expect_clear_error, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SMALL = ["--set", "train.epochs=2", "--set", "model.widths=[8,16]", "--set", "train.batch_size=16"]
@@ -32,7 +31,15 @@ def test_make_shapes_train_predict_evaluate(tmp_path):
     assert "90 images from 3 class folders" in result.stdout and "model: cnn" in result.stdout
     assert "augment (training batches only): hflip(p=0.5), rotation(p=1, degrees=90)" in result.stdout
     files = {p.name for p in run_dir.iterdir()}
-    assert {"preprocessor.json", "model.safetensors", "metrics.json", "misclassified.png", "examples.png", "data.json", "report.html"} <= files
+    assert {
+        "preprocessor.json",
+        "model.safetensors",
+        "metrics.json",
+        "misclassified.png",
+        "examples.png",
+        "data.json",
+        "report.html",
+    } <= files
     assert f"report: {run_dir / 'report.html'}" in result.stdout
     assert "preprocessor.skops" not in files  # image preprocessing is plain JSON
     assert json.loads((run_dir / "preprocessor.json").read_text())["modality"] == "images"
@@ -59,8 +66,17 @@ def test_make_shapes_train_predict_evaluate(tmp_path):
 
 def test_the_shapes_example_runs_from_its_documented_folder(tmp_path):
     make_shapes(tmp_path / "data" / "shapes", per_class=10, size=16)
-    result = run_cli("train", str(EXAMPLES / "shapes.yaml"), "--set", "train.epochs=1", "--set", "model.widths=[8]",
-                     "--runs-dir", "runs", cwd=tmp_path)
+    result = run_cli(
+        "train",
+        str(EXAMPLES / "shapes.yaml"),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "model.widths=[8]",
+        "--runs-dir",
+        "runs",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "model: cnn" in result.stdout and "augment (training batches only)" in result.stdout
 
@@ -84,8 +100,9 @@ def make_bad_folder(tmp_path: Path) -> Path:
 
 def test_bad_files_are_skipped_with_a_count_and_the_first_names(tmp_path):
     folder = make_bad_folder(tmp_path)
-    result = run_cli("train", "--data", str(folder), "--runs-dir", str(tmp_path / "runs"), *SMALL,
-                     "--set", "data.image.max_pixels=1000000")
+    result = run_cli(
+        "train", "--data", str(folder), "--runs-dir", str(tmp_path / "runs"), *SMALL, "--set", "data.image.max_pixels=1000000"
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     skipped = next(line for line in result.stdout.splitlines() if line.startswith("skipped"))
@@ -105,8 +122,11 @@ def test_nothing_usable_or_one_class_is_one_clear_line(tmp_path):
         (junk / label).mkdir(parents=True)
         (junk / label / "empty.jpg").write_bytes(b"")
         (junk / label / "readme.txt").write_text("no images here")
-    expect_clear_error(run_cli("train", "--data", str(junk), "--runs-dir", str(tmp_path)),
-                       "no usable images in", "skipped 4 files (2 empty file, 2 not an image)")
+    expect_clear_error(
+        run_cli("train", "--data", str(junk), "--runs-dir", str(tmp_path)),
+        "no usable images in",
+        "skipped 4 files (2 empty file, 2 not an image)",
+    )
     one = tmp_path / "one"
     make_shapes(one, per_class=5, size=8, classes=["star"])
     expect_clear_error(run_cli("train", "--data", str(one), "--runs-dir", str(tmp_path)), "at least two classes")
@@ -118,8 +138,20 @@ def test_a_table_of_image_paths(tmp_path):
     make_shapes(folder, per_class=15, size=16, classes=["circle", "cross"])
     rows = [{"file": str(p.relative_to(folder)), "shape": p.parent.name} for p in sorted(folder.rglob("*.png"))]
     pd.DataFrame(rows).to_csv(folder / "labels.csv", index=False)
-    result = run_cli("train", "--data", str(folder / "labels.csv"), "--target", "shape", "--set", "data.image_column=file",
-                     "--model", "resnet", "--runs-dir", str(tmp_path / "runs"), *SMALL)
+    result = run_cli(
+        "train",
+        "--data",
+        str(folder / "labels.csv"),
+        "--target",
+        "shape",
+        "--set",
+        "data.image_column=file",
+        "--model",
+        "resnet",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        *SMALL,
+    )
     assert result.returncode == 0, result.stderr
     assert "30 images from a table ('shape' labels); binary" in result.stdout and "model: resnet" in result.stdout
     run_dir = result.stdout.strip().splitlines()[-1]

@@ -35,7 +35,10 @@ def test_diabetes_r2_at_least_040_on_every_split_seed(tmp_path):
     """With 442 rows the test split holds 67. A plain shuffle made its R² swing with the seed (seed
     0's test rows held so little of the target's spread that ridge regression scored 0.22 on them);
     stratified on target quantiles, every split spans the range, and the target holds on each seed."""
-    runs = [tw.train(EXAMPLES / "diabetes.yaml", overrides=[f"data.split.seed={seed}"], runs_dir=tmp_path, console=QUIET) for seed in range(5)]
+    runs = [
+        tw.train(EXAMPLES / "diabetes.yaml", overrides=[f"data.split.seed={seed}"], runs_dir=tmp_path, console=QUIET)
+        for seed in range(5)
+    ]
     assert all(healthy(run) for run in runs)
     r2 = [run.metrics["test"]["r2"] for run in runs]
     assert min(r2) >= 0.40, r2

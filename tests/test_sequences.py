@@ -32,7 +32,10 @@ def test_forecasts_beat_the_naive_forecast_by_30_percent(model, tmp_path):
     metrics = train({"data": {"source": "seasonal", "window": {"stride": 2}}, "model": SERIES_MODELS[model],
                      "train": {"epochs": 8, "optimizer": {"lr": 0.005 if model == "lstm" else 0.003}, **QUICK}}, tmp_path).metrics
     naive = metrics["baselines"]["naive_last_value"]
-    print(f"{model}: test MAE {metrics['test']['mae']:.3f}, naive {naive['mae']:.3f}, seasonal naive {metrics['baselines']['seasonal_naive']['mae']:.3f}")
+    print(
+        f"{model}: test MAE {metrics['test']['mae']:.3f}, naive {naive['mae']:.3f}, seasonal naive "
+        f"{metrics['baselines']['seasonal_naive']['mae']:.3f}"
+    )
     assert metrics["test"]["mae"] <= 0.7 * naive["mae"]
     assert set(metrics["test"]) >= {"mae", "rmse", "mape"} and set(naive) >= {"mae", "rmse", "mape"}
     compute = metrics["compute"]  # issue #6: the estimate printed before training, against the measured time
@@ -56,7 +59,10 @@ TEXT_MODELS = {
 @pytest.mark.parametrize("model", TEXT_MODELS)
 def test_word_order_needs_a_sequence_model(model, tmp_path):
     config, epochs, lr = TEXT_MODELS[model]
-    run = train({"data": {"source": "word-order"}, "model": config, "train": {"epochs": epochs, "optimizer": {"lr": lr}, **QUICK}}, tmp_path)
+    run = train(
+        {"data": {"source": "word-order"}, "model": config, "train": {"epochs": epochs, "optimizer": {"lr": lr}, **QUICK}},
+        tmp_path,
+    )
     metrics = run.metrics
     bag = metrics["baselines"]["bag_of_words_logistic_regression"]["accuracy"]
     print(f"{model}: test accuracy {metrics['test']['accuracy']:.3f}, bag of words {bag:.3f}")
@@ -67,9 +73,14 @@ def test_word_order_needs_a_sequence_model(model, tmp_path):
 
 
 def test_real_text_is_reported_beside_tfidf(tmp_path):
-    metrics = train({"data": {"source": "python-docs", "tokenizer": {"max_length": 32}},
-                     "model": {"type": "gru", "hidden": 32, "embedding": 32},
-                     "train": {"epochs": 5, "optimizer": {"lr": 0.01}, **QUICK}}, tmp_path).metrics
+    metrics = train(
+        {
+            "data": {"source": "python-docs", "tokenizer": {"max_length": 32}},
+            "model": {"type": "gru", "hidden": 32, "embedding": 32},
+            "train": {"epochs": 5, "optimizer": {"lr": 0.01}, **QUICK},
+        },
+        tmp_path,
+    ).metrics
     tfidf = metrics["baselines"]["tfidf_logistic_regression"]["accuracy"]
     print(f"python-docs: gru test accuracy {metrics['test']['accuracy']:.3f}, TF-IDF + logistic regression {tfidf:.3f}")
     assert 0.2 < metrics["test"]["accuracy"] <= 1 and 0.2 < tfidf <= 1  # reported, whichever wins

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from helpers import run_cli
+
 from trainwright.configure import load_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -32,7 +32,9 @@ def test_text_from_a_table_then_predict_new_raw_text(tmp_path):
     assert "tokenizer: bpe" in result.stdout and "tfidf_logistic_regression" in result.stdout
     run = tmp_path / result.stdout.strip().splitlines()[-1]
     assert (run / "tokenizer.json").is_file()
-    pd.DataFrame({"review": ["superb film and great cast", "dull and boring plot", "the plot was"]}).to_csv(tmp_path / "new.csv", index=False)
+    pd.DataFrame({"review": ["superb film and great cast", "dull and boring plot", "the plot was"]}).to_csv(
+        tmp_path / "new.csv", index=False
+    )
     result = run_cli("predict", str(run), "new.csv", "-o", "preds.csv", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     preds = pd.read_csv(tmp_path / "preds.csv")
@@ -48,9 +50,28 @@ def sensor(n: int) -> pd.DataFrame:
 
 def test_series_from_a_table_then_forecast_the_tail_of_a_new_series(tmp_path):
     sensor(600).to_csv(tmp_path / "sensor.csv", index=False)
-    result = run_cli("train", "--data", "sensor.csv", "--time-column", "timestamp", "--target", "load", "--model", "gru",
-                     "--set", "data.window.lookback=48", "--set", "data.window.horizon=12", "--set", "data.window.stride=4",
-                     "--set", "train.epochs=3", "--runs-dir", "runs", cwd=tmp_path)
+    result = run_cli(
+        "train",
+        "--data",
+        "sensor.csv",
+        "--time-column",
+        "timestamp",
+        "--target",
+        "load",
+        "--model",
+        "gru",
+        "--set",
+        "data.window.lookback=48",
+        "--set",
+        "data.window.horizon=12",
+        "--set",
+        "data.window.stride=4",
+        "--set",
+        "train.epochs=3",
+        "--runs-dir",
+        "runs",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "naive_last_value" in result.stdout and "mape" in result.stdout
     run = tmp_path / result.stdout.strip().splitlines()[-1]

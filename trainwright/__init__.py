@@ -29,7 +29,19 @@ _EXPORTS = {
     "TrainedModel": "trainwright.predict",
     "load": "trainwright.predict",
 }
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "Config",
+    "Estimate",
+    "Run",
+    "TrainedModel",
+    "TrainingDiverged",
+    "TrainwrightError",
+    "__version__",
+    "estimate",
+    "load",
+    "load_config",
+    "train",
+]
 
 if TYPE_CHECKING:
     from trainwright.api import estimate, train

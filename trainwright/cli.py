@@ -12,7 +12,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -46,7 +46,9 @@ def user_errors(command):
                 errors.print(f"error: {error}", soft_wrap=True, markup=False)
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
-                errors.print("interrupted; the last finished epoch is checkpointed: continue with `trainwright train --resume RUN_DIR`")
+                errors.print(
+                    "interrupted; the last finished epoch is checkpointed: continue with `trainwright train --resume RUN_DIR`"
+                )
                 raise typer.Exit(130) from None
 
     return wrapper
@@ -55,16 +57,18 @@ def user_errors(command):
 @app.command()
 @user_errors
 def train(
-    config: Annotated[Optional[Path], typer.Argument(help="YAML config (see examples/)")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", help="quick mode: a built-in data set or a table path")] = None,
-    target: Annotated[Optional[str], typer.Option("--target", help="the column to predict")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="model type, e.g. mlp, lstm, transformer")] = None,
-    text_column: Annotated[Optional[str], typer.Option("--text-column", help="text: the column of raw text to classify")] = None,
-    time_column: Annotated[Optional[str], typer.Option("--time-column", help="series: the time column; --target is the column to forecast")] = None,
+    config: Annotated[Path | None, typer.Argument(help="YAML config (see examples/)")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="quick mode: a built-in data set or a table path")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="the column to predict")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="model type, e.g. mlp, lstm, transformer")] = None,
+    text_column: Annotated[str | None, typer.Option("--text-column", help="text: the column of raw text to classify")] = None,
+    time_column: Annotated[
+        str | None, typer.Option("--time-column", help="series: the time column; --target is the column to forecast")
+    ] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
-    name: Annotated[Optional[str], typer.Option("--name", help="run directory name (default: data-model-timestamp)")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="continue an interrupted run from its last checkpoint")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="run directory name (default: data-model-timestamp)")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="continue an interrupted run from its last checkpoint")] = None,
 ) -> None:
     """Train a model; the last line printed is the run directory."""
     import trainwright as tw
@@ -82,7 +86,9 @@ def train(
     if resume is not None and config is not None:
         raise TrainwrightError("--resume continues a run with its own config; pass either a config or --resume, not both")
     if config is None and data is None and resume is None:
-        raise TrainwrightError("nothing to train: pass a config file (trainwright train examples/digits.yaml) or --data NAME_OR_PATH")
+        raise TrainwrightError(
+            "nothing to train: pass a config file (trainwright train examples/digits.yaml) or --data NAME_OR_PATH"
+        )
     source = config if config is not None else ({} if resume is None else None)
     run = tw.train(source, overrides=overrides, runs_dir=runs_dir, name=name, resume=resume, console=console)
     print(run.dir, flush=True)
@@ -92,8 +98,10 @@ def train(
 @user_errors
 def estimate(
     config: Annotated[Path, typer.Argument(help="YAML config (see examples/)")],
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, mps (measured here) or a GPU name: H100, A100, L4, ...")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="epochs to estimate (default: train.epochs)")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda, mps (measured here) or a GPU name: H100, A100, L4, ...")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="epochs to estimate (default: train.epochs)")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
 ) -> None:
     """Estimate training time and memory before training: FLOPs per step, device peak, the arithmetic."""
@@ -106,7 +114,14 @@ def estimate(
     for column in ("layer", "kind", "forward", "backward", "total", "share"):
         table.add_column(column, justify="left" if column in ("layer", "kind") else "right")
     for layer in est.step.layers:
-        table.add_row(layer.name, layer.kind, f"{layer.forward:,}", f"{layer.backward:,}", f"{layer.total:,}", f"{layer.total / max(est.step.total, 1):.1%}")
+        table.add_row(
+            layer.name,
+            layer.kind,
+            f"{layer.forward:,}",
+            f"{layer.backward:,}",
+            f"{layer.total:,}",
+            f"{layer.total / max(est.step.total, 1):.1%}",
+        )
     table.add_row("total", "", f"{est.step.forward:,}", f"{est.step.backward:,}", f"{est.step.total:,}", "100%", style="bold")
     console.print(table)
     memory = Table(title="peak memory", title_justify="left")
@@ -124,8 +139,12 @@ def estimate(
 @user_errors
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")],
-    data: Annotated[Path, typer.Argument(help="new rows: a table (CSV, Parquet, JSONL); for an image model also a folder of images")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the rows with predictions")] = Path("predictions.csv"),
+    data: Annotated[
+        Path, typer.Argument(help="new rows: a table (CSV, Parquet, JSONL); for an image model also a folder of images")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the rows with predictions")] = Path(
+        "predictions.csv"
+    ),
 ) -> None:
     """Predict new rows or images: writes them with a prediction (and class probability) column."""
     import trainwright as tw
@@ -140,8 +159,10 @@ def predict(
 @user_errors
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")],
-    data: Annotated[Path, typer.Argument(help="a labelled table holding the target column; for an image model also a folder of class folders")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="also write the metrics as JSON here")] = None,
+    data: Annotated[
+        Path, typer.Argument(help="a labelled table holding the target column; for an image model also a folder of class folders")
+    ],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="also write the metrics as JSON here")] = None,
 ) -> None:
     """Score a trained model on labelled rows or images."""
     import trainwright as tw
@@ -162,11 +183,13 @@ def evaluate(
 @user_errors
 def distill(
     teacher: Annotated[Path, typer.Argument(help="the teacher's run directory (a classifier)")],
-    student: Annotated[Path, typer.Option("--student", help="the student's YAML config (model and train; the data is the teacher's)")],
+    student: Annotated[
+        Path, typer.Option("--student", help="the student's YAML config (model and train; the data is the teacher's)")
+    ],
     set_: Annotated[list[str], typer.Option("--set", help="override a student config key: section.key=value")] = [],  # noqa: B006
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="repeat distilled vs scratch over this many seeds")] = 1,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
-    name: Annotated[Optional[str], typer.Option("--name", help="the student's run directory name")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="the student's run directory name")] = None,
 ) -> None:
     """Distill a trained teacher into a smaller student; compares it with the student trained from scratch."""
     from trainwright.recipes.distill import distill as run_distill
@@ -211,7 +234,9 @@ def make_shapes(
     folder: Annotated[Path, typer.Argument(help="the folder to create (it must not exist yet)")],
     per_class: Annotated[int, typer.Option("--per-class", min=1, help="images of each class")] = 1000,
     size: Annotated[int, typer.Option("--size", min=8, max=512, help="side of the square images, in pixels")] = 32,
-    classes: Annotated[str, typer.Option("--classes", help="comma-separated, from: circle, square, triangle, star, cross")] = "circle,square,triangle",
+    classes: Annotated[
+        str, typer.Option("--classes", help="comma-separated, from: circle, square, triangle, star, cross")
+    ] = "circle,square,triangle",
     seed: Annotated[int, typer.Option("--seed", help="the same seed writes the same images")] = 0,
 ) -> None:
     """Write a generated image folder (one sub-folder per shape) to train on."""
@@ -243,14 +268,26 @@ def runs(runs_dir: Annotated[Path, typer.Argument(help="the directory train wrot
         console.print(f"no runs in {runs_dir}")
         return
     table = Table(title=f"runs in {runs_dir}", title_justify="left")
-    for column, justify in (("run", "left"), ("data", "left"), ("model", "left"), ("test metric", "right"),
-                            ("epochs", "right"), ("time", "right"), ("started", "left")):
+    for column, justify in (
+        ("run", "left"),
+        ("data", "left"),
+        ("model", "left"),
+        ("test metric", "right"),
+        ("epochs", "right"),
+        ("time", "right"),
+        ("started", "left"),
+    ):
         table.add_column(column, justify=justify)
     for r in found:
         metric = f"{r['metric']} {r['value']:.4f}" if r["value"] is not None else ("-" if r["finished"] else "did not finish")
         seconds = f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-"
         started = (r["started"] or "-")[:16].replace("T", " ")  # 2026-01-01T12:00:00+0000 -> 2026-01-01 12:00
-        table.add_row(*(escape(str(cell)) for cell in (r["name"], r["data"] or "-", r["model"] or "-", metric, r["epochs"] or "-", seconds, started)))
+        table.add_row(
+            *(
+                escape(str(cell))
+                for cell in (r["name"], r["data"] or "-", r["model"] or "-", metric, r["epochs"] or "-", seconds, started)
+            )
+        )
     console.print(table)
 
 

@@ -93,7 +93,7 @@ def model_config(value: Any) -> ModelConfig:
     """The ``model`` section validated by the config class its ``type`` names (``mlp`` by default);
     raises ValueError (not a model mapping, an unknown type) or pydantic's ValidationError."""
     if not isinstance(value, dict):
-        raise ValueError("model must be a mapping such as {type: mlp, hidden: [128, 64]}")
+        raise ValueError("model must be a mapping such as {type: mlp, hidden: [128, 64]}")  # noqa: TRY004 - reported with pydantic's errors
     name = value.get("type", "mlp")
     if name not in MODELS:
         raise ValueError(f"unknown model type {name!r}; available: {', '.join(sorted(MODELS))}")

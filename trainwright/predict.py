@@ -28,7 +28,13 @@ from trainwright.data.prepare import Preprocessor, load_preprocessor, with_input
 from trainwright.data.sources import read_table
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.calibration import Calibrator
-from trainwright.evaluate.metrics import classification_metrics, confusion_matrix, forecast_metrics, predict_outputs, regression_metrics
+from trainwright.evaluate.metrics import (
+    classification_metrics,
+    confusion_matrix,
+    forecast_metrics,
+    predict_outputs,
+    regression_metrics,
+)
 from trainwright.models.registry import build_model
 from trainwright.rundir import RunDir
 from trainwright.training.losses import probabilities
@@ -116,7 +122,9 @@ class TrainedModel:
         frame, x = self._inputs(data)
         target = self.preprocessor.target
         if target not in frame.columns:
-            raise TrainwrightError(f"the labelled data has no target column {target!r}; columns are: {', '.join(map(str, frame.columns))}")
+            raise TrainwrightError(
+                f"the labelled data has no target column {target!r}; columns are: {', '.join(map(str, frame.columns))}"
+            )
         labelled = frame[target].notna().to_numpy(copy=True)  # writable: torch refuses read-only arrays
         if not labelled.any():
             raise TrainwrightError(f"no labelled rows: every value of {target!r} is missing")
@@ -147,7 +155,9 @@ def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu
     preprocessor = load_preprocessor(run.path)
     info = run.read_json(run.model_info)
     vocab_size = getattr(preprocessor, "vocab_size", None)  # text: the saved tokenizer's vocabulary
-    module = model if model is not None else build_model(config.model, tuple(info["input_shape"]), info["out_features"], vocab_size)
+    module = (
+        model if model is not None else build_model(config.model, tuple(info["input_shape"]), info["out_features"], vocab_size)
+    )
     module = with_input_stage(preprocessor, module)
     load_weights(run.weights, module)
     target = torch.device(device)

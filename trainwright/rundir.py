@@ -92,7 +92,9 @@ class RunDir:
         try:
             run.path.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
-            raise TrainwrightError(f"{run.path} already exists; choose another --name, or continue it with --resume {run.path}") from None
+            raise TrainwrightError(
+                f"{run.path} already exists; choose another --name, or continue it with --resume {run.path}"
+            ) from None
         except OSError as error:
             raise TrainwrightError(f"cannot create the run directory {run.path}: {error.strerror}") from None
         (run.path / "checkpoints").mkdir()
@@ -103,7 +105,9 @@ class RunDir:
         """An existing run directory; anything else is a clear error."""
         run = cls(path)
         if not run.path.is_dir():
-            raise TrainwrightError(f"run directory {run.path} does not exist; `trainwright train` prints the run directory as its last line")
+            raise TrainwrightError(
+                f"run directory {run.path} does not exist; `trainwright train` prints the run directory as its last line"
+            )
         if not run.config.is_file():
             raise TrainwrightError(f"{run.path} is not a trainwright run directory (it has no config.yaml)")
         return run
@@ -160,7 +164,9 @@ class RunDir:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise TrainwrightError(f"{self.path} has no {path.name}; the run did not finish (resume it with --resume {self.path})") from None
+            raise TrainwrightError(
+                f"{self.path} has no {path.name}; the run did not finish (resume it with --resume {self.path})"
+            ) from None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise TrainwrightError(f"{path} is corrupt; it is not valid JSON") from None
 
@@ -183,11 +189,20 @@ def environment(device: torch.device, seed: int) -> dict:
     """Versions, platform, device and seed: environment.json, what is needed to repeat a run."""
     versions = {name: _version(name) for name in ("trainwright", "torchmetrics", "scikit-learn")}
     return {
-        "trainwright": versions["trainwright"], "python": sys.version.split()[0], "torch": torch.__version__,
-        "torchmetrics": versions["torchmetrics"], "scikit-learn": versions["scikit-learn"], "numpy": np.__version__,
-        "pandas": _version("pandas"), "platform": platform.platform(), "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "seed": seed, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "trainwright": versions["trainwright"],
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchmetrics": versions["torchmetrics"],
+        "scikit-learn": versions["scikit-learn"],
+        "numpy": np.__version__,
+        "pandas": _version("pandas"),
+        "platform": platform.platform(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "seed": seed,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 

@@ -19,7 +19,6 @@ from trainwright.evaluate.diagnose import diagnose, no_skill_loss, read_history
 from trainwright.rundir import RunDir
 from trainwright.training.losses import resolve_loss
 
-
 KEY_METRIC = {"regression": "r2", "binary": "accuracy", "multiclass": "accuracy"}
 
 
@@ -59,7 +58,9 @@ def list_runs(runs_dir: str | Path) -> list[dict]:
     """
     root = Path(runs_dir)
     if not root.is_dir():
-        raise TrainwrightError(f"{root} is not a directory; `trainwright runs DIR` lists the runs that `train --runs-dir DIR` wrote")
+        raise TrainwrightError(
+            f"{root} is not a directory; `trainwright runs DIR` lists the runs that `train --runs-dir DIR` wrote"
+        )
     runs = [summarize_run(RunDir(path)) for path in root.iterdir() if (path / "config.yaml").is_file()]
     return sorted(runs, key=lambda r: (r["started"] or "", r["name"]))
 
@@ -79,8 +80,11 @@ def compare_runs(run_dirs: list[str | Path]) -> tuple[list[str], dict[str, list]
     configs = [_flatten(load_config(run.config).to_dict()) for run in runs]
     keys = list(dict.fromkeys(key for config in configs for key in config))
     missing = object()
-    differ = {key: [config.get(key) for config in configs] for key in keys
-              if len({repr(config.get(key, missing)) for config in configs}) > 1}
+    differ = {
+        key: [config.get(key) for config in configs]
+        for key in keys
+        if len({repr(config.get(key, missing)) for config in configs}) > 1
+    }
     summaries = [summarize_run(run) for run in runs]
     tests = [(run.read_json(run.metrics).get("test") or {}) if run.metrics.is_file() else {} for run in runs]
     metric_names = list(dict.fromkeys(name for test in tests for name in test))

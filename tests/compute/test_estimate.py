@@ -19,7 +19,11 @@ COMPUTE_KEYS = {"estimated_seconds", "train_seconds", "samples_per_second", "ste
 
 
 def iris(**train) -> dict:
-    return {"data": {"source": "iris"}, "model": {"hidden": [32]}, "train": {"epochs": 10, "batch_size": 16, "device": "cpu", **train}}
+    return {
+        "data": {"source": "iris"},
+        "model": {"hidden": [32]},
+        "train": {"epochs": 10, "batch_size": 16, "device": "cpu", **train},
+    }
 
 
 @pytest.fixture
@@ -90,14 +94,24 @@ def test_every_run_records_its_compute(tmp_path):
 # An MLP, a CNN and a sequence model (issue #6).
 FIXED = {"device": "cpu", "early_stopping": {"enabled": False}}
 WORKLOADS = {
-    "mlp": {"data": {"source": "digits"}, "model": {"type": "mlp", "hidden": [256, 256], "dropout": 0.1},
-            "train": {"epochs": 20, "batch_size": 64, **FIXED}, "evaluate": {"baseline": False}},
+    "mlp": {
+        "data": {"source": "digits"},
+        "model": {"type": "mlp", "hidden": [256, 256], "dropout": 0.1},
+        "train": {"epochs": 20, "batch_size": 64, **FIXED},
+        "evaluate": {"baseline": False},
+    },
     # Convolutions, batch norm, pooling and on-device augmentation (the estimate times real steps, augmentation included).
-    "cnn": {"data": {"source": "digits-images"}, "model": {"type": "cnn", "widths": [16, 32], "convs": 1},
-            "train": {"epochs": 4, "batch_size": 64, **FIXED}},
+    "cnn": {
+        "data": {"source": "digits-images"},
+        "model": {"type": "cnn", "widths": [16, 32], "convs": 1},
+        "train": {"epochs": 4, "batch_size": 64, **FIXED},
+    },
     # Packed recurrent steps over 48-hour windows of the generated seasonal series.
-    "lstm": {"data": {"source": "seasonal", "window": {"stride": 2}}, "model": {"type": "lstm", "hidden": 32},
-             "train": {"epochs": 4, "batch_size": 64, **FIXED}},
+    "lstm": {
+        "data": {"source": "seasonal", "window": {"stride": 2}},
+        "model": {"type": "lstm", "hidden": 32},
+        "train": {"epochs": 4, "batch_size": 64, **FIXED},
+    },
 }
 
 

@@ -95,7 +95,10 @@ def test_the_model_and_the_random_stream_are_untouched():
 
 
 def test_saved_activations_scale_with_the_batch_and_operators_are_counted():
-    small, large = profile_step(two_layers(), *batch(32), F.cross_entropy), profile_step(two_layers(), *batch(64), F.cross_entropy)
+    small, large = (
+        profile_step(two_layers(), *batch(32), F.cross_entropy),
+        profile_step(two_layers(), *batch(64), F.cross_entropy),
+    )
     assert small.saved_bytes >= 32 * HID * 4  # at least the ReLU output, fp32
     assert abs(large.saved_bytes / small.saved_bytes - 2) < 0.05
     sgd = profile_step(two_layers(), *batch(), F.cross_entropy, optimizer=OptimizerConfig(name="sgd"))

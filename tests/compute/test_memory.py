@@ -48,4 +48,10 @@ def test_frozen_parameters_have_no_gradients_or_state():
 
 
 def test_human_bytes():
-    assert [human_bytes(n) for n in (512, 1536, 3 * 1024**2, 80 * 1024**3, 5 * 1024**4)] == ["512 B", "1.5 KB", "3.0 MB", "80.0 GB", "5.0 TB"]
+    assert [human_bytes(n) for n in (512, 1536, 3 * 1024**2, 80 * 1024**3, 5 * 1024**4)] == [
+        "512 B",
+        "1.5 KB",
+        "3.0 MB",
+        "80.0 GB",
+        "5.0 TB",
+    ]

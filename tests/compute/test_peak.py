@@ -9,8 +9,19 @@ from trainwright.compute.peak import NOMINAL, matmul_peak, nominal_gpu
 from trainwright.errors import TrainwrightError
 
 
-@pytest.mark.parametrize(("name", "key"), [("H100", "h100"), ("nvidia h100 sxm", "h100"), ("H100 PCIe", "h100-pcie"), ("A100", "a100"),
-                                           ("NVIDIA L4", "l4"), ("RTX 4090", "rtx4090"), ("geforce rtx 3090", "rtx3090"), ("t4", "t4")])
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("H100", "h100"),
+        ("nvidia h100 sxm", "h100"),
+        ("H100 PCIe", "h100-pcie"),
+        ("A100", "a100"),
+        ("NVIDIA L4", "l4"),
+        ("RTX 4090", "rtx4090"),
+        ("geforce rtx 3090", "rtx3090"),
+        ("t4", "t4"),
+    ],
+)
 def test_gpu_names_as_users_write_them(name, key):
     assert nominal_gpu(name) is NOMINAL[key]
 

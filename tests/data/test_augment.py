@@ -96,7 +96,10 @@ def test_training_epochs_decode_no_image(shapes, tmp_path):
 
 
 def test_unknown_augmentations_list_the_allowed_ones(shapes):
-    with pytest.raises(TrainwrightError, match="unknown augmentation 'blur'; allowed: hflip, vflip, rotation, resized_crop, pad_crop, color_jitter, noise, cutout"):
+    with pytest.raises(
+        TrainwrightError,
+        match="unknown augmentation 'blur'; allowed: hflip, vflip, rotation, resized_crop, pad_crop, color_jitter, noise, cutout",
+    ):
         load_config(config(shapes, [{"name": "blur"}]))
     with pytest.raises(TrainwrightError, match="unknown key 'data.augment.0.rotation.degree'"):
         load_config(config(shapes, [{"name": "rotation", "degree": 5}]))

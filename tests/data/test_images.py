@@ -43,10 +43,19 @@ def test_folder_becomes_uint8_views_of_one_cache_decoded_once(shapes):
     n = len(data.x_train) + len(data.x_val) + len(data.x_test)
     assert n == 36 and data.cache.decoded == 36 and decode_count() == before + 36
     assert data.x_train.dtype == torch.uint8 and data.x_train.shape[1:] == (3, 16, 16) == data.input_shape
-    assert all(np.shares_memory(x.numpy(), data.cache.array) for x in (data.x_train, data.x_val, data.x_test))  # views, not copies
+    assert all(
+        np.shares_memory(x.numpy(), data.cache.array) for x in (data.x_train, data.x_val, data.x_test)
+    )  # views, not copies
     assert data.task == "multiclass" and data.preprocessor.classes == ["circle", "square", "triangle"]
-    assert data.summary["split"] == {"fractions": "70/15/15", "seed": 0, "stratified": True, "held_out": True,
-                                     "train": 24, "val": 6, "test": 6}
+    assert data.summary["split"] == {
+        "fractions": "70/15/15",
+        "seed": 0,
+        "stratified": True,
+        "held_out": True,
+        "train": 24,
+        "val": 6,
+        "test": 6,
+    }
     assert sorted(data.y_test.tolist()) == [0, 0, 1, 1, 2, 2]  # stratified
     # Normalization statistics come from the training split alone.
     mean, std = channel_stats(data.x_train)
@@ -64,10 +73,14 @@ def test_disk_cache_gives_the_same_tensors(shapes):
 
 
 def test_mode_size_and_policy_are_configurable(shapes):
-    data = prepare_images(load_config({"data": {"source": str(shapes), "image": {"mode": "grayscale", "size": [8, 12], "resize": "pad"}}}).data)
+    data = prepare_images(
+        load_config({"data": {"source": str(shapes), "image": {"mode": "grayscale", "size": [8, 12], "resize": "pad"}}}).data
+    )
     assert data.input_shape == (1, 8, 12)
     facts = data.preprocessor.facts()
-    assert facts["modality"] == "images" and facts["mode"] == "grayscale" and facts["size"] == [8, 12] and facts["resize"] == "pad"
+    assert (
+        facts["modality"] == "images" and facts["mode"] == "grayscale" and facts["size"] == [8, 12] and facts["resize"] == "pad"
+    )
 
 
 def test_preprocessor_round_trips_through_json_and_decodes_new_folders(shapes, tmp_path):
@@ -93,8 +106,11 @@ def test_table_of_relative_paths(shapes, tmp_path):
     outside = tmp_path / "outside.png"
     Image.new("RGB", (16, 16)).save(outside)
     rows = [{"file": str(p.relative_to(folder)), "kind": p.parent.name} for p in sorted(folder.rglob("*.png"))]
-    rows += [{"file": "../outside.png", "kind": "circle"}, {"file": "circle/absent.png", "kind": "circle"},
-             {"file": "square/square_00000.png", "kind": None}]
+    rows += [
+        {"file": "../outside.png", "kind": "circle"},
+        {"file": "circle/absent.png", "kind": "circle"},
+        {"file": "square/square_00000.png", "kind": None},
+    ]
     pd.DataFrame(rows).to_csv(folder / "labels.csv", index=False)
     data = prepare_images(DataConfig(source=str(folder / "labels.csv"), image_column="file", target="kind"))
     assert data.summary["kind"] == "table" and data.summary["images"]["usable"] == 36

@@ -97,7 +97,12 @@ def test_data_classes_keep_the_named_labels_of_a_table_and_of_images():
         selected_rows(np.array(["setosa", "virginica"]), ["tulip", "setosa"], "species")
     table = prepare_data(DataConfig(source="iris", classes=["setosa", "virginica"], train_fraction=0.5))
     assert table.task == "binary" and table.preprocessor.classes == ["setosa", "virginica"]
-    assert table.summary["subset"] == {"classes": ["setosa", "virginica"], "rows_before": 149, "rows_kept": 99, "train_fraction": 0.5}
+    assert table.summary["subset"] == {
+        "classes": ["setosa", "virginica"],
+        "rows_before": 149,
+        "rows_kept": 99,
+        "train_fraction": 0.5,
+    }
     assert len(table.y_train) == 34 and len(table.y_test) == 15  # 99 rows: 68 train, halved
     images = prepare_data(DataConfig(source="digits-images", classes=[5, 6, 7, 8, 9], train_fraction=0.1))
     assert images.preprocessor.classes == [5, 6, 7, 8, 9] and len(images.y_train) == 63 and len(images.y_test) == 135

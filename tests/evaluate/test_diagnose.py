@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 from rich.console import Console
 
 import trainwright as tw
-from helpers import run_cli
 
 QUIET = Console(quiet=True)
 

@@ -43,7 +43,9 @@ def test_a_healthy_run_has_no_findings():
 
 
 def test_every_finding_has_the_promised_shape():
-    findings = diagnose(history(HEALTHY_LOSS), HEALTHY_GRADS, task="multiclass", diverged={"epoch": 4, "loss": float("nan"), "lr": 10.0})
+    findings = diagnose(
+        history(HEALTHY_LOSS), HEALTHY_GRADS, task="multiclass", diverged={"epoch": 4, "loss": float("nan"), "lr": 10.0}
+    )
     assert kinds(findings) == ["lr_too_high"]
     (f,) = findings
     assert list(f) == ["kind", "epoch", "evidence", "remedies"] and f["epoch"] == 4

@@ -18,7 +18,10 @@ def test_perfect_and_known_classification():
 def test_binary_auroc_and_missing_class():
     probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
     assert classification_metrics(probs, torch.tensor([0, 0, 1, 1]))["auroc"] == pytest.approx(1.0)
-    assert classification_metrics(probs, torch.tensor([0, 0, 0, 0]))["auroc"] != classification_metrics(probs, torch.tensor([0, 0, 0, 0]))["auroc"]
+    assert (
+        classification_metrics(probs, torch.tensor([0, 0, 0, 0]))["auroc"]
+        != classification_metrics(probs, torch.tensor([0, 0, 0, 0]))["auroc"]
+    )
 
 
 def test_regression_metrics_in_original_units():

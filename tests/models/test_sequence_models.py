@@ -41,7 +41,12 @@ def test_forecasters_map_windows_to_the_horizon_around_the_last_value(cfg):
 def test_recurrent_models_clip_gradients_by_default_and_pick_sequence_defaults():
     assert load_config({"data": {"source": "word-order"}}).model.type == "lstm"
     assert load_config({"data": {"source": "seasonal"}, "model": {"type": "gru"}}).train.clip_grad_norm == 1.0
-    assert load_config({"data": {"source": "seasonal"}, "model": {"type": "gru"}, "train": {"clip_grad_norm": 5}}).train.clip_grad_norm == 5
+    assert (
+        load_config(
+            {"data": {"source": "seasonal"}, "model": {"type": "gru"}, "train": {"clip_grad_norm": 5}}
+        ).train.clip_grad_norm
+        == 5
+    )
     assert load_config({"data": {"source": "seasonal"}, "model": {"type": "transformer"}}).train.clip_grad_norm is None
     with pytest.raises(TrainwrightError, match="multiple of heads"):
         load_config({"data": {"source": "word-order"}, "model": {"type": "transformer", "d_model": 30, "heads": 4}})

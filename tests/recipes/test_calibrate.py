@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
+from helpers import run_cli
 from rich.console import Console
 
 import trainwright as tw
-from helpers import run_cli
 from trainwright.evaluate.calibration import calibration_metrics, fit_calibrator
 
 QUIET = Console(quiet=True)

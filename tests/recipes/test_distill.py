@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import torch
-
 from helpers import run_cli
+
 from trainwright.recipes.distill import kd_loss
 from trainwright.training.losses import build_loss
 
@@ -26,11 +26,36 @@ def test_kd_loss_is_the_hard_loss_at_alpha_zero_and_zero_when_the_student_copies
 
 
 def test_distill_command_writes_the_comparison(tmp_path):
-    teacher = run_cli("train", "--data", "iris", "--set", "model.hidden=[256,128]", "--set", "train.epochs=30", "--runs-dir", str(tmp_path),
-                      "--name", "teacher", "--set", "evaluate.baseline=false")
+    teacher = run_cli(
+        "train",
+        "--data",
+        "iris",
+        "--set",
+        "model.hidden=[256,128]",
+        "--set",
+        "train.epochs=30",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "teacher",
+        "--set",
+        "evaluate.baseline=false",
+    )
     assert teacher.returncode == 0, teacher.stderr
-    result = run_cli("distill", str(tmp_path / "teacher"), "--student", str(EXAMPLES / "student.yaml"), "--seeds", "2",
-                     "--set", "train.epochs=10", "--runs-dir", str(tmp_path), "--name", "student")
+    result = run_cli(
+        "distill",
+        str(tmp_path / "teacher"),
+        "--student",
+        str(EXAMPLES / "student.yaml"),
+        "--seeds",
+        "2",
+        "--set",
+        "train.epochs=10",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "student",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "student")
     report = json.loads((tmp_path / "student" / "distill.json").read_text())
@@ -40,5 +65,7 @@ def test_distill_command_writes_the_comparison(tmp_path):
     assert report["distilled"]["flops_per_example"] < report["teacher"]["flops_per_example"]
     assert [s["seed"] for s in report["seeds"]] == [0, 1]
     assert (tmp_path / "student" / "seeds" / "scratch-1" / "metrics.json").is_file()
-    wrong = run_cli("distill", str(tmp_path / "teacher"), "--student", str(EXAMPLES / "student.yaml"), "--set", "data.source=wine")
+    wrong = run_cli(
+        "distill", str(tmp_path / "teacher"), "--student", str(EXAMPLES / "student.yaml"), "--set", "data.source=wine"
+    )
     assert wrong.returncode == 2 and "teacher's data" in wrong.stderr

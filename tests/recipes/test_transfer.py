@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import run_cli
 from rich.console import Console
 from safetensors.torch import load_file
 
-from helpers import run_cli
 from trainwright.api import train
 from trainwright.configure import load_config
 from trainwright.data.prepare import prepare_data
@@ -37,7 +37,9 @@ def backbone(tmp_path_factory) -> Path:
 
 
 def new_model(source: Path, freeze: str | int = "all", **model) -> tuple:
-    cfg = load_config({"data": NEW_TASK, "model": {"backbone": {"from": str(source), "freeze": freeze}, **model}, "evaluate": NO_EXTRAS})
+    cfg = load_config(
+        {"data": NEW_TASK, "model": {"backbone": {"from": str(source), "freeze": freeze}, **model}, "evaluate": NO_EXTRAS}
+    )
     data = prepare_data(cfg.data)
     return cfg, data, build_module(cfg, data)
 
@@ -57,7 +59,7 @@ def test_the_architecture_comes_from_the_backbone_and_every_tensor_but_the_head_
 
 @pytest.mark.parametrize(("freeze", "frozen"), [("all", 2), ("none", 0), (1, 1), (0, 0)])
 def test_freeze_counts_layers_from_the_input(backbone, freeze, frozen):
-    cfg, _, module = new_model(backbone, freeze)
+    _, _, module = new_model(backbone, freeze)
     found = layers(module)
     assert len(found) == 3  # conv+bn, conv+bn, head
     trainable = [all(p.requires_grad for _, child in layer for p in child.parameters()) for layer in found]
@@ -88,8 +90,12 @@ def test_unfreeze_at_an_epoch_with_the_backbone_lr_scaled(backbone):
 
 def test_a_frozen_backbone_stays_put_and_an_unfrozen_one_trains(backbone, tmp_path):
     saved = load_file(str(backbone / "model.safetensors"))
-    base = {"data": NEW_TASK, "model": {"backbone": {"from": str(backbone)}}, "evaluate": NO_EXTRAS,
-            "train": {"epochs": 2, "early_stopping": {"enabled": False}}}
+    base = {
+        "data": NEW_TASK,
+        "model": {"backbone": {"from": str(backbone)}},
+        "evaluate": NO_EXTRAS,
+        "train": {"epochs": 2, "early_stopping": {"enabled": False}},
+    }
     frozen = train(base, runs_dir=tmp_path, console=QUIET)
     thawed = train(base, overrides=["train.unfreeze_at_epoch=2"], runs_dir=tmp_path, console=QUIET)
     conv = "model.1.weight"
@@ -128,8 +134,22 @@ def test_unfreeze_needs_a_frozen_backbone():
 
 
 def test_cli_trains_the_example_from_a_backbone(backbone, tmp_path):
-    result = run_cli("train", str(EXAMPLES / "transfer.yaml"), "--set", f"model.backbone.from={backbone}", "--set", "train.epochs=3",
-                     "--set", "model.backbone.freeze=all", "--set", "train.unfreeze_at_epoch=2", "--runs-dir", str(tmp_path), "--name", "five-to-nine")
+    result = run_cli(
+        "train",
+        str(EXAMPLES / "transfer.yaml"),
+        "--set",
+        f"model.backbone.from={backbone}",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "model.backbone.freeze=all",
+        "--set",
+        "train.unfreeze_at_epoch=2",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "five-to-nine",
+    )
     assert result.returncode == 0, result.stderr
     assert f"backbone: {backbone}, 2 of 2 layers frozen" in result.stdout
     metrics = json.loads((tmp_path / "five-to-nine" / "metrics.json").read_text())
@@ -146,8 +166,14 @@ def test_a_cnn_from_digits_0_4_learns_5_9_from_10_percent_better_than_from_scrat
     digits_0_4 = train(source, runs_dir=tmp_path, name="digits-0-4", console=QUIET)  # the built-in CNN and augmentation
     transferred, scratch = [], []
     for seed in range(3):
-        new = {"data": NEW_TASK, "train": {"epochs": 5, "batch_size": 16, "backbone_lr_scale": 1.0, "seed": seed}, "evaluate": NO_EXTRAS}
-        moved = train({**new, "model": {"backbone": {"from": str(digits_0_4.dir), "freeze": "none"}}}, runs_dir=tmp_path, console=QUIET)
+        new = {
+            "data": NEW_TASK,
+            "train": {"epochs": 5, "batch_size": 16, "backbone_lr_scale": 1.0, "seed": seed},
+            "evaluate": NO_EXTRAS,
+        }
+        moved = train(
+            {**new, "model": {"backbone": {"from": str(digits_0_4.dir), "freeze": "none"}}}, runs_dir=tmp_path, console=QUIET
+        )
         fresh = train(new, runs_dir=tmp_path, console=QUIET)  # the same CNN, data, epochs and seed
         assert moved.config.model.model_dump(exclude={"backbone"}) == fresh.config.model.model_dump(exclude={"backbone"})
         transferred.append(moved.metrics["test"]["accuracy"])
@@ -156,7 +182,9 @@ def test_a_cnn_from_digits_0_4_learns_5_9_from_10_percent_better_than_from_scrat
 
 
 def test_a_table_backbone_needs_the_same_input_width_and_kind_of_input(tmp_path, backbone):
-    iris = train({"data": {"source": "iris"}, "train": {"epochs": 1}, "evaluate": NO_EXTRAS}, runs_dir=tmp_path, name="iris", console=QUIET)
+    iris = train(
+        {"data": {"source": "iris"}, "train": {"epochs": 1}, "evaluate": NO_EXTRAS}, runs_dir=tmp_path, name="iris", console=QUIET
+    )
     cfg = load_config({"data": {"source": "wine"}, "model": {"backbone": {"from": str(iris.dir)}}})
     with pytest.raises(TrainwrightError, match=r"takes features \(4,\), this data gives \(13,\); use the same feature columns"):
         build_module(cfg, prepare_data(cfg.data))

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from browser import check_page, find_chromium
+from helpers import run_cli
 from rich.console import Console
 
 import trainwright as tw
-from browser import check_page, find_chromium
-from helpers import run_cli
 
 QUIET = Console(quiet=True)
 INJECTED = '<script>console.error("injected")</script>'
@@ -41,7 +41,12 @@ def hostile_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report")
     table = root / "hostile.csv"
     hostile_table().to_csv(table, index=False)
-    run = tw.train({"data": {"source": str(table), "target": "kind"}, "train": {"epochs": 8}}, runs_dir=root / "runs", name="hostile", console=QUIET)
+    run = tw.train(
+        {"data": {"source": str(table), "target": "kind"}, "train": {"epochs": 8}},
+        runs_dir=root / "runs",
+        name="hostile",
+        console=QUIET,
+    )
     return run.dir
 
 
@@ -147,9 +152,11 @@ def image_run(tmp_path_factory) -> Path:
     for shape, name in HOSTILE_CLASSES.items():
         (root / "shapes" / shape).rename(root / "shapes" / name)
     (root / "shapes" / "<b>cat" / BAD_FILE).write_bytes(b"")  # skipped: an empty file
-    cfg = {"data": {"source": str(root / "shapes"), "augment": ["hflip", {"name": "rotation", "degrees": 30}]},
-           "model": {"type": "cnn", "widths": [8, 16], "convs": 1},
-           "train": {"epochs": 2, "batch_size": 8, "early_stopping": {"enabled": False}}}
+    cfg = {
+        "data": {"source": str(root / "shapes"), "augment": ["hflip", {"name": "rotation", "degrees": 30}]},
+        "model": {"type": "cnn", "widths": [8, 16], "convs": 1},
+        "train": {"epochs": 2, "batch_size": 8, "early_stopping": {"enabled": False}},
+    }
     return tw.train(cfg, runs_dir=root / "runs", name="shapes", console=QUIET).dir
 
 
@@ -196,17 +203,22 @@ def test_an_unknown_modality_gets_a_generic_data_section(hostile_run, tmp_path):
     # A modality this version has no view for (sequences are being added): its data.json is shown as keys and values.
     copy = tmp_path / "sequences"
     shutil.copytree(hostile_run, copy)
-    summary = {"source": "reviews.csv", "modality": "text", "target": "<b>sentiment", "task": "binary",
-               "tokens": {"vocabulary": 5000, "max_length": 128},
-               "class_balance": {"all": {"neg": 60, "pos": 90}, "train": {"neg": 42, "pos": 63}},
-               "split": {"fractions": "70/15/15", "seed": 0, "stratified": True, "held_out": True, "train": 105, "val": 22, "test": 23}}
+    summary = {
+        "source": "reviews.csv",
+        "modality": "text",
+        "target": "<b>sentiment",
+        "task": "binary",
+        "tokens": {"vocabulary": 5000, "max_length": 128},
+        "class_balance": {"all": {"neg": 60, "pos": 90}, "train": {"neg": 42, "pos": 63}},
+        "split": {"fractions": "70/15/15", "seed": 0, "stratified": True, "held_out": True, "train": 105, "val": 22, "test": 23},
+    }
     (copy / "data.json").write_text(json.dumps(summary), encoding="utf-8")
     result = run_cli("report", str(copy))
     assert result.returncode == 0, result.stderr
     html = (copy / "report.html").read_text(encoding="utf-8")
     assert "(text data)" in html and "no dedicated view" in html
     assert "<td>tokens</td>" in html and "&#34;vocabulary&#34;: 5000" in html
-    assert "<td class=\"num\">105</td>" in html and 'alt="class balance per split"' in html
+    assert '<td class="num">105</td>' in html and 'alt="class balance per split"' in html
     assert "<b>sentiment" not in html and "&lt;b&gt;sentiment" in html
     # Even a data.json with none of the usual keys does not stop the report.
     (copy / "data.json").write_text(json.dumps({"modality": "audio", "split": [1, 2], "class_balance": "?"}), encoding="utf-8")

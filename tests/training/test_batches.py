@@ -67,8 +67,9 @@ def test_streamed_batches_match_device_batches_in_order_and_content():
 
 
 def test_streamed_training_is_bit_identical_to_device_resident_training(tmp_path):
-    import trainwright as tw
     from rich.console import Console
+
+    import trainwright as tw
 
     quiet = Console(quiet=True)
     base = {"data": {"source": "iris"}, "model": {"hidden": [16]}, "evaluate": {"baseline": False},

@@ -5,10 +5,9 @@ from torch.nn import functional as F
 from trainwright.config import OptimizerConfig, ScheduleConfig, TrainConfig
 from trainwright.data.batches import TensorBatches
 from trainwright.errors import TrainingDiverged, TrainwrightError
-from trainwright.training.callbacks import Callback, Checkpoint
-from trainwright.training.checkpoint import load_state, save_state
 from trainwright.rundir import RunDir
-from trainwright.training.callbacks import CallbackList
+from trainwright.training.callbacks import Callback, CallbackList, Checkpoint
+from trainwright.training.checkpoint import load_state, save_state
 from trainwright.training.loop import Fit, fit, supervised_loss
 from trainwright.training.optim import Schedule, build_optimizer
 
@@ -58,9 +57,17 @@ def fit_with_checkpoint(tmp_path, every: float, epochs: int = 6, lr: float = 1e-
     cfg = TrainConfig(epochs=epochs, batch_size=8, optimizer=OptimizerConfig(name="sgd", lr=lr))
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     recorder = Recorder()
-    run = Fit(model, optimizer, Schedule(ScheduleConfig(), optimizer, epochs, 4), supervised_loss(model, F.mse_loss), TensorBatches(x, y, 8),
-              lambda m: {"val_loss": float(F.mse_loss(m(x).detach(), y))}, cfg, torch.Generator().manual_seed(0),
-              CallbackList([Checkpoint(RunDir(tmp_path), every=every), recorder]))
+    run = Fit(
+        model,
+        optimizer,
+        Schedule(ScheduleConfig(), optimizer, epochs, 4),
+        supervised_loss(model, F.mse_loss),
+        TensorBatches(x, y, 8),
+        lambda m: {"val_loss": float(F.mse_loss(m(x).detach(), y))},
+        cfg,
+        torch.Generator().manual_seed(0),
+        CallbackList([Checkpoint(RunDir(tmp_path), every=every), recorder]),
+    )
     return recorder, run
 
 
@@ -77,7 +84,7 @@ def test_short_epochs_are_copied_first_last_and_every_so_often(tmp_path):
 
 
 def test_a_nan_keeps_the_copy_the_checkpoint_says_it_holds(tmp_path):
-    recorder, run = fit_with_checkpoint(tmp_path, every=1e9, epochs=50, lr=2.0)  # grows until inf in epoch 8
+    _, run = fit_with_checkpoint(tmp_path, every=1e9, epochs=50, lr=2.0)  # grows until inf in epoch 8
     with pytest.raises(TrainingDiverged) as failure:
         fit(run)
     assert failure.value.epoch > 1 and f"the last good checkpoint (epoch {run.saved_epoch}) is kept" in str(failure.value)

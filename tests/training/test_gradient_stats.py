@@ -13,9 +13,8 @@ from trainwright.config import OptimizerConfig, ScheduleConfig, TrainConfig
 from trainwright.data.batches import TensorBatches
 from trainwright.errors import TrainingDiverged
 from trainwright.evaluate.metrics import predict_outputs
-from trainwright.training.callbacks import GradientStats
 from trainwright.rundir import RunDir
-from trainwright.training.callbacks import CallbackList
+from trainwright.training.callbacks import CallbackList, GradientStats
 from trainwright.training.loop import Fit, fit, supervised_loss
 from trainwright.training.optim import Schedule, build_optimizer
 
@@ -24,9 +23,18 @@ def make_fit(model, x, y, path, *, epochs=1, lr=0.0, batch_size="full", every=1)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=OptimizerConfig(name="sgd", lr=lr or 1e-12))
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     batches = TensorBatches(x, y, batch_size)
-    validate = lambda m: {"val_loss": float(F.mse_loss(predict_outputs(m, x), y))}  # noqa: E731 - eval mode, as train's
-    return Fit(model, optimizer, Schedule(ScheduleConfig(), optimizer, epochs, len(batches)), supervised_loss(model, F.mse_loss), batches,
-               validate, cfg, torch.Generator().manual_seed(0), CallbackList([GradientStats(RunDir(path.parent), every=every)]))
+    validate = lambda m: {"val_loss": float(F.mse_loss(predict_outputs(m, x), y))}
+    return Fit(
+        model,
+        optimizer,
+        Schedule(ScheduleConfig(), optimizer, epochs, len(batches)),
+        supervised_loss(model, F.mse_loss),
+        batches,
+        validate,
+        cfg,
+        torch.Generator().manual_seed(0),
+        CallbackList([GradientStats(RunDir(path.parent), every=every)]),
+    )
 
 
 def test_norms_are_the_per_layer_gradient_norms_of_the_step(tmp_path):
@@ -65,7 +73,11 @@ def test_dead_units_are_those_silent_on_every_validation_row(tmp_path):
 def test_sampling_every_n_steps_and_the_max_over_steps(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
-    fit(make_fit(model, torch.randn(64, 3), torch.randn(64, 1), tmp_path / "gradients.json", epochs=2, lr=1e-2, batch_size=8, every=3))
+    fit(
+        make_fit(
+            model, torch.randn(64, 3), torch.randn(64, 1), tmp_path / "gradients.json", epochs=2, lr=1e-2, batch_size=8, every=3
+        )
+    )
     stats = json.loads((tmp_path / "gradients.json").read_text())
     assert stats["every"] == 3
     assert [epoch["steps"] for epoch in stats["epochs"]] == [3, 3]  # steps 1, 4 and 7 of 8, counted anew each epoch
@@ -102,7 +114,9 @@ def test_dead_units_of_a_channels_last_conv_are_counted_per_position(tmp_path):
     with torch.no_grad():
         conv.bias[:1] = -1e3  # channel 0 never fires: a quarter of the (channel, y, x) units
         conv.bias[1:] = 1e3
-    model = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1)).to(memory_format=torch.channels_last)
+    model = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1)).to(
+        memory_format=torch.channels_last
+    )
     x = torch.randn(16, 2, 5, 5).contiguous(memory_format=torch.channels_last)
     fit(make_fit(model, x, torch.randn(16, 1), tmp_path / "gradients.json"))
     (epoch,) = json.loads((tmp_path / "gradients.json").read_text())["epochs"]

@@ -26,12 +26,23 @@ def one_epoch(rows: int, batch_size: int | str, accumulate: int, precision: str 
     torch.manual_seed(0)
     x, y = torch.randn(rows, 6), torch.randint(0, 3, (rows,))
     model = nn.Linear(6, 3)
-    cfg = TrainConfig(epochs=1, batch_size=batch_size, accumulate=accumulate, precision=precision, optimizer=OptimizerConfig(name="sgd", lr=0.5))
+    cfg = TrainConfig(
+        epochs=1, batch_size=batch_size, accumulate=accumulate, precision=precision, optimizer=OptimizerConfig(name="sgd", lr=0.5)
+    )
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     batches = TensorBatches(x, y, batch_size)
     steps = -(-len(batches) // accumulate)
-    run = Fit(model, optimizer, Schedule(ScheduleConfig(), optimizer, 1, steps), supervised_loss(model, F.cross_entropy), batches,
-              validate=lambda _: {"val_loss": 0.0}, cfg=cfg, generator=None, scaler=grad_scaler(torch.device("cpu"), precision))
+    run = Fit(
+        model,
+        optimizer,
+        Schedule(ScheduleConfig(), optimizer, 1, steps),
+        supervised_loss(model, F.cross_entropy),
+        batches,
+        validate=lambda _: {"val_loss": 0.0},
+        cfg=cfg,
+        generator=None,
+        scaler=grad_scaler(torch.device("cpu"), precision),
+    )
     fit(run)
     return model
 
@@ -47,15 +58,25 @@ def test_accumulating_small_batches_equals_one_big_batch(rows):
 
 
 def test_accumulation_counts_optimizer_steps_for_the_schedule(tmp_path):
-    run = tw.train({"data": {"source": "iris"}, "train": {"epochs": 2, "batch_size": 16, "accumulate": 3,
-                    "schedule": {"name": "one_cycle"}}}, runs_dir=tmp_path, console=QUIET)  # one_cycle fails if stepped too often
+    run = tw.train(
+        {
+            "data": {"source": "iris"},
+            "train": {"epochs": 2, "batch_size": 16, "accumulate": 3, "schedule": {"name": "one_cycle"}},
+        },
+        runs_dir=tmp_path,
+        console=QUIET,
+    )  # one_cycle fails if stepped too often
     assert run.metrics["epochs"] == 2
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_low_precision_trains_and_checkpoints_its_loss_scale(tmp_path, precision):
-    run = tw.train({"data": {"source": "iris"}, "train": {"epochs": 30, "batch_size": 16, "precision": precision}},
-                   runs_dir=tmp_path, name=precision, console=QUIET)
+    run = tw.train(
+        {"data": {"source": "iris"}, "train": {"epochs": 30, "batch_size": 16, "precision": precision}},
+        runs_dir=tmp_path,
+        name=precision,
+        console=QUIET,
+    )
     assert run.metrics["test"]["accuracy"] > 0.8
     losses = [row["train_loss"] for row in run.history]
     assert losses[-1] < losses[0]

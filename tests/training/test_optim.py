@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -77,7 +79,7 @@ def test_schedules_shape_the_learning_rate():
     assert lrs(ScheduleConfig(name="step", step_size=2, gamma=0.5)) == [1, 1, 0.5, 0.5, 0.25, 0.25]
     assert lrs(ScheduleConfig(name="exponential", gamma=0.5))[:3] == [1, 0.5, 0.25]
     cosine = lrs(ScheduleConfig(name="cosine"))
-    assert cosine[0] == 1.0 and all(a > b for a, b in zip(cosine, cosine[1:]))
+    assert cosine[0] == 1.0 and all(a > b for a, b in itertools.pairwise(cosine))
     warm = lrs(ScheduleConfig(name="none", warmup_epochs=3))
     assert warm[0] == pytest.approx(0.1) and warm[1] < warm[2] < warm[3] == 1.0
     plateau = lrs(ScheduleConfig(name="plateau", patience=1, gamma=0.5), val_losses=[1, 1, 1, 1, 1, 1])

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainwright.config import Config
-from trainwright.data.batches import TensorBatches, fits_on
-from trainwright.data.prepare import Prepared
 from trainwright.compute.flops import StepProfile, profile_step
 from trainwright.compute.memory import Memory, human_bytes, state_copies, training_memory
 from trainwright.compute.peak import GPU, device_label, device_memory, matmul_peak
 from trainwright.compute.timing import STEPS_PER_ROUND, time_steps, time_validation
+from trainwright.config import Config
+from trainwright.data.batches import TensorBatches, fits_on
+from trainwright.data.prepare import Prepared
 from trainwright.training.losses import build_loss, resolve_loss
 from trainwright.training.precision import DTYPES, autocast
 
@@ -88,28 +88,41 @@ class Estimate:
 
     def summary(self) -> str:
         """One line, printed before training."""
-        return (f"estimate: {_si(self.flops_per_step)}FLOP/step x {self.steps_per_epoch} steps x {self.epochs} epochs "
-                f"at {_si(self.sustained_flops_per_second)}FLOP/s ({_percent(self.efficiency)} of the {_si(self.peak_flops_per_second)}FLOP/s "
-                f"{self.precision} peak) + validation = {_duration(self.total_seconds)}; memory {human_bytes(self.memory.total)}")
+        return (
+            f"estimate: {_si(self.flops_per_step)}FLOP/step x {self.steps_per_epoch} steps x {self.epochs} epochs "
+            f"at {_si(self.sustained_flops_per_second)}FLOP/s ({_percent(self.efficiency)} of the "
+            f"{_si(self.peak_flops_per_second)}FLOP/s "
+            f"{self.precision} peak) + validation = {_duration(self.total_seconds)}; memory {human_bytes(self.memory.total)}"
+        )
 
     def lines(self) -> list[str]:
         """The whole arithmetic in plain terms, as ``trainwright estimate`` prints it."""
         step, epoch_flops = self.step, self.flops_per_step * self.steps_per_epoch
         train_seconds = self.steps_per_epoch * self.seconds_per_step
         lines = [
-            f"steps: {self.train_rows} training rows / batch {self.batch_size} = {self.steps_per_epoch} steps per epoch; "
-            f"{self.val_rows} validation rows once per epoch",
-            f"FLOPs per step: {_si(step.total)}FLOP = forward {_si(step.forward)}FLOP + backward {_si(step.backward)}FLOP "
-            f"(batch {step.batch_size}, counted by torch's FlopCounterMode)",
+            (
+                f"steps: {self.train_rows} training rows / batch {self.batch_size} = {self.steps_per_epoch} steps per epoch; "
+                f"{self.val_rows} validation rows once per epoch"
+            ),
+            (
+                f"FLOPs per step: {_si(step.total)}FLOP = forward {_si(step.forward)}FLOP + backward {_si(step.backward)}FLOP "
+                f"(batch {step.batch_size}, counted by torch's FlopCounterMode)"
+            ),
             f"device: {self.device}, {self.precision}: matmul peak {_si(self.peak_flops_per_second)}FLOP/s ({self.peak_source})",
-            f"efficiency: {_percent(self.efficiency)} of peak = {_si(self.sustained_flops_per_second)}FLOP/s sustained "
-            f"({self.step_source}: {_duration(self.seconds_per_step)} per step)",
-            f"per epoch: {_si(self.flops_per_step)}FLOP x {self.steps_per_epoch} steps = {_si(epoch_flops)}FLOP "
-            f"/ {_si(self.sustained_flops_per_second)}FLOP/s = {_duration(train_seconds)} training "
-            f"+ {_duration(self.validation_seconds)} validation = {_duration(self.epoch_seconds)}",
+            (
+                f"efficiency: {_percent(self.efficiency)} of peak = {_si(self.sustained_flops_per_second)}FLOP/s sustained "
+                f"({self.step_source}: {_duration(self.seconds_per_step)} per step)"
+            ),
+            (
+                f"per epoch: {_si(self.flops_per_step)}FLOP x {self.steps_per_epoch} steps = {_si(epoch_flops)}FLOP "
+                f"/ {_si(self.sustained_flops_per_second)}FLOP/s = {_duration(train_seconds)} training "
+                f"+ {_duration(self.validation_seconds)} validation = {_duration(self.epoch_seconds)}"
+            ),
             f"total: {self.epochs} epochs x {_duration(self.epoch_seconds)} = {_duration(self.total_seconds)}",
-            "memory: " + " + ".join(f"{name} {human_bytes(size)}" for name, size in self.memory.items() if size)
-            + f" = {human_bytes(self.memory.total)}" + self._fits(),
+            "memory: "
+            + " + ".join(f"{name} {human_bytes(size)}" for name, size in self.memory.items() if size)
+            + f" = {human_bytes(self.memory.total)}"
+            + self._fits(),
         ]
         return lines + list(self.notes)
 
@@ -147,21 +160,27 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
             seconds_per_step, step_source = timing.seconds_per_step, f"measured over {timing.steps} steps"
             validation = time_validation(model_here, x_val, cfg.evaluate.batch_size)
             if tc.compile:
-                notes.append(f"note: torch.compile warm-up took {_duration(timing.warmup_seconds)} on the timing copy; "
-                             "the run compiles again on its first steps (cached, usually faster)")
+                notes.append(
+                    f"note: torch.compile warm-up took {_duration(timing.warmup_seconds)} on the timing copy; "
+                    "the run compiles again on its first steps (cached, usually faster)"
+                )
             if tc.precision != "fp32":
                 fp32 = matmul_peak(where, torch.float32)
                 if fp32 > peak:
-                    notes.append(f"note: {tc.precision} matmuls run at {_si(peak)}FLOP/s here, fp32 at {_si(fp32)}FLOP/s: "
-                                 f"this device has no fast {tc.precision}; train.precision: fp32 would be faster")
+                    notes.append(
+                        f"note: {tc.precision} matmuls run at {_si(peak)}FLOP/s here, fp32 at {_si(fp32)}FLOP/s: "
+                        f"this device has no fast {tc.precision}; train.precision: fp32 would be faster"
+                    )
             label, capacity = device_label(where), device_memory(where)
         else:
             peak, peak_source = device.peak(tc.precision), f"nominal, {device.source}"
             # The larger of the FLOP time at the assumed efficiency and the operators' host time.
             sustained, host = peak * ASSUMED_EFFICIENCY, ASSUMED_SECONDS_PER_OPERATOR
             seconds_per_step = max(step.total / sustained, step.operators * host)
-            step_source = (f"assumed, nothing timed: {ASSUMED_EFFICIENCY:.0%} of peak, or at least {step.operators} operators "
-                           f"x {host * 1e6:.0f} us of host time per step when that is longer")
+            step_source = (
+                f"assumed, nothing timed: {ASSUMED_EFFICIENCY:.0%} of peak, or at least {step.operators} operators "
+                f"x {host * 1e6:.0f} us of host time per step when that is longer"
+            )
             val_batches = -(-len(x_val) // cfg.evaluate.batch_size)
             validation = max(step.forward / batch * len(x_val) / sustained, val_batches * step.forward_operators * host)
             label, capacity = f"{device.label} (nominal)", int(device.memory_gb * 1024**3)
@@ -171,10 +190,22 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
     if state_copies(tc.optimizer):
         notes.insert(0, f"note: optimizer state is {state_copies(tc.optimizer)} x the trainable parameters ({tc.optimizer.name})")
     return Estimate(
-        device=label, precision=tc.precision, epochs=tc.epochs, batch_size=batch, steps_per_epoch=len(batches),
-        train_rows=len(data.x_train), val_rows=len(x_val), step=step, peak_flops_per_second=peak, peak_source=peak_source,
-        seconds_per_step=seconds_per_step, step_source=step_source, validation_seconds=validation,
-        memory=memory, device_memory=capacity, notes=tuple(notes),
+        device=label,
+        precision=tc.precision,
+        epochs=tc.epochs,
+        batch_size=batch,
+        steps_per_epoch=len(batches),
+        train_rows=len(data.x_train),
+        val_rows=len(x_val),
+        step=step,
+        peak_flops_per_second=peak,
+        peak_source=peak_source,
+        seconds_per_step=seconds_per_step,
+        step_source=step_source,
+        validation_seconds=validation,
+        memory=memory,
+        device_memory=capacity,
+        notes=tuple(notes),
     )
 
 
@@ -202,9 +233,11 @@ def compute_metrics(est: Estimate, train_seconds: float, epochs: int) -> dict:
 def compute_summary(compute: dict, epochs: int) -> str:
     """One line, printed after training."""
     ratio = compute["train_seconds"] / compute["estimated_seconds"]
-    return (f"trained {epochs} epochs in {_duration(compute['train_seconds'])} (estimated {_duration(compute['estimated_seconds'])}, "
-            f"actual/estimate {ratio:.2f}): {compute['samples_per_second']:,.0f} samples/s, "
-            f"{_si(compute['achieved_flops_per_second'])}FLOP/s, MFU {_percent(compute['mfu'])} of the measured peak")
+    return (
+        f"trained {epochs} epochs in {_duration(compute['train_seconds'])} (estimated {_duration(compute['estimated_seconds'])}, "
+        f"actual/estimate {ratio:.2f}): {compute['samples_per_second']:,.0f} samples/s, "
+        f"{_si(compute['achieved_flops_per_second'])}FLOP/s, MFU {_percent(compute['mfu'])} of the measured peak"
+    )
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:

@@ -117,7 +117,9 @@ def _per_module(counter: FlopCounterMode) -> dict[str, int]:
     return {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
 
 
-def _layers(model: nn.Module, forward: dict[str, int], total: dict[str, int], tokens: dict[str, int], batch: int) -> list[LayerFlops]:
+def _layers(
+    model: nn.Module, forward: dict[str, int], total: dict[str, int], tokens: dict[str, int], batch: int
+) -> list[LayerFlops]:
     """One row per leaf module with counted work, and an "(other)" row for the rest."""
     root = type(model).__name__
     modules = dict(model.named_modules())
@@ -128,7 +130,14 @@ def _layers(model: nn.Module, forward: dict[str, int], total: dict[str, int], to
             continue  # a parent: its FLOPs are its children's
         path = name.removeprefix(root).removeprefix(".")
         module = modules.get(path)
-        rows.append(LayerFlops(path or root, type(module).__name__ if module is not None else "?", forward.get(name, 0), total[name] - forward.get(name, 0)))
+        rows.append(
+            LayerFlops(
+                path or root,
+                type(module).__name__ if module is not None else "?",
+                forward.get(name, 0),
+                total[name] - forward.get(name, 0),
+            )
+        )
     counted_forward, counted_total = sum(r.forward for r in rows), sum(r.total for r in rows)
     rest_forward = forward.get("Global", 0) - counted_forward
     rest_backward = total.get("Global", 0) - counted_total - rest_forward
@@ -159,6 +168,7 @@ def _count_recurrent_tokens(model: nn.Module) -> dict[str, int]:
             else:
                 n = x.shape[0] * x.shape[1] if x.dim() == 3 else x.shape[0]  # (B, T, F) / (T, B, F), or unbatched (T, F)
             tokens[path] = tokens.get(path, 0) + n
+
         return record
 
     for path, module in model.named_modules():

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainwright.compute.peak import synchronize
 from trainwright.config import ScheduleConfig, TrainConfig
 from trainwright.data.batches import TensorBatches
 from trainwright.errors import TrainingDiverged, TrainwrightError
-from trainwright.compute.peak import synchronize
 from trainwright.evaluate.metrics import predict_outputs
-from trainwright.training.loop import Fit, fit, supervised_loss
 from trainwright.training.compiled import compile_forward
+from trainwright.training.loop import Fit, fit, supervised_loss
 from trainwright.training.losses import LossFn
 from trainwright.training.optim import Schedule, build_optimizer
 from trainwright.training.precision import grad_scaler
@@ -64,11 +64,14 @@ def time_steps(cfg: TrainConfig, model: nn.Module, x: torch.Tensor, y: torch.Ten
     with torch.random.fork_rng(devices=devices):
         try:
             warmup = _fit_seconds(run, x.device)
-        except Exception as error:  # noqa: BLE001 - compilation fails inside torch in many ways; name it in one line
+        except Exception as error:
             if not cfg.compile:
                 raise
             detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise TrainwrightError(f"train.compile: torch.compile failed on this machine ({type(error).__name__}: {detail}); set train.compile: false") from None
+            raise TrainwrightError(
+                f"train.compile: torch.compile failed on this machine ({type(error).__name__}: {detail}); set train.compile: "
+                "false"
+            ) from None
         rounds: list[float] = []
         # Huge models: fewer rounds (a round takes longer than the budget); at least two.
         while len(rounds) < 2 or (sum(rounds) * len(batches) < budget and len(rounds) < 50):

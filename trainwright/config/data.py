@@ -6,7 +6,7 @@ Which modality a source is (a table, images, text or a series) is decided by the
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -152,7 +152,9 @@ class Cutout(Augment):
     p: float = Field(0.5, ge=0, le=1)
 
 
-AugmentStep = Annotated[Union[HFlip, VFlip, Rotation, ResizedCrop, PadCrop, ColorJitter, Noise, Cutout], Field(discriminator="name")]
+AugmentStep = Annotated[
+    HFlip | VFlip | Rotation | ResizedCrop | PadCrop | ColorJitter | Noise | Cutout, Field(discriminator="name")
+]
 AUGMENTATIONS: dict[str, type[Augment]] = {cls.model_fields["name"].default: cls for cls in get_args(get_args(AugmentStep)[0])}
 
 
@@ -161,7 +163,7 @@ class DataConfig(Frozen):
     target: str | None = None
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     features: list[str] | None = None
-    drop_columns: list[str] = []
+    drop_columns: list[str] = Field(default_factory=list)
     clean: CleanConfig = CleanConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     split: SplitConfig = SplitConfig()
@@ -201,7 +203,7 @@ class DataConfig(Frozen):
         if value is None:
             return ()
         if not isinstance(value, (list, tuple)):
-            raise ValueError("augment must be a list such as [{name: hflip, p: 0.5}, {name: rotation, degrees: 15}]")
+            raise ValueError("augment must be a list such as [{name: hflip, p: 0.5}, {name: rotation, degrees: 15}]")  # noqa: TRY004 - pydantic reports ValueErrors
         steps = [{"name": item} if isinstance(item, str) else item for item in value]
         for step in steps:
             name = step.name if isinstance(step, Augment) else step.get("name") if isinstance(step, dict) else None

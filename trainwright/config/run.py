@@ -20,7 +20,12 @@ from trainwright.config.train import TrainConfig
 class EvaluateConfig(Frozen):
     batch_size: int = Field(4096, ge=1)
     baseline: bool = Field(True, description="also fit logistic/ridge regression and HistGradientBoosting on the same split")
-    gradient_every: int = Field(10, ge=1, description="per-layer gradient norms (gradients.json) on the first optimizer step of each epoch and every Nth after it; 1 = every step")
+    gradient_every: int = Field(
+        10,
+        ge=1,
+        description="per-layer gradient norms (gradients.json) on the first optimizer step of each epoch and every Nth after it; "
+        "1 = every step",
+    )
 
 
 class CalibrateConfig(Frozen):
@@ -41,14 +46,17 @@ class Config(Frozen):
     def _typed_model(cls, value: Any) -> ModelConfig:
         # The family's class is chosen by trainwright.configure (load_config / validate_config).
         if not isinstance(value, ModelConfig):
-            raise ValueError("build configs with trainwright.load_config, which types the model section by its family")
+            raise ValueError("build configs with trainwright.load_config, which types the model section by its family")  # noqa: TRY004 - pydantic reports ValueErrors
         return value
 
     @model_validator(mode="after")
     def _unfreeze_needs_a_frozen_backbone(self) -> Config:
         backbone = self.model.backbone
         if self.train.unfreeze_at_epoch is not None and (backbone is None or backbone.freeze in ("none", 0)):
-            raise ValueError("train.unfreeze_at_epoch unfreezes a frozen model.backbone; set model.backbone.freeze, or remove train.unfreeze_at_epoch")
+            raise ValueError(
+                "train.unfreeze_at_epoch unfreezes a frozen model.backbone; set model.backbone.freeze, or remove "
+                "train.unfreeze_at_epoch"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

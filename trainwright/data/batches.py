@@ -106,7 +106,11 @@ class StreamedBatches(TensorBatches):
         )
         for xb, yb in loader:
             xb = xb.to(self.device, non_blocking=True)
-            yb = tuple(t.to(self.device, non_blocking=True) for t in yb) if isinstance(yb, (tuple, list)) else yb.to(self.device, non_blocking=True)
+            yb = (
+                tuple(t.to(self.device, non_blocking=True) for t in yb)
+                if isinstance(yb, (tuple, list))
+                else yb.to(self.device, non_blocking=True)
+            )
             yield (xb if self.transform is None else self.transform(xb)), yb
 
 
@@ -121,8 +125,13 @@ class _Rows(Dataset):
 
 
 def make_batches(
-    x: torch.Tensor, y: torch.Tensor | tuple[torch.Tensor, ...], batch_size: int | str, device: torch.device,
-    placement: str = "auto", workers: int = 2, drop_singleton: bool = False,
+    x: torch.Tensor,
+    y: torch.Tensor | tuple[torch.Tensor, ...],
+    batch_size: int | str,
+    device: torch.device,
+    placement: str = "auto",
+    workers: int = 2,
+    drop_singleton: bool = False,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TensorBatches:
     """Device-resident batches when the data fits on ``device`` (or ``placement`` says so), else streamed ones."""

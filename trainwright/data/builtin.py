@@ -1,9 +1,9 @@
 """Built-in data sets: small tables that ship with scikit-learn, text that ships with Python, and
 generated sets (nothing is downloaded).
 
-Each one is a frame of features (or a text column, or a time column and values) plus a target column. ``config_defaults`` are config keys the
-data set suggests (``linear`` trains a single neuron); ``config.validate_config`` lays the
-user's own keys over them.
+Each one is a frame of features (or a text column, or a time column and values) plus a target
+column. ``config_defaults`` are config keys the data set suggests (``linear`` trains a single
+neuron); ``configure.validate_config`` lays the user's own keys over them.
 
 Example:
     >>> frame = BUILTINS["iris"].load()
@@ -78,6 +78,7 @@ LINEAR_DEFAULTS = {
     },
 }
 
+
 def _digits_images() -> pd.DataFrame:
     """scikit-learn's digits as (8, 8) uint8 arrays (0..16 scaled to 0..255) in an ``image`` column."""
     import numpy as np
@@ -99,6 +100,7 @@ DIGITS_IMAGES_DEFAULTS = {
         "augment": [{"name": "rotation", "degrees": 10}, {"name": "pad_crop", "padding": 1}],
     }
 }
+
 
 def _word_order(n: int = 1200, seed: int = 0) -> pd.DataFrame:
     """Generated sentences holding the words "red" and "blue" once each among random filler words;
@@ -137,7 +139,17 @@ PYTHON_DOCS_TOPICS = {
     "text": ["string", "re", "textwrap", "difflib", "unicodedata", "codecs", "html", "html.parser", "str"],
     "files": ["os", "os.path", "shutil", "pathlib", "glob", "tempfile", "filecmp", "zipfile", "tarfile", "io"],
     "numbers": ["math", "cmath", "statistics", "fractions", "decimal", "random", "numbers", "float", "int"],
-    "network": ["socket", "ssl", "http.client", "http.server", "urllib.request", "urllib.parse", "smtplib", "ftplib", "email.message"],
+    "network": [
+        "socket",
+        "ssl",
+        "http.client",
+        "http.server",
+        "urllib.request",
+        "urllib.parse",
+        "smtplib",
+        "ftplib",
+        "email.message",
+    ],
     "concurrency": ["threading", "multiprocessing", "queue", "asyncio", "concurrent.futures", "sched", "subprocess"],
 }
 
@@ -159,7 +171,9 @@ def _python_docs() -> pd.DataFrame:
             # Sub-modules are left out: whether a package holds one depends on what was imported before.
             members = [module] + [getattr(module, n) for n in sorted(dir(module)) if not n.startswith("_")]
             for member in members:
-                parts = [member] + ([getattr(member, n) for n in sorted(vars(member)) if not n.startswith("_")] if inspect.isclass(member) else [])
+                parts = [member] + (
+                    [getattr(member, n) for n in sorted(vars(member)) if not n.startswith("_")] if inspect.isclass(member) else []
+                )
                 for item in parts:
                     doc = inspect.getdoc(item) if callable(item) or item is module else None
                     text = " ".join((doc or "").split("\n\n")[0].split())

@@ -38,7 +38,7 @@ GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;
 BACKGROUND = (255, 255, 255, 255)
 
 
-class Skip(Exception):  # noqa: N818 - a verdict on one file, not an error of the program
+class Skip(Exception):
     """This source cannot be used; ``reason`` says why in a few words (it is counted, not raised further)."""
 
     def __init__(self, reason: str):
@@ -112,7 +112,9 @@ def probe(source: Source, max_pixels: int) -> Probe:
     if not data:
         raise Skip("empty file")
     with _open(io.BytesIO(data), max_pixels) as image:
-        return Probe((image.height, image.width), image.mode, image.format or "?", hashlib.blake2b(data, digest_size=16).hexdigest())
+        return Probe(
+            (image.height, image.width), image.mode, image.format or "?", hashlib.blake2b(data, digest_size=16).hexdigest()
+        )
 
 
 # ── decoding ───────────────────────────────────────────────────────────────────────────────
@@ -243,8 +245,8 @@ class ImageCache:
         if where == "memory":
             self.array = np.empty(self.shape, dtype=np.uint8)
         else:
-            handle = tempfile.NamedTemporaryFile(prefix="trainwright-images-", suffix=".u8", delete=False)
-            handle.close()
+            with tempfile.NamedTemporaryFile(prefix="trainwright-images-", suffix=".u8", delete=False) as handle:
+                pass
             self.array = np.memmap(handle.name, dtype=np.uint8, mode="w+", shape=self.shape)
             try:
                 os.unlink(handle.name)  # POSIX keeps the mapped data until it is unmapped: nothing left behind

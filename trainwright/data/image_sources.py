@@ -128,7 +128,10 @@ def folder_candidates(folder: Path) -> Candidates:
             f"({folder}/cat/..., {folder}/dog/...), or give a table with data.image_column"
         )
     if loose:
-        notes.append(f"{len(loose)} file{'s' if len(loose) > 1 else ''} directly in {folder} (not in a class folder) ignored: {', '.join(sorted(loose)[:SHOW])}")
+        notes.append(
+            f"{len(loose)} file{'s' if len(loose) > 1 else ''} directly in {folder} (not in a class folder) ignored: "
+            f"{', '.join(sorted(loose)[:SHOW])}"
+        )
     sources: list[Source] = []
     names, labels = [], []
     for label in classes:
@@ -139,7 +142,9 @@ def folder_candidates(folder: Path) -> Candidates:
     return Candidates(sources, names, labels, skipped, notes, "folder", tuple(classes))
 
 
-def table_candidates(frame: pd.DataFrame, image_column: str, target: str, root: Path | None, name: str) -> tuple[Candidates, LabelKind]:
+def table_candidates(
+    frame: pd.DataFrame, image_column: str, target: str, root: Path | None, name: str
+) -> tuple[Candidates, LabelKind]:
     """Rows of a table: ``image_column`` holds paths (relative to ``root``) or uint8 arrays."""
     columns = ", ".join(map(str, frame.columns))
     for key, column in (("data.image_column", image_column), ("data.target", target)):
@@ -190,9 +195,14 @@ def load_candidates(cfg: DataConfig) -> tuple[Candidates, str, str, LabelKind]:
     path = Path(source).expanduser()
     if path.is_dir():
         if cfg.image_column is not None:
-            raise TrainwrightError(f"data.image_column applies to a table of image paths, but {path} is a folder; remove data.image_column")
+            raise TrainwrightError(
+                f"data.image_column applies to a table of image paths, but {path} is a folder; remove data.image_column"
+            )
         if cfg.target is not None:
-            raise TrainwrightError(f"data.target does not apply to an image folder: the class is each image's sub-folder in {path}; remove data.target")
+            raise TrainwrightError(
+                f"data.target does not apply to an image folder: the class is each image's sub-folder in {path}; remove "
+                "data.target"
+            )
         return folder_candidates(path), Path(os.path.abspath(path)).name or "images", "label", "str"  # "." names its folder
     if cfg.target is None:
         raise TrainwrightError(f"data.target is not set: name the column of {path} that holds each image's label")

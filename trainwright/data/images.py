@@ -49,7 +49,15 @@ from trainwright.data.decode import (
 from trainwright.data.image_sources import Candidates, Skipped, inside, load_candidates, skipped_text, walk_files
 from trainwright.data.sources import read_table
 from trainwright.data.split import Split, SplitData, fractions_text, split_rows, subset_facts, subset_notes, train_subset
-from trainwright.data.target import LabelKind, Task, class_list, decode_class_indices, encode_class_column, encode_labels, selected_rows
+from trainwright.data.target import (
+    LabelKind,
+    Task,
+    class_list,
+    decode_class_indices,
+    encode_class_column,
+    encode_labels,
+    selected_rows,
+)
 from trainwright.errors import TrainwrightError
 
 __all__ = ["ImageData", "ImageInput", "ImagePreprocessor", "ImageRows", "load_images", "prepare_images"]
@@ -271,7 +279,10 @@ class ImagePreprocessor:
                 std=[float(v) for v in facts["std"]],
             )
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-            raise TrainwrightError(f"{directory} is not a trainwright run (or is damaged): preprocessor.json is unreadable ({type(error).__name__}: {error})") from None
+            raise TrainwrightError(
+                f"{directory} is not a trainwright run (or is damaged): "
+                f"preprocessor.json is unreadable ({type(error).__name__}: {error})"
+            ) from None
 
 
 # ── the prepared data ──────────────────────────────────────────────────────────────────────
@@ -287,7 +298,11 @@ class ImageData(SplitData):
     def report_lines(self) -> list[str]:
         s = self.summary
         found = s["images"]
-        where = {"folder": f"{len(s['classes'])} class folders", "table": f"a table ({s['target']!r} labels)", "builtin": "a built-in set"}[s["kind"]]
+        where = {
+            "folder": f"{len(s['classes'])} class folders",
+            "table": f"a table ({s['target']!r} labels)",
+            "builtin": "a built-in set",
+        }[s["kind"]]
         lines = [f"{self.name}: {found['usable']} images from {where}; {self.task}"]
         if found["skipped"]["count"]:
             lines.append(skipped_text(found["skipped"]))
@@ -300,7 +315,8 @@ class ImageData(SplitData):
         size = f"{self.cache.nbytes / 2**20:.1f} MiB"
         lines.append(
             f"images: {image['mode']} {image['size'][0]}x{image['size'][1]} ({image['resize']}); normalized with the training "
-            f"split's mean {mean}, std {std}; decoded once into {'memory' if self.cache.where == 'memory' else 'a memory-mapped file'} ({size})"
+            f"split's mean {mean}, std {std}; decoded once into "
+            f"{'memory' if self.cache.where == 'memory' else 'a memory-mapped file'} ({size})"
         )
         counts = s["class_balance"]["all"]
         shown = ", ".join(f"{label} {count}" for label, count in list(counts.items())[:10])
@@ -308,7 +324,10 @@ class ImageData(SplitData):
         split = s["split"]
         if split["held_out"]:
             how = "stratified" if split["stratified"] else "shuffled"
-            lines.append(f"split {split['fractions']} ({how}, seed {split['seed']}): train {split['train']}, val {split['val']}, test {split['test']} images")
+            lines.append(
+                f"split {split['fractions']} ({how}, seed {split['seed']}): train {split['train']}, val {split['val']}, test "
+                f"{split['test']} images"
+            )
         if s["augment"]:
             lines.append("augment (training batches only): " + ", ".join(s["augment"]))
         return lines
@@ -321,12 +340,16 @@ def _step_text(step) -> str:
 
 def resolve_image_task(requested: str, classes: list, target: str) -> Task:
     if requested == "regression":
-        raise TrainwrightError("data.task: regression is not supported for images; image labels are classes (set data.task: auto)")
+        raise TrainwrightError(
+            "data.task: regression is not supported for images; image labels are classes (set data.task: auto)"
+        )
     if len(classes) < 2:
         label = classes[0] if classes else None
         raise TrainwrightError(f"every usable image has the label {label!r}; a classifier needs images of at least two classes")
     if requested == "binary" and len(classes) > 2:
-        raise TrainwrightError(f"data.task is binary but {target!r} has {len(classes)} classes; set data.task: multiclass or auto")
+        raise TrainwrightError(
+            f"data.task is binary but {target!r} has {len(classes)} classes; set data.task: multiclass or auto"
+        )
     return "binary" if len(classes) == 2 else "multiclass"
 
 
@@ -359,11 +382,20 @@ class ImageRows:
 
     def split(self) -> Split:
         """The configured split (``data.split``, then ``data.train_fraction``)."""
-        return train_subset(split_rows(len(self.usable), self.labels, self.cfg.split), self.labels, self.cfg.train_fraction, self.cfg.split.seed)
+        return train_subset(
+            split_rows(len(self.usable), self.labels, self.cfg.split), self.labels, self.cfg.train_fraction, self.cfg.split.seed
+        )
 
     def prepare(self, split: Split) -> ImageData:
         """Decode each image of the split once, in split order, into the cache; normalize on ``split.train``."""
-        cfg, candidates, usable, labels, classes, spec = self.cfg, self.candidates, self.usable, self.labels, self.classes, self.spec
+        cfg, candidates, usable, labels, classes, spec = (
+            self.cfg,
+            self.candidates,
+            self.usable,
+            self.labels,
+            self.classes,
+            self.spec,
+        )
         skipped = copy.deepcopy(candidates.skipped)  # decoding may skip more; the candidates stay as found
         parts = [split.train] if not split.held_out else [split.train, split.val, split.test]
         order = np.concatenate(parts)
@@ -390,9 +422,14 @@ class ImageRows:
         notes = [*self.notes, *subset_notes(cfg, self.before, len(candidates.sources)), *split.notes]
         mean, std = channel_stats(xs[0])  # the training split only
         pre = ImagePreprocessor(
-            target=self.target, task=self.task, classes=classes, label_kind=self.label_kind,
+            target=self.target,
+            task=self.task,
+            classes=classes,
+            label_kind=self.label_kind,
             image_column=cfg.image_column or ("path" if candidates.kind == "folder" else "image"),
-            spec=spec, mean=mean, std=std,
+            spec=spec,
+            mean=mean,
+            std=std,
         )
         summary = {
             "source": cfg.source,
@@ -428,7 +465,9 @@ class ImageRows:
             **subset_facts(cfg, self.before, len(candidates.sources)),
         }
         augment = build_augment(cfg.augment, spec.channels, spec.size) if cfg.augment else None
-        return ImageData(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], pre, self.task, self.name, split.held_out, summary, cache, augment)
+        return ImageData(
+            xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], pre, self.task, self.name, split.held_out, summary, cache, augment
+        )
 
 
 def load_images(cfg: DataConfig) -> ImageRows:
@@ -464,13 +503,18 @@ def load_images(cfg: DataConfig) -> ImageRows:
         wanted = set(candidates.class_folders) if cfg.classes is None else {str(c) for c in cfg.classes}
         empty = sorted(set(candidates.class_folders) & wanted - present)
         if empty:
-            notes.append(f"class folder{'s' if len(empty) > 1 else ''} {', '.join(map(repr, empty))} ha{'ve' if len(empty) > 1 else 's'} no usable images; left out")
+            notes.append(
+                f"class folder{'s' if len(empty) > 1 else ''} {', '.join(map(repr, empty))} "
+                f"ha{'ve' if len(empty) > 1 else 's'} no usable images; left out"
+            )
 
     labels = np.array([candidates.labels[i] for i in usable], dtype=object)
     classes = class_list(labels)
     task = resolve_image_task(cfg.task, classes, target)
     spec = resolve_spec(cfg.image, [probes[i].mode for i in usable], [probes[i].size for i in usable])
-    return ImageRows(cfg, candidates, probes, usable, labels, classes, task, spec, name, target, kind, found, duplicates, before, tuple(notes))
+    return ImageRows(
+        cfg, candidates, probes, usable, labels, classes, task, spec, name, target, kind, found, duplicates, before, tuple(notes)
+    )
 
 
 def prepare_images(cfg: DataConfig) -> ImageData:

@@ -83,7 +83,12 @@ def with_input_stage(preprocessor: Preprocessor, model: nn.Module) -> nn.Module:
     return model
 
 
-PREPROCESSORS = {"tabular": TabularPreprocessor, "images": ImagePreprocessor, "text": TextPreprocessor, "series": SeriesPreprocessor}
+PREPROCESSORS = {
+    "tabular": TabularPreprocessor,
+    "images": ImagePreprocessor,
+    "text": TextPreprocessor,
+    "series": SeriesPreprocessor,
+}
 
 
 def load_preprocessor(directory: Path) -> Preprocessor:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -67,8 +68,10 @@ def check_times(times: np.ndarray, column: str, shown: pd.Series) -> float:
     step = values[counts.argmax()]
     if len(values) > 1:
         row = int(np.flatnonzero(steps != step)[0]) + 1
-        raise TrainwrightError(f"the series has gaps: the step between rows is {_step_text(step, shown)} but {shown.iloc[row - 1]} "
-                               f"-> {shown.iloc[row]} (rows {row}-{row + 1}) differs; fill or resample the series to an even step")
+        raise TrainwrightError(
+            f"the series has gaps: the step between rows is {_step_text(step, shown)} but {shown.iloc[row - 1]} "
+            f"-> {shown.iloc[row]} (rows {row}-{row + 1}) differs; fill or resample the series to an even step"
+        )
     return float(step)
 
 
@@ -88,8 +91,10 @@ def value_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
         bad = values.isna() | ~np.isfinite(values.fillna(0))
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise TrainwrightError(f"value column {column!r} has {int(bad.sum())} missing or non-numeric values (first at row {row + 1}: "
-                                   f"{frame[column].iloc[row]!r}); a series needs a number in every row")
+            raise TrainwrightError(
+                f"value column {column!r} has {int(bad.sum())} missing or non-numeric values (first at row {row + 1}: "
+                f"{frame[column].iloc[row]!r}); a series needs a number in every row"
+            )
         out[:, j] = values.to_numpy(dtype=np.float64)
     return out
 
@@ -131,10 +136,21 @@ class SeriesPreprocessor:
 
     modality = "series"
     task = "regression"
-    classes: list = []
+    classes: ClassVar[list] = []
 
-    def __init__(self, *, target: str, time_column: str, columns: list[str], mean: list[float], std: list[float],
-                 lookback: int, horizon: int, step: float, time_kind: str) -> None:
+    def __init__(
+        self,
+        *,
+        target: str,
+        time_column: str,
+        columns: list[str],
+        mean: list[float],
+        std: list[float],
+        lookback: int,
+        horizon: int,
+        step: float,
+        time_kind: str,
+    ) -> None:
         self.target, self.time_column, self.columns = target, time_column, list(columns)  # columns[0] is the target
         self.mean, self.std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
         self.lookback, self.horizon, self.step, self.time_kind = lookback, horizon, step, time_kind
@@ -151,8 +167,10 @@ class SeriesPreprocessor:
         return ((values - self.mean) / self.std).astype(np.float32)
 
     def encode_target(self, y: pd.Series) -> np.ndarray:
-        raise TrainwrightError("evaluate scores tables, images and texts; a forecaster's test metrics (MAE, RMSE, MAPE on the "
-                               "test windows, beside the naive forecasts) are in its metrics.json")
+        raise TrainwrightError(
+            "evaluate scores tables, images and texts; a forecaster's test metrics (MAE, RMSE, MAPE on the "
+            "test windows, beside the naive forecasts) are in its metrics.json"
+        )
 
     def decode_target(self, values: np.ndarray) -> np.ndarray:
         """Scaled target values (any shape) -> original units, flattened (N * horizon,)."""
@@ -163,15 +181,22 @@ class SeriesPreprocessor:
         frame = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(data)
         absent = [c for c in (self.time_column, *self.columns) if c not in frame.columns]
         if absent:
-            raise TrainwrightError(f"the data lack column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} that the model was "
-                                   f"trained on; it needs {self.time_column!r} and {', '.join(map(repr, self.columns))}")
+            raise TrainwrightError(
+                f"the data lack column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} that the model was "
+                f"trained on; it needs {self.time_column!r} and {', '.join(map(repr, self.columns))}"
+            )
         if len(frame) < self.lookback:
-            raise TrainwrightError(f"the model forecasts from the last {self.lookback} rows, but the data have {len(frame)}; give at least {self.lookback}")
-        tail = frame.iloc[-self.lookback:].reset_index(drop=True)
+            raise TrainwrightError(
+                f"the model forecasts from the last {self.lookback} rows, but the data have {len(frame)}; give at least "
+                f"{self.lookback}"
+            )
+        tail = frame.iloc[-self.lookback :].reset_index(drop=True)
         times, _ = parse_times(tail[self.time_column], self.time_column)
         if self.lookback > 1 and check_times(times, self.time_column, tail[self.time_column]) != self.step:
-            raise TrainwrightError(f"the rows are {_step_text(np.diff(times)[0], tail[self.time_column])} apart, but the model was trained on "
-                                   f"a step of {_step_text(self.step, tail[self.time_column])}; resample the series")
+            raise TrainwrightError(
+                f"the rows are {_step_text(np.diff(times)[0], tail[self.time_column])} apart, but the model was trained on "
+                f"a step of {_step_text(self.step, tail[self.time_column])}; resample the series"
+            )
         return tail, torch.from_numpy(self.scale(value_matrix(tail, self.columns))).unsqueeze(0)
 
     def prediction_frame(self, tail: pd.DataFrame, outputs: np.ndarray) -> pd.DataFrame:
@@ -180,14 +205,24 @@ class SeriesPreprocessor:
         ahead = times[-1] + self.step * np.arange(1, self.horizon + 1)
         if self.time_kind == "datetime":
             ahead = pd.to_datetime(ahead.astype(np.int64))
-        return pd.DataFrame({self.time_column: ahead, "step": np.arange(1, self.horizon + 1),
-                             "prediction": self.decode_target(outputs[-1])})
+        return pd.DataFrame(
+            {self.time_column: ahead, "step": np.arange(1, self.horizon + 1), "prediction": self.decode_target(outputs[-1])}
+        )
 
     def facts(self) -> dict:
         return {
-            "format": FORMAT, "modality": "series", "target": self.target, "task": self.task, "time_column": self.time_column,
-            "columns": self.columns, "mean": self.mean.tolist(), "std": self.std.tolist(), "lookback": self.lookback,
-            "horizon": self.horizon, "step": self.step, "time_kind": self.time_kind,
+            "format": FORMAT,
+            "modality": "series",
+            "target": self.target,
+            "task": self.task,
+            "time_column": self.time_column,
+            "columns": self.columns,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "lookback": self.lookback,
+            "horizon": self.horizon,
+            "step": self.step,
+            "time_kind": self.time_kind,
         }
 
     def files(self) -> dict[str, str | bytes]:
@@ -198,11 +233,22 @@ class SeriesPreprocessor:
     def load(cls, directory: Path) -> SeriesPreprocessor:
         try:
             f = json.loads((Path(directory) / "preprocessor.json").read_text(encoding="utf-8"))
-            return cls(target=f["target"], time_column=f["time_column"], columns=f["columns"], mean=f["mean"], std=f["std"],
-                       lookback=int(f["lookback"]), horizon=int(f["horizon"]), step=float(f["step"]), time_kind=f["time_kind"])
+            return cls(
+                target=f["target"],
+                time_column=f["time_column"],
+                columns=f["columns"],
+                mean=f["mean"],
+                std=f["std"],
+                lookback=int(f["lookback"]),
+                horizon=int(f["horizon"]),
+                step=float(f["step"]),
+                time_kind=f["time_kind"],
+            )
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise TrainwrightError(f"{directory} is not a trainwright run (or is damaged): preprocessor.json is unreadable "
-                                   f"({type(error).__name__}: {error})") from None
+            raise TrainwrightError(
+                f"{directory} is not a trainwright run (or is damaged): preprocessor.json is unreadable "
+                f"({type(error).__name__}: {error})"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -215,10 +261,16 @@ class SeriesData(SplitData):
     def report_lines(self) -> list[str]:
         s, w = self.summary, self.summary["window"]
         lines = [
-            f"{self.name}: {s['rows']} rows, time {s['time_column']!r} from {s['start']} to {s['end']} (step {s['step']}); "
-            f"forecasting {s['target']!r} from {len(s['columns'])} value column{'s' if len(s['columns']) > 1 else ''}",
-            f"windows: {w['lookback']} rows in -> {w['horizon']} ahead, stride {w['stride']}; chronological split {s['split']['fractions']}: "
-            f"train {s['split']['train']}, val {s['split']['val']}, test {s['split']['test']} windows; scaled on the training rows only",
+            (
+                f"{self.name}: {s['rows']} rows, time {s['time_column']!r} from {s['start']} to {s['end']} (step {s['step']}); "
+                f"forecasting {s['target']!r} from {len(s['columns'])} value column{'s' if len(s['columns']) > 1 else ''}"
+            ),
+            (
+                f"windows: {w['lookback']} rows in -> {w['horizon']} ahead, stride {w['stride']}; chronological split "
+                f"{s['split']['fractions']}: "
+                f"train {s['split']['train']}, val {s['split']['val']}, test {s['split']['test']} windows; scaled on the "
+                "training rows only"
+            ),
         ]
         return lines + s["notes"]
 
@@ -250,8 +302,8 @@ class SeriesRows:
     def split(self) -> Split:
         """Chronological: the first ``data.split.train`` share of the rows, then validation, then test."""
         cfg, n = self.cfg, len(self.values)
-        train_end = int(round(n * cfg.split.train))
-        val_end = train_end + int(round(n * cfg.split.val))
+        train_end = round(n * cfg.split.train)
+        val_end = train_end + round(n * cfg.split.val)
         train, val, test = np.arange(0, train_end), np.arange(train_end, val_end), np.arange(val_end, n)
         notes = []
         if cfg.split.val == 0:
@@ -271,8 +323,17 @@ class SeriesRows:
         train_end = bounds["train"][1]
         mean, std = self.values[:train_end].mean(0), self.values[:train_end].std(0)
         std = np.where(std > 0, std, 1.0)  # a constant training column keeps unit scale
-        pre = SeriesPreprocessor(target=self.target, time_column=self.time_column, columns=self.columns, mean=mean.tolist(), std=std.tolist(),
-                                 lookback=w.lookback, horizon=w.horizon, step=self.step, time_kind=self.time_kind)
+        pre = SeriesPreprocessor(
+            target=self.target,
+            time_column=self.time_column,
+            columns=self.columns,
+            mean=mean.tolist(),
+            std=std.tolist(),
+            lookback=w.lookback,
+            horizon=w.horizon,
+            step=self.step,
+            time_kind=self.time_kind,
+        )
         scaled = pre.scale(self.values)
         parts = {part: windows(scaled, w.lookback, w.horizon, w.stride, *bounds[part]) for part in bounds}
         if split.val is split.train:
@@ -284,24 +345,43 @@ class SeriesRows:
                 first, end = bounds[part]
                 raise TrainwrightError(
                     f"too few rows for one window: the {part} part has rows {first + 1}-{end} of {n}, but a window needs "
-                    f"lookback {w.lookback} + horizon {w.horizon} rows (the forecast inside the part); lower data.window.lookback/horizon or add rows")
+                    f"lookback {w.lookback} + horizon {w.horizon} rows (the forecast inside the part); lower "
+                    "data.window.lookback/horizon or add rows"
+                )
         notes = list(split.notes)
         season = _season(w, self.values[:train_end, 0])
         if season is None:
-            notes.append("no clear seasonal period within the lookback: the seasonal-naive baseline is left out (set data.window.season)")
+            notes.append(
+                "no clear seasonal period within the lookback: the seasonal-naive baseline is left out (set data.window.season)"
+            )
         shown = self.frame[self.time_column]
         summary = {
-            "source": cfg.source, "name": self.name, "modality": "series", "target": self.target, "task": "regression",
-            "time_column": self.time_column, "columns": self.columns, "rows": n, "start": str(shown.iloc[0]), "end": str(shown.iloc[-1]),
+            "source": cfg.source,
+            "name": self.name,
+            "modality": "series",
+            "target": self.target,
+            "task": "regression",
+            "time_column": self.time_column,
+            "columns": self.columns,
+            "rows": n,
+            "start": str(shown.iloc[0]),
+            "end": str(shown.iloc[-1]),
             "step": _step_text(self.step, shown),
             "window": {"lookback": w.lookback, "horizon": w.horizon, "stride": w.stride, "season": season},
-            "split": {"fractions": fractions_text(cfg.split), "chronological": True, "held_out": split.held_out,
-                      "rows": {part: list(b) for part, b in bounds.items()}, **{part: len(parts[part][0]) for part in parts}},
+            "split": {
+                "fractions": fractions_text(cfg.split),
+                "chronological": True,
+                "held_out": split.held_out,
+                "rows": {part: list(b) for part, b in bounds.items()},
+                **{part: len(parts[part][0]) for part in parts},
+            },
             "scaling": {"mean": pre.mean.tolist(), "std": pre.std.tolist()},
             "notes": notes,
         }
         tensors = {part: (torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))) for part, (x, y) in parts.items()}
-        return SeriesData(*tensors["train"], *tensors["val"], *tensors["test"], pre, "regression", self.name, split.held_out, summary, season)
+        return SeriesData(
+            *tensors["train"], *tensors["val"], *tensors["test"], pre, "regression", self.name, split.held_out, summary, season
+        )
 
 
 def _bounds(rows: np.ndarray) -> tuple[int, int]:
@@ -315,13 +395,17 @@ def load_series(cfg: DataConfig) -> SeriesRows:
     """Load ``cfg.source`` and check its times and values (sorted, evenly spaced, complete)."""
     if cfg.classes is not None or cfg.train_fraction < 1:
         key = "classes" if cfg.classes is not None else "train_fraction"
-        raise TrainwrightError(f"data.{key} keeps rows of classes; a series is split by time only: remove data.{key} "
-                               "(set data.split.train to train on a shorter history)")
+        raise TrainwrightError(
+            f"data.{key} keeps rows of classes; a series is split by time only: remove data.{key} "
+            "(set data.split.train to train on a shorter history)"
+        )
     frame, default_target, time_column, name = load_sequence_table(cfg.source, cfg.time_column, "time")
     target = cfg.target or default_target
     listed = ", ".join(map(str, frame.columns))
     if target is None or target not in frame.columns or target == time_column:
-        raise TrainwrightError(f"data.target {target!r} is not a value column of {name}; name the column to forecast; columns are: {listed}")
+        raise TrainwrightError(
+            f"data.target {target!r} is not a value column of {name}; name the column to forecast; columns are: {listed}"
+        )
     others = cfg.features if cfg.features is not None else [c for c in frame.columns if c not in (time_column, target)]
     absent = [c for c in others if c not in frame.columns]
     if absent:
@@ -341,7 +425,9 @@ def prepare_series(cfg: DataConfig) -> SeriesData:
 def _season(w: WindowConfig, train_target: np.ndarray) -> int | None:
     if w.season != "auto":
         if w.season > w.lookback:
-            raise TrainwrightError(f"data.window.season = {w.season} is longer than the lookback {w.lookback}; the seasonal-naive "
-                                   f"forecast needs one season of history in the window")
+            raise TrainwrightError(
+                f"data.window.season = {w.season} is longer than the lookback {w.lookback}; the seasonal-naive "
+                f"forecast needs one season of history in the window"
+            )
         return int(w.season)
     return seasonal_period(train_target, w.lookback)

@@ -99,7 +99,11 @@ def make_shapes(
     console = console or Console(stderr=True)
     unknown = [name for name in classes if name not in SHAPES]
     if unknown or not classes:
-        raise TrainwrightError(f"unknown shape {unknown[0]!r}; choose from: {', '.join(SHAPES)}" if unknown else f"name at least one shape from: {', '.join(SHAPES)}")
+        raise TrainwrightError(
+            f"unknown shape {unknown[0]!r}; choose from: {', '.join(SHAPES)}"
+            if unknown
+            else f"name at least one shape from: {', '.join(SHAPES)}"
+        )
     if len(set(classes)) != len(classes):
         raise TrainwrightError(f"shapes are listed twice in {', '.join(classes)}; name each once")
     if folder.exists():
@@ -107,8 +111,15 @@ def make_shapes(
     folder.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     total = per_class * len(classes)
-    progress = Progress(TextColumn("writing shapes"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=console, transient=True, disable=total < 500 or not console.is_terminal)
+    progress = Progress(
+        TextColumn("writing shapes"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=total < 500 or not console.is_terminal,
+    )
     try:
         with progress:
             task = progress.add_task("shapes", total=total)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -204,7 +203,9 @@ def train_subset(split: Split, labels: np.ndarray | None, fraction: float, seed:
     train = np.sort(train)
     val = train if split.val is split.train else split.val  # data.split.val: 0 validates on the training rows
     test = val if split.test is split.val else split.test
-    note = f"data.train_fraction = {fraction:g}: training on {len(train)} of the {len(split.train)} training rows ({'stratified' if strata is not None else 'shuffled'}); validation and test stay whole"
+    how = "stratified" if strata is not None else "shuffled"
+    note = (f"data.train_fraction = {fraction:g}: training on {len(train)} of the {len(split.train)} training rows ({how}); "
+            "validation and test stay whole")
     return Split(train, val, test, held_out=True, stratified=split.stratified, notes=(*split.notes, note))
 
 
@@ -212,7 +213,14 @@ def subset_facts(cfg: DataConfig, rows_before: int, rows_kept: int) -> dict:
     """data.json's record of ``data.classes`` and ``data.train_fraction``; nothing when neither is set."""
     if cfg.classes is None and cfg.train_fraction >= 1:
         return {}
-    return {"subset": {"classes": cfg.classes, "rows_before": rows_before, "rows_kept": rows_kept, "train_fraction": cfg.train_fraction}}
+    return {
+        "subset": {
+            "classes": cfg.classes,
+            "rows_before": rows_before,
+            "rows_kept": rows_kept,
+            "train_fraction": cfg.train_fraction,
+        }
+    }
 
 
 def subset_notes(cfg: DataConfig, rows_before: int, rows_kept: int) -> list[str]:

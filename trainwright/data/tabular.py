@@ -29,7 +29,16 @@ from trainwright.config import DataConfig
 from trainwright.data.clean import Cleaned, clean_table
 from trainwright.data.columns import Kind, coerce_frame, numeric_values
 from trainwright.data.sources import load_source, read_table
-from trainwright.data.split import Split, SplitData, fractions_text, quantile_strata, split_rows, subset_facts, subset_notes, train_subset
+from trainwright.data.split import (
+    Split,
+    SplitData,
+    fractions_text,
+    quantile_strata,
+    split_rows,
+    subset_facts,
+    subset_notes,
+    train_subset,
+)
 from trainwright.data.target import (
     LabelKind,
     Task,
@@ -222,7 +231,10 @@ class TabularPreprocessor:
 
         if self._transformer is None:
             raise TrainwrightError("the preprocessor is not fitted; there is nothing to save")
-        return {"preprocessor.skops": skops.io.dumps(self._transformer), "preprocessor.json": json.dumps(self.facts(), indent=2) + "\n"}
+        return {
+            "preprocessor.skops": skops.io.dumps(self._transformer),
+            "preprocessor.json": json.dumps(self.facts(), indent=2) + "\n",
+        }
 
     @classmethod
     def load(cls, directory: Path) -> TabularPreprocessor:
@@ -255,7 +267,7 @@ class TabularPreprocessor:
         data = skops_path.read_bytes()
         try:
             untrusted = skops.io.get_untrusted_types(data=data)
-        except Exception as error:  # a damaged zip or schema: skops raises many types
+        except Exception as error:  # noqa: BLE001 - a damaged zip or schema: skops raises many types
             raise _not_a_run(directory, f"preprocessor.skops is unreadable ({type(error).__name__})") from None
         refused = [name for name in untrusted if name not in TRUSTED_TYPES]
         if refused:
@@ -266,7 +278,7 @@ class TabularPreprocessor:
             )
         try:
             transformer = skops.io.loads(data, trusted=list(untrusted))
-        except Exception as error:  # same: a damaged file can fail in many ways
+        except Exception as error:  # noqa: BLE001 - a damaged file can fail in many ways
             raise _not_a_run(directory, f"preprocessor.skops is unreadable ({type(error).__name__})") from None
         if not isinstance(transformer, ColumnTransformer):
             raise _not_a_run(directory, f"preprocessor.skops holds a {type(transformer).__name__}, not a ColumnTransformer")
@@ -291,8 +303,7 @@ class TabularData(SplitData):
         s = self.summary
         inferred = ", inferred" if s["task_from"] == "inferred" else ""
         lines = [
-            f"{self.name}: {s['rows']['raw']} rows x {s['columns_raw']} columns; "
-            f"target {s['target']!r} ({self.task}{inferred})"
+            (f"{self.name}: {s['rows']['raw']} rows x {s['columns_raw']} columns; target {s['target']!r} ({self.task}{inferred})")
         ]
         lines += [action["message"] for action in s["cleaning"] if action["count"]]
         f = s["features"]
@@ -307,7 +318,11 @@ class TabularData(SplitData):
             lines.append(f"classes ({len(counts)}): {shown}{', ...' if len(counts) > 10 else ''}")
         split = s["split"]
         if split["held_out"]:
-            how = ("stratified on target quantiles" if self.task == "regression" else "stratified") if split["stratified"] else "shuffled"
+            how = (
+                ("stratified on target quantiles" if self.task == "regression" else "stratified")
+                if split["stratified"]
+                else "shuffled"
+            )
             lines.append(
                 f"split {split['fractions']} ({how}, seed {split['seed']}): "
                 f"train {split['train']}, val {split['val']}, test {split['test']} rows"
@@ -383,7 +398,7 @@ def _summary(
         "target": target,
         "task": pre.task,
         "task_from": "inferred" if cfg.task == "auto" else "data.task",
-        "rows": {"raw": int(len(frame)), "after_cleaning": int(len(cleaned.frame))},
+        "rows": {"raw": len(frame), "after_cleaning": len(cleaned.frame)},
         "columns_raw": int(frame.shape[1]),
         "columns": columns,
         "cleaning": [action.to_dict() for action in cleaned.actions],
@@ -395,9 +410,9 @@ def _summary(
             "seed": cfg.split.seed,
             "stratified": split.stratified,
             "held_out": split.held_out,
-            "train": int(len(split.train)),
-            "val": int(len(split.val)),
-            "test": int(len(split.test)),
+            "train": len(split.train),
+            "val": len(split.val),
+            "test": len(split.test),
         },
         "notes": list(split.notes),
     }
@@ -437,7 +452,9 @@ class TabularRows:
     def split(self) -> Split:
         """The configured split (``data.split``, then ``data.train_fraction``)."""
         strata = self.strata
-        return train_subset(split_rows(len(self.rows), strata, self.cfg.split), strata, self.cfg.train_fraction, self.cfg.split.seed)
+        return train_subset(
+            split_rows(len(self.rows), strata, self.cfg.split), strata, self.cfg.train_fraction, self.cfg.split.seed
+        )
 
     def prepare(self, split: Split) -> TabularData:
         """Fit the preprocessing on ``split.train`` and turn each part into tensors."""
@@ -466,7 +483,10 @@ class TabularRows:
         x_test, y_test = (x_val, y_val) if split.test is split.val else tensors(split.test)
 
         before, kept = len(self.cleaned.frame), len(rows)
-        summary = {**_summary(cfg, self.frame, self.name, target, self.cleaned, self.left_out, pre, split, self.labels), **subset_facts(cfg, before, kept)}
+        summary = {
+            **_summary(cfg, self.frame, self.name, target, self.cleaned, self.left_out, pre, split, self.labels),
+            **subset_facts(cfg, before, kept),
+        }
         summary["notes"] = subset_notes(cfg, before, kept) + summary["notes"]
         return TabularData(x_train, y_train, x_val, y_val, x_test, y_test, pre, self.task, self.name, split.held_out, summary)
 

@@ -112,7 +112,9 @@ class TextPreprocessor:
     def encode(self, texts: list[str]) -> torch.Tensor:
         """Texts -> int64 (N, length) ids, padded with 0."""
         texts = [t.replace("\x00", "")[: self.max_chars] for t in texts]
-        return torch.tensor([e.ids for e in self.tokenizer.encode_batch(texts)], dtype=torch.int64).reshape(len(texts), self.length)
+        return torch.tensor([e.ids for e in self.tokenizer.encode_batch(texts)], dtype=torch.int64).reshape(
+            len(texts), self.length
+        )
 
     def encode_target(self, y: pd.Series) -> np.ndarray:
         return encode_class_column(y, self.classes, self.label_kind, self.target)
@@ -126,16 +128,26 @@ class TextPreprocessor:
 
         frame = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(data)
         if self.text_column not in frame.columns:
-            raise TrainwrightError(f"the data have no text column {self.text_column!r}, which the model was trained with; "
-                                   f"columns are: {', '.join(map(str, frame.columns))}")
+            raise TrainwrightError(
+                f"the data have no text column {self.text_column!r}, which the model was trained with; "
+                f"columns are: {', '.join(map(str, frame.columns))}"
+            )
         texts = [v if isinstance(v, str) else "" for v in frame[self.text_column]]
         return frame, self.encode(texts)
 
     def facts(self) -> dict:
         return {
-            "format": FORMAT, "modality": "text", "target": self.target, "task": self.task, "classes": self.classes,
-            "label_kind": self.label_kind, "text_column": self.text_column, "tokenizer": self.kind,
-            "vocab_size": self.vocab_size, "length": self.length, "max_chars": self.max_chars,
+            "format": FORMAT,
+            "modality": "text",
+            "target": self.target,
+            "task": self.task,
+            "classes": self.classes,
+            "label_kind": self.label_kind,
+            "text_column": self.text_column,
+            "tokenizer": self.kind,
+            "vocab_size": self.vocab_size,
+            "length": self.length,
+            "max_chars": self.max_chars,
         }
 
     def files(self) -> dict[str, str | bytes]:
@@ -147,12 +159,22 @@ class TextPreprocessor:
         try:
             facts = json.loads((Path(directory) / "preprocessor.json").read_text(encoding="utf-8"))
             tokenizer = Tokenizer.from_file(str(Path(directory) / "tokenizer.json"))
-            return cls(target=facts["target"], task=facts["task"], classes=facts["classes"], label_kind=facts["label_kind"],
-                       text_column=facts["text_column"], tokenizer=tokenizer, length=int(facts["length"]),
-                       max_chars=int(facts["max_chars"]), kind=facts["tokenizer"])
+            return cls(
+                target=facts["target"],
+                task=facts["task"],
+                classes=facts["classes"],
+                label_kind=facts["label_kind"],
+                text_column=facts["text_column"],
+                tokenizer=tokenizer,
+                length=int(facts["length"]),
+                max_chars=int(facts["max_chars"]),
+                kind=facts["tokenizer"],
+            )
         except Exception as error:  # noqa: BLE001 - json, KeyError, or the tokenizers library's own errors
-            raise TrainwrightError(f"{directory} is not a trainwright run (or is damaged): its text preprocessor is unreadable "
-                                   f"({type(error).__name__}: {error})") from None
+            raise TrainwrightError(
+                f"{directory} is not a trainwright run (or is damaged): its text preprocessor is unreadable "
+                f"({type(error).__name__}: {error})"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -168,14 +190,18 @@ class TextData(SplitData):
         lines = [f"{self.name}: {s['rows']['raw']} texts from {s['kind']}; target {s['target']!r} ({self.task})"]
         lines += [action["message"] for action in s["cleaning"] if action["count"]]
         t = s["tokens"]
-        lines.append(f"tokenizer: {t['kind']}, vocabulary {t['vocab_size']} (trained on the training split), "
-                     f"{t['length']} tokens per text (median {t['median']}, {t['truncated']} texts cut)")
+        lines.append(
+            f"tokenizer: {t['kind']}, vocabulary {t['vocab_size']} (trained on the training split), "
+            f"{t['length']} tokens per text (median {t['median']}, {t['truncated']} texts cut)"
+        )
         counts = s["class_balance"]["all"]
         lines.append(f"classes ({len(counts)}): " + ", ".join(f"{k} {v}" for k, v in list(counts.items())[:10]))
         split = s["split"]
         if split["held_out"]:
-            lines.append(f"split {split['fractions']} ({'stratified' if split['stratified'] else 'shuffled'}, seed {split['seed']}): "
-                         f"train {split['train']}, val {split['val']}, test {split['test']} texts")
+            lines.append(
+                f"split {split['fractions']} ({'stratified' if split['stratified'] else 'shuffled'}, seed {split['seed']}): "
+                f"train {split['train']}, val {split['val']}, test {split['test']} texts"
+            )
         return lines + s["notes"]
 
 
@@ -201,7 +227,9 @@ class TextRows:
 
     def split(self) -> Split:
         """The configured split (``data.split``, then ``data.train_fraction``)."""
-        return train_subset(split_rows(len(self.texts), self.labels, self.cfg.split), self.labels, self.cfg.train_fraction, self.cfg.split.seed)
+        return train_subset(
+            split_rows(len(self.texts), self.labels, self.cfg.split), self.labels, self.cfg.train_fraction, self.cfg.split.seed
+        )
 
     def prepare(self, split: Split) -> TextData:
         cfg, raw, classes = self.cfg, self.raw, self.classes
@@ -209,35 +237,76 @@ class TextRows:
         tokenizer = build_tokenizer(cfg.tokenizer, texts["train"])
         lengths = np.array([len(e.ids) for e in tokenizer.encode_batch(texts["train"])])
         length = int(min(cfg.tokenizer.max_length, max(2, lengths.max())))  # pad to the longest training text, at most max_length
-        pre = TextPreprocessor(target=raw.target, task=self.task, classes=classes, label_kind=self.label_kind, text_column=raw.text_column,
-                               tokenizer=tokenizer, length=length, max_chars=cfg.max_chars, kind=cfg.tokenizer.kind)
+        pre = TextPreprocessor(
+            target=raw.target,
+            task=self.task,
+            classes=classes,
+            label_kind=self.label_kind,
+            text_column=raw.text_column,
+            tokenizer=tokenizer,
+            length=length,
+            max_chars=cfg.max_chars,
+            kind=cfg.tokenizer.kind,
+        )
         y_all = torch.from_numpy(encode_labels(self.labels, classes, raw.target))
         xs = {part: pre.encode(texts[part]) for part in texts}
         ys = {part: y_all[getattr(split, part)] for part in texts}
         before = len(self.cleaned.texts)
         summary = {
-            "source": cfg.source, "name": raw.name, "modality": "text", "kind": raw.kind, "target": raw.target, "task": self.task,
-            "text_column": raw.text_column, "rows": {"raw": len(raw.frame), "after_cleaning": before},
+            "source": cfg.source,
+            "name": raw.name,
+            "modality": "text",
+            "kind": raw.kind,
+            "target": raw.target,
+            "task": self.task,
+            "text_column": raw.text_column,
+            "rows": {"raw": len(raw.frame), "after_cleaning": before},
             "cleaning": self.cleaned.actions,
-            "tokens": {"kind": cfg.tokenizer.kind, "vocab_size": pre.vocab_size, "length": length,
-                       "median": int(np.median(lengths)), "truncated": int((lengths > length).sum())},
+            "tokens": {
+                "kind": cfg.tokenizer.kind,
+                "vocab_size": pre.vocab_size,
+                "length": length,
+                "median": int(np.median(lengths)),
+                "truncated": int((lengths > length).sum()),
+            },
             "classes": [c.item() if isinstance(c, np.generic) else c for c in classes],
             # Per split, as tables and images have it: diagnosis reads the training split's shares.
             "class_balance": {part: _counts(y.numpy(), classes) for part, y in (("all", y_all), *ys.items())},
-            "split": {"fractions": fractions_text(cfg.split), "seed": cfg.split.seed, "stratified": split.stratified,
-                      "held_out": split.held_out, "train": len(split.train), "val": len(split.val), "test": len(split.test)},
+            "split": {
+                "fractions": fractions_text(cfg.split),
+                "seed": cfg.split.seed,
+                "stratified": split.stratified,
+                "held_out": split.held_out,
+                "train": len(split.train),
+                "val": len(split.val),
+                "test": len(split.test),
+            },
             "notes": subset_notes(cfg, before, len(self.texts)) + list(split.notes),
             **subset_facts(cfg, before, len(self.texts)),
         }
-        return TextData(xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], pre, self.task, raw.name,
-                        split.held_out, summary, texts)
+        return TextData(
+            xs["train"],
+            ys["train"],
+            xs["val"],
+            ys["val"],
+            xs["test"],
+            ys["test"],
+            pre,
+            self.task,
+            raw.name,
+            split.held_out,
+            summary,
+            texts,
+        )
 
 
 def load_text(cfg: DataConfig) -> TextRows:
     """Load and clean the texts ``cfg.source`` names, keep ``data.classes``, settle the task and classes."""
     for key in ("features", "drop_columns"):
         if getattr(cfg, key):
-            raise TrainwrightError(f"data.{key} selects table columns; a text source reads only data.text_column and data.target: remove data.{key}")
+            raise TrainwrightError(
+                f"data.{key} selects table columns; a text source reads only data.text_column and data.target: remove data.{key}"
+            )
     raw = load_texts(cfg)
     cleaned = clean_texts(raw, cfg.max_chars)
     texts, labels = cleaned.texts, cleaned.labels
@@ -246,7 +315,9 @@ def load_text(cfg: DataConfig) -> TextRows:
         texts, labels = [texts[i] for i in keep], labels.iloc[keep].reset_index(drop=True)
     task = resolve_task(labels, cfg.task, raw.target)
     if task == "regression":
-        raise TrainwrightError(f"text models classify; {raw.target!r} looks like a quantity. Set data.task: multiclass if its values are classes")
+        raise TrainwrightError(
+            f"text models classify; {raw.target!r} looks like a quantity. Set data.task: multiclass if its values are classes"
+        )
     kind = label_kind(labels)
     coerced = coerce_labels(labels, kind, raw.target)
     return TextRows(cfg, raw, cleaned, texts, coerced, class_list(coerced), task, kind)

@@ -63,7 +63,9 @@ def _read_folder(root: Path, target: str) -> RawTexts:
             texts.append(text)
             labels.append(folder.name)
     if not texts:
-        raise TrainwrightError(f"{root} has no .txt files in class sub-folders; put each class's texts in a folder named after it")
+        raise TrainwrightError(
+            f"{root} has no .txt files in class sub-folders; put each class's texts in a folder named after it"
+        )
     frame = pd.DataFrame({"text": texts, target: labels})
     return RawTexts(frame, "text", target, root.name, "folder", invalid)
 
@@ -82,7 +84,8 @@ def clean_texts(raw: RawTexts, max_chars: int) -> CleanTexts:
     values = frame[column]
     if column_kind(values) == "numeric" and values.notna().any():
         raise TrainwrightError(
-            f"text column {column!r} holds numbers, not text; name the column of raw text with --text-column (or data.text_column)"
+            f"text column {column!r} holds numbers, not text; name the column of raw text with --text-column (or "
+            "data.text_column)"
         )
     actions = []
 
@@ -95,8 +98,13 @@ def clean_texts(raw: RawTexts, max_chars: int) -> CleanTexts:
     nul = sum("\x00" in t for t in texts)
     texts = [t.replace("\x00", "") for t in texts]
     act("nul_bytes", nul, f"removed NUL bytes from {nul} texts")
-    act("invalid_utf8", len(raw.invalid_utf8), f"{len(raw.invalid_utf8)} files were not valid UTF-8 (bad bytes replaced by U+FFFD): "
-        + ", ".join(raw.invalid_utf8[:3]) + (", ..." if len(raw.invalid_utf8) > 3 else ""))
+    act(
+        "invalid_utf8",
+        len(raw.invalid_utf8),
+        f"{len(raw.invalid_utf8)} files were not valid UTF-8 (bad bytes replaced by U+FFFD): "
+        + ", ".join(raw.invalid_utf8[:3])
+        + (", ..." if len(raw.invalid_utf8) > 3 else ""),
+    )
     replaced = max(sum("\ufffd" in t for t in texts) - len(raw.invalid_utf8), 0)
     act("replacement_characters", replaced, f"{replaced} texts held bytes that are not valid UTF-8 (replaced by U+FFFD)")
     empty = np.array([not t.strip() for t in texts])

@@ -56,7 +56,9 @@ def fit_text_baselines(data) -> dict[str, dict[str, float]]:
     from sklearn.pipeline import make_pipeline
 
     models = {
-        "tfidf_logistic_regression": make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=2000, C=10.0)),
+        "tfidf_logistic_regression": make_pipeline(
+            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=2000, C=10.0)
+        ),
         "bag_of_words_logistic_regression": make_pipeline(CountVectorizer(), LogisticRegression(max_iter=2000)),
     }
     results = {}
@@ -130,7 +132,11 @@ def verdict(metrics: dict) -> str | None:
         return None
     name, best = max(scored.items(), key=lambda item: item[1])
     if abs(ours - best) < 0.005:
-        return f"On the test rows the network ({key} {ours:.4f}) is level with the best baseline, {name} ({best:.4f}): a classical model does as well here"
+        return (f"On the test rows the network ({key} {ours:.4f}) is level with the best baseline, {name} ({best:.4f}): "
+                "a classical model does as well here")
     if ours > best:
-        return f"On the test rows the network ({key} {ours:.4f}) beats the best baseline, {name} ({best:.4f}), by {ours - best:.4f}"
-    return f"On the test rows the best baseline, {name} ({key} {best:.4f}), beats the network ({ours:.4f}) by {best - ours:.4f}: a classical model is the better choice here"
+        return (
+            f"On the test rows the network ({key} {ours:.4f}) beats the best baseline, {name} ({best:.4f}), by {ours - best:.4f}"
+        )
+    return (f"On the test rows the best baseline, {name} ({key} {best:.4f}), beats the network ({ours:.4f}) "
+            f"by {best - ours:.4f}: a classical model is the better choice here")

@@ -20,7 +20,6 @@ Fitting a finished run's calibration (rebuilding its split, writing calibration.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -74,7 +73,9 @@ def fit_calibrator(outputs: torch.Tensor, y: torch.Tensor, task: str, method: Me
     if task == "regression":
         raise TrainwrightError("calibration applies to classifiers; this run does regression")
     if len(torch.unique(y)) < 2:
-        raise TrainwrightError("the validation split holds a single class; calibration needs several (use a larger data.split.val)")
+        raise TrainwrightError(
+            "the validation split holds a single class; calibration needs several (use a larger data.split.val)"
+        )
     outputs = outputs.float().detach()
     if method == "isotonic":
         return Calibrator("isotonic", task, isotonic=_fit_isotonic(probabilities(outputs, task), y, task))
@@ -111,7 +112,9 @@ def _fit_isotonic(probs: torch.Tensor, y: torch.Tensor, task: str) -> list[dict]
     columns = [1] if task == "binary" else range(probs.shape[1])
     parts = []
     for c in columns:
-        fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(probs[:, c].numpy(), (y == c).numpy().astype(float))
+        fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+            probs[:, c].numpy(), (y == c).numpy().astype(float)
+        )
         parts.append({"x": fitted.X_thresholds_.tolist(), "y": fitted.y_thresholds_.tolist()})
     return parts
 
@@ -138,13 +141,19 @@ def reliability_png(before: torch.Tensor, after: torch.Tensor, y: torch.Tensor, 
         confidence, correct = probs.max(dim=1).values.numpy(), (probs.argmax(1) == y).numpy()
         bins = np.clip((confidence * N_BINS).astype(int), 0, N_BINS - 1)
         filled = [b for b in range(N_BINS) if (bins == b).any()]
-        ax.plot([confidence[bins == b].mean() for b in filled], [correct[bins == b].mean() for b in filled], marker="o", label=label)
-    ax.set(xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability on the test split")
+        ax.plot(
+            [confidence[bins == b].mean() for b in filled], [correct[bins == b].mean() for b in filled], marker="o", label=label
+        )
+    ax.set(
+        xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability on the test split"
+    )
     ax.legend(loc="upper left")
     return png_bytes(figure, bbox_inches="tight")
 
 
-def calibrate_outputs(method: Method, task: str, val: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]) -> tuple[dict, bytes]:
+def calibrate_outputs(
+    method: Method, task: str, val: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[dict, bytes]:
     """Fit on the validation outputs, judge on the test outputs: calibration.json's content and reliability.png.
 
     ``val`` and ``test`` are (raw model outputs, labels).
@@ -155,5 +164,9 @@ def calibrate_outputs(method: Method, task: str, val: tuple[torch.Tensor, torch.
     result: dict = {"method": method}
     if calibrator.temperature is not None:
         result["temperature"] = calibrator.temperature
-    result |= {"before": calibration_metrics(before, y), "after": calibration_metrics(after, y), "parameters": calibrator.to_dict()}
+    result |= {
+        "before": calibration_metrics(before, y),
+        "after": calibration_metrics(after, y),
+        "parameters": calibrator.to_dict(),
+    }
     return result, reliability_png(before, after, y, method)

@@ -13,12 +13,13 @@ what healthy runs show, so a finding is worth reading.
 
 Example:
     >>> diagnose(history, gradients, task="multiclass", no_skill_loss=2.30)  # Adam at lr 1e-6 on digits
-    [{'kind': 'lr_too_low', 'epoch': 30, 'evidence': 'the validation loss crept from 2.82 to 2.75 in 30 epochs ...', 'remedies': [...]}]
+    [{'kind': 'lr_too_low', 'epoch': 30, 'evidence': 'the validation loss crept from 2.82 to 2.75 ...', 'remedies': [...]}]
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import statistics
 from pathlib import Path
@@ -27,7 +28,9 @@ from typing import Any, Literal
 from rich.console import Console
 
 KINDS = ("lr_too_high", "exploding_gradients", "vanishing_gradients", "dead_units", "lr_too_low", "underfitting", "overfitting")
-Kind = Literal["lr_too_high", "exploding_gradients", "vanishing_gradients", "dead_units", "lr_too_low", "underfitting", "overfitting"]
+Kind = Literal[
+    "lr_too_high", "exploding_gradients", "vanishing_gradients", "dead_units", "lr_too_low", "underfitting", "overfitting"
+]
 
 # ── thresholds ─────────────────────────────────────────────────────────────────────────
 VANISHING_RATIO = 1e-3  # first layer's gradient norm below this fraction of the largest layer's
@@ -163,7 +166,13 @@ def divergence(history: list[dict], grads: dict, diverged: dict | None) -> list[
     if diverged is not None:
         lr = diverged.get("lr") or _lr_of(history, diverged["epoch"])
         lr_text = f" at learning rate {lr:g}" if lr is not None else ""
-        out.append(finding("lr_too_high", diverged["epoch"], f"the training loss became {diverged['loss']} in epoch {diverged['epoch']}{lr_text}; training stopped"))
+        out.append(
+            finding(
+                "lr_too_high",
+                diverged["epoch"],
+                f"the training loss became {diverged['loss']} in epoch {diverged['epoch']}{lr_text}; training stopped",
+            )
+        )
     exploding = exploding_gradients(grads)
     if exploding:
         out.append(exploding)
@@ -179,7 +188,12 @@ def exploding_gradients(grads: dict) -> dict | None:
     for e in epochs:
         for i, value in enumerate(e["norm_max"]):
             if value is None:
-                return finding("exploding_gradients", e["epoch"], f"the gradient norm of layer {layers[i]} became infinite or NaN in epoch {e['epoch']}", layer=layers[i])
+                return finding(
+                    "exploding_gradients",
+                    e["epoch"],
+                    f"the gradient norm of layer {layers[i]} became infinite or NaN in epoch {e['epoch']}",
+                    layer=layers[i],
+                )
     scale = [max(e["norm_mean"]) for e in epochs]  # per epoch: the largest layer's mean norm
     for j, e in enumerate(epochs):
         high = max(e["norm_max"])
@@ -189,9 +203,21 @@ def exploding_gradients(grads: dict) -> dict | None:
         recent = scale[max(0, j - 5) : j]
         reference = statistics.median(recent) if recent else 0.0
         if reference > 0 and high > SPIKE_RATIO * reference:
-            return finding("exploding_gradients", e["epoch"], f"the gradient norm of layer {layer} spiked to {high:.3g} in epoch {e['epoch']}, {high / reference:.0f}x the typical norm of the epochs before ({reference:.3g})", layer=layer)
+            return finding(
+                "exploding_gradients",
+                e["epoch"],
+                (f"the gradient norm of layer {layer} spiked to {high:.3g} in epoch {e['epoch']}, {high / reference:.0f}x the "
+                 f"typical norm of the epochs before ({reference:.3g})"),
+                layer=layer,
+            )
         if scale[0] > 0 and scale[j] > GROWTH_RATIO * scale[0]:
-            return finding("exploding_gradients", e["epoch"], f"the mean gradient norm grew from {scale[0]:.3g} in epoch {epochs[0]['epoch']} to {scale[j]:.3g} in epoch {e['epoch']} (layer {layer})", layer=layer)
+            return finding(
+                "exploding_gradients",
+                e["epoch"],
+                (f"the mean gradient norm grew from {scale[0]:.3g} in epoch {epochs[0]['epoch']} to {scale[j]:.3g} in epoch "
+                 f"{e['epoch']} (layer {layer})"),
+                layer=layer,
+            )
     return None
 
 
@@ -206,19 +232,45 @@ def lr_too_high(history: list[dict], no_skill: float | None) -> list[dict]:
     peak, after = losses[peak_index], min(losses[peak_index:])
     if no_skill and peak > BLOWUP * no_skill and after > 0.5 * no_skill:
         epoch = history[peak_index]["epoch"]
-        return [finding("lr_too_high", epoch, f"the training loss reached {peak:.4g} in epoch {epoch}, {peak / no_skill:.0f}x the {no_skill:.3g} of a model that learned nothing, and never got below {after:.4g} afterwards (learning rate {history[peak_index]['lr']:g}): the steps overshoot")]
+        return [
+            finding(
+                "lr_too_high",
+                epoch,
+                (f"the training loss reached {peak:.4g} in epoch {epoch}, {peak / no_skill:.0f}x the {no_skill:.3g} of a "
+                 f"model that learned nothing, and never got below {after:.4g} afterwards (learning rate "
+                 f"{history[peak_index]['lr']:g}): the steps overshoot"),
+            )
+        ]
     if len(losses) < 3:
         return []
-    jumps = [i for i in range(1, len(losses)) if losses[i] > (1 + JUMP) * losses[i - 1] and losses[i] - losses[i - 1] > RISE_MIN_ABS * scale]
+    jumps = [
+        i
+        for i in range(1, len(losses))
+        if losses[i] > (1 + JUMP) * losses[i - 1] and losses[i] - losses[i - 1] > RISE_MIN_ABS * scale
+    ]
     if len(jumps) >= OSCILLATIONS:
         epoch = history[jumps[0]]["epoch"]
-        return [finding("lr_too_high", epoch, f"the training loss oscillates: it jumped up by more than {JUMP:.0%} in {len(jumps)} epochs (first in epoch {epoch}) at learning rate {history[jumps[0]]['lr']:g}")]
+        return [
+            finding(
+                "lr_too_high",
+                epoch,
+                (f"the training loss oscillates: it jumped up by more than {JUMP:.0%} in {len(jumps)} epochs (first in epoch "
+                 f"{epoch}) at learning rate {history[jumps[0]]['lr']:g}"),
+            )
+        ]
     low = min(losses)
     at_low = losses.index(low)
     for i in range(at_low + 1, len(losses)):
         if losses[i] > RISE_RATIO * low and losses[i] - low > RISE_MIN_ABS * scale:
             epoch = history[i]["epoch"]
-            return [finding("lr_too_high", epoch, f"the training loss rose from its minimum {low:.4g} (epoch {history[at_low]['epoch']}) to {losses[i]:.4g} in epoch {epoch} at learning rate {history[i]['lr']:g}: it diverges")]
+            return [
+                finding(
+                    "lr_too_high",
+                    epoch,
+                    (f"the training loss rose from its minimum {low:.4g} (epoch {history[at_low]['epoch']}) to {losses[i]:.4g} "
+                     f"in epoch {epoch} at learning rate {history[i]['lr']:g}: it diverges"),
+                )
+            ]
     return []
 
 
@@ -233,12 +285,20 @@ def lr_too_low(history: list[dict], no_skill: float | None) -> list[dict]:
         return []
     first, last = losses[0], losses[-1]
     rate = (first - last) / first / (len(losses) - 1)  # share of the first loss shed per epoch
-    tail = losses[-max(LOW_LR_MIN_EPOCHS, len(losses) // 4):]
-    falling = sum(b < a for a, b in zip(tail, tail[1:])) / (len(tail) - 1)
+    tail = losses[-max(LOW_LR_MIN_EPOCHS, len(losses) // 4) :]
+    falling = sum(b < a for a, b in itertools.pairwise(tail)) / (len(tail) - 1)
     far = last > LOW_LR_FAR * no_skill if no_skill else (first - last) / first < LOW_LR_FAR
     if 0 <= rate < LOW_LR_RATE and falling >= LOW_LR_STILL_FALLING and far:
         reference = f", still {last / no_skill:.0%} of the {no_skill:.3g} of a model that learned nothing" if no_skill else ""
-        return [finding("lr_too_low", history[-1]["epoch"], f"the validation loss crept from {first:.4g} to {last:.4g} in {len(losses)} epochs ({rate:.2%} of its first value per epoch){reference}, and it was still falling in {falling:.0%} of the last {len(tail) - 1} epochs at learning rate {history[-1]['lr']:g}: the steps are too small")]
+        return [
+            finding(
+                "lr_too_low",
+                history[-1]["epoch"],
+                (f"the validation loss crept from {first:.4g} to {last:.4g} in {len(losses)} epochs ({rate:.2%} of its first "
+                 f"value per epoch){reference}, and it was still falling in {falling:.0%} of the last {len(tail) - 1} epochs "
+                 f"at learning rate {history[-1]['lr']:g}: the steps are too small"),
+            )
+        ]
     return []
 
 
@@ -253,9 +313,25 @@ def vanishing(grads: dict, near_zero: bool = True) -> list[dict]:
         top = max(norms)
         # Only at the start: a run that has converged has tiny gradients too, and rightly so.
         if near_zero and index == 0 and top < NEAR_ZERO_NORM:
-            return [finding("vanishing_gradients", e["epoch"], f"every layer's gradient norm is below {NEAR_ZERO_NORM:g} in epoch {e['epoch']} (largest {top:.2g}): nothing learns", layer=layers[0])]
+            return [
+                finding(
+                    "vanishing_gradients",
+                    e["epoch"],
+                    (f"every layer's gradient norm is below {NEAR_ZERO_NORM:g} in epoch {e['epoch']} (largest {top:.2g}): "
+                     "nothing learns"),
+                    layer=layers[0],
+                )
+            ]
         if len(norms) >= 2 and norms[0] < VANISHING_RATIO * top:
-            return [finding("vanishing_gradients", e["epoch"], f"in epoch {e['epoch']} the gradient norm of the first layer ({layers[0]}: {norms[0]:.2g}) is {norms[0] / top:.1g} of the largest ({layers[norms.index(top)]}: {top:.2g}): early layers barely learn", layer=layers[0])]
+            return [
+                finding(
+                    "vanishing_gradients",
+                    e["epoch"],
+                    (f"in epoch {e['epoch']} the gradient norm of the first layer ({layers[0]}: {norms[0]:.2g}) is "
+                     f"{norms[0] / top:.1g} of the largest ({layers[norms.index(top)]}: {top:.2g}): early layers barely learn"),
+                    layer=layers[0],
+                )
+            ]
     return []
 
 
@@ -271,7 +347,15 @@ def dead_units(grads: dict) -> list[dict]:
     if share < DEAD_SHARE:
         return []
     became = next(e["epoch"] for e in epochs if e["dead_share"][worst] >= DEAD_SHARE)
-    return [finding("dead_units", became, f"{share:.0%} of the units of ReLU layer {names[worst]} output 0 for every validation row at epoch {last['epoch']} (from epoch {became}): they no longer learn", layer=names[worst])]
+    return [
+        finding(
+            "dead_units",
+            became,
+            (f"{share:.0%} of the units of ReLU layer {names[worst]} output 0 for every validation row at epoch "
+             f"{last['epoch']} (from epoch {became}): they no longer learn"),
+            layer=names[worst],
+        )
+    ]
 
 
 # ── fit ────────────────────────────────────────────────────────────────────────────────
@@ -288,7 +372,14 @@ def underfitting(metrics: dict, task: str, majority_share: float | None, rows: d
         # The baseline's test accuracy is itself an estimate from a few rows: allow for its noise.
         margin = UNDERFIT_R2 if task == "regression" else max(UNDERFIT_ACCURACY, 2 * _standard_error(best, rows.get("test")))
         if train < best - margin:
-            return [finding("underfitting", epoch, f"the network's training {key} is {train:.3f}, below the {best:.3f} that {name} reaches on the test rows: it does not even fit the training rows as well as a classical model predicts unseen ones")]
+            return [
+                finding(
+                    "underfitting",
+                    epoch,
+                    (f"the network's training {key} is {train:.3f}, below the {best:.3f} that {name} reaches on the test rows: "
+                     "it does not even fit the training rows as well as a classical model predicts unseen ones"),
+                )
+            ]
     chance = 0.0 if task == "regression" else majority_share
     if chance is not None and train < chance + CHANCE_MARGIN:
         what = "predicting the mean" if task == "regression" else f"always guessing the most frequent class ({chance:.3f})"
@@ -308,7 +399,16 @@ def overfitting(history: list[dict], metrics: dict, task: str, restored_best: bo
         best, kept = val[best_index], val[kept_index]
         if kept > best * (1 + OVERFIT_VAL_RISE) and kept - best > OVERFIT_VAL_RISE_ABS and train[kept_index] < train[best_index]:
             a, b = history[best_index]["epoch"], history[kept_index]["epoch"]
-            return [finding("overfitting", a, f"validation loss rose from {best:.4g} at epoch {a} to {kept:.4g} at epoch {b} while training loss fell from {train[best_index]:.4g} to {train[kept_index]:.4g}; the gap (validation - training loss) grew from {best - train[best_index]:.4g} to {kept - train[kept_index]:.4g}, and the final weights are the overfit ones")]
+            return [
+                finding(
+                    "overfitting",
+                    a,
+                    (f"validation loss rose from {best:.4g} at epoch {a} to {kept:.4g} at epoch {b} while training loss fell "
+                     f"from {train[best_index]:.4g} to {train[kept_index]:.4g}; the gap (validation - training loss) grew "
+                     f"from {best - train[best_index]:.4g} to {kept - train[kept_index]:.4g}, and the final weights are the "
+                     "overfit ones"),
+                )
+            ]
     key = "r2" if task == "regression" else "accuracy"
     fit_score, held = (metrics.get("train") or {}).get(key), (metrics.get("val") or {}).get(key)
     if fit_score is None or held is None:
@@ -317,7 +417,15 @@ def overfitting(history: list[dict], metrics: dict, task: str, restored_best: bo
     limit = OVERFIT_R2_GAP if task == "regression" else max(OVERFIT_ACCURACY_GAP, 3 * _standard_error(held, rows.get("val")))
     if fit_score - held > limit:
         epoch = history[kept_index]["epoch"]
-        return [finding("overfitting", epoch, f"the kept weights (epoch {epoch}) score {key} {fit_score:.3f} on the training rows but {held:.3f} on the validation rows, a gap of {fit_score - held:.3f}; validation loss {val[kept_index]:.4g} against training loss {train[kept_index]:.4g}")]
+        return [
+            finding(
+                "overfitting",
+                epoch,
+                (f"the kept weights (epoch {epoch}) score {key} {fit_score:.3f} on the training rows but {held:.3f} on the "
+                 f"validation rows, a gap of {fit_score - held:.3f}; validation loss {val[kept_index]:.4g} against training "
+                 f"loss {train[kept_index]:.4g}"),
+            )
+        ]
     return []
 
 
@@ -358,6 +466,8 @@ def print_findings(console: Console, findings: list[dict]) -> None:
         return
     console.print(f"diagnosis: {len(findings)} finding{'s' if len(findings) > 1 else ''}", highlight=False)
     for f in findings:
-        where = f" (epoch {f['epoch']}" + (f", layer {f['layer']}" if "layer" in f else "") + ")" if f["epoch"] is not None else ""
+        where = (
+            f" (epoch {f['epoch']}" + (f", layer {f['layer']}" if "layer" in f else "") + ")" if f["epoch"] is not None else ""
+        )
         console.print(f"- {f['kind'].replace('_', ' ')}{where}: {f['evidence']}", highlight=False, soft_wrap=True, markup=False)
         console.print("  try: " + "; ".join(f["remedies"]), highlight=False, soft_wrap=True, markup=False)

@@ -40,7 +40,9 @@ def misclassified_png(x: torch.Tensor, y: torch.Tensor, outputs: torch.Tensor, t
     columns = max(1, min(8, len(shown)))
     rows = max(1, math.ceil(len(shown) / columns))
     figure = new_figure(1.6 * columns, 1.8 * rows + 0.5)
-    title = f"{len(wrong)} of {len(y)} test images misclassified" + (f" (first {len(shown)} shown)" if len(wrong) > len(shown) else "")
+    title = f"{len(wrong)} of {len(y)} test images misclassified" + (
+        f" (first {len(shown)} shown)" if len(wrong) > len(shown) else ""
+    )
     figure.suptitle(title, fontsize=9)
     if not shown:
         figure.text(0.5, 0.4, "no misclassified test images", ha="center", fontsize=9)
@@ -91,7 +93,7 @@ def examples_png(x: torch.Tensor, y: torch.Tensor, classes: list, augment: nn.Mo
         for r, rows in enumerate(picks):
             filled[r * PER_CLASS : r * PER_CLASS + len(rows)] = True
         panels[1][~filled] = 0
-    height, width = x.shape[2], x.shape[3]
+    height = x.shape[2]
     gap = max(1, height // 8)
     pictures = []
     for panel in panels:
@@ -106,9 +108,18 @@ def examples_png(x: torch.Tensor, y: torch.Tensor, classes: list, augment: nn.Mo
         picture = pictures[0]
     columns = PER_CLASS * len(panels)
     figure = new_figure(1.2 + 0.9 * columns, 0.6 + 0.9 * len(shown))
-    axes = figure.add_axes((0.9 / (1.2 + 0.9 * columns), 0.1 / (0.6 + 0.9 * len(shown)), 1 - 1.0 / (1.2 + 0.9 * columns), 1 - 0.5 / (0.6 + 0.9 * len(shown))))
+    axes = figure.add_axes(
+        (
+            0.9 / (1.2 + 0.9 * columns),
+            0.1 / (0.6 + 0.9 * len(shown)),
+            1 - 1.0 / (1.2 + 0.9 * columns),
+            1 - 0.5 / (0.6 + 0.9 * len(shown)),
+        )
+    )
     axes.imshow(picture, interpolation="nearest", aspect="equal")
-    axes.set_yticks([r * (height + gap) + height / 2 for r in range(len(shown))], [plain(classes[c], 14) for c in shown], fontsize=8)
+    axes.set_yticks(
+        [r * (height + gap) + height / 2 for r in range(len(shown))], [plain(classes[c], 14) for c in shown], fontsize=8
+    )
     axes.set_xticks([])
     for side in axes.spines.values():
         side.set_visible(False)

@@ -14,7 +14,9 @@ from torchmetrics.functional import regression as R
 
 
 @torch.no_grad()
-def predict_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, device: torch.device | None = None) -> torch.Tensor:
+def predict_outputs(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 4096, device: torch.device | None = None
+) -> torch.Tensor:
     """Model outputs for ``x`` (N, ...) in eval mode, in batches: (N, outputs); each batch moved to ``device`` when given."""
     model.eval()
     device = device or x.device

@@ -55,7 +55,9 @@ class ChannelsLast(nn.Module):
         return x.contiguous(memory_format=torch.channels_last)
 
 
-def conv_block(width_in: int, width_out: int, kernel_size: int, activation: str, batch_norm: bool, stride: int = 1) -> list[nn.Module]:
+def conv_block(
+    width_in: int, width_out: int, kernel_size: int, activation: str, batch_norm: bool, stride: int = 1
+) -> list[nn.Module]:
     """Conv -> [BatchNorm] -> activation; the conv bias is redundant before BatchNorm."""
     layers: list[nn.Module] = [nn.Conv2d(width_in, width_out, kernel_size, stride, padding=kernel_size // 2, bias=not batch_norm)]
     if batch_norm:
@@ -72,7 +74,9 @@ def build(cfg: CNNConfig, input_shape: tuple[int, ...], out_features: int) -> nn
         torch.Size([2, 10])
     """
     if len(input_shape) != 3:
-        raise TrainwrightError(f"a cnn needs images (C, H, W); these inputs have shape {input_shape}: use model.type: mlp for tables")
+        raise TrainwrightError(
+            f"a cnn needs images (C, H, W); these inputs have shape {input_shape}: use model.type: mlp for tables"
+        )
     channels, height, width = input_shape
     layers: list[nn.Module] = [ChannelsLast()] if cfg.channels_last else []
     Pool = nn.MaxPool2d if cfg.pool == "max" else nn.AvgPool2d

@@ -73,7 +73,9 @@ def build(cfg: ResNetConfig, input_shape: tuple[int, ...], out_features: int) ->
         torch.Size([2, 3])
     """
     if len(input_shape) != 3:
-        raise TrainwrightError(f"a resnet needs images (C, H, W); these inputs have shape {input_shape}: use model.type: mlp for tables")
+        raise TrainwrightError(
+            f"a resnet needs images (C, H, W); these inputs have shape {input_shape}: use model.type: mlp for tables"
+        )
     channels, height, width = input_shape
     large = cfg.stem == "large" or (cfg.stem == "auto" and min(height, width) >= LARGE_STEM_FROM)
     layers: list[nn.Module] = [ChannelsLast()] if cfg.channels_last else []

@@ -66,5 +66,7 @@ class Recurrent(nn.Module):
 def build(cfg: RNNConfig, input_shape: tuple[int, ...], out_features: int, vocab_size: int | None = None) -> nn.Module:
     """Text when ``vocab_size`` is given (input (T,) token ids), else series windows (input (T, F))."""
     if vocab_size is None and len(input_shape) != 2:
-        raise ValueError(f"{cfg.type} reads sequences: token ids (text) or (lookback, features) windows, not input shape {input_shape}")
+        raise ValueError(
+            f"{cfg.type} reads sequences: token ids (text) or (lookback, features) windows, not input shape {input_shape}"
+        )
     return Recurrent(cfg, input_shape[-1], out_features, vocab_size)

@@ -46,10 +46,14 @@ class Transformer(nn.Module):
         super().__init__()
         self.text, self.pooling = vocab_size is not None, cfg.pooling
         length = input_shape[0] + (1 if self.text and cfg.pooling == "cls" else 0)
-        self.embed = nn.Embedding(vocab_size, cfg.d_model, padding_idx=0) if self.text else nn.Linear(input_shape[-1], cfg.d_model)
+        self.embed = (
+            nn.Embedding(vocab_size, cfg.d_model, padding_idx=0) if self.text else nn.Linear(input_shape[-1], cfg.d_model)
+        )
         self.position = nn.Parameter(torch.randn(1, length, cfg.d_model) * 0.02)
         self.cls = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02) if self.text and cfg.pooling == "cls" else None
-        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout, activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            cfg.d_model, cfg.heads, cfg.ff, cfg.dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, norm=nn.LayerNorm(cfg.d_model), enable_nested_tensor=False)
         width = cfg.d_model if self.text else cfg.d_model * input_shape[0]
         self.head = nn.Linear(width, out_features)
@@ -76,5 +80,7 @@ class Transformer(nn.Module):
 def build(cfg: TransformerConfig, input_shape: tuple[int, ...], out_features: int, vocab_size: int | None = None) -> nn.Module:
     """Text when ``vocab_size`` is given (input (T,) token ids), else series windows (input (T, F))."""
     if vocab_size is None and len(input_shape) != 2:
-        raise ValueError(f"transformer reads sequences: token ids (text) or (lookback, features) windows, not input shape {input_shape}")
+        raise ValueError(
+            f"transformer reads sequences: token ids (text) or (lookback, features) windows, not input shape {input_shape}"
+        )
     return Transformer(cfg, input_shape, out_features, vocab_size)

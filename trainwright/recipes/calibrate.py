@@ -32,7 +32,9 @@ def calibrate_run(run_dir: str | Path, method: Method = "temperature") -> dict:
     data = prepare_data(model.config.data)
     check_same_data(run, data, "calibration")
     if not data.held_out:
-        raise TrainwrightError("this run held out no validation rows (the data set was too small to split); calibration needs them")
+        raise TrainwrightError(
+            "this run held out no validation rows (the data set was too small to split); calibration needs them"
+        )
 
     def outputs(x: torch.Tensor) -> torch.Tensor:
         return predict_outputs(model.module, x.to(model.device), model.config.evaluate.batch_size).float().cpu()

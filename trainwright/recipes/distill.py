@@ -37,7 +37,15 @@ from trainwright.evaluate.metrics import predict_outputs
 from trainwright.models.summary import layer_summary
 from trainwright.predict import load
 from trainwright.recipes.finish import Run, finish_supervised
-from trainwright.recipes.setup import build_fit, build_module, check_same_data, has_batch_norm, model_line, resolve_device, start_run
+from trainwright.recipes.setup import (
+    build_fit,
+    build_module,
+    check_same_data,
+    has_batch_norm,
+    model_line,
+    resolve_device,
+    start_run,
+)
 from trainwright.recipes.supervised import fit_or_diagnose, train_prepared
 from trainwright.rundir import RunDir
 from trainwright.training.compiled import compile_forward
@@ -100,7 +108,9 @@ def distill(
     raw = dict(student) if isinstance(student, dict) else read_yaml(Path(student))
     teacher_data = teacher.config.data.model_dump(mode="json")
     if "data" in raw and deep_merge(teacher_data, raw["data"]) != teacher_data:
-        raise TrainwrightError("the student config's data section differs from the teacher's; remove it: the student trains on the teacher's data")
+        raise TrainwrightError(
+            "the student config's data section differs from the teacher's; remove it: the student trains on the teacher's data"
+        )
     settings = DistillConfig.model_validate(raw.pop("distill", {}))
     cfg = load_config({**raw, "data": teacher_data}, overrides)
     data = prepare_data(cfg.data)
@@ -110,15 +120,35 @@ def distill(
     for offset in range(seeds):
         seed_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": cfg.train.seed + offset})})
         quiet = console if offset == 0 else Console(quiet=True)
-        run = train_student(seed_cfg, data, teacher.module, settings, runs_dir=runs_dir if first is None else first.dir / "seeds",
-                            name=name if first is None else f"distilled-{seed_cfg.train.seed}", console=quiet)
-        scratch = train_prepared(seed_cfg, data, build_module(seed_cfg, data), runs_dir=(first or run).dir / "seeds",
-                                 name=f"scratch-{seed_cfg.train.seed}", console=Console(quiet=True))
+        run = train_student(
+            seed_cfg,
+            data,
+            teacher.module,
+            settings,
+            runs_dir=runs_dir if first is None else first.dir / "seeds",
+            name=name if first is None else f"distilled-{seed_cfg.train.seed}",
+            console=quiet,
+        )
+        scratch = train_prepared(
+            seed_cfg,
+            data,
+            build_module(seed_cfg, data),
+            runs_dir=(first or run).dir / "seeds",
+            name=f"scratch-{seed_cfg.train.seed}",
+            console=Console(quiet=True),
+        )
         first, first_scratch = first or run, first_scratch or scratch
-        per_seed.append({"seed": seed_cfg.train.seed, "distilled": run.metrics["test"]["accuracy"], "scratch": scratch.metrics["test"]["accuracy"]})
+        per_seed.append(
+            {
+                "seed": seed_cfg.train.seed,
+                "distilled": run.metrics["test"]["accuracy"],
+                "scratch": scratch.metrics["test"]["accuracy"],
+            }
+        )
 
     result = {
-        "temperature": settings.temperature, "alpha": settings.alpha,
+        "temperature": settings.temperature,
+        "alpha": settings.alpha,
         "teacher": describe(teacher.module, data.input_shape, teacher_run.read_json(teacher_run.metrics)["test"]),
         "distilled": describe(load(first.dir).module, data.input_shape, first.metrics["test"]),
         "scratch": describe(load(first_scratch.dir).module, data.input_shape, first_scratch.metrics["test"]),
@@ -133,8 +163,16 @@ def distill(
     return first
 
 
-def train_student(cfg: Config, data: Prepared, teacher: nn.Module, settings: DistillConfig, *, runs_dir: str | Path,
-                  name: str | None, console: Console) -> Run:
+def train_student(
+    cfg: Config,
+    data: Prepared,
+    teacher: nn.Module,
+    settings: DistillConfig,
+    *,
+    runs_dir: str | Path,
+    name: str | None,
+    console: Console,
+) -> Run:
     """The supervised recipe's stages ③-⑤ for a student, with the distillation step in the loop."""
     device = resolve_device(cfg.train.device)
     check_precision(device, cfg.train.precision)
@@ -150,8 +188,15 @@ def train_student(cfg: Config, data: Prepared, teacher: nn.Module, settings: Dis
     if data.train_transform is None:
         # The teacher's view of every training example, computed once: (N, outputs), shuffled with the labels.
         logits = predict_outputs(teacher, data.x_train.to(device), cfg.evaluate.batch_size).float().cpu()
-        run.batches = make_batches(data.x_train, (data.y_train, logits), cfg.train.batch_size, device, cfg.train.data_placement,
-                                   cfg.train.loader_workers, drop_singleton=has_batch_norm(module))
+        run.batches = make_batches(
+            data.x_train,
+            (data.y_train, logits),
+            cfg.train.batch_size,
+            device,
+            cfg.train.data_placement,
+            cfg.train.loader_workers,
+            drop_singleton=has_batch_norm(module),
+        )
         run.step_loss = lambda xb, targets: kd(module(xb), targets)
     else:
         # Augmented batches: the teacher sees the same augmented images as the student.
@@ -171,19 +216,35 @@ def teacher_outputs(teacher: nn.Module, xb: torch.Tensor) -> torch.Tensor:
 
 
 def describe(module: nn.Module, input_shape: tuple[int, ...], metrics: dict) -> dict:
-    return {**metrics, "parameters": sum(p.numel() for p in module.parameters()),
-            "flops_per_example": layer_summary(module, input_shape)["flops_per_row"], "latency_ms": latency_ms(module, input_shape)}
+    return {
+        **metrics,
+        "parameters": sum(p.numel() for p in module.parameters()),
+        "flops_per_example": layer_summary(module, input_shape)["flops_per_row"],
+        "latency_ms": latency_ms(module, input_shape),
+    }
 
 
 def print_distill(console: Console, result: dict) -> None:
-    table = Table(title=f"distillation (T = {result['temperature']}, alpha = {result['alpha']}), test split", title_justify="left")
+    table = Table(
+        title=f"distillation (T = {result['temperature']}, alpha = {result['alpha']}), test split", title_justify="left"
+    )
     for column in ("model", "accuracy", "f1", "parameters", "FLOPs/example", "latency ms"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for role in ("teacher", "distilled", "scratch"):
         r = result[role]
-        table.add_row(role, f"{r['accuracy']:.4f}", f"{r['f1']:.4f}", f"{r['parameters']:,}", f"{r['flops_per_example']:,}", f"{r['latency_ms']:.3f}")
+        table.add_row(
+            role,
+            f"{r['accuracy']:.4f}",
+            f"{r['f1']:.4f}",
+            f"{r['parameters']:,}",
+            f"{r['flops_per_example']:,}",
+            f"{r['latency_ms']:.3f}",
+        )
     console.print(table)
     if len(result["seeds"]) > 1:
         rows = ", ".join(f"seed {s['seed']}: {s['distilled']:.4f} vs {s['scratch']:.4f}" for s in result["seeds"])
         means = result["mean_accuracy"]
-        console.print(f"distilled vs scratch accuracy per seed: {rows}; mean {means['distilled']:.4f} vs {means['scratch']:.4f}", highlight=False)
+        console.print(
+            f"distilled vs scratch accuracy per seed: {rows}; mean {means['distilled']:.4f} vs {means['scratch']:.4f}",
+            highlight=False,
+        )

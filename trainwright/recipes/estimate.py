@@ -18,7 +18,9 @@ from trainwright.recipes.setup import build_module, resolve_target, with_custom_
 from trainwright.training.precision import check_precision
 
 
-def estimate(cfg: Config, *, model: nn.Module | None = None, device: str | None = None, console: Console | None = None) -> Estimate:
+def estimate(
+    cfg: Config, *, model: nn.Module | None = None, device: str | None = None, console: Console | None = None
+) -> Estimate:
     """How long ``cfg`` will train and how much memory it needs.
 
     ``device``: None (the config's ``train.device``), ``cpu``, ``cuda[:N]`` or ``mps`` (measured here), or a

@@ -91,7 +91,9 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
     run_dir.write_text(run_dir.predictions, test_predictions(test_outputs, data).to_csv(index=False))
     run_dir.write_json(run_dir.metrics, metrics)
     if isinstance(data, ImageData):  # the misclassified test images, and training images before and after augmentation
-        run_dir.write_bytes(run_dir.misclassified, misclassified_png(data.x_test, data.y_test, test_outputs, data.task, pre.classes)[0])
+        run_dir.write_bytes(
+            run_dir.misclassified, misclassified_png(data.x_test, data.y_test, test_outputs, data.task, pre.classes)[0]
+        )
         run_dir.write_bytes(run_dir.examples, examples_png(data.x_train, data.y_train, pre.classes, data.train_transform))
     print_metrics(console, metrics)
     console.print(compute_summary(metrics["compute"], fit.epoch), highlight=False, soft_wrap=True)
@@ -108,7 +110,9 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
 
 
 def outputs_for(module: nn.Module, x: torch.Tensor, device: torch.device, cfg: Config) -> torch.Tensor:
-    return predict_outputs(module, x, cfg.evaluate.batch_size, device).float().cpu()  # batch by batch: x may not fit on the device
+    return (
+        predict_outputs(module, x, cfg.evaluate.batch_size, device).float().cpu()
+    )  # batch by batch: x may not fit on the device
 
 
 def test_predictions(outputs: torch.Tensor, data: Prepared) -> pd.DataFrame:
@@ -135,7 +139,9 @@ def print_metrics(console: Console, metrics: dict) -> None:
     for key, value in metrics["test"].items():
         table.add_row(key, _fmt(value), _fmt(metrics["val"].get(key)), _fmt(metrics.get("train", {}).get(key)))
     console.print(table)
-    console.print(f"best epoch {metrics['best_epoch']} of {metrics['epochs']}, {metrics['train_seconds']:.2f} s training", highlight=False)
+    console.print(
+        f"best epoch {metrics['best_epoch']} of {metrics['epochs']}, {metrics['train_seconds']:.2f} s training", highlight=False
+    )
     baselines = metrics.get("baselines")
     if baselines:
         table = Table(title="the network beside classical baselines, same split (test)", title_justify="left")
@@ -149,7 +155,11 @@ def print_metrics(console: Console, metrics: dict) -> None:
 
 
 def print_calibration(console: Console, result: dict) -> None:
-    title = f"calibration ({result['method']}" + (f", T = {result['temperature']:.3f}" if "temperature" in result else "") + "), test split"
+    title = (
+        f"calibration ({result['method']}"
+        + (f", T = {result['temperature']:.3f}" if "temperature" in result else "")
+        + "), test split"
+    )
     table = Table(title=title, title_justify="left")
     for column in ("metric", "before", "after"):
         table.add_column(column, justify="left" if column == "metric" else "right")

@@ -81,7 +81,9 @@ def build_module(cfg: Config, data: Prepared, model: nn.Module | None = None) ->
     if backbone is not None:
         transfer.check_inputs(backbone, data)
         transfer.use_backbone_normalization(backbone, data)  # before the input stage is built from them
-    module = model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs, getattr(pre, "vocab_size", None))
+    module = (
+        model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs, getattr(pre, "vocab_size", None))
+    )
     module = with_input_stage(pre, module)  # images: uint8 pixels are normalized inside the model
     check_output_shape(module, data.input_shape, pre.n_outputs)
     check_train_settings(cfg, module, data.task)
@@ -108,12 +110,17 @@ def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:
     tc = cfg.train
     resolve_loss(task, tc.loss)
     if has_batch_norm(module) and tc.batch_size == 1:
-        raise TrainwrightError("batch norm needs at least 2 samples per batch; set train.batch_size >= 2 or model.batch_norm: false")
+        raise TrainwrightError(
+            "batch norm needs at least 2 samples per batch; set train.batch_size >= 2 or model.batch_norm: false"
+        )
     if cfg.calibrate is not None and task == "regression":
         raise TrainwrightError("calibrate applies to classifiers; this task is regression: remove the calibrate section")
     monitors = {"train_loss", "val_loss", "val_r2" if task == "regression" else "val_accuracy"}
     if tc.early_stopping.monitor not in monitors:
-        raise TrainwrightError(f"train.early_stopping.monitor = {tc.early_stopping.monitor!r} is not logged; use one of: {', '.join(sorted(monitors))}")
+        raise TrainwrightError(
+            f"train.early_stopping.monitor = {tc.early_stopping.monitor!r} is not logged; use one of: "
+            f"{', '.join(sorted(monitors))}"
+        )
 
 
 def has_batch_norm(module: nn.Module) -> bool:
@@ -125,7 +132,8 @@ def model_line(cfg: Config, module: nn.Module, data: Prepared, device: torch.dev
     n_params = sum(p.numel() for p in module.parameters())
     modality = getattr(data.preprocessor, "modality", "")
     shape = f"{data.input_shape[0]} tokens" if modality == "text" else shape_text(data.input_shape)
-    return f"model: {cfg.model.type}, {n_params:,} parameters, input {shape} -> {data.preprocessor.n_outputs} outputs, device {device}"
+    outputs = data.preprocessor.n_outputs
+    return f"model: {cfg.model.type}, {n_params:,} parameters, input {shape} -> {outputs} outputs, device {device}"
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -133,8 +141,16 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 
 # ── the run directory ───────────────────────────────────────────────────────────────────
-def start_run(cfg: Config, data: Prepared, module: nn.Module, device: torch.device, *, runs_dir: str | Path, name: str | None,
-              backbone: dict | None = None) -> RunDir:
+def start_run(
+    cfg: Config,
+    data: Prepared,
+    module: nn.Module,
+    device: torch.device,
+    *,
+    runs_dir: str | Path,
+    name: str | None,
+    backbone: dict | None = None,
+) -> RunDir:
     """Create the run directory (once the data and the model are known to be good) and write what
     the run starts from: the resolved config, the environment, the data summary, the fitted
     preprocessing and the model's facts."""
@@ -143,17 +159,25 @@ def start_run(cfg: Config, data: Prepared, module: nn.Module, device: torch.devi
     run_dir.write_json(run_dir.environment, environment(device, cfg.train.seed))
     run_dir.write_json(run_dir.data, data.summary)
     run_dir.write_files(data.preprocessor.files())
-    run_dir.write_json(run_dir.model_info, {
-        "type": cfg.model.type, "input_shape": list(data.input_shape), "out_features": data.preprocessor.n_outputs,
-        "parameters": sum(p.numel() for p in module.parameters()),
-        **layer_summary(module, data.input_shape), **({"backbone": backbone} if backbone is not None else {}),
-    })
+    run_dir.write_json(
+        run_dir.model_info,
+        {
+            "type": cfg.model.type,
+            "input_shape": list(data.input_shape),
+            "out_features": data.preprocessor.n_outputs,
+            "parameters": sum(p.numel() for p in module.parameters()),
+            **layer_summary(module, data.input_shape),
+            **({"backbone": backbone} if backbone is not None else {}),
+        },
+    )
     return run_dir
 
 
 def check_same_data(run_dir: RunDir, data: Prepared, purpose: str = "resume") -> None:
     if run_dir.read_json(run_dir.data) != json.loads(json.dumps(data.summary)):
-        raise TrainwrightError(f"the data differ from when {run_dir.path} was trained (see its data.json); {purpose} needs the same data")
+        raise TrainwrightError(
+            f"the data differ from when {run_dir.path} was trained (see its data.json); {purpose} needs the same data"
+        )
 
 
 # ── the supervised loop's parts ─────────────────────────────────────────────────────────
@@ -161,22 +185,42 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
     """Everything the supervised loop needs: batches on the device, loss, optimizer, schedule, callbacks."""
     tc = cfg.train
     task_loss = build_loss(resolve_loss(data.task, tc.loss))  # validation always scores the task's own loss
-    batches = make_batches(data.x_train, data.y_train, tc.batch_size, device, tc.data_placement, tc.loader_workers,
-                           drop_singleton=has_batch_norm(module), transform=data.train_transform)  # augmentation: training batches only
+    batches = make_batches(
+        data.x_train,
+        data.y_train,
+        tc.batch_size,
+        device,
+        tc.data_placement,
+        tc.loader_workers,
+        drop_singleton=has_batch_norm(module),
+        transform=data.train_transform,
+    )  # augmentation: training batches only
     optimizer = build_optimizer(tc.optimizer, transfer.parameter_groups(module, cfg))  # backbone: its own lr
     schedule = Schedule(tc.schedule, optimizer, tc.epochs, math.ceil(len(batches) / tc.accumulate))  # optimizer steps per epoch
-    callbacks = CallbackList([
-        *transfer.transfer_callbacks(cfg, module),
-        EarlyStopping(tc.early_stopping),
-        GradientStats(run_dir, cfg.evaluate.gradient_every),
-        HistoryCSV(run_dir),
-        Checkpoint(run_dir),
-        ProgressBar(console, tc.epochs, len(batches), tc.early_stopping.monitor),
-    ])
+    callbacks = CallbackList(
+        [
+            *transfer.transfer_callbacks(cfg, module),
+            EarlyStopping(tc.early_stopping),
+            GradientStats(run_dir, cfg.evaluate.gradient_every),
+            HistoryCSV(run_dir),
+            Checkpoint(run_dir),
+            ProgressBar(console, tc.epochs, len(batches), tc.early_stopping.monitor),
+        ]
+    )
     generator = torch.Generator(device=device).manual_seed(tc.seed)
     validate = make_validate(task_loss, data.x_val.to(device), data.y_val.to(device), data.task, cfg.evaluate.batch_size)
-    return Fit(module, optimizer, schedule, supervised_loss(module, task_loss), batches, validate, tc, generator, callbacks,
-               scaler=grad_scaler(device, tc.precision))
+    return Fit(
+        module,
+        optimizer,
+        schedule,
+        supervised_loss(module, task_loss),
+        batches,
+        validate,
+        tc,
+        generator,
+        callbacks,
+        scaler=grad_scaler(device, tc.precision),
+    )
 
 
 def make_validate(loss_fn, x_val: torch.Tensor, y_val: torch.Tensor, task: str, batch_size: int):

@@ -22,7 +22,15 @@ from trainwright.config import Config
 from trainwright.data.prepare import Prepared, prepare_data
 from trainwright.errors import TrainingDiverged, TrainwrightError
 from trainwright.recipes.finish import Run, finish, finish_supervised
-from trainwright.recipes.setup import build_fit, build_module, check_same_data, model_line, resolve_device, start_run, with_custom_model
+from trainwright.recipes.setup import (
+    build_fit,
+    build_module,
+    check_same_data,
+    model_line,
+    resolve_device,
+    start_run,
+    with_custom_model,
+)
 from trainwright.rundir import RunDir
 from trainwright.training import transfer
 from trainwright.training.checkpoint import load_state
@@ -88,7 +96,9 @@ def resume_from_checkpoint(run: Fit, run_dir: RunDir, cfg: Config, console: Cons
     """Put the run back where its checkpoint left it; returns the seconds already trained."""
     run.load_state_dict(load_state(run_dir.checkpoint))
     if run.epoch >= cfg.train.epochs:
-        raise TrainwrightError(f"{run_dir.path} already trained {run.epoch} epochs; to train longer pass --set train.epochs=N with N > {run.epoch}")
+        raise TrainwrightError(
+            f"{run_dir.path} already trained {run.epoch} epochs; to train longer pass --set train.epochs=N with N > {run.epoch}"
+        )
     console.print(f"resuming {run_dir.path} after epoch {run.epoch}", highlight=False)
     return sum(row["seconds"] for row in run.history)
 

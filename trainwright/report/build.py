@@ -129,7 +129,11 @@ def _data_section(run: RunDir, data: dict) -> dict:
     balance = data.get("class_balance") or {}
     if isinstance(balance, dict) and isinstance(balance.get("all"), dict) and balance["all"]:
         labels = list(balance["all"])
-        parts = {part: [balance[part].get(label, 0) for label in labels] for part in ("train", "val", "test") if isinstance(balance.get(part), dict)}
+        parts = {
+            part: [balance[part].get(label, 0) for label in labels]
+            for part in ("train", "val", "test")
+            if isinstance(balance.get(part), dict)
+        }
         out["balance"] = {"labels": labels, "parts": {"all": [balance["all"][label] for label in labels], **parts}}
         out["balance_plot"] = plots.class_balance(labels, parts)
     if kind == "table":
@@ -150,7 +154,13 @@ def _split(split: Any) -> dict | None:
     how = ("stratified" if split.get("stratified") else "shuffled") + (f", seed {split['seed']}" if "seed" in split else "")
     if split.get("held_out") is False:
         how += "; too few rows: all rows train, validation and test are the training rows"
-    return {"fractions": split.get("fractions", ""), "how": how, "train": split["train"], "val": split["val"], "test": split["test"]}
+    return {
+        "fractions": split.get("fractions", ""),
+        "how": how,
+        "train": split["train"],
+        "val": split["val"],
+        "test": split["test"],
+    }
 
 
 def _images(run: RunDir, data: dict) -> dict:
@@ -168,7 +178,11 @@ def _images(run: RunDir, data: dict) -> dict:
         "duplicates": found.get("duplicates_dropped") or 0,
         "files": "images" if data.get("kind") == "builtin" else "files",  # a built-in set has no files
         "formats": (found.get("formats") or {}) if data.get("kind") != "builtin" else {},
-        "skipped": {"count": skipped.get("count") or 0, "by_reason": skipped.get("by_reason") or {}, "first": skipped.get("first") or []},
+        "skipped": {
+            "count": skipped.get("count") or 0,
+            "by_reason": skipped.get("by_reason") or {},
+            "first": skipped.get("first") or [],
+        },
         "mode": image.get("mode"),
         "size": "x".join(map(str, image.get("size") or [])),
         "resize": image.get("resize"),
@@ -208,7 +222,9 @@ def _training_section(history: list[dict], gradients: dict | None, metrics: dict
     records = [e for e in (gradients or {}).get("epochs", []) if e.get("norm_mean")]
     if records:
         names = [layer["name"] + f" ({layer['type']} {'x'.join(map(str, layer['shape']))})" for layer in gradients["layers"]]
-        out["gradients"] = plots.gradient_norms([e["epoch"] for e in records], names, [e["norm_mean"] for e in records], [e["norm_max"] for e in records])
+        out["gradients"] = plots.gradient_norms(
+            [e["epoch"] for e in records], names, [e["norm_mean"] for e in records], [e["norm_max"] for e in records]
+        )
         out["gradient_every"] = gradients.get("every", 1)
         out["partial_epoch"] = next((e["epoch"] for e in records if e.get("partial")), None)
     dead = [e for e in (gradients or {}).get("epochs", []) if e.get("dead_share")]
@@ -221,7 +237,10 @@ def _training_section(history: list[dict], gradients: dict | None, metrics: dict
 def _evaluation_section(run: RunDir, metrics: dict | None, data: dict) -> dict:
     if metrics is None:
         return {}
-    out: dict[str, Any] = {"splits": [s for s in ("test", "val", "train") if s in metrics], "baselines": metrics.get("baselines") or {}}
+    out: dict[str, Any] = {
+        "splits": [s for s in ("test", "val", "train") if s in metrics],
+        "baselines": metrics.get("baselines") or {},
+    }
     out["verdict"] = verdict(metrics)
     out["metric_names"] = list(metrics["test"])
     out["misclassified"] = _png(run.misclassified)  # images only
@@ -240,7 +259,11 @@ def _evaluation_section(run: RunDir, metrics: dict | None, data: dict) -> dict:
         # The classes, in the order of the probability columns p0, p1, ...
         labels = [str(label) for label in data.get("classes") or (matrix or {}).get("labels") or []]
         index = {label: i for i, label in enumerate(labels)}
-        if not labels or any(f"p{i}" not in predictions for i in range(len(labels))) or not set(predictions["actual"]) <= set(index):
+        if (
+            not labels
+            or any(f"p{i}" not in predictions for i in range(len(labels)))
+            or not set(predictions["actual"]) <= set(index)
+        ):
             return out  # predictions that do not match the classes: leave the curves out rather than guess
         probs = np.column_stack([np.asarray(predictions[f"p{i}"], dtype=float) for i in range(len(labels))])  # (N, C)
         y_true = np.array([index[label] for label in predictions["actual"]])
@@ -260,12 +283,16 @@ def _read_predictions(path: Path) -> dict[str, list[str]] | None:
     return {key: [row[key] for row in rows] for key in rows[0]}
 
 
-def _compute_section(run: RunDir, metrics: dict | None, model: dict | None, data: dict, history: list[dict], environment: dict) -> dict:
+def _compute_section(
+    run: RunDir, metrics: dict | None, model: dict | None, data: dict, history: list[dict], environment: dict
+) -> dict:
     out: dict[str, Any] = {"device": environment.get("device"), "device_name": environment.get("device_name")}
     if history and all("seconds" in row for row in history):
         out["median_epoch_seconds"] = statistics.median(row["seconds"] for row in history)
     split, counts = data.get("split"), data.get("rows")
-    rows = (split.get("train") if isinstance(split, dict) else None) or (counts.get("after_cleaning") if isinstance(counts, dict) else None)
+    rows = (split.get("train") if isinstance(split, dict) else None) or (
+        counts.get("after_cleaning") if isinstance(counts, dict) else None
+    )
     rows = rows if isinstance(rows, int) else None
     if metrics and rows and metrics.get("train_seconds"):
         seconds, epochs = metrics["train_seconds"], metrics["epochs"]

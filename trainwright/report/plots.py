@@ -73,7 +73,11 @@ def loss_curves(history: list[dict], best_epoch: int | None = None, stopped_epoc
     """The training and validation losses per epoch, whichever of the two the run recorded."""
     fig, ax = _figure()
     epochs = [row["epoch"] for row in history]
-    keys = [(key, color, label) for key, color, label in (("train_loss", TRAIN, "train"), ("val_loss", VAL, "validation")) if key in history[0]]
+    keys = [
+        (key, color, label)
+        for key, color, label in (("train_loss", TRAIN, "train"), ("val_loss", VAL, "validation"))
+        if key in history[0]
+    ]
     for key, color, label in keys:
         ax.plot(epochs, [row[key] for row in history], color=color, label=label)
     losses = [row[key] for row in history for key, _, _ in keys if np.isfinite(row[key])]
@@ -87,7 +91,12 @@ def loss_curves(history: list[dict], best_epoch: int | None = None, stopped_epoc
 
 def metric_curve(history: list[dict], key: str, best_epoch: int | None = None, stopped_epoch: int | None = None) -> str:
     fig, ax = _figure()
-    ax.plot([row["epoch"] for row in history], [row[key] for row in history], color=VAL, label=f"validation {key.removeprefix('val_')}")
+    ax.plot(
+        [row["epoch"] for row in history],
+        [row[key] for row in history],
+        color=VAL,
+        label=f"validation {key.removeprefix('val_')}",
+    )
     _epoch_marks(ax, best_epoch, stopped_epoch)
     ax.set(xlabel="epoch", ylabel=key.removeprefix("val_"), title=f"Validation {key.removeprefix('val_')}")
     ax.legend()
@@ -113,7 +122,9 @@ def epoch_seconds(history: list[dict]) -> str:
     return _uri(fig)
 
 
-def gradient_norms(epochs: list[int], names: Sequence[str], means: list[list[float | None]], highs: list[list[float | None]]) -> str:
+def gradient_norms(
+    epochs: list[int], names: Sequence[str], means: list[list[float | None]], highs: list[list[float | None]]
+) -> str:
     """``means``/``highs``: per epoch, one value per layer (None where a norm was inf or NaN)."""
     fig, ax = _figure(6.4, 3.6)
     colors = [f"C{i % 10}" for i in range(len(names))]
@@ -164,8 +175,15 @@ def confusion(labels: Sequence[str], matrix: list[list[int]]) -> str:
         threshold = m.max() / 2 if m.size else 0
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=10 if n <= 10 else 7,
-                        color="white" if m[i, j] > threshold else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(m[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=10 if n <= 10 else 7,
+                    color="white" if m[i, j] > threshold else "black",
+                )
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
     return _uri(fig)
 
@@ -202,7 +220,13 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> 
     centers = (edges[:-1] + edges[1:]) / 2
     ax.bar(centers[filled], accuracy[filled], width=1 / bins, edgecolor="white", color=TRAIN, label="accuracy in bin")
     ax.plot([0, 1], [0, 1], color=MARK, linestyle=":", linewidth=1, label="perfect calibration")
-    ax.set(xlabel="confidence (top-class probability)", ylabel="accuracy", title=f"Reliability diagram (test), ECE {ece:.3f}", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set(
+        xlabel="confidence (top-class probability)",
+        ylabel="accuracy",
+        title=f"Reliability diagram (test), ECE {ece:.3f}",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
     ax.legend(loc="upper left")
     return _uri(fig), ece
 

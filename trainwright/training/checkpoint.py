@@ -39,7 +39,7 @@ def flatten(obj: Any, tensors: dict[str, torch.Tensor], path: str = "s") -> Any:
     if kind in _PLAIN:  # most of a state's leaves; checked first, as this runs every epoch
         return obj
     if kind is float:
-        return obj if math.isfinite(obj) else {"__float__": "nan" if obj != obj else ("inf" if obj > 0 else "-inf")}
+        return obj if math.isfinite(obj) else {"__float__": "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
     if isinstance(obj, torch.Tensor):
         tensors[path] = obj.detach()
         return {_MARK: path}
@@ -47,7 +47,11 @@ def flatten(obj: Any, tensors: dict[str, torch.Tensor], path: str = "s") -> Any:
         if all(type(k) is str and k[:2] != "__" for k in obj):
             return {k: flatten(v, tensors, f"{path}.{i}") for i, (k, v) in enumerate(obj.items())}
         # Other keys (the optimizer's integer parameter ids) survive as [key, value] pairs.
-        return {"__dict__": [[flatten(k, tensors, f"{path}.k{i}"), flatten(v, tensors, f"{path}.{i}")] for i, (k, v) in enumerate(obj.items())]}
+        return {
+            "__dict__": [
+                [flatten(k, tensors, f"{path}.k{i}"), flatten(v, tensors, f"{path}.{i}")] for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     if isinstance(obj, (list, tuple)):
         items = [flatten(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]
         return {"__tuple__": items} if isinstance(obj, tuple) else items
@@ -108,7 +112,8 @@ class Snapshots:
     def _fits(self, live: dict[str, torch.Tensor]) -> bool:
         buffers = self.buffers
         return buffers.keys() == live.keys() and all(
-            buffers[path].shape == t.shape and buffers[path].dtype == t.dtype for path, t in live.items())
+            buffers[path].shape == t.shape and buffers[path].dtype == t.dtype for path, t in live.items()
+        )
 
 
 def write_snapshot(run_dir: RunDir, path: str | Path, tensors: dict[str, torch.Tensor], skeleton: Any) -> None:
@@ -127,5 +132,7 @@ def load_state(path: str | Path) -> dict:
         tensors = load_file(str(path))
         skeleton = json.loads(metadata[_META_KEY])
     except (SafetensorError, OSError, KeyError, ValueError) as error:
-        raise TrainwrightError(f"{path} is not a trainwright checkpoint ({error}); it may be corrupt or from another tool") from None
+        raise TrainwrightError(
+            f"{path} is not a trainwright checkpoint ({error}); it may be corrupt or from another tool"
+        ) from None
     return unflatten(skeleton, tensors)

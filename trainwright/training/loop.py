@@ -139,11 +139,16 @@ def fit(run: Fit) -> Fit:
             # Once per epoch: read the loss, validate, log, let callbacks decide.
             train_loss = (loss_sum / rows).item()
             if not math.isfinite(train_loss):
-                kept = f"the last good checkpoint (epoch {run.saved_epoch}) is kept" if run.saved_epoch else "no epoch finished, so there is no checkpoint"
+                kept = (
+                    f"the last good checkpoint (epoch {run.saved_epoch}) is kept"
+                    if run.saved_epoch
+                    else "no epoch finished, so there is no checkpoint"
+                )
                 raise TrainingDiverged(
                     f"the training loss became {train_loss} in epoch {epoch}; {kept}. "
                     "Lower train.optimizer.lr, set train.clip_grad_norm (e.g. 1.0), or check the data for extreme values",
-                    epoch=epoch, loss=train_loss,
+                    epoch=epoch,
+                    loss=train_loss,
                 )
             logs = {"epoch": epoch, "train_loss": train_loss, **validate(run), "lr": optimizer.param_groups[0]["lr"]}
             run.schedule.step_epoch(logs["val_loss"])

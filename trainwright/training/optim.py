@@ -15,7 +15,6 @@ from torch.optim import lr_scheduler
 
 from trainwright.config import OptimizerConfig, ScheduleConfig
 
-
 # torch has a fused kernel (the whole update in one pass over each tensor) for these on CPU (torch >= 2.4)
 # and CUDA: Adam's step on the compute-bound bench's 1.6M parameters takes 2.0 ms instead of 5.6 ms.
 FUSED = ("sgd", "adam", "adamw", "adagrad")
@@ -40,7 +39,9 @@ def build_optimizer(cfg: OptimizerConfig, params: Iterable[nn.Parameter] | Itera
 
 def _optimizer(cfg: OptimizerConfig, params: list, **kind) -> torch.optim.Optimizer:
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, **kind)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, **kind
+        )
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **kind)
     if cfg.name == "adamw":

@@ -40,6 +40,8 @@ def check_precision(device: torch.device, precision: str) -> None:
     """A precision the device cannot run is a config error, said before training starts."""
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         name = torch.cuda.get_device_name(device)
-        raise TrainwrightError(f"train.precision = 'bf16' but {name} has no bfloat16 support; use fp16 (with loss scaling) or fp32")
+        raise TrainwrightError(
+            f"train.precision = 'bf16' but {name} has no bfloat16 support; use fp16 (with loss scaling) or fp32"
+        )
     if precision != "fp32" and device.type not in ("cpu", "cuda", "mps"):
         raise TrainwrightError(f"train.precision = {precision!r} is not supported on {device.type}; use fp32")

@@ -70,7 +70,9 @@ def read_backbone(cfg: BackboneConfig) -> Backbone:
     try:
         tensors = load_file(str(run.weights))
     except FileNotFoundError:
-        raise TrainwrightError(f"model.backbone.from: {run.weights} is missing; the run {run.path} did not finish training") from None
+        raise TrainwrightError(
+            f"model.backbone.from: {run.weights} is missing; the run {run.path} did not finish training"
+        ) from None
     except (SafetensorError, OSError) as error:
         raise TrainwrightError(f"model.backbone.from: {run.weights} is not a readable safetensors file ({error})") from None
     return Backbone(run.path, info["type"], tuple(info["input_shape"]), facts, tensors)
@@ -80,11 +82,21 @@ def check_inputs(backbone: Backbone, data: Prepared) -> None:
     """The new data must reach the backbone as its own did: same modality and input shape."""
     modality, here = backbone.preprocessor.get("modality", "tabular"), getattr(data.preprocessor, "modality", "tabular")
     if modality != here:
-        raise TrainwrightError(f"model.backbone.from: {backbone.path} was trained on {modality}, this data is {here}; a backbone needs the same kind of input")
+        raise TrainwrightError(
+            f"model.backbone.from: {backbone.path} was trained on {modality}, this data is {here}; a backbone needs the same "
+            "kind of input"
+        )
     if backbone.input_shape != tuple(data.input_shape):
         what = "images (C, H, W)" if modality == "images" else "features"
-        fix = "set data.image.size and data.image.mode as the backbone's run had them" if modality == "images" else "use the same feature columns"
-        raise TrainwrightError(f"model.backbone.from: {backbone.path} takes {what} {backbone.input_shape}, this data gives {tuple(data.input_shape)}; {fix}")
+        fix = (
+            "set data.image.size and data.image.mode as the backbone's run had them"
+            if modality == "images"
+            else "use the same feature columns"
+        )
+        raise TrainwrightError(
+            f"model.backbone.from: {backbone.path} takes {what} {backbone.input_shape}, this data gives "
+            f"{tuple(data.input_shape)}; {fix}"
+        )
 
 
 def use_backbone_normalization(backbone: Backbone, data: Prepared) -> None:
@@ -131,7 +143,8 @@ def load_backbone(module: nn.Module, backbone: Backbone) -> int:
         more = f" and {len(differ) - 8} more" if len(differ) > 8 else ""
         raise TrainwrightError(
             f"model.backbone.from: the weights in {backbone.path} do not fit this model ({backbone.model_type} there); "
-            f"{len(differ)} tensors differ: {shown}{more}. Leave the model's architecture keys out to take them from the backbone's config.yaml"
+            f"{len(differ)} tensors differ: {shown}{more}. Leave the model's architecture keys out to take them from the "
+            "backbone's config.yaml"
         )
     missing, unexpected = module.load_state_dict({k: backbone.tensors[k] for k in found}, strict=False)
     assert set(missing) == head and not unexpected, (missing, unexpected)  # checked above
@@ -150,7 +163,9 @@ def frozen_count(module: nn.Module, freeze: str | int) -> int:
     if freeze == "none":
         return 0
     if freeze > body:
-        raise TrainwrightError(f"model.backbone.freeze = {freeze}, but the backbone has {body} layers before its head; use all, none or 0..{body}")
+        raise TrainwrightError(
+            f"model.backbone.freeze = {freeze}, but the backbone has {body} layers before its head; use all, none or 0..{body}"
+        )
     return int(freeze)
 
 
@@ -171,7 +186,9 @@ def start_from_backbone(module: nn.Module, cfg: BackboneConfig, backbone: Backbo
 def describe(cfg: BackboneConfig, module: nn.Module) -> dict:
     """What model.json records about the backbone, read from the model as it starts training."""
     return {
-        "from": cfg.from_, "freeze": cfg.freeze, "layers": len(layers(module)) - 1,
+        "from": cfg.from_,
+        "freeze": cfg.freeze,
+        "layers": len(layers(module)) - 1,
         "frozen_layers": frozen_count(module, cfg.freeze),
         "frozen_parameters": sum(p.numel() for p in module.parameters() if not p.requires_grad),
         # Images: the input stage holds the backbone's statistics (see use_backbone_normalization).
@@ -181,8 +198,10 @@ def describe(cfg: BackboneConfig, module: nn.Module) -> dict:
 
 def summary_line(facts: dict, train: TrainConfig) -> str:
     """One console line: where the layers come from, what is frozen, when it unfreezes."""
-    line = (f"backbone: {facts['from']}, {facts['frozen_layers']} of {facts['layers']} layers frozen "
-            f"({facts['frozen_parameters']:,} parameters), new head, inputs normalized with {facts['normalization']} statistics")
+    line = (
+        f"backbone: {facts['from']}, {facts['frozen_layers']} of {facts['layers']} layers frozen "
+        f"({facts['frozen_parameters']:,} parameters), new head, inputs normalized with {facts['normalization']} statistics"
+    )
     if train.unfreeze_at_epoch is not None:
         line += f"; all train from epoch {train.unfreeze_at_epoch}"
     if facts["frozen_layers"] < facts["layers"] or train.unfreeze_at_epoch is not None:

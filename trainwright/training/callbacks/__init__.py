@@ -10,4 +10,13 @@ from trainwright.training.callbacks.gradient_stats import GradientStats
 from trainwright.training.callbacks.history import HistoryCSV
 from trainwright.training.callbacks.progress import ProgressBar
 
-__all__ = ["Callback", "CallbackList", "Checkpoint", "EarlyStopping", "GradientStats", "HistoryCSV", "ProgressBar", "ThrottledWrite"]
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "Checkpoint",
+    "EarlyStopping",
+    "GradientStats",
+    "HistoryCSV",
+    "ProgressBar",
+    "ThrottledWrite",
+]

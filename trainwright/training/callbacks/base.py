@@ -20,7 +20,15 @@ from typing import ClassVar
 
 from trainwright.training.state import TrainingState
 
-HOOKS = ("on_train_begin", "on_after_backward", "on_batch_end", "on_validation_begin", "on_validation_end", "on_epoch_end", "on_train_end")
+HOOKS = (
+    "on_train_begin",
+    "on_after_backward",
+    "on_batch_end",
+    "on_validation_begin",
+    "on_validation_end",
+    "on_epoch_end",
+    "on_train_end",
+)
 
 
 class Callback:
@@ -31,6 +39,7 @@ class Callback:
     def on_train_begin(self, state: TrainingState) -> None: ...
     def on_after_backward(self, state: TrainingState) -> None:
         """Gradients are in ``.grad``, before clipping and the optimizer step."""
+
     def on_batch_end(self, state: TrainingState) -> None: ...
     def on_validation_begin(self, state: TrainingState) -> None: ...
     def on_validation_end(self, state: TrainingState) -> None: ...
@@ -38,8 +47,10 @@ class Callback:
     def on_train_end(self, state: TrainingState) -> None: ...
     def close(self) -> None:
         """Release what the callback holds; called after training, also when it fails."""
+
     def state_dict(self) -> dict:
         return {}
+
     def load_state_dict(self, state: dict) -> None: ...
 
 
@@ -49,7 +60,10 @@ class CallbackList:
 
     def __init__(self, callbacks: Iterable[Callback] = ()):
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
-        self._hooks = {hook: [getattr(cb, hook) for cb in self.callbacks if getattr(type(cb), hook) is not getattr(Callback, hook)] for hook in HOOKS}
+        self._hooks = {
+            hook: [getattr(cb, hook) for cb in self.callbacks if getattr(type(cb), hook) is not getattr(Callback, hook)]
+            for hook in HOOKS
+        }
 
     def append(self, callback: Callback) -> None:
         """Add a callback; it takes its place by ``order``."""

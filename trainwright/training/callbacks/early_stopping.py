@@ -44,7 +44,10 @@ class EarlyStopping(Callback):
         else:
             self.wait += 1
             if self.cfg.enabled and self.wait >= self.cfg.patience:
-                state.request_stop(f"early stopping: {self.cfg.monitor} has not improved for {self.wait} epochs (best at epoch {self.best_epoch})")
+                state.request_stop(
+                    f"early stopping: {self.cfg.monitor} has not improved for {self.wait} epochs (best at epoch "
+                    f"{self.best_epoch})"
+                )
 
     def on_train_end(self, state: TrainingState) -> None:
         if self.best_weights is not None:

@@ -46,8 +46,11 @@ class GradientStats(Callback):
     def on_train_begin(self, state: TrainingState) -> None:
         self.state = state
         model = state.modules[self.module]
-        self.layers = [(name, m) for name, m in model.named_modules()
-                       if isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.ndim >= 2 and m.weight.requires_grad]
+        self.layers = [
+            (name, m)
+            for name, m in model.named_modules()
+            if isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.ndim >= 2 and m.weight.requires_grad
+        ]
         self.activations = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.ReLU)]
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.no_grad = torch.zeros((), device=device)  # stands in for a layer that got no gradient this step
@@ -83,6 +86,7 @@ class GradientStats(Callback):
             fired = out.permute(0, *order).reshape(len(out), -1).amax(0) > 0  # (units,)
             seen = self.alive[index]
             self.alive[index] = fired if seen is None else seen | fired
+
         return hook
 
     def on_after_backward(self, state: TrainingState) -> None:

@@ -30,7 +30,9 @@ class ProgressBar(Callback):
             console=self.console, transient=False,
         )
         self.progress.start()
-        self.epochs_task = self.progress.add_task("epochs", total=self.total_epochs, completed=state.epoch, epoch=f"{state.epoch}/{self.total_epochs}", status="")
+        self.epochs_task = self.progress.add_task(
+            "epochs", total=self.total_epochs, completed=state.epoch, epoch=f"{state.epoch}/{self.total_epochs}", status=""
+        )
         self.steps_task = self.progress.add_task("steps", total=self.steps, epoch="  step", status="")
         self.last = time.monotonic()
 
