@@ -176,3 +176,8 @@ def test_auto_size_is_the_common_size_shrunk_to_64():
     assert spec.size == (48, 64) and spec.mode == "rgb"
     assert resolve_spec(ImageConfig(), ["L", "I;16"], [(28, 28)]).mode == "grayscale"
     assert np.prod(resolve_spec(ImageConfig(size=32), ["L"], [(28, 28)]).size) == 1024
+
+
+def test_table_column_keys_are_refused_for_images():
+    with pytest.raises(TrainwrightError, match="data.features selects table columns; an image source"):
+        prepare_data(DataConfig(source="digits-images", features=["pixel_0"]))

@@ -83,3 +83,9 @@ def test_bad_series_input_is_one_clear_error(tmp_path, kind, fragment):
         prepare_data(DataConfig(source=write(tmp_path, broken(kind)), time_column="timestamp", target="load",
                                 window={"lookback": 8, "horizon": 4}))
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("key", "value"), [("classes", [0, 1]), ("train_fraction", 0.5)])
+def test_class_subsets_are_refused_for_a_series(tmp_path, key, value):
+    with pytest.raises(TrainwrightError, match=f"data.{key} keeps rows of classes; a series is split by time only"):
+        prepare_data(DataConfig(source=write(tmp_path, sensor()), time_column="timestamp", target="load", **{key: value}))

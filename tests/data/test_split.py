@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from trainwright.config import DataConfig, SplitConfig
-from trainwright.data.split import quantile_strata, split_rows, train_subset
+from trainwright.data.prepare import load_data
+from trainwright.data.split import Split, quantile_strata, split_rows, train_subset
 from trainwright.errors import TrainwrightError
 
 
@@ -120,3 +122,18 @@ def test_a_regression_target_is_stratified_on_its_quantiles():
     assert quantile_strata(values, SplitConfig(stratify=False)) is None
     assert quantile_strata(values[:30], SplitConfig()) is None  # too few rows for 2 bins of 20
     assert quantile_strata(np.zeros(400), SplitConfig()) is None  # one value: nothing to stratify on
+
+
+def test_preparation_takes_any_split_and_fits_on_its_training_part_only():
+    rows = load_data(DataConfig(source="diabetes"))
+    assert len(rows) == 442 and rows.strata is not None  # quantile bins of the target
+    positions = np.arange(len(rows))
+    fold = positions % 5 == 0  # a fold: every fifth row held out
+    train = positions[~fold]
+    split = Split(train, positions[fold], positions[fold], held_out=True, stratified=False)
+    data = rows.prepare(split)
+    assert len(data.x_train) == len(train) and len(data.x_test) == fold.sum()
+    # Every statistic comes from the training part: standardized training features have mean 0, held-out ones do not.
+    assert torch.allclose(data.x_train.mean(0), torch.zeros(data.x_train.shape[1]), atol=1e-5)
+    assert not torch.allclose(data.x_test.mean(0), torch.zeros(data.x_test.shape[1]), atol=1e-3)
+    assert data.summary["split"]["train"] == len(train)

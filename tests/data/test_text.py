@@ -107,3 +107,17 @@ def test_builtin_text_sets():
     assert all(t.split().count("red") == 1 and t.split().count("blue") == 1 for t in texts)  # same words in both classes
     docs = prepare_data(DataConfig(source="python-docs"))
     assert docs.task == "multiclass" and len(docs.preprocessor.classes) == 5 and docs.summary["rows"]["after_cleaning"] > 500
+
+
+def test_data_classes_and_train_fraction_apply_to_text_and_its_balance_is_per_split():
+    docs = prepare_data(DataConfig(source="python-docs", classes=["files", "network"], train_fraction=0.5))
+    full = prepare_data(DataConfig(source="python-docs", classes=["files", "network"]))
+    assert docs.task == "binary" and docs.preprocessor.classes == ["files", "network"]
+    assert set(docs.summary["class_balance"]) == {"all", "train", "val", "test"}
+    assert len(docs.y_train) == round(0.5 * len(full.y_train)) and len(docs.y_test) == len(full.y_test)
+    assert docs.summary["subset"]["classes"] == ["files", "network"]
+
+
+def test_table_column_keys_are_refused_for_text():
+    with pytest.raises(TrainwrightError, match="data.drop_columns selects table columns"):
+        prepare_data(DataConfig(source="word-order", drop_columns=["text"]))

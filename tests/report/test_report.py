@@ -223,3 +223,14 @@ def test_an_unknown_modality_gets_a_generic_data_section(hostile_run, tmp_path):
     # Even a data.json with none of the usual keys does not stop the report.
     (copy / "data.json").write_text(json.dumps({"modality": "audio", "split": [1, 2], "class_balance": "?"}), encoding="utf-8")
     assert run_cli("report", str(copy)).returncode == 0
+
+
+def test_plots_and_diagnosis_skip_what_a_run_did_not_record(hostile_run, tmp_path):
+    # A loop of another kind (a GAN, an RL policy) records other quantities: no validation loss, no learning rate.
+    copy = tmp_path / "other-loop"
+    shutil.copytree(hostile_run, copy)
+    (copy / "history.csv").write_text("epoch,train_loss,seconds\n1,0.9,0.1\n2,0.7,0.1\n3,0.6,0.1\n", encoding="utf-8")
+    result = run_cli("report", str(copy))
+    assert result.returncode == 0, result.stderr
+    html = (copy / "report.html").read_text(encoding="utf-8")
+    assert "training and validation loss per epoch" in html and "learning rate per epoch" not in html

@@ -472,6 +472,11 @@ class ImageRows:
 
 def load_images(cfg: DataConfig) -> ImageRows:
     """Find and probe (header only) the images ``cfg.source`` names; skip bad files, drop duplicates."""
+    for key in ("features", "drop_columns"):
+        if getattr(cfg, key):
+            raise TrainwrightError(
+                f"data.{key} selects table columns; an image source reads only its images and labels: remove data.{key}"
+            )
     candidates, name, target, kind = load_candidates(cfg)
     before = len(candidates.sources)
     if cfg.classes is not None:  # only these labels: the others are neither probed nor decoded
