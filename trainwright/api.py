@@ -16,7 +16,7 @@ from torch import nn
 
 from trainwright.compute import Estimate
 from trainwright.config import Config
-from trainwright.configure import load_config
+from trainwright.configure import load_config, read_raw, validate_config
 from trainwright.errors import TrainwrightError
 from trainwright.recipes import estimate as estimate_recipe
 from trainwright.recipes import supervised
@@ -45,8 +45,12 @@ def train(
     run_dir = RunDir.open(resume) if resume is not None else None
     if run_dir is None and config is None:
         raise TrainwrightError("no config: pass a YAML file, a dict or a Config (or --data for quick mode)")
-    cfg = load_config(run_dir.config if run_dir is not None else config, overrides)
-    return supervised.train(cfg, model=model, runs_dir=runs_dir, name=name, resume=run_dir, console=console)
+    raw = read_raw(run_dir.config if run_dir is not None else config, overrides)
+    recipe = raw.get("recipe", "supervised")
+    if recipe == "supervised":
+        cfg = validate_config({key: value for key, value in raw.items() if key != "recipe"})
+        return supervised.train(cfg, model=model, runs_dir=runs_dir, name=name, resume=run_dir, console=console)
+    raise TrainwrightError(f"recipe = {recipe!r}: unknown way of training; use supervised (the default)")
 
 
 def estimate(

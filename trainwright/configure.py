@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from trainwright.config import Config, ModelConfig
+from trainwright.config import Config, Frozen, ModelConfig
 from trainwright.data.builtin import BUILTINS
 from trainwright.data.modality import source_modality
 from trainwright.errors import TrainwrightError
@@ -33,15 +33,23 @@ def load_config(source: str | Path | dict | Config, overrides: list[str] | tuple
     Built-in data sets contribute their own defaults (e.g. ``linear`` trains one neuron), which
     anything the user writes takes precedence over.
     """
-    if isinstance(source, Config):
-        raw = source.to_dict()
+    return validate_config(read_raw(source, overrides))
+
+
+def read_raw(source: str | Path | dict | Frozen, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """A config as plain data (a YAML path, a dict or a config object), with ``key=value`` overrides applied.
+
+    Its ``recipe`` key (``supervised`` when absent) names the way of training, whose schema validates it.
+    """
+    if isinstance(source, Frozen):
+        raw = source.model_dump(mode="json")
     elif isinstance(source, dict):
         raw = copy.deepcopy(source)
     else:
         raw = read_yaml(Path(source))
     for item in overrides:
         apply_override(raw, item)
-    return validate_config(raw)
+    return raw
 
 
 # What differs for image sources, under anything the user writes: a CNN rather than an MLP, and
