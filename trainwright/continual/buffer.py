@@ -29,7 +29,7 @@ def balanced_quota(counts: torch.Tensor, capacity: int) -> torch.Tensor:
     """Rows to keep per class: as equal as the classes allow, summing to ``min(capacity, counts.sum())``.
 
     A class with fewer rows than its equal share keeps all of them and its spare goes to the
-    others (water-filling); a remainder goes one row each to the lowest class indices.
+    others (water-filling); a remainder goes one row each to the lowest classes with rows left.
 
     Example:
         >>> balanced_quota(torch.tensor([50, 3, 50]), 20).tolist()

@@ -68,7 +68,7 @@ def backward_transfer(r) -> float:
     NaN for a single task.
 
     Example:
-        >>> backward_transfer([[0.9, float("nan"), float("nan")], [0.95, 0.8, float("nan")], [0.5, 0.6, 0.9]])
+        >>> round(backward_transfer([[0.9, float("nan"), float("nan")], [0.95, 0.8, float("nan")], [0.5, 0.6, 0.9]]), 6)
         -0.3
     """
     r = _matrix(r)

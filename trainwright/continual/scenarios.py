@@ -145,10 +145,10 @@ def split_by_classes(x: np.ndarray, y: np.ndarray, tasks: Sequence[Sequence], *,
     for classes in tasks:
         rows = np.flatnonzero(np.isin(y, classes))
         labels = np.array([index[c] for c in y[rows].tolist()], dtype=np.int64)
-        rest_share = 1 - train
-        tr, rest = train_test_split(np.arange(len(rows)), test_size=rest_share, stratify=labels, random_state=seed)
-        va, te = (train_test_split(rest, test_size=(rest_share - val) / rest_share, stratify=labels[rest], random_state=seed)
-                  if val > 0 else (rest[:0], rest))
+        n_train, n_val = round(train * len(rows)), round(val * len(rows))  # counts, not float shares: 0.7 of 100 is 70
+        tr, rest = train_test_split(np.arange(len(rows)), train_size=n_train, stratify=labels, random_state=seed)
+        va, te = (train_test_split(rest, train_size=n_val, stratify=labels[rest], random_state=seed)
+                  if n_val > 0 else (rest[:0], rest))
         parts.append([(x[rows[s]], labels[s]) for s in (tr, va, te)])
     first = parts[0][0][0]  # task 1's training rows
     if standardize == "features":
