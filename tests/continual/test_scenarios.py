@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+from sklearn.datasets import load_iris
 
+from trainwright.config.continual import ContinualConfig
 from trainwright.continual.scenarios import (
     Scenario,
     Task,
+    build_scenario,
     class_lists,
     extend_classes,
     joint_task,
@@ -49,6 +52,14 @@ def test_class_lists_cut_sorted_labels_and_check_explicit_ones():
     with pytest.raises(TrainwrightError, match=r"does not have: \[7\]"):
         class_lists([0, 1, 2], tasks=[[0, 7]])
     assert extend_classes(["a", "b"], ["c", "a", "d"]) == ["a", "b", "c", "d"]
+
+
+def test_a_continual_section_builds_its_scenario():
+    iris = load_iris()
+    cfg = ContinualConfig.model_validate({"split": {"classes_per_task": 1, "train": 0.6, "val": 0.2}})
+    scenario = build_scenario(iris.data, iris.target, cfg, seed=0)
+    assert [t.classes.tolist() for t in scenario.tasks] == [[0], [1], [2]] and scenario.kind == "class_incremental"
+    assert [(len(t.y_train), len(t.y_val), len(t.y_test)) for t in scenario.tasks] == [(30, 10, 10)] * 3
 
 
 def test_task_incremental_masks_logits_to_the_task_classes():

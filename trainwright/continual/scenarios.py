@@ -24,6 +24,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from trainwright.config.continual import ContinualConfig
 from trainwright.errors import TrainwrightError
 
 Kind = Literal["task_incremental", "class_incremental"]
@@ -186,6 +187,22 @@ def split_digits(seed: int = 0, *, kind: Kind = "class_incremental", classes_per
     digits = load_digits()
     tasks = class_lists(digits.target, classes_per_task)
     return split_by_classes(digits.data, digits.target, tasks, kind=kind, train=train, val=val, seed=seed, standardize="pixels")
+
+
+def build_scenario(x: np.ndarray, y: np.ndarray, cfg: ContinualConfig, seed: int = 0,
+                   standardize: Literal["features", "pixels", "none"] = "features") -> Scenario:
+    """The scenario a ``continual:`` section describes, over a labelled data set (x, y).
+
+    Example:
+        >>> from sklearn.datasets import load_wine
+        >>> wine = load_wine()
+        >>> cfg = ContinualConfig.model_validate({"scenario": "task_incremental", "split": {"tasks": [[0, 1], [2]]}})
+        >>> s = build_scenario(wine.data, wine.target, cfg)
+        >>> s.kind, [t.classes.tolist() for t in s.tasks]
+        ('task_incremental', [[0, 1], [2]])
+    """
+    tasks = class_lists(y, cfg.split.classes_per_task, cfg.split.tasks)
+    return split_by_classes(x, y, tasks, kind=cfg.scenario, train=cfg.split.train, val=cfg.split.val, seed=seed, standardize=standardize)
 
 
 def joint_task(scenario: Scenario) -> Task:

@@ -23,6 +23,7 @@ One step, for any strategy:
 from __future__ import annotations
 
 import copy
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -236,7 +237,18 @@ class LwF:
             self.groups = [torch.arange(scenario.head_size(task.index))]
 
 
-Strategy = Naive | Joint | Replay | EWC | LwF
+class Strategy(Protocol):
+    """What the loop calls; any object with these four hooks is a strategy (see the module docstring)."""
+
+    name: str
+
+    def begin_task(self, model: nn.Module, task: Task, scenario: Scenario) -> None: ...
+
+    def extra_rows(self, rows: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor] | None: ...
+
+    def extra_loss(self, model: nn.Module, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor | float: ...
+
+    def end_task(self, model: nn.Module, task: Task, scenario: Scenario) -> None: ...
 
 
 def build_strategy(cfg: ContinualConfig, seed: int = 0) -> Strategy:
