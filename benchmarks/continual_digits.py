@@ -77,7 +77,8 @@ def main() -> None:
                 if isinstance(strategy, Replay) and kind == "class_incremental" and seed == args.seeds[0]:
                     old = sum(len(t.y_train) for t in scenario.tasks[:-1])
                     rows = strategy.buffer.capacity(old)
-                    buffer_note = f"replay buffer while learning task 5: {rows} rows = {rows / old:.1%} of the {old} old training rows"
+                    buffer_note = (f"replay buffer while learning task 5: {rows} rows = {rows / old:.1%} of the {old} "
+                                   "old training rows")
             print(f"[{time.perf_counter() - started:5.0f} s] {kind} {name} done", flush=True)
 
     print(f"\nsplit-digits, 5 tasks x 2 digits, seeds {args.seeds}, {args.epochs} epochs per task; {buffer_note}")
@@ -100,7 +101,8 @@ def main() -> None:
          and args.share <= 0.1),
         *[(f"task-IL {name} >= 0.95", mean_acc("task_incremental", name) >= 0.95) for name in STRATEGIES if name != "naive"],
     ]
-    print(f"\njoint upper bound: class-IL {mean_acc('class_incremental', 'joint'):.3f}, task-IL {mean_acc('task_incremental', 'joint'):.3f}")
+    print(f"\njoint upper bound: class-IL {mean_acc('class_incremental', 'joint'):.3f}, "
+          f"task-IL {mean_acc('task_incremental', 'joint'):.3f}")
     for label, ok in bars:
         print(f"{'PASS' if ok else 'FAIL'}  {label}")
     print(f"{time.perf_counter() - started:.0f} s")

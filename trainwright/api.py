@@ -46,6 +46,12 @@ def train(
     if run_dir is None and config is None:
         raise TrainwrightError("no config: pass a YAML file, a dict or a Config (or --data for quick mode)")
     cfg = load_config(run_dir.config if run_dir is not None else config, overrides)
+    if cfg.continual is not None:  # the supervised recipe would ignore the section: say which command reads it
+        raise TrainwrightError(
+            f"{run_dir.path} was made by `trainwright continue` or `trainwright continual`, which cannot be resumed; run that "
+            "command again" if run_dir is not None else
+            "the config has a continual: section: run it with `trainwright continual CONFIG` (train ignores it), or remove it"
+        )
     return supervised.train(cfg, model=model, runs_dir=runs_dir, name=name, resume=run_dir, console=console)
 
 

@@ -28,7 +28,9 @@ def test_settings_parse_and_the_section_is_frozen():
     ({"replay": {"share": 1.5}}, "share"),
     ({"ewc": {"strength": 0}}, "strength"),
     ({"split": {"tasks": [[0, 1], [1, 2]]}}, "no class in two tasks"),
-    ({"split": {"train": 0.9, "val": 0.1}}, "test split"),
+    ({"split": {"train": 0.9}}, "split.train"),  # rows are split by data.split; unknown keys are errors
+    ({"then": ["b.csv"], "split": {"tasks": [[0], [1]]}}, "give one"),
+    ({"then": []}, "at least one"),
     ({"lwf": {"temperature": 2, "alpha": 1}}, "alpha"),  # unknown keys are errors
 ])
 def test_bad_settings_are_named(raw, fragment):

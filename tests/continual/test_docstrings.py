@@ -5,7 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["config.continual", "continual.buffer", "continual.scenarios", "continual.strategies", "continual.measures", "continual.loop"]
+MODULES = ["config.continual", "continual.buffer", "continual.scenarios", "continual.strategies", "continual.measures",
+           "continual.loop", "continual.task_data"]
 
 
 @pytest.mark.parametrize("name", MODULES)

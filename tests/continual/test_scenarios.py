@@ -56,8 +56,8 @@ def test_class_lists_cut_sorted_labels_and_check_explicit_ones():
 
 def test_a_continual_section_builds_its_scenario():
     iris = load_iris()
-    cfg = ContinualConfig.model_validate({"split": {"classes_per_task": 1, "train": 0.6, "val": 0.2}})
-    scenario = build_scenario(iris.data, iris.target, cfg, seed=0)
+    cfg = ContinualConfig.model_validate({"split": {"classes_per_task": 1}})
+    scenario = build_scenario(iris.data, iris.target, cfg, seed=0, train=0.6, val=0.2)
     assert [t.classes.tolist() for t in scenario.tasks] == [[0], [1], [2]] and scenario.kind == "class_incremental"
     assert [(len(t.y_train), len(t.y_val), len(t.y_test)) for t in scenario.tasks] == [(30, 10, 10)] * 3
 

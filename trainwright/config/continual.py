@@ -1,6 +1,7 @@
 """The ``continual:`` section: which strategy updates a model on new tasks, and how tasks are cut.
 
-A leaf of the schema: it imports pydantic, typing and ``trainwright.config`` only.
+A leaf of the schema: it imports pydantic, typing and ``trainwright.config.base`` only. ``trainwright continual``
+reads it from a config; ``trainwright continue`` from ``--strategy`` and ``--set continual.KEY=VALUE``.
 
 Example:
     >>> cfg = ContinualConfig.model_validate({"strategy": "replay", "replay": {"share": 0.1}})
@@ -14,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from trainwright.config import Frozen
+from trainwright.config.base import Frozen
 
 Strategy = Literal["naive", "replay", "ewc", "lwf", "joint"]
 Scenario = Literal["task_incremental", "class_incremental"]
@@ -59,17 +60,14 @@ class LwFConfig(Frozen):
 
 
 class TaskSplitConfig(Frozen):
-    """How the classes of one labelled data set become a sequence of tasks."""
+    """How the classes of one labelled data set become a sequence of tasks (each task's rows are then
+    split train/val/test as ``data.split`` says, stratified)."""
 
     classes_per_task: int = Field(2, ge=1, description="consecutive classes (in sorted order) per task")
     tasks: list[list[int | str]] | None = Field(None, description="explicit class lists, one per task, e.g. [[0, 1], [2, 3]]")
-    train: float = Field(0.7, gt=0, lt=1, description="share of each task's rows for training")
-    val: float = Field(0.15, ge=0, lt=1, description="share for validation; the rest is the test split")
 
     @model_validator(mode="after")
     def _valid(self) -> TaskSplitConfig:
-        if self.train + self.val >= 1:
-            raise ValueError(f"continual.split.train + val must leave rows for the test split, got {self.train + self.val:g}")
         if self.tasks is not None:
             flat = [c for task in self.tasks for c in task]
             if not all(self.tasks) or len(flat) != len(set(flat)):
@@ -78,13 +76,24 @@ class TaskSplitConfig(Frozen):
 
 
 class ContinualConfig(Frozen):
-    """``continual:``: strategy, scenario, task split and each strategy's settings."""
+    """``continual:``: strategy, scenario, how tasks are made and each strategy's settings."""
 
     strategy: Strategy = "replay"
     # task_incremental: the task is known at test time (logits masked to its classes);
     # class_incremental: one head over every class seen, the task is not known.
     scenario: Scenario = "class_incremental"
     split: TaskSplitConfig = TaskSplitConfig()
+    then: list[str] | None = Field(None, description="later tasks, one data source each (tables or folders of the same "
+                                   "kind as data.source, which is the first task); instead of cutting data.source by classes")
     replay: ReplayConfig = ReplayConfig()
     ewc: EWCConfig = EWCConfig()
     lwf: LwFConfig = LwFConfig()
+
+    @model_validator(mode="after")
+    def _one_way_to_make_tasks(self) -> ContinualConfig:
+        if self.then is not None and self.split.tasks is not None:
+            raise ValueError("continual.then (one task per data source) and continual.split.tasks (one data set cut by "
+                             "classes) are two ways to make tasks; give one")
+        if self.then is not None and not self.then:
+            raise ValueError("continual.then must list at least one data source (the tasks after data.source)")
+        return self

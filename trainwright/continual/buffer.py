@@ -72,7 +72,8 @@ class ReplayBuffer:
         if self.size > old_rows:
             raise TrainwrightError(
                 f"the replay buffer of {self.size} rows is larger than the old training data ({old_rows} rows); "
-                f"set continual.replay.size to at most {old_rows}, or continual.replay.share (e.g. 0.1) for a share of the old rows"
+                f"set continual.replay.size to at most {old_rows}, or continual.replay.share (e.g. 0.1) for a share of the "
+                "old rows"
             )
         return self.size
 
@@ -103,12 +104,23 @@ class ReplayBuffer:
         index = index.to(self.y.device)
         return self.x[index], self.y[index]
 
-    def save(self, path: str | Path) -> None:
-        """Write the rows (x, y) and the settings to one safetensors file, atomically."""
+    def to(self, device: torch.device | str) -> ReplayBuffer:
+        """Move the buffered rows to ``device`` (where the training batches are); returns self."""
+        if self.y is not None:
+            self.x, self.y = self.x.to(device), self.y.to(device)
+        return self
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """(tensors, metadata) of a safetensors file: the rows x, y on the CPU and the settings as JSON."""
         meta = {"size": self.size, "share": self.share, "seed": self.seed, "seen_rows": self.seen_rows, "updates": self.updates}
         tensors = {} if self.y is None else {"x": self.x.detach().cpu().contiguous(), "y": self.y.detach().cpu().contiguous()}
+        return tensors, {"replay": json.dumps(meta)}
+
+    def save(self, path: str | Path) -> None:
+        """Write the rows (x, y) and the settings to one safetensors file, atomically (a run writes it through RunDir)."""
+        tensors, metadata = self.state()
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"replay": json.dumps(meta)})
+            save_file(tensors, str(tmp), metadata=metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> ReplayBuffer:
@@ -118,7 +130,8 @@ class ReplayBuffer:
                 meta = json.loads(f.metadata()["replay"])
                 tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
         except (OSError, KeyError, json.JSONDecodeError, SafetensorError) as error:
-            raise TrainwrightError(f"{path} is not a replay buffer ({error}); train with strategy: replay to write one") from error
+            raise TrainwrightError(f"{path} is not a replay buffer ({error}); train with strategy: replay to write one"
+                                   ) from error
         buffer = cls(meta["size"], meta["share"], meta["seed"])
         buffer.seen_rows, buffer.updates = meta["seen_rows"], meta["updates"]
         buffer.x, buffer.y = tensors.get("x"), tensors.get("y")

@@ -24,6 +24,32 @@ from trainwright.continual.scenarios import Scenario, Task, joint_task, restrict
 from trainwright.continual.strategies import Joint, Naive, Strategy, widen_head  # noqa: F401 (doc example)
 
 
+def strategy_step(model: nn.Module, strategy: Strategy, scenario: Scenario, generator: torch.Generator
+                  ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The training loss of a batch (xb, yb) under ``strategy``: the plain cross-entropy plus what the strategy adds.
+
+    Replay appends buffered old rows to the batch; EWC and LwF add a term; task-IL masks each row's
+    logits to its own task's classes. The recipes give it to the supervised loop as its step loss.
+
+    Example:
+        >>> scenario, model = split_digits(seed=0), nn.Sequential(nn.Linear(64, 2))
+        >>> step = strategy_step(model, Naive(), scenario, torch.Generator())
+        >>> task = scenario.tasks[0]
+        >>> step(task.x_train[:8], task.y_train[:8]).shape
+        torch.Size([])
+    """
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        extra = strategy.extra_rows(len(yb), generator)  # replay: old rows beside the new ones
+        if extra is not None:
+            xb, yb = torch.cat([xb, extra[0]]), torch.cat([yb, extra[1]])
+        logits = model(xb)  # (B, classes seen so far)
+        loss = F.cross_entropy(restrict(logits, scenario.train_mask(yb, logits.shape[1])), yb)
+        return loss + strategy.extra_loss(model, xb, logits)  # EWC penalty, LwF distillation
+
+    return step
+
+
 def train_task(model: nn.Module, task: Task, scenario: Scenario, strategy: Strategy, *, epochs: int, batch_size: int = 32,
                lr: float = 1e-3, generator: torch.Generator) -> None:
     """Train ``model`` on one task with a fresh Adam, between the strategy's begin and end hooks.
@@ -36,17 +62,12 @@ def train_task(model: nn.Module, task: Task, scenario: Scenario, strategy: Strat
     """
     strategy.begin_task(model, task, scenario)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    step = strategy_step(model, strategy, scenario, generator)
     x, y = task.x_train, task.y_train
     model.train()
     for _ in range(epochs):
         for rows in torch.randperm(len(y), generator=generator).split(batch_size):
-            xb, yb = x[rows], y[rows]
-            extra = strategy.extra_rows(len(rows), generator)  # replay: old rows beside the new ones
-            if extra is not None:
-                xb, yb = torch.cat([xb, extra[0]]), torch.cat([yb, extra[1]])
-            logits = model(xb)  # (B, classes seen so far)
-            loss = F.cross_entropy(restrict(logits, scenario.train_mask(yb, logits.shape[1])), yb)
-            loss = loss + strategy.extra_loss(model, xb, logits)  # EWC penalty, LwF distillation
+            loss = step(x[rows], y[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -88,7 +109,8 @@ def run_sequence(scenario: Scenario, strategy: Strategy, make_model: Callable[[i
     generator = torch.Generator().manual_seed(seed)  # batch order, replay draws
     if isinstance(strategy, Joint):
         model = make_model(scenario.num_classes)
-        train_task(model, joint_task(scenario), scenario, strategy, epochs=epochs, batch_size=batch_size, lr=lr, generator=generator)
+        train_task(model, joint_task(scenario), scenario, strategy, epochs=epochs, batch_size=batch_size, lr=lr,
+                   generator=generator)
         return task_accuracies(model, scenario, len(scenario.tasks) - 1).unsqueeze(0)
     model, rows = make_model(scenario.head_size(0)), []
     for i, task in enumerate(scenario.tasks):

@@ -61,7 +61,8 @@ class Scenario:
         if self.kind == "task_incremental":
             flat = torch.cat([task.classes for task in self.tasks])
             if len(flat) != len(flat.unique()):
-                raise TrainwrightError("task-incremental tasks must not share classes; use scenario: class_incremental for new rows of old classes")
+                raise TrainwrightError("task-incremental tasks must not share classes; use continual.scenario: "
+                                       "class_incremental for new rows of old classes")
 
     @property
     def num_classes(self) -> int:
@@ -118,7 +119,8 @@ def class_lists(labels: Sequence, classes_per_task: int = 2, tasks: Sequence[Seq
         return [present[i : i + classes_per_task] for i in range(0, len(present), classes_per_task)]
     missing = [c for task in tasks for c in task if c not in present]
     if missing:
-        raise TrainwrightError(f"continual.split.tasks names classes the data does not have: {missing}; the classes are: {present}")
+        raise TrainwrightError(f"continual.split.tasks names classes the data does not have: {missing}; "
+                               f"the classes are: {present}")
     return [list(task) for task in tasks]
 
 
@@ -189,9 +191,9 @@ def split_digits(seed: int = 0, *, kind: Kind = "class_incremental", classes_per
     return split_by_classes(digits.data, digits.target, tasks, kind=kind, train=train, val=val, seed=seed, standardize="pixels")
 
 
-def build_scenario(x: np.ndarray, y: np.ndarray, cfg: ContinualConfig, seed: int = 0,
+def build_scenario(x: np.ndarray, y: np.ndarray, cfg: ContinualConfig, seed: int = 0, *, train: float = 0.7, val: float = 0.15,
                    standardize: Literal["features", "pixels", "none"] = "features") -> Scenario:
-    """The scenario a ``continual:`` section describes, over a labelled data set (x, y).
+    """The scenario a ``continual:`` section describes, over a labelled data set (x, y) of numbers.
 
     Example:
         >>> from sklearn.datasets import load_wine
@@ -202,7 +204,7 @@ def build_scenario(x: np.ndarray, y: np.ndarray, cfg: ContinualConfig, seed: int
         ('task_incremental', [[0, 1], [2]])
     """
     tasks = class_lists(y, cfg.split.classes_per_task, cfg.split.tasks)
-    return split_by_classes(x, y, tasks, kind=cfg.scenario, train=cfg.split.train, val=cfg.split.val, seed=seed, standardize=standardize)
+    return split_by_classes(x, y, tasks, kind=cfg.scenario, train=train, val=val, seed=seed, standardize=standardize)
 
 
 def joint_task(scenario: Scenario) -> Task:

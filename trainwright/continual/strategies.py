@@ -303,3 +303,32 @@ def widen_head(model: nn.Module, classes: int, *, from_binary: bool = False) -> 
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent), child, new)
     return model
+
+
+def narrow_to_binary(model: nn.Module) -> nn.Module:
+    """The inverse of ``widen_head(..., from_binary=True)``: two logits [a, b] become the one logit b - a.
+
+    softmax([a, b])[1] = sigmoid(b - a), so a binary model trained with two logits predicts exactly
+    the same probabilities through a one-logit head (what a binary run saves and ``predict`` reads).
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(4, 2))
+        >>> x = torch.randn(3, 4)
+        >>> two = torch.softmax(model(x), 1)[:, 1]
+        >>> torch.allclose(torch.sigmoid(narrow_to_binary(model)(x)).squeeze(1), two)
+        True
+    """
+    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears or linears[-1][1].out_features != 2:
+        raise TrainwrightError("narrow_to_binary expects an output layer of two logits")
+    name, head = linears[-1]
+    new = nn.Linear(head.in_features, 1, bias=head.bias is not None, device=head.weight.device, dtype=head.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(head.weight[1:] - head.weight[:1])
+        if head.bias is not None:
+            new.bias.copy_(head.bias[1:] - head.bias[:1])
+    if not name:
+        return new
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent), child, new)
+    return model
