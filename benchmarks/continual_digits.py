@@ -12,27 +12,38 @@ tasks' rows at once, the same number of rows seen):
 Prints the accuracy matrix of the first seed for each strategy, then the table (mean over seeds,
 per-seed values, forgetting, backward transfer) and the bars; exits 1 if a bar fails.
 
-    nice -n 19 python benchmarks/continual_digits.py [--seeds 0 1 2] [--epochs 20] [--share 0.1]
+``--recipe`` measures the same through ``trainwright continual examples/continual-digits.yaml`` (the
+command's data stage, preprocessing, loop and callbacks; seed s sets train.seed and data.split.seed),
+each run training its joint upper bound beside.
+
+    nice -n 19 python benchmarks/continual_digits.py [--seeds 0 1 2] [--epochs 20] [--share 0.1] [--recipe]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+from rich.console import Console
 from torch import nn
 
 from trainwright.config.continual import ContinualConfig
+from trainwright.configure import load_config
 from trainwright.continual import measures
 from trainwright.continual.loop import run_sequence
 from trainwright.continual.scenarios import split_digits
 from trainwright.continual.strategies import Replay, build_strategy
+from trainwright.recipes.continual import run_continual
 
 STRATEGIES = ("naive", "ewc", "lwf", "replay", "joint")
+EXAMPLE = Path(__file__).parents[1] / "examples" / "continual-digits.yaml"
 SCENARIOS = ("class_incremental", "task_incremental")
 
 
@@ -48,12 +59,30 @@ def show_matrix(label: str, r: torch.Tensor) -> None:
         print(f"  {name:<10}" + "".join("       -" if math.isnan(v) else f"  {v:6.3f}" for v in row))
 
 
+def through_recipe(kind: str, name: str, seed: int, args, results: dict) -> dict:
+    """One run of the command on the example config; its joint row is recorded as the joint strategy's result."""
+    if name == "joint":  # every recipe run trains joint beside: take the naive run's
+        return results[(kind, "naive")][args.seeds.index(seed)]["joint"]
+    overrides = [f"continual.strategy={name}", f"continual.scenario={kind}", f"continual.replay.share={args.share}",
+                 f"train.seed={seed}", f"data.split.seed={seed}", f"train.epochs={args.epochs}"]
+    if args.ewc_strength is not None:
+        overrides.append(f"continual.ewc.strength={args.ewc_strength}")
+    run = run_continual(load_config(EXAMPLE, overrides), runs_dir=tempfile.mkdtemp(prefix="continual-digits-"),
+                        console=Console(quiet=True))
+    result = json.loads((run.dir / "continual.json").read_text())
+    if seed == args.seeds[0]:
+        show_matrix(f"{kind}, {name}, seed {seed} (trainwright continual)", torch.tensor(
+            [[math.nan if v is None else v for v in row] for row in result["matrix"]]))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20, help="epochs per task")
     parser.add_argument("--share", type=float, default=0.1, help="replay buffer as a share of the old training rows")
     parser.add_argument("--ewc-strength", type=float, default=None, help="EWC lambda (default: the config's)")
+    parser.add_argument("--recipe", action="store_true", help="through `trainwright continual` and its example config")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -67,6 +96,9 @@ def main() -> None:
                 raw["ewc"] = {"strength": args.ewc_strength}
             cfg = ContinualConfig.model_validate(raw)
             for seed in args.seeds:
+                if args.recipe:
+                    results.setdefault((kind, name), []).append(through_recipe(kind, name, seed, args, results))
+                    continue
                 scenario = split_digits(seed, kind=kind)
                 strategy = build_strategy(cfg, seed=seed)
                 r = run_sequence(scenario, strategy, mlp, epochs=args.epochs, batch_size=32, lr=1e-3, seed=seed)
@@ -81,6 +113,8 @@ def main() -> None:
                                    "old training rows")
             print(f"[{time.perf_counter() - started:5.0f} s] {kind} {name} done", flush=True)
 
+    if args.recipe:
+        buffer_note = "through trainwright continual examples/continual-digits.yaml"
     print(f"\nsplit-digits, 5 tasks x 2 digits, seeds {args.seeds}, {args.epochs} epochs per task; {buffer_note}")
     print(f"{'scenario':<18} {'strategy':<8} {'final avg acc':<17} {'per seed':<20} {'forgetting':>10} {'BWT':>8}")
     for (kind, name), rows in results.items():

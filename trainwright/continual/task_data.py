@@ -5,9 +5,11 @@ A continual recipe makes one per task (and one for the whole updated model), fro
 already cut and preprocessed, with the input shape given rather than read from a preprocessor.
 
 Example:
-    >>> data = TaskData(x, y, x_val, y_val, x_test, y_test, pre, "multiclass", "task 2", True, {}, shape=(64,))
-    >>> data.input_shape
-    (64,)
+    >>> import torch
+    >>> x, y = torch.zeros(4, 64), torch.zeros(4, dtype=torch.long)
+    >>> data = TaskData(x, y, x, y, x, y, None, "multiclass", "task 2", True, {}, shape=(64,))
+    >>> data.input_shape, data.task
+    ((64,), 'multiclass')
 """
 
 from __future__ import annotations

@@ -106,6 +106,8 @@ def run_continual(cfg: Config, *, runs_dir: str | Path = "runs", name: str | Non
         module = widen_head(module, on_device.head_size(i))
         learner.begin_task(module, task, on_device)
         trained.append(train_one(cfg, module, learner, on_device, [i], task, data, shape, generator, run_dir, console, names[i]))
+        if isinstance(learner, Replay):  # the buffer this task replayed, of the old training rows there were
+            trained[-1]["replayed"] = {"rows": len(learner.buffer), "old_rows": sum(len(t.y_train) for t in scenario.tasks[:i])}
         learner.end_task(module, task, on_device)
         rows.append(task_row(module, on_device, i, cfg.evaluate.batch_size))
         seen = " ".join(f"{a:.3f}" for a in rows[-1][: i + 1])
@@ -129,7 +131,7 @@ def run_continual(cfg: Config, *, runs_dir: str | Path = "runs", name: str | Non
                   for i, t in enumerate(scenario.tasks)],
         **summary(matrix),
         "joint": {"accuracies": joint_row.tolist(), "average_accuracy": float(joint_row.mean()), **joint_fit},
-        **({"replay": {"rows": len(learner.buffer), "of_old_rows_at_last_task": sum(len(t.y_train) for t in scenario.tasks[:-1])}}
+        **({"replay": {"share": settings.replay.share, "size": settings.replay.size, **trained[-1]["replayed"]}}
            if isinstance(learner, Replay) else {}),
         "seconds": time.perf_counter() - started,
     }
@@ -337,7 +339,7 @@ def write_final_model(run_dir: RunDir, cfg: Config, final: TaskData, module: nn.
 def print_matrix(console: Console, result: dict) -> None:
     """The accuracy matrix, its measures, and joint's row beside."""
     tasks = result["tasks"]
-    table = Table(title=f"accuracy on task j (columns) after training on task i (rows): {result['strategy']}, "
+    table = Table(title=f"accuracy on task j (columns) after task i (rows): {result['strategy']}, "
                         f"{result['scenario'].replace('_', '-')}", title_justify="left")
     table.add_column("")
     for j in range(len(tasks)):

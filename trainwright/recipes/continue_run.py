@@ -89,7 +89,7 @@ def continue_run(old_dir: str | Path, new_data: str | Path, *, strategy: str | N
     old_parts, unavailable = old_splits(cfg, pre, old_summary, earlier)
     old = load(old_run.path, calibrated=False)  # the old weights, in the model the old config builds
     classes = extend_classes(old.classes, new.labels)
-    y_new = torch.from_numpy(encode_labels(new.labels, classes, old.preprocessor.target))
+    y_new = torch.from_numpy(encode_labels(new.labels, classes, pre.target))
     split = split_rows(len(y_new), new.labels, cfg.data.split)
     new_parts = [(new.x[rows], y_new[rows]) for rows in (split.train, split.val, split.test)]
     added = classes[len(old.classes):]
@@ -125,7 +125,7 @@ def continue_run(old_dir: str | Path, new_data: str | Path, *, strategy: str | N
     train_rows = [torch.cat([old_parts[0][i], new_parts[0][i]]) for i in (0, 1)] if joint else list(new_parts[0])
     shape = tuple(old_run.read_json(old_run.model_info)["input_shape"])
     together = [(torch.cat([o[0], n[0]]), torch.cat([o[1], n[1]])) for o, n in zip(old_parts, new_parts, strict=True)]
-    # The loop validates (early stopping) on the old and new validation rows: the updated model answers for every class.
+    # The rows the loop trains on; x_val (every validation row) feeds the estimate, the loop validates per task (④).
     train_data = TaskData(*train_rows, *together[1], *together[2], train_pre, "multiclass", new.source, split.held_out, {},
                           shape=shape)
     final_summary = updated_summary(old_run, old_summary, final_pre, together, new, split, added, earlier, unavailable)
