@@ -14,7 +14,7 @@ Prints, per strategy and protocol, the old test accuracy before -> after (mean c
 the seeds, each seed's change), the new test accuracy, and the issue's bar: replay keeps the old
 test accuracy within 3 points (mean over seeds, every seed within 4). Exits 1 if a bar fails.
 
-    nice -n 19 python benchmarks/continue_table.py [--seeds 0 1 2] [--shares 0.1 0.3]
+    nice -n 19 python benchmarks/continue_table.py [--seeds 0 1 2] [--shares 0.1 0.2 0.3]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ QUIET = Console(quiet=True)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--shares", type=float, nargs="+", default=[0.1, 0.3], help="replay buffer shares of the old rows")
+    parser.add_argument("--shares", type=float, nargs="+", default=[0.1, 0.2, 0.3], help="replay buffer shares of the old rows")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
