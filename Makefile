@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup browser clean bench bench-images
+.PHONY: demo test setup browser clean bench bench-images bench-continual
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ bench: setup
 bench-images: setup
 	$(BIN)/python benchmarks/images.py
 	$(BIN)/python benchmarks/image_accuracy.py
+
+# Continual learning's quality bars: split-digits (five tasks, every strategy, class- and task-incremental,
+# seeds 0-2) and `trainwright continue` on a table run that meets a new class (about 15 minutes on a CPU).
+bench-continual: setup
+	nice -n 19 $(BIN)/python benchmarks/continual_digits.py
+	nice -n 19 $(BIN)/python benchmarks/continue_table.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -49,6 +49,12 @@ def train(
     recipe = raw.get("recipe", "supervised")
     if recipe == "supervised":
         cfg = validate_config({key: value for key, value in raw.items() if key != "recipe"})
+        if cfg.continual is not None:  # the supervised recipe would ignore the section: say which command reads it
+            raise TrainwrightError(
+                f"{run_dir.path} was made by `trainwright continue` or `trainwright continual`, which cannot be resumed; "
+                "run that command again" if run_dir is not None else
+                "the config has a continual: section: run it with `trainwright continual CONFIG` (train ignores it), or remove it"
+            )
         return supervised.train(cfg, model=model, runs_dir=runs_dir, name=name, resume=run_dir, console=console)
     raise TrainwrightError(f"recipe = {recipe!r}: unknown way of training; use supervised (the default)")
 

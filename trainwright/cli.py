@@ -200,6 +200,44 @@ def distill(
 
 @app.command()
 @user_errors
+def continual(
+    config: Annotated[Path, typer.Argument(help="YAML config with a continual: section (see examples/continual-digits.yaml)")],
+    strategy: Annotated[str | None, typer.Option("--strategy", help="naive | replay | ewc | lwf (default: the config's)")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
+    name: Annotated[str | None, typer.Option("--name", help="run directory name (default: data-strategy-model-time)")] = None,
+) -> None:
+    """Measure continual learning: a task sequence, one strategy, the accuracy matrix beside the joint upper bound."""
+    from trainwright.configure import load_config
+    from trainwright.recipes.continual import run_continual
+
+    overrides = [*set_, *([f"continual.strategy={strategy}"] if strategy is not None else [])]
+    run = run_continual(load_config(config, overrides), runs_dir=runs_dir, name=name, console=console)
+    print(run.dir, flush=True)
+
+
+@app.command("continue")
+@user_errors
+def continue_(
+    run_dir: Annotated[Path, typer.Argument(help="the trained run to continue from (it is only read)")],
+    data: Annotated[str, typer.Option("--data", help="the new labelled data: a table with the old columns (or a folder, "
+                                                     "for an image run)")],
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="naive | replay | ewc | lwf | joint (default: replay of 10% of the old rows)")
+    ] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="train.*, continual.*, evaluate.* (repeatable)")] = [],  # noqa: B006
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
+    name: Annotated[str | None, typer.Option("--name", help="the new run's directory name (default: old name-strategy)")] = None,
+) -> None:
+    """Update a trained classifier on new data (new classes or new rows) without forgetting the old: a new run."""
+    from trainwright.recipes.continue_run import continue_run
+
+    run = continue_run(run_dir, data, strategy=strategy, overrides=list(set_), runs_dir=runs_dir, name=name, console=console)
+    print(run.dir, flush=True)
+
+
+@app.command()
+@user_errors
 def calibrate(
     run_dir: Annotated[Path, typer.Argument(help="a run directory of a classifier")],
     method: Annotated[str, typer.Option("--method", help="temperature | vector | isotonic")] = "temperature",

@@ -11,6 +11,7 @@ Example:
 """
 
 from trainwright.config.base import Frozen
+from trainwright.config.continual import ContinualConfig
 from trainwright.config.data import (
     AUGMENTATIONS,
     AUTO_IMAGE_SIDE,
@@ -47,6 +48,7 @@ __all__ = [
     "CleanConfig",
     "ColorJitter",
     "Config",
+    "ContinualConfig",
     "Cutout",
     "DataConfig",
     "DistillConfig",

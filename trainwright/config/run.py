@@ -1,4 +1,5 @@
-"""The whole supervised run: ``data``, ``model``, ``train``, ``evaluate`` and an optional ``calibrate``.
+"""The whole run: ``data``, ``model``, ``train``, ``evaluate``, an optional ``calibrate`` and an optional
+``continual`` (the settings of ``trainwright continual`` and ``trainwright continue``).
 
 ``model`` arrives here already typed: its family's config class comes from the model registry, which
 ``trainwright.configure`` consults (this schema imports nothing of the package but itself).
@@ -12,6 +13,7 @@ import yaml
 from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
 from trainwright.config.base import Frozen
+from trainwright.config.continual import ContinualConfig
 from trainwright.config.data import DataConfig
 from trainwright.config.model import ModelConfig
 from trainwright.config.train import TrainConfig
@@ -40,6 +42,7 @@ class Config(Frozen):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     calibrate: CalibrateConfig | None = None
+    continual: ContinualConfig | None = None
 
     @field_validator("model", mode="before")
     @classmethod

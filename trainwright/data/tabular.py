@@ -177,6 +177,17 @@ class TabularPreprocessor:
             )
         return x
 
+    def categories(self) -> dict[str, list[str]]:
+        """Each categorical feature column's categories as the encoder learned them from the training rows.
+
+        A value outside them is one-hot encoded as all zeros (or ordinal -1): the model never saw it.
+        """
+        if self._transformer is None or "categorical" not in self._transformer.named_transformers_:
+            return {}
+        encoder = self._transformer.named_transformers_["categorical"].named_steps["encode"]
+        columns = [column for column, kind in self.kinds.items() if kind == "categorical"]
+        return {column: [str(value) for value in values] for column, values in zip(columns, encoder.categories_, strict=True)}
+
     def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
         """(the rows, their features): ``data`` is a frame or a table file (read by its suffix)."""
         frame = data if isinstance(data, pd.DataFrame) else read_table(data)

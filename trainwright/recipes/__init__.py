@@ -3,6 +3,10 @@
 - ``supervised.py``: inputs and labels -> a model that predicts them (transfer learning included).
 - ``distill.py``: a small student learns from a trained teacher's soft targets.
 - ``calibrate.py``: a finished classifier's probabilities, calibrated on its validation split.
+- ``continue_run.py``: a trained classifier learns new data (``trainwright continue``) with a
+  continual-learning strategy, and says how much of the old test accuracy it kept.
+- ``continual.py``: a task sequence learned with one strategy, its accuracy matrix beside the joint
+  upper bound (``trainwright continual``).
 - ``setup.py`` and ``finish.py``: the stages they share (device, model, run directory, loop parts;
   metrics, predictions, diagnosis, report).
 

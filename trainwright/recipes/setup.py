@@ -159,18 +159,20 @@ def start_run(
     run_dir.write_json(run_dir.environment, environment(device, cfg.train.seed))
     run_dir.write_json(run_dir.data, data.summary)
     run_dir.write_files(data.preprocessor.files())
-    run_dir.write_json(
-        run_dir.model_info,
-        {
-            "type": cfg.model.type,
-            "input_shape": list(data.input_shape),
-            "out_features": data.preprocessor.n_outputs,
-            "parameters": sum(p.numel() for p in module.parameters()),
-            **layer_summary(module, data.input_shape),
-            **({"backbone": backbone} if backbone is not None else {}),
-        },
-    )
+    run_dir.write_json(run_dir.model_info, model_facts(cfg, data, module, backbone))
     return run_dir
+
+
+def model_facts(cfg: Config, data: Prepared, module: nn.Module, backbone: dict | None = None) -> dict:
+    """model.json: the family, input and output widths, parameters, and per layer its shape, parameters and FLOPs."""
+    return {
+        "type": cfg.model.type,
+        "input_shape": list(data.input_shape),
+        "out_features": data.preprocessor.n_outputs,
+        "parameters": sum(p.numel() for p in module.parameters()),
+        **layer_summary(module, data.input_shape),
+        **({"backbone": backbone} if backbone is not None else {}),
+    }
 
 
 def check_same_data(run_dir: RunDir, data: Prepared, purpose: str = "resume") -> None:

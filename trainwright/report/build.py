@@ -83,6 +83,8 @@ def report_context(run: RunDir) -> dict[str, Any]:
     diagnosis = _json(run, run.diagnosis)
     findings = diagnosis["findings"] if diagnosis is not None else diagnose_run(run.path)
     task = data.get("task") or (metrics or {}).get("task", "")
+    continual = _json(run, run.path / "continual.json")
+    continual = continual if isinstance(continual, dict) and continual.get("matrix") else None
     return {
         "name": run.path.name,
         "data": data,
@@ -90,13 +92,15 @@ def report_context(run: RunDir) -> dict[str, Any]:
         "metrics": metrics,
         "model": model,
         "environment": environment,
-        "status": _status(metrics, history),
+        "status": _status(metrics, history, continual),
         "key_metric": KEY_METRIC.get(task, "accuracy"),
         "data_section": _data_section(run, data),
         "training": _training_section(history, gradients, metrics),
         "evaluation": _evaluation_section(run, metrics, data),
         "compute": _compute_section(run, metrics, model, data, history, environment),
+        "continual": _continual_section(continual),
         "findings": findings,
+        "diagnosis_note": (diagnosis or {}).get("note"),
         "config_text": run.config.read_text(encoding="utf-8"),
     }
 
@@ -105,7 +109,9 @@ def _json(run: RunDir, path: Path) -> Any:
     return run.read_json(path) if path.is_file() else None
 
 
-def _status(metrics: dict | None, history: list[dict]) -> str:
+def _status(metrics: dict | None, history: list[dict], continual: dict | None = None) -> str:
+    if continual is not None and continual.get("command") == "continual":
+        return f"finished: {len(continual['matrix'])} tasks in sequence, {metrics['epochs'] if metrics else '-'} epochs in all"
     if metrics is not None:
         return f"finished: {metrics['epochs']} epochs, best at epoch {metrics['best_epoch']}"
     done = f"after {len(history)} finished epoch{'s' if len(history) != 1 else ''}" if history else "before any epoch finished"
@@ -267,7 +273,8 @@ def _evaluation_section(run: RunDir, metrics: dict | None, data: dict) -> dict:
             return out  # predictions that do not match the classes: leave the curves out rather than guess
         probs = np.column_stack([np.asarray(predictions[f"p{i}"], dtype=float) for i in range(len(labels))])  # (N, C)
         y_true = np.array([index[label] for label in predictions["actual"]])
-        out["roc"] = plots.roc_curves(labels, y_true, probs)
+        if len(np.unique(y_true)) > 1:  # a curve needs two classes among the test rows (an update may test one)
+            out["roc"] = plots.roc_curves(labels, y_true, probs)
         out["reliability"], out["ece"] = plots.reliability(probs.max(1), (probs.argmax(1) == y_true).astype(float))
     return out
 
@@ -306,3 +313,29 @@ def _compute_section(
     if isinstance(estimate, dict):
         out["estimate"] = {str(k): v for k, v in estimate.items() if not isinstance(v, (dict, list))}
     return out
+
+
+def _continual_section(result: dict | None) -> dict:
+    """continual.json as the report shows it: the measures, the accuracy matrix as a heat map (joint's row
+    beside when the run trained it) and each task's accuracy as training goes on; {} for other runs."""
+    if result is None:
+        return {}
+    names = [str(task.get("name", f"task {j + 1}")) for j, task in enumerate(result.get("tasks", []))]
+    matrix = result["matrix"]
+    if len(names) != len(matrix[0]):
+        names = [f"task {j + 1}" for j in range(len(matrix[0]))]
+    update = result.get("command") == "continue"
+    if update:  # two rows: the old run's model, the updated one
+        stages, columns = ["old run", f"after {result.get('strategy', 'update')}"], ["old data", "new data"]
+    else:
+        stages, columns = [f"after task {i + 1}" for i in range(len(matrix))], [f"task {j + 1}" for j in range(len(matrix[0]))]
+    joint = result.get("joint") or {}
+    curve = result.get("average_accuracy_curve")
+    return {
+        "result": result,
+        "is_update": update,
+        "names": list(zip(columns, names, strict=True)),
+        "heatmap": plots.accuracy_matrix(matrix, stages, columns, joint.get("accuracies")),
+        "curves": plots.task_curves(matrix, columns, curve if curve and all(v is not None for v in curve) else None,
+                                    joint.get("average_accuracy"), stages),
+    }

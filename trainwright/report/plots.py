@@ -246,3 +246,46 @@ def residuals(actual: np.ndarray, predicted: np.ndarray, target: str) -> str:
     ax.axhline(0, color=MARK, linestyle=":", linewidth=1)
     ax.set(xlabel=f"predicted {plain(target)}", ylabel="actual - predicted", title="Residuals (test)")
     return _uri(fig)
+
+
+def accuracy_matrix(matrix: list[list[float | None]], rows: Sequence[str], columns: Sequence[str],
+                    joint: list[float] | None = None) -> str:
+    """Continual learning's accuracy matrix R[i][j] (accuracy on task j after training on task i) as a heat
+    map, with the joint upper bound's row below a line when the run trained it; a cell not measured is blank."""
+    m = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)  # (T_rows, T)
+    labels = list(rows)
+    if joint is not None:
+        m = np.vstack([m, np.array([np.nan if v is None else v for v in joint], dtype=float)])
+        labels.append("joint (all at once)")
+    fig, ax = _figure(1.6 + 1.1 * m.shape[1], 1.4 + 0.55 * m.shape[0], fit_labels=True)
+    image = ax.imshow(np.ma.masked_invalid(m), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="accuracy")
+    _category_ticks(ax, "x", columns)
+    _category_ticks(ax, "y", labels)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if np.isfinite(m[i, j]):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=9, color="black" if m[i, j] > 0.6 else "white")
+    if joint is not None:
+        ax.axhline(m.shape[0] - 1.5, color="white", linewidth=3)
+    ax.set(xlabel="accuracy on", title="Accuracy matrix (test)")
+    return _uri(fig)
+
+
+def task_curves(matrix: list[list[float | None]], columns: Sequence[str], average: Sequence[float] | None = None,
+                joint_average: float | None = None, stages: Sequence[str] | None = None) -> str:
+    """Each task's test accuracy after every training stage from its own on (one line per task), the
+    average over the tasks seen so far, and the joint upper bound's final average as a dashed line."""
+    m = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
+    fig, ax = _figure(8.0, 3.6, fit_labels=True)
+    x = np.arange(len(m))
+    for j, name in enumerate(columns):
+        ax.plot(x, m[:, j], marker="o", linewidth=1.2, label=plain(name))
+    if average is not None:
+        ax.plot(x, average, color="black", linewidth=2.5, label="average over tasks seen")
+    if joint_average is not None:
+        ax.axhline(joint_average, color=MARK, linestyle="--", linewidth=1.2, label=f"joint upper bound {joint_average:.2f}")
+    ax.set_xticks(x, [plain(s) for s in (stages or [f"after {i + 1}" for i in x])])
+    ax.set(ylim=(-0.03, 1.03), ylabel="test accuracy", title="Accuracy per task as training goes on")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside: the lines fill the axes
+    return _uri(fig)
