@@ -36,6 +36,7 @@ from trainwright.config.distill import DistillConfig
 from trainwright.config.model import BackboneConfig, ModelConfig
 from trainwright.config.run import CalibrateConfig, Config, EvaluateConfig
 from trainwright.config.train import EarlyStoppingConfig, OptimizerConfig, ScheduleConfig, TrainConfig
+from trainwright.config.tune import Dimension, TuneConfig
 
 __all__ = [
     "AUGMENTATIONS",
@@ -49,6 +50,7 @@ __all__ = [
     "Config",
     "Cutout",
     "DataConfig",
+    "Dimension",
     "DistillConfig",
     "EarlyStoppingConfig",
     "EvaluateConfig",
@@ -66,6 +68,7 @@ __all__ = [
     "SplitConfig",
     "TokenizerConfig",
     "TrainConfig",
+    "TuneConfig",
     "VFlip",
     "WindowConfig",
 ]

@@ -15,6 +15,7 @@ from trainwright.config.base import Frozen
 from trainwright.config.data import DataConfig
 from trainwright.config.model import ModelConfig
 from trainwright.config.train import TrainConfig
+from trainwright.config.tune import TuneConfig
 
 
 class EvaluateConfig(Frozen):
@@ -40,6 +41,7 @@ class Config(Frozen):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     calibrate: CalibrateConfig | None = None
+    tune: TuneConfig | None = None  # trainwright tune: the search space; train ignores it
 
     @field_validator("model", mode="before")
     @classmethod

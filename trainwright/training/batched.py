@@ -1,0 +1,317 @@
+"""Many small fits as one: K members of one architecture, each with its own rows, trained together.
+
+Ten folds (or trials) of a small network are ten runs of a loop bound by per-operator overhead,
+not by arithmetic. Here the members' parameters are stacked (``torch.func.stack_module_state``)
+and one ``vmap``-ed forward and backward serve all of them: (K, B, features) in, (K, B, outputs)
+out. Each member keeps what makes it its own fit:
+
+- its rows: member k's batch at step s is rows s*B..(s+1)*B of its own shuffle (a generator per
+  member, seeded as a single run's is); shorter training sets end their epoch early, and a partial
+  last batch is padded and masked out of the loss;
+- its optimizer and schedule: each member's ``nn.Module`` holds parameters that are views into the
+  stacked tensors, and a torch optimizer of its own over them (the same fused kernels a single run
+  uses) steps only when the member had rows in that step and is still training;
+- its early stopping and callbacks (``EarlyStopping``, ``HistoryCSV``, pruning), which see the
+  member as a ``TrainingState``: a member that stops is no longer updated.
+
+So a member's fit equals the same fit run alone, up to floating-point summation order, when the
+model has no dropout (with dropout each member draws its own masks from one stream, so it matches
+a single run in distribution, not number by number). Not batched (``batchable`` says why, and the
+caller fits one after another): batch norm (padded rows would enter its batch statistics),
+augmentation, mixed precision, gradient accumulation, torch.compile, streamed data, transfer
+learning's unfreezing, and models whose forward ``vmap`` cannot run (packed recurrent sequences).
+The per-step callback hooks (per-layer gradient norms, the progress bar) do not run per member.
+
+Example:
+    >>> batched = BatchedFit.build(cfg.train, modules, parts, task="multiclass", loss="cross_entropy",
+    ...                            device=torch.device("cpu"), callbacks=lambda k: [EarlyStopping(cfg.train.early_stopping)])
+    >>> batched.fit()
+    >>> batched.members[3].history[-1]["val_loss"]
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+from torch.nn import functional as F
+
+from trainwright.config import TrainConfig
+from trainwright.training.callbacks import Callback, CallbackList
+from trainwright.training.optim import Schedule, build_optimizer
+
+# (K, B, outputs) outputs and (K, B, ...) targets -> (K, B) per-row losses, each the row's share of
+# what the single-run loss (``training/losses.py``) averages.
+ROW_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "bce": lambda out, y: F.binary_cross_entropy_with_logits(out.squeeze(-1), y.to(out.dtype), reduction="none"),
+    "cross_entropy": lambda out, y: F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape),
+    "mse": lambda out, y: F.mse_loss(out, y, reduction="none").flatten(2).mean(2),
+    "mae": lambda out, y: F.l1_loss(out, y, reduction="none").flatten(2).mean(2),
+    "huber": lambda out, y: F.huber_loss(out, y, reduction="none").flatten(2).mean(2),
+}
+
+
+@dataclass
+class Member:
+    """One fit inside a batched fit: the ``TrainingState`` its callbacks see."""
+
+    model: nn.Module  # its parameters are views into the batched fit's stacked tensors
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    callbacks: CallbackList
+    cfg: TrainConfig
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    generator: torch.Generator  # shuffles this member's rows
+    epoch: int = 0
+    saved_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    stop_reason: str | None = None
+    diverged: dict | None = None  # {"epoch", "loss", "lr"} when its training loss became NaN or infinite
+
+    @property
+    def max_epochs(self) -> int:
+        return self.cfg.epochs
+
+    @property
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": self.optimizer}
+
+    @property
+    def training(self) -> bool:
+        return self.stop_reason is None and self.epoch < self.cfg.epochs
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def batchable(cfg: TrainConfig, module: nn.Module, transform, backbone: bool) -> str | None:
+    """Why members of this configuration cannot be batched, or None when they can."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+        return "the model has batch norm (a padded partial batch would enter its batch statistics)"
+    reasons = {
+        "augmentation runs per batch": transform is not None,
+        f"train.precision is {cfg.precision}": cfg.precision != "fp32",
+        "train.accumulate > 1": cfg.accumulate > 1,
+        "train.compile is on": cfg.compile,
+        "train.data_placement is stream": cfg.data_placement == "stream",
+        "model.backbone unfreezes by callback": backbone,
+    }
+    return next((reason for reason, applies in reasons.items() if applies), None)
+
+
+@dataclass
+class BatchedFit:
+    members: list[Member]
+    base: nn.Module  # the architecture, on the meta device: functional_call fills in each member's tensors
+    params: dict[str, torch.Tensor]  # name -> (K, ...) leaf tensors requiring grad
+    buffers: dict[str, torch.Tensor]
+    row_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    task: str
+    x_val: torch.Tensor  # (K, V, ...) padded
+    y_val: torch.Tensor
+    val_mask: torch.Tensor  # (K, V) bool
+    batch_sizes: list[int]
+    seconds: float = 0.0
+
+    @classmethod
+    def build(cls, cfg: TrainConfig | list[TrainConfig], modules: list[nn.Module], parts: list[tuple[torch.Tensor, ...]], *,
+              task: str, loss: str, device: torch.device, callbacks: Callable[[int], list[Callback]]) -> BatchedFit:
+        """``modules`` (built and seeded as single runs would be), ``parts`` per member: (x_train, y_train, x_val,
+        y_val) on the CPU; ``cfg`` one TrainConfig or one per member (they may differ in optimizer settings and
+        schedules, not in epochs); ``callbacks(k)``: member k's callbacks."""
+        cfgs = cfg if isinstance(cfg, list) else [cfg] * len(modules)
+        modules = [m.to(device) for m in modules]
+        params, buffers = stack_module_state(modules)  # (K, ...) copies
+        params = {name: p.detach().requires_grad_(p.requires_grad) for name, p in params.items()}
+        for k, module in enumerate(modules):
+            _alias(module, params, buffers, k)  # member k's tensors become views into the stacks
+        members = []
+        batch_sizes = []
+        for k, (module, c) in enumerate(zip(modules, cfgs)):
+            x_train, y_train = parts[k][0].to(device), parts[k][1].to(device)
+            size = len(x_train) if c.batch_size == "full" else min(int(c.batch_size), len(x_train))
+            batch_sizes.append(size)
+            optimizer = build_optimizer(c.optimizer, [p for p in module.parameters() if p.requires_grad])
+            schedule = Schedule(c.schedule, optimizer, c.epochs, math.ceil(len(x_train) / size))
+            generator = torch.Generator(device=device).manual_seed(c.seed)
+            members.append(Member(module, optimizer, schedule, CallbackList(callbacks(k)), c, x_train, y_train, generator))
+        if len({c.epochs for c in cfgs}) > 1 or len(set(batch_sizes)) > 1:
+            raise ValueError("the members of a batched fit share train.epochs and the batch size")
+        x_val, val_mask = _pad([p[2] for p in parts])
+        y_val, _ = _pad([p[3] for p in parts])
+        base = copy.deepcopy(modules[0]).to("meta")
+        return cls(members, base, params, buffers, ROW_LOSSES[loss], task, x_val.to(device), y_val.to(device),
+                   val_mask.to(device), batch_sizes)
+
+    # ── the loop ───────────────────────────────────────────────────────────────────────────
+    def fit(self) -> BatchedFit:
+        """Train every member until each has run its epochs or been stopped by its callbacks."""
+        members, cfg = self.members, self.members[0].cfg
+        forward = vmap(self._forward, in_dims=(0, 0, 0), randomness="different")
+        trained = [name for name, p in self.params.items() if p.requires_grad]
+        for m in members:
+            m.optimizer.zero_grad(set_to_none=True)
+            m.callbacks.on_train_begin(m)
+        started_all = time.perf_counter()
+        try:
+            for epoch in range(1, cfg.epochs + 1):
+                active = [k for k, m in enumerate(members) if m.training]
+                if not active:
+                    break
+                started = time.perf_counter()
+                self.base.train()
+                xb_all, yb_all, mask_all, steps = self._epoch_batches()  # (K, S, B, ...), (K, S, B)
+                loss_sum = torch.zeros(len(members), device=self.x_val.device)
+                for step in range(max(steps[k] for k in active)):
+                    stepping = [k for k in active if step < steps[k]]
+                    xb, yb, mask = xb_all[:, step], yb_all[:, step], mask_all[:, step]
+                    out = forward(self.params, self.buffers, xb)  # (K, B, outputs)
+                    counts = mask.sum(1).clamp_min(1)  # (K,)
+                    member_loss = (self.row_loss(out, yb) * mask).sum(1) / counts  # (K,): each member's batch mean
+                    objective = member_loss.sum() + self._penalty(cfg)  # members share no parameter: sum separates
+                    grads = torch.autograd.grad(objective, [self.params[name] for name in trained])
+                    # vmap's backward can return a weight's gradient in transposed memory order; the fused
+                    # optimizer kernels read a gradient in its parameter's order, so lay it out that way.
+                    grads = [g.contiguous() for g in grads]
+                    for k in stepping:
+                        self._step(members[k], [g[k] for g in grads])
+                    loss_sum += member_loss.detach() * mask.sum(1)
+                self._end_epoch(epoch, active, loss_sum, started)
+        finally:
+            for m in members:
+                m.callbacks.on_train_end(m)
+                m.callbacks.close()
+            self.seconds = time.perf_counter() - started_all
+        return self
+
+    def _forward(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.base, (params, buffers), (x,))
+
+    def _step(self, member: Member, grads: list[torch.Tensor]) -> None:
+        """Member k's optimizer step on its slice of the gradients (views: no copy)."""
+        params = [p for p in member.model.parameters() if p.requires_grad]
+        for p, g in zip(params, grads):
+            p.grad = g
+        c = member.cfg
+        if c.clip_grad_value is not None:
+            nn.utils.clip_grad_value_(params, c.clip_grad_value)
+        if c.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(params, c.clip_grad_norm)
+        member.optimizer.step()
+        member.optimizer.zero_grad(set_to_none=True)
+        member.schedule.step_batch()
+
+    def _penalty(self, cfg: TrainConfig) -> torch.Tensor | float:
+        """``train.l1`` / ``train.l2`` on the weight matrices (stacked: ndim > 2), as ``optim.weight_penalty``."""
+        if not (cfg.l1 or cfg.l2):
+            return 0.0
+        weights = [p for p in self.params.values() if p.ndim > 2 and p.requires_grad]
+        penalty = 0.0
+        if cfg.l1:
+            penalty = penalty + cfg.l1 * sum(w.abs().sum() for w in weights)
+        if cfg.l2:
+            penalty = penalty + cfg.l2 * sum(w.pow(2).sum() for w in weights)
+        return penalty
+
+    def _epoch_batches(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+        """Every member's shuffled batches for one epoch, padded to one shape: one gather per member."""
+        members, size = self.members, self.batch_sizes[0]
+        steps = [math.ceil(len(m.x_train) / size) for m in members]
+        slots = max(steps) * size
+        xs, ys, masks = [], [], []
+        for m in members:
+            n = len(m.x_train)
+            perm = torch.randperm(n, generator=m.generator, device=m.generator.device) if size < n else None
+            rows = perm.to(m.x_train.device) if perm is not None else torch.arange(n, device=m.x_train.device)
+            pad = slots - n
+            index = torch.cat([rows, rows.new_zeros(pad)])
+            xs.append(m.x_train[index])
+            ys.append(m.y_train[index])
+            masks.append(torch.arange(slots, device=rows.device) < n)
+        shape = (len(members), max(steps), size)
+        x = torch.stack(xs).view(*shape, *xs[0].shape[1:])
+        y = torch.stack(ys).view(*shape, *ys[0].shape[1:])
+        return x, y, torch.stack(masks).view(shape).to(x.dtype), steps
+
+    @torch.no_grad()
+    def _validate(self) -> dict[str, torch.Tensor]:
+        """Each member's validation loss and metric on its own rows, as ``setup.make_validate`` computes them: (K,) each."""
+        self.base.eval()
+        out = vmap(self._forward, in_dims=(0, 0, 0), randomness="different")(self.params, self.buffers, self.x_val)
+        mask = self.val_mask.to(out.dtype)  # (K, V)
+        counts = mask.sum(1).clamp_min(1)
+        logs = {"val_loss": (self.row_loss(out, self.y_val) * mask).sum(1) / counts}
+        if self.task == "regression":
+            y, m = self.y_val.flatten(2).to(out.dtype), mask[:, :, None]  # (K, V, outputs)
+            mean = (y * m).sum((1, 2)) / (counts * y.shape[2])
+            residual = ((out.flatten(2) - y).pow(2) * m).sum((1, 2))
+            logs["val_r2"] = 1 - residual / ((y - mean[:, None, None]).pow(2) * m).sum((1, 2)).clamp_min(1e-12)
+        elif self.task == "binary":
+            logs["val_accuracy"] = (((out.squeeze(-1) > 0).long() == self.y_val).to(out.dtype) * mask).sum(1) / counts
+        else:
+            logs["val_accuracy"] = ((out.argmax(-1) == self.y_val).to(out.dtype) * mask).sum(1) / counts
+        return logs
+
+    def _end_epoch(self, epoch: int, active: list[int], loss_sum: torch.Tensor, started: float) -> None:
+        """Read every member's numbers in one transfer, then let each active member's callbacks decide."""
+        logs = self._validate()
+        rows = torch.tensor([len(m.x_train) for m in self.members], device=loss_sum.device, dtype=loss_sum.dtype)
+        names = ["train_loss", *logs]
+        values = torch.stack([loss_sum / rows, *logs.values()]).tolist()  # the one sync per epoch
+        seconds = time.perf_counter() - started
+        for k in active:
+            m = self.members[k]
+            numbers = {name: values[i][k] for i, name in enumerate(names)}
+            if not math.isfinite(numbers["train_loss"]):
+                m.diverged = {"epoch": epoch, "loss": numbers["train_loss"], "lr": m.optimizer.param_groups[0]["lr"]}
+                m.request_stop(f"the training loss became {numbers['train_loss']} in epoch {epoch}")
+                continue
+            entry = {"epoch": epoch, **numbers, "lr": m.optimizer.param_groups[0]["lr"]}
+            m.schedule.step_epoch(entry["val_loss"])
+            entry["seconds"] = seconds  # the batched epoch's time, shared by its members
+            m.epoch = epoch
+            m.history.append(entry)
+            m.callbacks.on_epoch_end(m, entry)
+
+
+def _alias(module: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], k: int) -> None:
+    """Make ``module``'s parameters and buffers views of member ``k``'s slice of the stacked tensors,
+    so its optimizer's in-place updates and ``load_state_dict`` write into the stacks."""
+    for name, stacked in params.items():
+        owner, _, leaf = name.rpartition(".")
+        target = module.get_submodule(owner) if owner else module
+        target._parameters[leaf] = nn.Parameter(stacked.detach()[k], requires_grad=stacked.requires_grad)
+    for name, stacked in buffers.items():
+        owner, _, leaf = name.rpartition(".")
+        target = module.get_submodule(owner) if owner else module
+        target._buffers[leaf] = stacked[k]
+
+
+def _pad(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack tensors of different lengths: (K, longest, ...) zero-padded, and (K, longest) True on real rows."""
+    longest = max(len(t) for t in tensors)
+    padded = torch.zeros(len(tensors), longest, *tensors[0].shape[1:], dtype=tensors[0].dtype)
+    mask = torch.zeros(len(tensors), longest, dtype=torch.bool)
+    for k, t in enumerate(tensors):
+        padded[k, : len(t)] = t
+        mask[k, : len(t)] = True
+    return padded, mask
