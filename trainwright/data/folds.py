@@ -68,8 +68,9 @@ def cv_folds(rows, cfg: DataConfig, k: int, repeats: int = 1) -> list[Fold]:
         seed = cfg.split.seed + repeat - 1
         for number, (rest, test) in enumerate(outer_splitter(strata, groups, k, seed).split(np.zeros(n), strata, groups), 1):
             train, val = carve_validation(rest, strata, groups, inner_share(cfg), seed)
+            regression = getattr(rows, "task", "") == "regression"
             how = ("grouped by " + cfg.split.groups + ", " if groups is not None else "") + (
-                "stratified" if strata is not None else "shuffled"
+                ("stratified on target quantiles" if regression else "stratified") if strata is not None else "shuffled"
             )
             note = f"fold {number} of {k}" + (f" (repeat {repeat})" if repeats > 1 else "") + f", {how}"
             if val is None:  # data.split.val is 0: early stopping watches the training rows

@@ -22,6 +22,7 @@ from trainwright.config import Config
 from trainwright.data.prepare import Prepared, prepare_data
 from trainwright.errors import TrainingDiverged, TrainwrightError
 from trainwright.recipes.finish import Run, finish, finish_supervised
+from trainwright.recipes.lr_find import with_found_lr, write_sweep
 from trainwright.recipes.setup import (
     build_fit,
     build_module,
@@ -69,12 +70,17 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     if backbone is not None:
         console.print(transfer.summary_line(backbone, cfg.train), highlight=False, soft_wrap=True)
 
+    # train.optimizer.lr: find: a learning-rate sweep picks it (the model and the random streams are restored).
+    cfg, sweep = with_found_lr(cfg, data, module, device, console)
+
     # ③ The estimate (a few timed steps on a throwaway copy: the model and the random streams are left
     # as they were), then the run directory, created once the data and the model are known to be good.
     est = estimate_training(cfg, data, module, device)
     console.print(est.summary(), highlight=False, soft_wrap=True)
     if resume is None:
         run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone)
+        if sweep is not None:
+            write_sweep(run_dir, sweep)
     else:
         run_dir = resume
         check_same_data(run_dir, data)

@@ -315,3 +315,17 @@ def _pad(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         padded[k, : len(t)] = t
         mask[k, : len(t)] = True
     return padded, mask
+
+
+def vmap_problem(module: nn.Module, x: torch.Tensor) -> str | None:
+    """Why ``vmap`` cannot run ``module``'s forward and backward on two stacked copies, or None when it can."""
+    try:
+        params, buffers = stack_module_state([module, module])
+        base = copy.deepcopy(module).to("meta")
+        out = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)), randomness="different")(
+            params, buffers, torch.stack([x, x])
+        )
+        out.float().sum().backward()
+    except Exception as error:  # noqa: BLE001 - any failure means: fit these one after another
+        return f"vmap cannot run this model ({type(error).__name__})"
+    return None
