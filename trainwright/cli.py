@@ -156,6 +156,29 @@ def cv(
     print(result["dir"], flush=True)
 
 
+@app.command()
+@user_errors
+def tune(
+    config: Annotated[Path, typer.Argument(help="YAML config with a tune: section (see examples/digits-tune.yaml)")],
+    trials: Annotated[int, typer.Option("--trials", min=1, help="the study's total of finished trials (all workers)")] = 30,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="a database URL (postgresql://...) that workers on many machines share")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes on this machine")] = 1,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=1, help="start no trial after this many seconds")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where the study's directory goes")] = Path("runs"),
+    name: Annotated[str | None, typer.Option("--name", help="the study (and its directory); an existing one resumes")] = None,
+) -> None:
+    """Hyperparameter search with Optuna (TPE, pruning) over the config's tune.space; writes best.yaml and a report."""
+    from trainwright.configure import load_config
+    from trainwright.recipes.tune import tune as run_tune
+
+    result = run_tune(load_config(config, list(set_)), trials=trials, storage=storage, workers=workers, timeout=timeout,
+                      runs_dir=runs_dir, name=name, console=console)
+    print(result["dir"], flush=True)
+
+
 @app.command("lr-find")
 @user_errors
 def lr_find(

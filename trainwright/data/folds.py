@@ -45,8 +45,14 @@ class Fold:
         return f"fold-{self.number:02d}" if self.repeat == 1 else f"repeat-{self.repeat}-fold-{self.number:02d}"
 
 
-def cv_folds(rows, cfg: DataConfig, k: int, repeats: int = 1) -> list[Fold]:
-    """``k`` folds of ``rows`` (any modality's loaded rows), ``repeats`` times with fresh shuffles."""
+def cv_folds(rows, cfg: DataConfig, k: int, repeats: int = 1, within: np.ndarray | None = None) -> list[Fold]:
+    """``k`` folds of ``rows`` (any modality's loaded rows), ``repeats`` times with fresh shuffles; ``within``:
+    fold only these row positions (a search folds the training and validation rows and leaves the test rows out)."""
+    if within is not None:
+        folds = cv_folds(Subset(rows, np.asarray(within)), cfg, k, repeats)
+        pick = np.asarray(within)
+        return [replace(f, split=replace(f.split, train=pick[f.split.train], val=pick[f.split.val], test=pick[f.split.test]))
+                for f in folds]
     n = len(rows)
     if k < 2:
         raise TrainwrightError(f"--folds {k}: cross-validation needs at least 2 folds")
@@ -58,7 +64,8 @@ def cv_folds(rows, cfg: DataConfig, k: int, repeats: int = 1) -> list[Fold]:
         if cfg.split.groups:
             raise TrainwrightError("data.split.groups applies to tables; a series is split by time: remove it")
         return series_folds(n, k, inner_share(cfg))
-    groups = group_labels(rows, cfg.split.groups) if cfg.split.groups else None
+    groups = (rows.groups(cfg.split.groups) if isinstance(rows, Subset) else group_labels(rows, cfg.split.groups)) \
+        if cfg.split.groups else None
     strata = rows.strata if cfg.split.stratify else None
     if k > n:
         raise TrainwrightError(f"--folds {k} is more than the {n} rows; use --folds {max(2, n // 2)} or fewer")
@@ -82,6 +89,26 @@ def cv_folds(rows, cfg: DataConfig, k: int, repeats: int = 1) -> list[Fold]:
             split = train_subset(split, strata, cfg.train_fraction, seed)
             folds.append(Fold(number, repeat, split))
     return folds
+
+
+class Subset:
+    """Some of the loaded rows, as fold makers see them: their count, strata, groups and series order."""
+
+    def __init__(self, rows, positions: np.ndarray):
+        self.rows_of, self.positions = rows, positions
+        self.task = getattr(rows, "task", "")
+        self.time_column = getattr(rows, "time_column", None)
+        self.name = rows.name
+        strata = rows.strata
+        self.strata = strata[positions] if strata is not None else None
+        if self.time_column is not None and not np.array_equal(positions, np.arange(len(positions))):
+            raise ValueError("a series is folded over its first rows only")
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def groups(self, column: str) -> np.ndarray:
+        return group_labels(self.rows_of, column)[self.positions]
 
 
 def inner_share(cfg: DataConfig) -> float:

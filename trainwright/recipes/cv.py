@@ -50,14 +50,16 @@ LOWER_IS_BETTER = ("mse", "rmse", "mae", "mape")
 
 
 def cross_validate(cfg: Config, *, folds: int = 10, repeats: int = 1, refit: bool = False, sequential: bool = False,
-                   runs_dir: str | Path = "runs", name: str | None = None, console: Console | None = None) -> dict:
-    """Cross-validate ``cfg`` over ``folds`` x ``repeats`` folds; returns what ``cv.json`` holds."""
+                   runs_dir: str | Path = "runs", name: str | None = None, console: Console | None = None,
+                   within: np.ndarray | None = None) -> dict:
+    """Cross-validate ``cfg`` over ``folds`` x ``repeats`` folds; returns what ``cv.json`` holds.
+    ``within``: fold only these row positions (``tune`` keeps the test rows out)."""
     console = console or Console()
     quiet = Console(quiet=True)
 
     # ① Data: loaded and cleaned once; each fold's preprocessing is fitted on its own training part.
     rows = load_data(cfg.data)
-    fold_list = cv_folds(rows, cfg.data, folds, repeats)
+    fold_list = cv_folds(rows, cfg.data, folds, repeats, within)
     datas = [rows.prepare(fold.split) for fold in fold_list]
     for line in datas[0].report_lines():
         if not line.startswith(("split ", "fold ")) and line not in datas[0].summary.get("notes", []):

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -34,6 +35,7 @@ from trainwright.recipes.setup import (
 )
 from trainwright.rundir import RunDir
 from trainwright.training import transfer
+from trainwright.training.callbacks import Callback
 from trainwright.training.checkpoint import load_state
 from trainwright.training.compiled import compile_forward
 from trainwright.training.loop import Fit, fit
@@ -59,8 +61,9 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
 
 
 def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: str | Path = "runs", name: str | None = None,
-                   resume: RunDir | None = None, console: Console | None = None) -> Run:
-    """Stages ③-⑤ on prepared data and a built model (other recipes reuse it on their own data)."""
+                   resume: RunDir | None = None, console: Console | None = None, callbacks: Sequence[Callback] = ()) -> Run:
+    """Stages ③-⑤ on prepared data and a built model (other recipes reuse it on their own data, adding
+    ``callbacks`` to the loop's own: a search's pruning)."""
     console = console or Console()
     device = resolve_device(cfg.train.device)
     check_precision(device, cfg.train.precision)
@@ -87,6 +90,8 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
 
     # ④ The loop.
     run = build_fit(cfg, module, data, device, run_dir, console)
+    for callback in callbacks:
+        run.callbacks.append(callback)
     if cfg.train.compile:
         compile_forward(module)  # in place: state_dict keys stay the same, so weights and checkpoints load without it
     previous_seconds = resume_from_checkpoint(run, run_dir, cfg, console) if resume is not None else 0.0
