@@ -22,8 +22,15 @@ class OptimizerConfig(Frozen):
     @field_validator("lr", mode="before")
     @classmethod
     def _lr(cls, value: Any) -> Any:
-        if value == "find" or (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+        if value == "find":
             return value
+        if isinstance(value, str):  # YAML reads 1e-6 (no dot) as text; as before, a number in text is a number
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
         raise ValueError("lr must be a number > 0, or find (an exponential sweep picks it before training)")
 
     @model_validator(mode="after")

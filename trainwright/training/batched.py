@@ -154,8 +154,6 @@ class BatchedFit:
             schedule = Schedule(c.schedule, optimizer, c.epochs, math.ceil(len(x_train) / size))
             generator = torch.Generator(device=device).manual_seed(c.seed)
             members.append(Member(module, optimizer, schedule, CallbackList(callbacks(k)), c, x_train, y_train, generator))
-        if len({c.epochs for c in cfgs}) > 1 or len(set(batch_sizes)) > 1:
-            raise ValueError("the members of a batched fit share train.epochs and the batch size")
         x_val, val_mask = _pad([p[2] for p in parts])
         y_val, _ = _pad([p[3] for p in parts])
         base = copy.deepcopy(modules[0]).to("meta")
@@ -166,6 +164,7 @@ class BatchedFit:
     def fit(self) -> BatchedFit:
         """Train every member until each has run its epochs or been stopped by its callbacks."""
         members, cfg = self.members, self.members[0].cfg
+        epochs = max(m.cfg.epochs for m in members)
         forward = vmap(self._forward, in_dims=(0, 0, 0), randomness="different")
         trained = [name for name, p in self.params.items() if p.requires_grad]
         for m in members:
@@ -173,7 +172,7 @@ class BatchedFit:
             m.callbacks.on_train_begin(m)
         started_all = time.perf_counter()
         try:
-            for epoch in range(1, cfg.epochs + 1):
+            for epoch in range(1, epochs + 1):
                 active = [k for k, m in enumerate(members) if m.training]
                 if not active:
                     break
@@ -233,24 +232,24 @@ class BatchedFit:
         return penalty
 
     def _epoch_batches(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
-        """Every member's shuffled batches for one epoch, padded to one shape: one gather per member."""
-        members, size = self.members, self.batch_sizes[0]
-        steps = [math.ceil(len(m.x_train) / size) for m in members]
-        slots = max(steps) * size
+        """Every member's shuffled batches for one epoch, padded to one shape (K, steps, B): member k's step s
+        holds rows s*B_k..(s+1)*B_k of its shuffle, as ``TensorBatches`` would give it; one gather per member."""
+        members = self.members
+        steps = [math.ceil(len(m.x_train) / size) for m, size in zip(members, self.batch_sizes)]
+        most, widest = max(steps), max(self.batch_sizes)
         xs, ys, masks = [], [], []
-        for m in members:
-            n = len(m.x_train)
-            perm = torch.randperm(n, generator=m.generator, device=m.generator.device) if size < n else None
-            rows = perm.to(m.x_train.device) if perm is not None else torch.arange(n, device=m.x_train.device)
-            pad = slots - n
-            index = torch.cat([rows, rows.new_zeros(pad)])
-            xs.append(m.x_train[index])
+        for m, size in zip(members, self.batch_sizes):
+            n, device = len(m.x_train), m.x_train.device
+            perm = torch.randperm(n, generator=m.generator, device=m.generator.device).to(device) if size < n else None
+            place = torch.arange(most, device=device)[:, None] * size + torch.arange(widest, device=device)[None, :]
+            valid = (torch.arange(widest, device=device) < size)[None, :] & (place < n)  # (steps, B)
+            place = place.clamp(max=n - 1)
+            index = perm[place] if perm is not None else place
+            xs.append(m.x_train[index])  # (steps, B, ...)
             ys.append(m.y_train[index])
-            masks.append(torch.arange(slots, device=rows.device) < n)
-        shape = (len(members), max(steps), size)
-        x = torch.stack(xs).view(*shape, *xs[0].shape[1:])
-        y = torch.stack(ys).view(*shape, *ys[0].shape[1:])
-        return x, y, torch.stack(masks).view(shape).to(x.dtype), steps
+            masks.append(valid)
+        x, y, mask = torch.stack(xs), torch.stack(ys), torch.stack(masks)
+        return x, y, mask.to(x.dtype), steps
 
     @torch.no_grad()
     def _validate(self) -> dict[str, torch.Tensor]:
