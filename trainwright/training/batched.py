@@ -8,9 +8,13 @@ out. Each member keeps what makes it its own fit:
 - its rows: member k's batch at step s is rows s*B..(s+1)*B of its own shuffle (a generator per
   member, seeded as a single run's is); shorter training sets end their epoch early, and a partial
   last batch is padded and masked out of the loss;
-- its optimizer and schedule: each member's ``nn.Module`` holds parameters that are views into the
-  stacked tensors, and a torch optimizer of its own over them (the same fused kernels a single run
-  uses) steps only when the member had rows in that step and is still training;
+- its optimizer state and schedule: each member's ``nn.Module`` holds parameters that are views into
+  the stacked tensors, and a torch optimizer (the same fused kernels a single run uses) updates only
+  the members that had rows in the step and are still training: the others' gradients are None,
+  which torch's optimizers skip, so their weights, moments and step counts stay as they were. When
+  every member has the same optimizer settings and an epoch-clocked schedule (none, step,
+  exponential, cosine, warmup), one optimizer over all members' views does this in one call per
+  step; otherwise (per-member learning rates, ``one_cycle``, ``plateau``) each member has its own;
 - its early stopping and callbacks (``EarlyStopping``, ``HistoryCSV``, pruning), which see the
   member as a ``TrainingState``: a member that stops is no longer updated.
 
@@ -46,6 +50,8 @@ from trainwright.config import TrainConfig
 from trainwright.training.callbacks import Callback, CallbackList
 from trainwright.training.optim import Schedule, build_optimizer
 
+EPOCH_CLOCKED = ("none", "step", "exponential", "cosine")  # the same lr for every member at a given epoch
+
 # (K, B, outputs) outputs and (K, B, ...) targets -> (K, B) per-row losses, each the row's share of
 # what the single-run loss (``training/losses.py``) averages.
 ROW_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
@@ -62,13 +68,14 @@ class Member:
     """One fit inside a batched fit: the ``TrainingState`` its callbacks see."""
 
     model: nn.Module  # its parameters are views into the batched fit's stacked tensors
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer  # its own, or one shared by every member (see the module docstring)
     schedule: Schedule
     callbacks: CallbackList
     cfg: TrainConfig
     x_train: torch.Tensor
     y_train: torch.Tensor
     generator: torch.Generator  # shuffles this member's rows
+    params: list[nn.Parameter] = field(default_factory=list)  # its trainable parameters, in the stacks' order
     epoch: int = 0
     saved_epoch: int = 0
     history: list[dict] = field(default_factory=list)
@@ -130,6 +137,7 @@ class BatchedFit:
     y_val: torch.Tensor
     val_mask: torch.Tensor  # (K, V) bool
     batch_sizes: list[int]
+    shared: bool  # one optimizer and schedule for every member
     seconds: float = 0.0
 
     @classmethod
@@ -144,21 +152,26 @@ class BatchedFit:
         params = {name: p.detach().requires_grad_(p.requires_grad) for name, p in params.items()}
         for k, module in enumerate(modules):
             _alias(module, params, buffers, k)  # member k's tensors become views into the stacks
+        trainable = [[p for p in module.parameters() if p.requires_grad] for module in modules]
+        sizes = [len(p[0]) if c.batch_size == "full" else min(int(c.batch_size), len(p[0])) for c, p in zip(cfgs, parts)]
+        steps = [math.ceil(len(p[0]) / size) for p, size in zip(parts, sizes)]
+        shared = len({(c.optimizer, c.schedule, c.epochs) for c in cfgs}) == 1 and cfgs[0].schedule.name in EPOCH_CLOCKED
+        if shared:  # one optimizer over every member's views: one fused call a step
+            optimizer = build_optimizer(cfgs[0].optimizer, [p for params_k in trainable for p in params_k])
+            schedule = Schedule(cfgs[0].schedule, optimizer, cfgs[0].epochs, steps[0])
         members = []
-        batch_sizes = []
         for k, (module, c) in enumerate(zip(modules, cfgs)):
-            x_train, y_train = parts[k][0].to(device), parts[k][1].to(device)
-            size = len(x_train) if c.batch_size == "full" else min(int(c.batch_size), len(x_train))
-            batch_sizes.append(size)
-            optimizer = build_optimizer(c.optimizer, [p for p in module.parameters() if p.requires_grad])
-            schedule = Schedule(c.schedule, optimizer, c.epochs, math.ceil(len(x_train) / size))
+            if not shared:
+                optimizer = build_optimizer(c.optimizer, trainable[k])
+                schedule = Schedule(c.schedule, optimizer, c.epochs, steps[k])
             generator = torch.Generator(device=device).manual_seed(c.seed)
-            members.append(Member(module, optimizer, schedule, CallbackList(callbacks(k)), c, x_train, y_train, generator))
+            members.append(Member(module, optimizer, schedule, CallbackList(callbacks(k)), c, parts[k][0].to(device),
+                                  parts[k][1].to(device), generator, params=trainable[k]))
         x_val, val_mask = _pad([p[2] for p in parts])
         y_val, _ = _pad([p[3] for p in parts])
         base = copy.deepcopy(modules[0]).to("meta")
         return cls(members, base, params, buffers, ROW_LOSSES[loss], task, x_val.to(device), y_val.to(device),
-                   val_mask.to(device), batch_sizes)
+                   val_mask.to(device), sizes, shared)
 
     # ── the loop ───────────────────────────────────────────────────────────────────────────
     def fit(self) -> BatchedFit:
@@ -170,6 +183,7 @@ class BatchedFit:
         for m in members:
             m.optimizer.zero_grad(set_to_none=True)
             m.callbacks.on_train_begin(m)
+        optimizers = list({id(m.optimizer): m for m in members}.values())  # one member per distinct optimizer
         started_all = time.perf_counter()
         try:
             for epoch in range(1, epochs + 1):
@@ -192,7 +206,11 @@ class BatchedFit:
                     # optimizer kernels read a gradient in its parameter's order, so lay it out that way.
                     grads = [g.contiguous() for g in grads]
                     for k in stepping:
-                        self._step(members[k], [g[k] for g in grads])
+                        self._give(members[k], [g[k] for g in grads])
+                    for m in optimizers if self.shared else [members[k] for k in stepping]:
+                        m.optimizer.step()  # members without gradients (no rows this step, or stopped) are skipped
+                        m.optimizer.zero_grad(set_to_none=True)
+                        m.schedule.step_batch()
                     loss_sum += member_loss.detach() * mask.sum(1)
                 self._end_epoch(epoch, active, loss_sum, started)
         finally:
@@ -205,19 +223,15 @@ class BatchedFit:
     def _forward(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.base, (params, buffers), (x,))
 
-    def _step(self, member: Member, grads: list[torch.Tensor]) -> None:
-        """Member k's optimizer step on its slice of the gradients (views: no copy)."""
-        params = [p for p in member.model.parameters() if p.requires_grad]
-        for p, g in zip(params, grads):
+    def _give(self, member: Member, grads: list[torch.Tensor]) -> None:
+        """Member k's slice of the gradients (views: no copy) on its parameters, clipped as its config says."""
+        for p, g in zip(member.params, grads):
             p.grad = g
         c = member.cfg
         if c.clip_grad_value is not None:
-            nn.utils.clip_grad_value_(params, c.clip_grad_value)
+            nn.utils.clip_grad_value_(member.params, c.clip_grad_value)
         if c.clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(params, c.clip_grad_norm)
-        member.optimizer.step()
-        member.optimizer.zero_grad(set_to_none=True)
-        member.schedule.step_batch()
+            nn.utils.clip_grad_norm_(member.params, c.clip_grad_norm)
 
     def _penalty(self, cfg: TrainConfig) -> torch.Tensor | float:
         """``train.l1`` / ``train.l2`` on the weight matrices (stacked: ndim > 2), as ``optim.weight_penalty``."""
@@ -285,11 +299,14 @@ class BatchedFit:
                 m.request_stop(f"the training loss became {numbers['train_loss']} in epoch {epoch}")
                 continue
             entry = {"epoch": epoch, **numbers, "lr": m.optimizer.param_groups[0]["lr"]}
-            m.schedule.step_epoch(entry["val_loss"])
+            if not self.shared:
+                m.schedule.step_epoch(entry["val_loss"])
             entry["seconds"] = seconds  # the batched epoch's time, shared by its members
             m.epoch = epoch
             m.history.append(entry)
             m.callbacks.on_epoch_end(m, entry)
+        if self.shared:
+            self.members[0].schedule.step_epoch(0.0)  # epoch-clocked: the same for every member, after the lr is logged
 
 
 def _alias(module: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], k: int) -> None:
