@@ -11,7 +11,7 @@ $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,tune]'
 	touch $@
 
 setup: $(BIN)/trainwright

@@ -4,8 +4,10 @@ Times, in one process on one thread, each fit the supervised loop as ``train`` r
 stopping, history, checkpoint, gradient statistics) or the batched fit as ``cv`` runs it (early
 stopping and history per member):
 
-- one fit: each fold alone, one after another (10 timings; "one fit" is their median);
 - the 10 folds batched (``training/batched.py``), the whole fit until the last fold has stopped;
+- one fit: each fold alone, one after another (10 timings; "one fit" is their median);
+- the batched fit again (this machine is shared: the two batched runs bracket the sequential ones,
+  and their mean is compared);
 
 then checks, with dropout 0 (with dropout each member draws its own masks), that every batched fold
 equals its fit alone within floating-point tolerance. Target: batched <= 4 x one fit.
@@ -81,14 +83,16 @@ def main() -> None:
 
     cfg, datas = folds(args.config, args.folds, [])
     with tempfile.TemporaryDirectory() as tmp:
+        before, _ = batched(cfg, datas, Path(tmp) / "before")
         alone, runs = one_by_one(cfg, datas, Path(tmp))
-        together, members = batched(cfg, datas, Path(tmp))
+        after, members = batched(cfg, datas, Path(tmp) / "after")
+    together = (before + after) / 2
     one = statistics.median(alone)
     epochs = [len(run.history) for _, run in runs]
     print(f"{args.folds} folds of {Path(args.config).name} (dropout {cfg.model.dropout}), 1 thread")
     print(f"one fit: median {one:.2f} s (folds {min(alone):.2f} to {max(alone):.2f} s, {min(epochs)} to {max(epochs)} epochs)")
     print(f"one after another: {sum(alone):.2f} s = {sum(alone) / one:.1f} x one fit")
-    print(f"batched: {together:.2f} s = {together / one:.2f} x one fit (target <= 4); "
+    print(f"batched: {together:.2f} s (runs {before:.2f} and {after:.2f} s) = {together / one:.2f} x one fit (target <= 4); "
           f"{max(len(m.history) for m in members.members)} epochs until the last fold stopped")
     accuracy = [m.history[m.epoch - 1]["val_accuracy"] if m.history else 0.0 for m in members.members]
     print(f"mean final validation accuracy: batched {statistics.fmean(accuracy):.4f}, alone "

@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import os
 import socket
@@ -174,6 +175,8 @@ def make_storage(url: str, tune) -> optuna.storages.BaseStorage:
     if url.startswith("journal:"):
         path = url.removeprefix("journal:")
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")  # SQLAlchemy's default driver is psycopg2
     try:
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=tune.heartbeat_seconds, grace_period=tune.grace_seconds, heartbeat_stale_trial_callback=retry,

@@ -192,33 +192,44 @@ class BatchedFit:
                     break
                 started = time.perf_counter()
                 self.base.train()
-                xb_all, yb_all, mask_all, steps = self._epoch_batches()  # (K, S, B, ...), (K, S, B)
-                loss_sum = torch.zeros(len(members), device=self.x_val.device)
+                # Only members still training are computed: a stopped member's slice leaves the batch.
+                index = None if len(active) == len(members) else torch.tensor(active, device=self.x_val.device)
+                xb_all, yb_all, mask_all, steps = self._epoch_batches(active)  # (A, S, B, ...), (A, S, B)
+                loss_sum = torch.zeros(len(active), device=self.x_val.device)
                 for step in range(max(steps[k] for k in active)):
-                    stepping = [k for k in active if step < steps[k]]
                     xb, yb, mask = xb_all[:, step], yb_all[:, step], mask_all[:, step]
-                    out = forward(self.params, self.buffers, xb)  # (K, B, outputs)
-                    counts = mask.sum(1).clamp_min(1)  # (K,)
-                    member_loss = (self.row_loss(out, yb) * mask).sum(1) / counts  # (K,): each member's batch mean
-                    objective = member_loss.sum() + self._penalty(cfg)  # members share no parameter: sum separates
-                    grads = torch.autograd.grad(objective, [self.params[name] for name in trained])
+                    params, buffers = self._gather(index)
+                    out = forward(params, buffers, xb)  # (A, B, outputs)
+                    counts = mask.sum(1).clamp_min(1)  # (A,)
+                    member_loss = (self.row_loss(out, yb) * mask).sum(1) / counts  # (A,): each member's batch mean
+                    objective = member_loss.sum() + self._penalty(cfg, params)  # members share no parameter: sum separates
+                    grads = torch.autograd.grad(objective, [params[name] for name in trained])
                     # vmap's backward can return a weight's gradient in transposed memory order; the fused
                     # optimizer kernels read a gradient in its parameter's order, so lay it out that way.
                     grads = [g.contiguous() for g in grads]
-                    for k in stepping:
-                        self._give(members[k], [g[k] for g in grads])
+                    stepping = [k for k in active if step < steps[k]]
+                    for j, k in enumerate(active):
+                        if step < steps[k]:
+                            self._give(members[k], [g[j] for g in grads])
                     for m in optimizers if self.shared else [members[k] for k in stepping]:
                         m.optimizer.step()  # members without gradients (no rows this step, or stopped) are skipped
                         m.optimizer.zero_grad(set_to_none=True)
                         m.schedule.step_batch()
                     loss_sum += member_loss.detach() * mask.sum(1)
-                self._end_epoch(epoch, active, loss_sum, started)
+                self._end_epoch(epoch, active, index, loss_sum, started)
         finally:
             for m in members:
                 m.callbacks.on_train_end(m)
                 m.callbacks.close()
             self.seconds = time.perf_counter() - started_all
         return self
+
+    def _gather(self, index: torch.Tensor | None) -> tuple[dict, dict]:
+        """The stacks, or (some members stopped) copies of the training members' slices, as leaves of their own."""
+        if index is None:
+            return self.params, self.buffers
+        params = {name: p.detach()[index].requires_grad_(p.requires_grad) for name, p in self.params.items()}
+        return params, {name: b[index] for name, b in self.buffers.items()}
 
     def _forward(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.base, (params, buffers), (x,))
@@ -233,11 +244,11 @@ class BatchedFit:
         if c.clip_grad_norm is not None:
             nn.utils.clip_grad_norm_(member.params, c.clip_grad_norm)
 
-    def _penalty(self, cfg: TrainConfig) -> torch.Tensor | float:
+    def _penalty(self, cfg: TrainConfig, params: dict[str, torch.Tensor]) -> torch.Tensor | float:
         """``train.l1`` / ``train.l2`` on the weight matrices (stacked: ndim > 2), as ``optim.weight_penalty``."""
         if not (cfg.l1 or cfg.l2):
             return 0.0
-        weights = [p for p in self.params.values() if p.ndim > 2 and p.requires_grad]
+        weights = [p for p in params.values() if p.ndim > 2 and p.requires_grad]
         penalty = 0.0
         if cfg.l1:
             penalty = penalty + cfg.l1 * sum(w.abs().sum() for w in weights)
@@ -245,14 +256,14 @@ class BatchedFit:
             penalty = penalty + cfg.l2 * sum(w.pow(2).sum() for w in weights)
         return penalty
 
-    def _epoch_batches(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
-        """Every member's shuffled batches for one epoch, padded to one shape (K, steps, B): member k's step s
-        holds rows s*B_k..(s+1)*B_k of its shuffle, as ``TensorBatches`` would give it; one gather per member."""
+    def _epoch_batches(self, active: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+        """The ``active`` members' shuffled batches for one epoch, padded to one shape (A, steps, B): member k's
+        step s holds rows s*B_k..(s+1)*B_k of its shuffle, as ``TensorBatches`` would give it; steps per member."""
         members = self.members
         steps = [math.ceil(len(m.x_train) / size) for m, size in zip(members, self.batch_sizes)]
-        most, widest = max(steps), max(self.batch_sizes)
+        most, widest = max(steps[k] for k in active), max(self.batch_sizes[k] for k in active)
         xs, ys, masks = [], [], []
-        for m, size in zip(members, self.batch_sizes):
+        for m, size in ((members[k], self.batch_sizes[k]) for k in active):
             n, device = len(m.x_train), m.x_train.device
             perm = torch.randperm(n, generator=m.generator, device=m.generator.device).to(device) if size < n else None
             place = torch.arange(most, device=device)[:, None] * size + torch.arange(widest, device=device)[None, :]
@@ -266,34 +277,39 @@ class BatchedFit:
         return x, y, mask.to(x.dtype), steps
 
     @torch.no_grad()
-    def _validate(self) -> dict[str, torch.Tensor]:
-        """Each member's validation loss and metric on its own rows, as ``setup.make_validate`` computes them: (K,) each."""
+    def _validate(self, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Each training member's validation loss and metric on its own rows, as ``setup.make_validate`` computes
+        them: (A,) each."""
         self.base.eval()
-        out = vmap(self._forward, in_dims=(0, 0, 0), randomness="different")(self.params, self.buffers, self.x_val)
-        mask = self.val_mask.to(out.dtype)  # (K, V)
+        params, buffers = self._gather(index)
+        x_val, y_val, val_mask = (self.x_val, self.y_val, self.val_mask) if index is None else (
+            self.x_val[index], self.y_val[index], self.val_mask[index])
+        out = vmap(self._forward, in_dims=(0, 0, 0), randomness="different")(params, buffers, x_val)
+        mask = val_mask.to(out.dtype)  # (A, V)
         counts = mask.sum(1).clamp_min(1)
-        logs = {"val_loss": (self.row_loss(out, self.y_val) * mask).sum(1) / counts}
+        logs = {"val_loss": (self.row_loss(out, y_val) * mask).sum(1) / counts}
         if self.task == "regression":
-            y, m = self.y_val.flatten(2).to(out.dtype), mask[:, :, None]  # (K, V, outputs)
+            y, m = y_val.flatten(2).to(out.dtype), mask[:, :, None]  # (A, V, outputs)
             mean = (y * m).sum((1, 2)) / (counts * y.shape[2])
             residual = ((out.flatten(2) - y).pow(2) * m).sum((1, 2))
             logs["val_r2"] = 1 - residual / ((y - mean[:, None, None]).pow(2) * m).sum((1, 2)).clamp_min(1e-12)
         elif self.task == "binary":
-            logs["val_accuracy"] = (((out.squeeze(-1) > 0).long() == self.y_val).to(out.dtype) * mask).sum(1) / counts
+            logs["val_accuracy"] = (((out.squeeze(-1) > 0).long() == y_val).to(out.dtype) * mask).sum(1) / counts
         else:
-            logs["val_accuracy"] = ((out.argmax(-1) == self.y_val).to(out.dtype) * mask).sum(1) / counts
+            logs["val_accuracy"] = ((out.argmax(-1) == y_val).to(out.dtype) * mask).sum(1) / counts
         return logs
 
-    def _end_epoch(self, epoch: int, active: list[int], loss_sum: torch.Tensor, started: float) -> None:
-        """Read every member's numbers in one transfer, then let each active member's callbacks decide."""
-        logs = self._validate()
-        rows = torch.tensor([len(m.x_train) for m in self.members], device=loss_sum.device, dtype=loss_sum.dtype)
+    def _end_epoch(self, epoch: int, active: list[int], index: torch.Tensor | None, loss_sum: torch.Tensor,
+                   started: float) -> None:
+        """Read every training member's numbers in one transfer, then let each one's callbacks decide."""
+        logs = self._validate(index)
+        rows = torch.tensor([len(self.members[k].x_train) for k in active], device=loss_sum.device, dtype=loss_sum.dtype)
         names = ["train_loss", *logs]
         values = torch.stack([loss_sum / rows, *logs.values()]).tolist()  # the one sync per epoch
         seconds = time.perf_counter() - started
-        for k in active:
+        for j, k in enumerate(active):
             m = self.members[k]
-            numbers = {name: values[i][k] for i, name in enumerate(names)}
+            numbers = {name: values[i][j] for i, name in enumerate(names)}
             if not math.isfinite(numbers["train_loss"]):
                 m.diverged = {"epoch": epoch, "loss": numbers["train_loss"], "lr": m.optimizer.param_groups[0]["lr"]}
                 m.request_stop(f"the training loss became {numbers['train_loss']} in epoch {epoch}")
