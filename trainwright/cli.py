@@ -159,7 +159,7 @@ def cv(
 @app.command()
 @user_errors
 def tune(
-    config: Annotated[Path, typer.Argument(help="YAML config with a tune: section (see examples/digits-tune.yaml)")],
+    config: Annotated[Path, typer.Argument(help="YAML config with a tune: section (see examples/digits.yaml)")],
     trials: Annotated[int, typer.Option("--trials", min=1, help="the study's total of finished trials (all workers)")] = 30,
     storage: Annotated[
         str | None, typer.Option("--storage", help="a database URL (postgresql://...) that workers on many machines share")
