@@ -47,7 +47,7 @@ def postgres():
     sockets.mkdir()
     if os.geteuid() == 0:
         nobody = pwd.getpwnam("nobody")
-        for path in (data, sockets):
+        for path in (base, data, sockets):
             os.chown(path, nobody.pw_uid, nobody.pw_gid)
     port = "5433"
     try:

@@ -105,7 +105,7 @@ def describe_folds(cfg: Config, folds: list[Fold], first: Prepared) -> str:
     """One line: how the folds were made and what early stopping watches."""
     k = max(f.number for f in folds)
     repeats = max(f.repeat for f in folds)
-    how = folds[0].split.notes[0].split(", ", 1)[1] if ", " in folds[0].split.notes[0] else ""
+    how = folds[0].split.notes[0].split(", ", 1)[-1].split(":")[0]  # "stratified", "grouped by x, shuffled", "forward-chaining"
     share = inner_share(cfg.data)
     inner = (f"early stopping watches an inner validation part ({share:.0%} of each fold's training rows, "
              f"{len(first.x_val)} rows in fold 1)" if share else "early stopping watches each fold's training rows")
@@ -215,7 +215,9 @@ def print_cv(console: Console, result: dict) -> None:
     shown = SHOWN[task]
     first = result["per_fold"][0]
     models = ["network", *first["baselines"]]
-    short = {"network": "net", "logistic_regression": "logreg", "ridge": "ridge", "hist_gradient_boosting": "hgb"}
+    short = {"network": "net", "logistic_regression": "logreg", "ridge": "ridge", "hist_gradient_boosting": "hgb",
+             "naive_last_value": "naive", "seasonal_naive": "seasonal", "tfidf_logistic_regression": "tfidf",
+             "bag_of_words_logistic_regression": "bow"}
     table = Table(title="held-out fold scores (each model fitted on the same fold's training rows)", title_justify="left")
     table.add_column("fold")
     for model in models:

@@ -95,7 +95,7 @@ def tune(cfg: Config, *, trials: int, storage: str | None = None, workers: int =
                       f"{cfg.tune.pruner}" + (f", {cfg.tune.cv_folds}-fold cv per trial" if cfg.tune.cv_folds else ""),
                       highlight=False, soft_wrap=True)
     if not study.trials and cfg.tune.start_from_config and (params := config_params(cfg)) is not None:
-        study.enqueue_trial(params, user_attrs={"from_config": True})
+        study.enqueue_trial(params, user_attrs={"from_config": True}, skip_if_exists=True)  # workers may start at once
 
     # ③ The loop, in this process or in N.
     if workers > 1:
