@@ -19,8 +19,9 @@ out. Each member keeps what makes it its own fit:
   member as a ``TrainingState``: a member that stops is no longer updated.
 
 So a member's fit equals the same fit run alone, up to floating-point summation order, when the
-model has no dropout (with dropout each member draws its own masks from one stream, so it matches
-a single run in distribution, not number by number). Not batched (``batchable`` says why, and the
+model has no dropout (with dropout each member draws its own masks from one stream, with
+``torch.rand`` rather than torch's slower ``bernoulli_``, so it matches a single run in
+distribution, not number by number). Not batched (``batchable`` says why, and the
 caller fits one after another): batch norm (padded rows would enter its batch statistics),
 augmentation, mixed precision, gradient accumulation, torch.compile, streamed data, transfer
 learning's unfreezing, and models whose forward ``vmap`` cannot run (packed recurrent sequences).
@@ -169,7 +170,7 @@ class BatchedFit:
                                   parts[k][1].to(device), generator, params=trainable[k]))
         x_val, val_mask = _pad([p[2] for p in parts])
         y_val, _ = _pad([p[3] for p in parts])
-        base = copy.deepcopy(modules[0]).to("meta")
+        base = with_rand_dropout(copy.deepcopy(modules[0]).to("meta"))
         return cls(members, base, params, buffers, ROW_LOSSES[loss], task, x_val.to(device), y_val.to(device),
                    val_mask.to(device), sizes, shared)
 
@@ -323,6 +324,31 @@ class BatchedFit:
             m.callbacks.on_epoch_end(m, entry)
         if self.shared:
             self.members[0].schedule.step_epoch(0.0)  # epoch-clocked: the same for every member, after the lr is logged
+
+
+class RandDropout(nn.Module):
+    """Dropout drawn with ``torch.rand`` (same distribution: keep with probability 1 - p, scale by 1 / (1 - p)).
+    torch's CPU dropout draws through ``bernoulli_``, about 3x slower per element than ``rand`` here, and a
+    batched fit draws K members' masks at once."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * (torch.rand_like(x) >= self.p) / (1 - self.p)
+
+
+def with_rand_dropout(module: nn.Module) -> nn.Module:
+    """``module`` with each ``nn.Dropout`` replaced by ``RandDropout`` (in place; returns it)."""
+    for name, child in list(module.named_children()):
+        if type(child) is nn.Dropout:
+            setattr(module, name, RandDropout(child.p))
+        else:
+            with_rand_dropout(child)
+    return module
 
 
 def _alias(module: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], k: int) -> None:
