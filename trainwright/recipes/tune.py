@@ -217,8 +217,12 @@ def run_workers(cfg: Config, trials: int, storage: str, workers: int, timeout: f
 def worker_main(raw: dict, trials: int, storage: str, timeout: float | None, runs_dir: str, name: str, index: int) -> None:
     """One worker process: the same study, its own TPE seed (``tune.seed`` + its index)."""
     console = Console(highlight=False)
-    tune(load_config(raw), trials=trials, storage=storage, workers=1, timeout=timeout, runs_dir=runs_dir, name=name,
-         console=console, worker=index)
+    try:
+        tune(load_config(raw), trials=trials, storage=storage, workers=1, timeout=timeout, runs_dir=runs_dir, name=name,
+             console=console, worker=index)
+    except TrainwrightError as error:  # one line, as the command itself would print it
+        Console(stderr=True).print(f"error (worker {index}): {error}", highlight=False, soft_wrap=True, markup=False)
+        raise SystemExit(2) from None
 
 
 # ── finish ────────────────────────────────────────────────────────────────────────────────
