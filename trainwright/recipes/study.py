@@ -32,6 +32,7 @@ import json
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,7 @@ def open_study(cfg: Config, study_dir: Path, *, storage: str | None, workers: in
 
 
 def make_storage(url: str, tune) -> optuna.storages.BaseStorage:
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=tune.max_retry)
+    retry = retry_callback(tune.max_retry)
     if url.startswith("journal:"):
         path = url.removeprefix("journal:")
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
@@ -188,6 +189,13 @@ def make_storage(url: str, tune) -> optuna.storages.BaseStorage:
     except Exception as error:  # noqa: BLE001 - SQLAlchemy and drivers raise many kinds
         raise TrainwrightError(f"cannot reach the study storage {masked(url)}: {one_line(error)}; check the URL, that "
                                "the server is running and reachable, and the user's rights") from None
+
+
+def retry_callback(max_retry: int) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    """A failed stale trial comes back as a waiting copy with the same parameters (Optuna marks it experimental)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
 
 
 def refuse_sqlite(workers: int, what: str) -> str:
@@ -236,11 +244,13 @@ def fail_dead_trials(study: optuna.Study, max_retry: int) -> list[int]:
     storage = study._storage  # Optuna's own helper takes the study; the journal check needs its kind
     if isinstance(storage, optuna.storages.RDBStorage):
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         return sorted(before - after - {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)})
     failed = []
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    retry = retry_callback(max_retry)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
         if t.user_attrs.get("host") == HOST and pid is not None and not alive(pid):
