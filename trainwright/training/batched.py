@@ -145,8 +145,9 @@ class BatchedFit:
     def build(cls, cfg: TrainConfig | list[TrainConfig], modules: list[nn.Module], parts: list[tuple[torch.Tensor, ...]], *,
               task: str, loss: str, device: torch.device, callbacks: Callable[[int], list[Callback]]) -> BatchedFit:
         """``modules`` (built and seeded as single runs would be), ``parts`` per member: (x_train, y_train, x_val,
-        y_val) on the CPU; ``cfg`` one TrainConfig or one per member (they may differ in optimizer settings and
-        schedules, not in epochs); ``callbacks(k)``: member k's callbacks."""
+        y_val) on the CPU; ``cfg`` one TrainConfig or one per member (optimizer, schedule, batch size, epochs, seed
+        and clipping may differ; the loss and the l1/l2 penalties are the first member's); ``callbacks(k)``: member
+        k's callbacks."""
         cfgs = cfg if isinstance(cfg, list) else [cfg] * len(modules)
         modules = [m.to(device) for m in modules]
         params, buffers = stack_module_state(modules)  # (K, ...) copies
