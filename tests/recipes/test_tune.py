@@ -4,15 +4,22 @@ the report, resuming, bad input in one line (nothing in the study lost), and dea
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import optuna
+import pytest
 import yaml
 from helpers import expect_clear_error, run_cli
+from rich.console import Console
 
 from trainwright.configure import load_config
+from trainwright.errors import TrainwrightError
 from trainwright.recipes.study import fail_dead_trials, open_study
+from trainwright.recipes.tune import tune
+
+QUIET = Console(quiet=True)
 
 SPACE = {"train.optimizer.lr": {"log_uniform": [1.0e-3, 1.0e-1]}, "model.hidden": {"choice": [[8], [16, 8]]}}
 
@@ -59,6 +66,8 @@ def test_tune_runs_trials_writes_best_yaml_and_report_then_resumes(tmp_path):
 
 
 def test_a_bad_search_space_is_one_line(tmp_path):
+    expect_clear_error(run_cli("tune", write(tmp_path, space={"train.optimiser.lr": {"uniform": [0.1, 0.2]}}),
+                               "--runs-dir", str(tmp_path)), "'train.optimiser.lr' is not a key of this config")
     cases = [
         ({"train.optimiser.lr": {"log_uniform": [1e-4, 1e-1]}}, "'train.optimiser.lr' is not a key of this config"),
         ({"model.hidden": {"uniform": [0.0, 1.0]}}, "tune.space model.hidden: the value 0.0 does not fit"),
@@ -66,13 +75,15 @@ def test_a_bad_search_space_is_one_line(tmp_path):
         ({}, "the search space is empty"),
         ({"train.epochs": {"log_uniform": [0, 10]}}, "log_uniform needs low > 0"),
     ]
-    for space, fragment in cases:
-        expect_clear_error(run_cli("tune", write(tmp_path, space=space), "--runs-dir", str(tmp_path)), fragment)
-    expect_clear_error(run_cli("tune", write(tmp_path), "--storage", "sqlite:///x.db", "--workers", "3",
-                               "--runs-dir", str(tmp_path)), "cannot take 3 workers")
-    expect_clear_error(run_cli("tune", write(tmp_path), "--storage", "postgresql://nobody@127.0.0.1:9/none",
-                               "--runs-dir", str(tmp_path)), "cannot", "127.0.0.1:9")
-    assert not (tmp_path / "runs").exists()
+    for space, fragment in cases:  # in this process: the same code path as the command, without its start-up
+        with pytest.raises(TrainwrightError, match=re.escape(fragment)):
+            tune(load_config(write(tmp_path, space=space)), trials=1, runs_dir=tmp_path / "runs", console=QUIET)
+    for storage, workers, fragment in (("sqlite:///x.db", 3, "cannot take 3 workers"),
+                                       ("postgresql://nobody@127.0.0.1:9/none", 1, "127.0.0.1:9")):
+        with pytest.raises(TrainwrightError, match=re.escape(fragment)):
+            tune(load_config(write(tmp_path)), trials=1, storage=storage, workers=workers, runs_dir=tmp_path / "runs",
+                 console=QUIET)
+    assert not list((tmp_path / "runs").glob("*/trials"))  # no trial ran
 
 
 def test_workers_share_a_journal_file(tmp_path):
