@@ -12,6 +12,10 @@ stopping and history per member):
 then checks, with dropout 0 (with dropout each member draws its own masks), that every batched fold
 equals its fit alone within floating-point tolerance. Target: batched <= 4 x one fit.
 
+Times are CPU seconds of this process (``time.process_time``; one thread, so CPU time is the time the
+work took): this machine is shared, and wall-clock time there measures the neighbours as much as the
+fit. Wall-clock seconds are printed beside.
+
     python benchmarks/cv_batched.py [--folds 10] [--config examples/digits.yaml]
 """
 
@@ -48,15 +52,19 @@ def folds(config: str, k: int, overrides: list[str]):
     return cfg, [rows.prepare(f.split) for f in cv_folds(rows, cfg.data, k)]
 
 
+walls: list[float] = []  # wall-clock seconds of every fit, in order
+
+
 def one_by_one(cfg, datas, where: Path) -> tuple[list[float], list]:
     seconds, results = [], []
     for i, data in enumerate(datas):
         module = build_module(cfg, data)
         run_dir = start_run(cfg, data, module, CPU, runs_dir=where, name=f"alone-{i}")
         run = build_fit(cfg, module, data, CPU, run_dir, QUIET)
-        started = time.perf_counter()
+        started, wall = time.process_time(), time.perf_counter()
         fit(run)
-        seconds.append(time.perf_counter() - started)
+        seconds.append(time.process_time() - started)
+        walls.append(time.perf_counter() - wall)
         results.append((module, run))
     return seconds, results
 
@@ -69,9 +77,10 @@ def batched(cfg, datas, where: Path) -> tuple[float, BatchedFit]:
         loss="cross_entropy", device=CPU,
         callbacks=lambda k: [EarlyStopping(cfg.train.early_stopping), HistoryCSV(run_dirs[k])],
     )
-    started = time.perf_counter()
+    started, wall = time.process_time(), time.perf_counter()
     fit_.fit()
-    return time.perf_counter() - started, fit_
+    walls.append(time.perf_counter() - wall)
+    return time.process_time() - started, fit_
 
 
 def main() -> None:
@@ -89,7 +98,8 @@ def main() -> None:
     together = (before + after) / 2
     one = statistics.median(alone)
     epochs = [len(run.history) for _, run in runs]
-    print(f"{args.folds} folds of {Path(args.config).name} (dropout {cfg.model.dropout}), 1 thread")
+    print(f"{args.folds} folds of {Path(args.config).name} (dropout {cfg.model.dropout}), 1 thread, CPU seconds "
+          f"(wall-clock in order: {', '.join(f'{w:.1f}' for w in walls)})")
     print(f"one fit: median {one:.2f} s (folds {min(alone):.2f} to {max(alone):.2f} s, {min(epochs)} to {max(epochs)} epochs)")
     print(f"one after another: {sum(alone):.2f} s = {sum(alone) / one:.1f} x one fit")
     print(f"batched: {together:.2f} s (runs {before:.2f} and {after:.2f} s) = {together / one:.2f} x one fit (target <= 4); "
