@@ -3,6 +3,9 @@
 - ``supervised.py``: inputs and labels -> a model that predicts them (transfer learning included).
 - ``distill.py``: a small student learns from a trained teacher's soft targets.
 - ``calibrate.py``: a finished classifier's probabilities, calibrated on its validation split.
+- ``cv.py``: k-fold cross-validation, the folds fitted together as one batched model, beside the baselines.
+- ``tune.py``: hyperparameter search on Optuna (``study.py``: its storage, search space and trial budget).
+- ``lr_find.py``: the learning-rate range test, on its own or as ``train.optimizer.lr: find``.
 - ``setup.py`` and ``finish.py``: the stages they share (device, model, run directory, loop parts;
   metrics, predictions, diagnosis, report).
 
