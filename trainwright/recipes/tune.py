@@ -236,8 +236,10 @@ def finish_study(study: optuna.Study, cfg: Config, study_dir: Path, metric: str,
     best = study.best_trial
     best_run = Path(best.user_attrs.get("run", ""))
     run_dir = RunDir(study_dir)
-    if (best_run / "config.yaml").is_file():
-        run_dir.write_text(study_dir / "best.yaml", (best_run / "config.yaml").read_text(encoding="utf-8"))
+    raw = without_tune(cfg.to_dict())  # the config as written (its evaluate settings too), with the best trial's values
+    for key, value in best.params.items():
+        raw = with_value(raw, key, decode(value))
+    run_dir.write_text(study_dir / "best.yaml", load_config(raw).to_yaml())
     total_epochs = sum(t.user_attrs.get("epochs", 0) for t in study.trials if t.state in (
         optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
     result = {
