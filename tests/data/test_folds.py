@@ -84,6 +84,10 @@ def test_grouped_folds_keep_each_group_on_one_side(tmp_path):
         held = set(colony[fold.split.test])
         assert held.isdisjoint(colony[fold.split.train]) and held.isdisjoint(colony[fold.split.val])
         assert set(colony[fold.split.train]).isdisjoint(colony[fold.split.val])
+    split = rows.split()  # the plain split is grouped too
+    parts = [set(colony[p]) for p in (split.train, split.val, split.test)]
+    assert parts[0].isdisjoint(parts[1]) and parts[0].isdisjoint(parts[2]) and parts[1].isdisjoint(parts[2])
+    assert "grouped by colony" in split.notes[0]
     with pytest.raises(TrainwrightError, match="23 distinct groups, fewer than --folds 30"):
         cv_folds(rows, cfg, 30)
     with pytest.raises(TrainwrightError, match="not a column"):

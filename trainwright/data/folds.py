@@ -187,6 +187,32 @@ def group_labels(rows, column: str) -> np.ndarray:
     return values.astype(str).to_numpy()
 
 
+def grouped_split(rows, cfg: DataConfig) -> Split:
+    """The configured train/validation/test split with ``data.split.groups``: every group on one side
+    (shuffled by group, not stratified), so a run's test rows share no group with its training rows."""
+    groups = group_labels(rows, cfg.split.groups)
+    n, distinct = len(groups), len(pd.unique(groups))
+    parts = 1 + (cfg.split.val > 0) + (cfg.split.test > 0)
+    if distinct < parts:
+        raise TrainwrightError(f"data.split.groups has {distinct} distinct group{'s' if distinct != 1 else ''}, too few "
+                               f"for a {parts}-part split; give more groups or remove data.split.groups")
+    positions = np.arange(n)
+    rest, test = positions, positions[:0]
+    if cfg.split.test:
+        inner = GroupShuffleSplit(n_splits=1, test_size=cfg.split.test, random_state=cfg.split.seed)
+        keep, held = next(inner.split(positions, groups=groups))
+        rest, test = positions[keep], positions[held]
+    train, val = carve_validation(rest, None, groups, inner_share(cfg), cfg.split.seed)
+    note = f"grouped by {cfg.split.groups}: each of its {distinct} groups lies in one part (not stratified)"
+    split = Split(np.sort(train), np.sort(val) if val is not None else np.sort(train), np.sort(test), held_out=True,
+                  stratified=False, notes=(note,))
+    if val is None:
+        split = replace(split, val=split.train)
+    if not cfg.split.test:
+        split = replace(split, test=split.val)
+    return train_subset(split, None, cfg.train_fraction, cfg.split.seed)
+
+
 def series_folds(n: int, k: int, share: float) -> list[Fold]:
     """Forward-chaining folds over ``n`` rows in time order: k + 1 equal blocks; fold i trains (and
     validates, on the last part of its history) on blocks 1..i and is scored on block i + 1."""
