@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup browser clean bench bench-images
+.PHONY: demo test setup browser clean bench bench-images bench-select
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ bench: setup
 bench-images: setup
 	$(BIN)/python benchmarks/images.py
 	$(BIN)/python benchmarks/image_accuracy.py
+
+# Model selection: 10-fold cv batched against one fit at a time, pruning against none over a 30-trial
+# search, the learning-rate finder's suggestion against the default lr over 5 seeds (tens of minutes on a CPU).
+bench-select: setup
+	$(BIN)/python benchmarks/cv_batched.py
+	$(BIN)/python benchmarks/tune_pruning.py
+	$(BIN)/python benchmarks/lr_find_digits.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
