@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup browser clean bench bench-images bench-continual
+.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,tune]'
 	touch $@
 
 setup: $(BIN)/trainwright
@@ -49,6 +49,12 @@ bench-images: setup
 bench-continual: setup
 	nice -n 19 $(BIN)/python benchmarks/continual_digits.py
 	nice -n 19 $(BIN)/python benchmarks/continue_table.py
+# Model selection: 10-fold cv batched against one fit at a time, pruning against none over a 30-trial
+# search, the learning-rate finder's suggestion against the default lr over 5 seeds (tens of minutes on a CPU).
+bench-select: setup
+	$(BIN)/python benchmarks/cv_batched.py
+	$(BIN)/python benchmarks/tune_pruning.py
+	$(BIN)/python benchmarks/lr_find_digits.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

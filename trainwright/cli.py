@@ -137,6 +137,70 @@ def estimate(
 
 @app.command()
 @user_errors
+def cv(
+    config: Annotated[Path, typer.Argument(help="YAML config (see examples/)")],
+    folds: Annotated[int, typer.Option("--folds", min=2, help="k: train on k-1 parts, score the k-th, k times")] = 10,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="repeat the k folds with fresh shuffles")] = 1,
+    refit: Annotated[bool, typer.Option("--refit", help="then train on all rows for predict")] = False,
+    sequential: Annotated[bool, typer.Option("--sequential", help="fit folds one by one, not batched")] = False,
+    set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
+    name: Annotated[str | None, typer.Option("--name", help="the cv directory's name (default: data-model-cv-timestamp)")] = None,
+) -> None:
+    """k-fold cross-validation: per-fold scores of the network and the baselines, means with intervals, a verdict."""
+    from trainwright.configure import load_config
+    from trainwright.recipes.cv import cross_validate
+
+    result = cross_validate(load_config(config, list(set_)), folds=folds, repeats=repeats, refit=refit, sequential=sequential,
+                            runs_dir=runs_dir, name=name, console=console)
+    print(result["dir"], flush=True)
+
+
+@app.command()
+@user_errors
+def tune(
+    config: Annotated[Path, typer.Argument(help="YAML config with a tune: section (see examples/digits.yaml)")],
+    trials: Annotated[int, typer.Option("--trials", min=1, help="the study's total of finished trials (all workers)")] = 30,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="a database URL (postgresql://...) that workers on many machines share")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes on this machine")] = 1,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=1, help="start no trial after this many seconds")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where the study's directory goes")] = Path("runs"),
+    name: Annotated[str | None, typer.Option("--name", help="the study (and its directory); an existing one resumes")] = None,
+) -> None:
+    """Hyperparameter search with Optuna (TPE, pruning) over the config's tune.space; writes best.yaml and a report."""
+    from trainwright.configure import load_config
+    from trainwright.recipes.tune import tune as run_tune
+
+    result = run_tune(load_config(config, list(set_)), trials=trials, storage=storage, workers=workers, timeout=timeout,
+                      runs_dir=runs_dir, name=name, console=console)
+    print(result["dir"], flush=True)
+
+
+@app.command("lr-find")
+@user_errors
+def lr_find(
+    config: Annotated[Path, typer.Argument(help="YAML config (see examples/)")],
+    steps: Annotated[int, typer.Option("--steps", min=30, help="optimizer steps of the sweep")] = 100,
+    min_lr: Annotated[float, typer.Option("--min-lr", help="the sweep's first learning rate")] = 1e-7,
+    max_lr: Annotated[float, typer.Option("--max-lr", help="the sweep's last learning rate")] = 10.0,
+    set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
+    name: Annotated[str | None, typer.Option("--name", help="the run directory's name")] = None,
+) -> None:
+    """Sweep the learning rate exponentially and suggest one (or say why not); the model is left untouched."""
+    from trainwright.configure import load_config
+    from trainwright.recipes.lr_find import lr_find as run_lr_find
+
+    result = run_lr_find(load_config(config, list(set_)), runs_dir=runs_dir, name=name, steps=steps, min_lr=min_lr,
+                         max_lr=max_lr, console=console)
+    print(result["dir"], flush=True)
+
+
+@app.command()
+@user_errors
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")],
     data: Annotated[

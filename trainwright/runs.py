@@ -61,7 +61,9 @@ def list_runs(runs_dir: str | Path) -> list[dict]:
         raise TrainwrightError(
             f"{root} is not a directory; `trainwright runs DIR` lists the runs that `train --runs-dir DIR` wrote"
         )
-    runs = [summarize_run(RunDir(path)) for path in root.iterdir() if (path / "config.yaml").is_file()]
+    # A run writes config.yaml and environment.json as it starts; cv, tune and lr-find directories hold no environment.
+    runs = [summarize_run(RunDir(path)) for path in root.iterdir()
+            if (path / "config.yaml").is_file() and (path / "environment.json").is_file()]
     return sorted(runs, key=lambda r: (r["started"] or "", r["name"]))
 
 

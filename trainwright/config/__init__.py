@@ -37,6 +37,7 @@ from trainwright.config.distill import DistillConfig
 from trainwright.config.model import BackboneConfig, ModelConfig
 from trainwright.config.run import CalibrateConfig, Config, EvaluateConfig
 from trainwright.config.train import EarlyStoppingConfig, OptimizerConfig, ScheduleConfig, TrainConfig
+from trainwright.config.tune import Dimension, TuneConfig
 
 __all__ = [
     "AUGMENTATIONS",
@@ -51,6 +52,7 @@ __all__ = [
     "ContinualConfig",
     "Cutout",
     "DataConfig",
+    "Dimension",
     "DistillConfig",
     "EarlyStoppingConfig",
     "EvaluateConfig",
@@ -68,6 +70,7 @@ __all__ = [
     "SplitConfig",
     "TokenizerConfig",
     "TrainConfig",
+    "TuneConfig",
     "VFlip",
     "WindowConfig",
 ]

@@ -19,6 +19,8 @@ class SplitConfig(Frozen):
     test: float = Field(0.15, ge=0, lt=1)
     stratify: bool = True
     seed: int = 0
+    # Rows sharing this column's value stay on one side of every cross-validation fold (cv, tune).
+    groups: str | None = Field(None, description="a column whose groups (e.g. patients) cv folds never split")
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitConfig:

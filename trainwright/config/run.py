@@ -17,6 +17,7 @@ from trainwright.config.continual import ContinualConfig
 from trainwright.config.data import DataConfig
 from trainwright.config.model import ModelConfig
 from trainwright.config.train import TrainConfig
+from trainwright.config.tune import TuneConfig
 
 
 class EvaluateConfig(Frozen):
@@ -43,6 +44,7 @@ class Config(Frozen):
     evaluate: EvaluateConfig = EvaluateConfig()
     calibrate: CalibrateConfig | None = None
     continual: ContinualConfig | None = None
+    tune: TuneConfig | None = None  # trainwright tune: the search space; train ignores it
 
     @field_validator("model", mode="before")
     @classmethod

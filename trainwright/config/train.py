@@ -12,11 +12,26 @@ from trainwright.config.base import Frozen
 
 class OptimizerConfig(Frozen):
     name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = "adam"
-    lr: float = Field(1e-3, gt=0)
+    # find: an exponential learning-rate sweep picks it before training (training/lr_find.py).
+    lr: float | Literal["find"] = 1e-3
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.0, ge=0, lt=1)
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr(cls, value: Any) -> Any:
+        if value == "find":
+            return value
+        if isinstance(value, str):  # YAML reads 1e-6 (no dot) as text; as before, a number in text is a number
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        raise ValueError("lr must be a number > 0, or find (an exponential sweep picks it before training)")
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimizerConfig:

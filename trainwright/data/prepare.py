@@ -51,6 +51,8 @@ def load_data(cfg: DataConfig) -> Rows:
         >>> data = rows.prepare(rows.split())   # or any other Split of range(len(rows))
     """
     modality = modality_of(cfg)
+    if modality != "tabular" and cfg.split.groups:
+        raise TrainwrightError(f"data.split.groups applies to tables, but {cfg.source} is {modality} data; remove it")
     if modality != "images" and cfg.augment:
         raise TrainwrightError(f"data.augment applies to images, but {cfg.source} is {modality} data; remove data.augment")
     if modality == "images":

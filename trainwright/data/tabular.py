@@ -28,6 +28,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, R
 from trainwright.config import DataConfig
 from trainwright.data.clean import Cleaned, clean_table
 from trainwright.data.columns import Kind, coerce_frame, numeric_values
+from trainwright.data.folds import grouped_split
 from trainwright.data.sources import load_source, read_table
 from trainwright.data.split import (
     Split,
@@ -462,6 +463,8 @@ class TabularRows:
 
     def split(self) -> Split:
         """The configured split (``data.split``, then ``data.train_fraction``)."""
+        if self.cfg.split.groups:  # every group on one side (data/folds.py)
+            return grouped_split(self, self.cfg)
         strata = self.strata
         return train_subset(
             split_rows(len(self.rows), strata, self.cfg.split), strata, self.cfg.train_fraction, self.cfg.split.seed

@@ -35,4 +35,7 @@ def estimate(
     module = build_module(cfg, data, model)
     if isinstance(target, torch.device):
         check_precision(target, cfg.train.precision)
+    if cfg.train.optimizer.lr == "find":  # the time of a step does not depend on the learning rate
+        tc = cfg.train
+        cfg = cfg.model_copy(update={"train": tc.model_copy(update={"optimizer": tc.optimizer.model_copy(update={"lr": 1e-3})})})
     return estimate_training(cfg, data, module, target)

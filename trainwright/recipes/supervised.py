@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -22,6 +23,7 @@ from trainwright.config import Config
 from trainwright.data.prepare import Prepared, prepare_data
 from trainwright.errors import TrainingDiverged, TrainwrightError
 from trainwright.recipes.finish import Run, finish, finish_supervised
+from trainwright.recipes.lr_find import with_found_lr, write_sweep
 from trainwright.recipes.setup import (
     build_fit,
     build_module,
@@ -33,6 +35,7 @@ from trainwright.recipes.setup import (
 )
 from trainwright.rundir import RunDir
 from trainwright.training import transfer
+from trainwright.training.callbacks import Callback
 from trainwright.training.checkpoint import load_state
 from trainwright.training.compiled import compile_forward
 from trainwright.training.loop import Fit, fit
@@ -58,8 +61,9 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
 
 
 def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: str | Path = "runs", name: str | None = None,
-                   resume: RunDir | None = None, console: Console | None = None) -> Run:
-    """Stages ③-⑤ on prepared data and a built model (other recipes reuse it on their own data)."""
+                   resume: RunDir | None = None, console: Console | None = None, callbacks: Sequence[Callback] = ()) -> Run:
+    """Stages ③-⑤ on prepared data and a built model (other recipes reuse it on their own data, adding
+    ``callbacks`` to the loop's own: a search's pruning)."""
     console = console or Console()
     device = resolve_device(cfg.train.device)
     check_precision(device, cfg.train.precision)
@@ -69,18 +73,25 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     if backbone is not None:
         console.print(transfer.summary_line(backbone, cfg.train), highlight=False, soft_wrap=True)
 
+    # train.optimizer.lr: find: a learning-rate sweep picks it (the model and the random streams are restored).
+    cfg, sweep = with_found_lr(cfg, data, module, device, console)
+
     # ③ The estimate (a few timed steps on a throwaway copy: the model and the random streams are left
     # as they were), then the run directory, created once the data and the model are known to be good.
     est = estimate_training(cfg, data, module, device)
     console.print(est.summary(), highlight=False, soft_wrap=True)
     if resume is None:
         run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone)
+        if sweep is not None:
+            write_sweep(run_dir, sweep)
     else:
         run_dir = resume
         check_same_data(run_dir, data)
 
     # ④ The loop.
     run = build_fit(cfg, module, data, device, run_dir, console)
+    for callback in callbacks:
+        run.callbacks.append(callback)
     if cfg.train.compile:
         compile_forward(module)  # in place: state_dict keys stay the same, so weights and checkpoints load without it
     previous_seconds = resume_from_checkpoint(run, run_dir, cfg, console) if resume is not None else 0.0

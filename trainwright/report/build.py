@@ -23,9 +23,11 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from trainwright.errors import TrainwrightError
 from trainwright.evaluate.baselines import verdict
 from trainwright.evaluate.diagnose import read_history
 from trainwright.report import plots
+from trainwright.report.cv import write_cv_report
 from trainwright.rundir import RunDir
 from trainwright.runs import KEY_METRIC, diagnose_run
 
@@ -62,6 +64,10 @@ _TEMPLATES.filters.update(number=_number, si=_si)
 
 def write_report(run_dir: str | Path) -> Path:
     """Write ``report.html`` into the run directory (atomically) and return its path."""
+    if (Path(run_dir) / "cv.json").is_file():  # a cross-validation directory has a report of its own kind
+        return write_cv_report(run_dir)
+    if (Path(run_dir) / "study.json").is_file():
+        raise TrainwrightError(f"{run_dir} is a hyperparameter study; `trainwright tune` with its --name rewrites its report")
     run = RunDir.open(run_dir)
     run.write_text(run.report, render_report(run))
     return run.report

@@ -9,6 +9,7 @@ from trainwright.training.callbacks.early_stopping import EarlyStopping
 from trainwright.training.callbacks.gradient_stats import GradientStats
 from trainwright.training.callbacks.history import HistoryCSV
 from trainwright.training.callbacks.progress import ProgressBar
+from trainwright.training.callbacks.pruning import Pruning
 
 __all__ = [
     "Callback",
@@ -18,5 +19,6 @@ __all__ = [
     "GradientStats",
     "HistoryCSV",
     "ProgressBar",
+    "Pruning",
     "ThrottledWrite",
 ]
