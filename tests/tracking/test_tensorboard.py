@@ -61,6 +61,7 @@ def test_scalars_per_epoch_gradient_norm_histograms_and_the_graph(tmp_path):
             assert len(expected) == 2 and e.histogram_value.num == 2
             assert (e.histogram_value.min, e.histogram_value.max) == (pytest.approx(min(expected), rel=1e-5), pytest.approx(max(expected), rel=1e-5))
             assert e.histogram_value.sum == pytest.approx(sum(expected), rel=1e-5)
+            assert sum(e.histogram_value.bucket) == 2 and e.histogram_value.bucket_limit[-1] == pytest.approx(max(expected), rel=1e-5)
     assert tags["graph"]  # the MLP was traced
     assert "Linear" in str(events.Graph())
 

@@ -1,8 +1,10 @@
 """Log a run to MLflow: the resolved config as parameters, the history per epoch, then test metrics and files.
 
 Everything MLflow is asked to do happens on one worker thread, fed by a queue: the training thread
-only puts a few numbers on it per epoch (microseconds), and MLflow's import, the SQLite store's
-creation or a slow server never hold the training up. A server that cannot be reached is found on
+only puts a few numbers on it per epoch (microseconds), and a slow server never holds training up.
+The worker starts when the callback is made: MLflow's import (~4 s) and opening the store (a new
+SQLite store's tables take ~10 s to create) overlap with data preparation when the callback is made
+before it; they still take CPU time (and the GIL) from whatever runs meanwhile. A server that cannot be reached is found on
 first contact (a TCP connection is tried for http(s) URIs, so there are no minutes of HTTP retries);
 from then on nothing more is sent, a warning says so once, and ``close`` says what was not sent.
 A resumed run keeps logging to the same MLflow run: each run is tagged ``trainwright.run`` with a key
@@ -32,6 +34,7 @@ from trainwright.tracking.callback import Callback, State, TrackingWarning, numb
 PARAM_LENGTH = 6000  # MLflow's longest parameter value (mlflow.utils.validation.MAX_PARAM_VAL_LENGTH)
 PARAMS_PER_BATCH, METRICS_PER_BATCH = 100, 1000  # log_batch's limits
 KEY_TAG = "trainwright.run"
+EPOCHS_PER_BATCH = 50  # epochs that piled up while the worker waited go out in one request
 
 
 def tracking_uri(mlflow: bool | str, runs_dir: str | Path) -> str:
@@ -76,24 +79,28 @@ class MLflowTracking(Callback):
         self.uri, self.experiment, self.run_name, self.timeout = uri, experiment, run_name, timeout
         self.params = params(config)
         self.key = uuid.uuid4().hex  # tags the MLflow run; a resumed run finds it by this key
-        self.run_id: str | None = None  # set by the worker once the MLflow run exists
+        self.client: Any = None  # MLflow's client and the ids below: the worker's alone
+        self.experiment_id: str | None = None
+        self.run_id: str | None = None
         self.resumed = False  # the MLflow run was there already (a resumed training): its parameters too
         self.status = "FAILED"  # until training ends normally
         self.epoch = 0
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.worker: threading.Thread | None = None
         self.failure: str | None = None  # the first error, set by the worker
         self.warned = False
         self.unsent: list[str] = []  # what could not be sent, in words
-        self.in_flight: str | None = None
+        self.in_flight: list[str] = []  # what the worker is sending now
         self.progress = time.monotonic()
+        self.started = False
+        self.worker = threading.Thread(target=self._work, name="mlflow-tracking", daemon=True)
+        self.worker.start()
+        self._put("connect", "")  # import MLflow, open the store and the experiment, while the run is set up
 
     # ── the training thread: put jobs on the queue ──────────────────────────────────────
     def on_train_begin(self, state: State) -> None:
         self.epoch = state.epoch
-        if self.worker is None:
-            self.worker = threading.Thread(target=self._work, name="mlflow-tracking", daemon=True)
-            self.worker.start()
+        if not self.started:  # after load_state_dict: a resumed training finds its MLflow run by key
+            self.started = True
             self._put("start", f"the run and its {len(self.params)} parameters")
 
     def on_epoch_end(self, state: State, logs: dict) -> None:
@@ -113,14 +120,14 @@ class MLflowTracking(Callback):
     def close(self) -> None:
         if self.worker is None:
             return
-        self._put("end", "the run's end", self.status)
+        self._put("end", "the run's end" if self.started else "", self.status)
         while self.worker.is_alive() and time.monotonic() - self.progress < self.timeout:
             self.worker.join(0.05)
         if self.worker.is_alive():  # stuck on the server: what it still holds is not sent
             self.failure = self.failure or f"no answer within {self.timeout:g} s"
-            self.unsent += [self.in_flight] if self.in_flight else []
+            self.unsent += self.in_flight
             while not self.jobs.empty():
-                self.unsent.append(self.jobs.get_nowait()[1])
+                self.unsent += [what for _, what, _ in [self.jobs.get_nowait()] if what]
         self.worker = None
         self._warn_once()
         if self.unsent:
@@ -143,59 +150,75 @@ class MLflowTracking(Callback):
 
     # ── the worker thread: everything that talks to MLflow ──────────────────────────────
     def _work(self) -> None:
-        client = None
+        held = None
         while True:
-            kind, what, payload = self.jobs.get()
-            self.in_flight = what
+            jobs = [held or self.jobs.get()]
+            held = None
+            while jobs[0][0] == "metrics" and len(jobs) < EPOCHS_PER_BATCH:  # epochs queued meanwhile: one request
+                try:
+                    held = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if held[0] != "metrics":
+                    break
+                jobs.append(held)
+                held = None
+            kind = jobs[0][0]
+            self.in_flight = [what for _, what, _ in jobs if what]  # connecting sends nothing of the run's
             if self.failure is not None:
-                self.unsent.append(what)
+                self.unsent += self.in_flight
             else:
                 try:
-                    if client is None:
-                        client = self._open()
-                    self._send(client, kind, payload)
+                    self._send(kind, [payload for _, _, payload in jobs])
                 except Exception as error:  # noqa: BLE001 - whatever the server or store raises, training must not see it
                     self.failure = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
-                    self.unsent.append(what)
-            self.in_flight, self.progress = None, time.monotonic()
+                    self.unsent += self.in_flight
+            self.in_flight, self.progress = [], time.monotonic()
             if kind == "end":
                 return
 
-    def _open(self) -> Any:
-        """The client, with the MLflow run created (or, when resuming, reopened)."""
+    def _connect(self) -> None:
+        """MLflow's client on the store, and the experiment (created when missing)."""
         url = urlparse(self.uri)
         if url.scheme in ("http", "https"):  # fail in seconds, not after MLflow's retries with backoff
             socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=5).close()
         from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=self.uri)
-        found = client.get_experiment_by_name(self.experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(self.experiment, artifact_location=_artifacts(self.uri))
-        earlier = client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{self.key}'", max_results=1)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        found = self.client.get_experiment_by_name(self.experiment)
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(self.experiment, artifact_location=_artifacts(self.uri))
+
+    def _start(self) -> None:
+        """The MLflow run: the one tagged with this training's key (resumed), or a new one."""
+        earlier = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{self.key}'", max_results=1)
         if earlier:
             self.run_id, self.resumed = earlier[0].info.run_id, True
-            client.update_run(self.run_id, status="RUNNING")
+            self.client.update_run(self.run_id, status="RUNNING")
         else:
-            self.run_id = client.create_run(experiment_id, run_name=self.run_name, tags={KEY_TAG: self.key}).info.run_id
-        return client
+            self.run_id = self.client.create_run(self.experiment_id, run_name=self.run_name, tags={KEY_TAG: self.key}).info.run_id
 
-    def _send(self, client: Any, kind: str, payload: tuple) -> None:
+    def _send(self, kind: str, payloads: list[tuple]) -> None:
+        """One kind of job: connecting, the start, one or more epochs' metrics, the artifacts, the end."""
+        if kind == "connect":
+            self._connect()
+            return
         from mlflow.entities import Metric, Param
 
-        if kind == "start" and not self.resumed:
-            items = [Param(k, v) for k, v in self.params.items()]
+        client = self.client
+        if kind == "start":
+            self._start()
+            items = [] if self.resumed else [Param(k, v) for k, v in self.params.items()]
             for start in range(0, len(items), PARAMS_PER_BATCH):
                 client.log_batch(self.run_id, params=items[start : start + PARAMS_PER_BATCH])
         elif kind == "metrics":
-            values, step, stamp = payload
-            items = [Metric(k, v, stamp, step) for k, v in values.items()]
+            items = [Metric(k, v, stamp, step) for values, step, stamp in payloads for k, v in values.items()]
             for start in range(0, len(items), METRICS_PER_BATCH):
                 client.log_batch(self.run_id, metrics=items[start : start + METRICS_PER_BATCH])
         elif kind == "artifacts":
-            for path in payload[0]:
+            for path in payloads[0][0]:
                 client.log_artifact(self.run_id, str(path))
-        elif kind == "end":
-            client.set_terminated(self.run_id, status=payload[0])
+        elif kind == "end" and self.run_id is not None:  # a training that failed before it began has no run
+            client.set_terminated(self.run_id, status=payloads[0][0])
 
 
 def _artifacts(uri: str) -> str | None:
