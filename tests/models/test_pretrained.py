@@ -15,16 +15,23 @@ from trainwright.errors import TrainwrightError
 from trainwright.models.pretrained import TimmConfig, TorchvisionConfig, build, head_name, import_timm, input_spec
 from trainwright.models.pretrained_weights import layers, parameter_groups, split_parameters, start_from_pretrained
 
-try:
-    timm = import_timm()
-except TrainwrightError as error:
-    pytest.skip(f"the vision extra is not usable here: {error}", allow_module_level=True)
+
+@pytest.fixture(autouse=True, scope="module")
+def vision():
+    """timm and torchvision, imported when this module's tests run (not at collection, in every worker)."""
+    try:
+        return import_timm()
+    except TrainwrightError as error:
+        pytest.skip(f"the vision extra is not usable here: {error}")
+
 
 NAME = "test_resnet"  # 0.37M parameters; timm's pretrained_cfg: timm/test_resnet.r160_in1k, 160x160, mean 0.5
 
 
-def published(tmp_path, name=NAME, seed=0, **save):
+def published(tmp_path, name=NAME, seed=0):
     """A stand-in for downloaded weights: a 1000-class model of ``name``, saved as safetensors."""
+    import timm  # after the vision fixture has checked it loads
+
     torch.manual_seed(seed)
     source = timm.create_model(name, num_classes=1000)
     path = tmp_path / f"{name}.safetensors"
@@ -46,7 +53,7 @@ def test_weights_load_strictly_from_a_safetensors_file_under_a_new_head(tmp_path
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 4)
 
 
-def test_a_pytorch_checkpoint_is_read_with_weights_only_and_a_pickled_model_is_refused(tmp_path):
+def test_a_pytorch_checkpoint_is_read_with_weights_only_and_a_pickled_model_is_refused(tmp_path, vision):
     weights, _ = published(tmp_path)
     checkpoint = tmp_path / "checkpoint.pth"
     torch.save({"state_dict": weights, "epoch": 3}, checkpoint)  # a training checkpoint: its state_dict is taken
@@ -56,7 +63,7 @@ def test_a_pytorch_checkpoint_is_read_with_weights_only_and_a_pickled_model_is_r
     assert torch.equal(model.state_dict()["conv1.0.weight"], weights["conv1.0.weight"])
 
     pickled = tmp_path / "whole_model.pt"
-    torch.save(timm.create_model(NAME), pickled)  # arbitrary pickled classes: weights_only refuses them
+    torch.save(vision.create_model(NAME), pickled)  # arbitrary pickled classes: weights_only refuses them
     bad = TimmConfig(name=NAME, pretrained=str(pickled))
     with pytest.raises(TrainwrightError, match=r"whole_model.pt is not a readable weights file.*torch.save\(model.state_dict\(\), path\)"):
         start_from_pretrained(build(bad, (3, 32, 32), 2), bad)

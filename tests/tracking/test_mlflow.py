@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import warnings
 from pathlib import Path
@@ -16,17 +17,23 @@ from trainwright.errors import TrainwrightError
 from trainwright.tracking.callback import TrackingWarning, require
 from trainwright.tracking.mlflow import MLflowTracking, params, tracking_uri
 
-mlflow_tracking = pytest.importorskip("mlflow.tracking", reason="the track extra (mlflow) is not installed")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="the track extra (mlflow) is not installed")
 
 CONFIG = {"data": {"source": "synthetic", "features": None}, "model": {"type": "mlp", "hidden": [16, 16]},
           "train": {"epochs": 4, "optimizer": {"name": "sgd", "lr": 0.05}}}
+
+
+def client_of(uri: str):
+    from mlflow.tracking import MlflowClient  # imported here: 4 s, only where these tests run
+
+    return MlflowClient(tracking_uri=uri)
 
 
 @pytest.fixture(scope="module")
 def empty_store(tmp_path_factory):
     """A SQLite store with MLflow's tables, made once: its migrations take seconds, a copy of the file none."""
     path = tmp_path_factory.mktemp("mlflow") / "empty.db"
-    mlflow_tracking.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    client_of(f"sqlite:///{path}").search_experiments()
     return path
 
 
@@ -55,7 +62,7 @@ def test_config_history_test_metrics_and_files_are_read_back_by_mlflows_client(t
         tracker.finish(run_dir, {"test": {"mse": 0.25, "r2": 0.9, "classes": None}, "epochs": 4})
         tracker.close()
 
-    client = mlflow_tracking.MlflowClient(tracking_uri=store)
+    client = client_of(store)
     experiment = client.get_experiment_by_name("tests")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_name == "digits-mlp-1" and run.info.status == "FINISHED" and run.info.run_id == tracker.run_id
@@ -83,7 +90,7 @@ def test_a_resumed_run_goes_on_in_the_same_mlflow_run(tmp_path, store):
     resumed = LoopState(model, state.optimizers["model"], epoch=2, history=state.history)
     run_loop([again], model, epochs=2, state=resumed)
     again.close()
-    client = mlflow_tracking.MlflowClient(tracking_uri=store)
+    client = client_of(store)
     runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
     assert [r.info.run_id for r in runs] == [first.run_id] and runs[0].info.status == "FINISHED"
     assert [m.step for m in sorted(client.get_metric_history(first.run_id, "val_loss"), key=lambda m: m.step)] == [1, 2, 3, 4]
