@@ -34,6 +34,12 @@ BUCKETS = 20  # per layer and epoch: the sampled steps are tens at most
 
 
 class TensorBoard(Callback):
+    """Event files under ``log_dir`` (``<run>/tensorboard``); gradient norms sampled every ``every`` steps.
+
+    Example:
+        >>> board = TensorBoard(run_dir / "tensorboard", every=10)   # callbacks=[..., board]
+    """
+
     def __init__(self, log_dir: str | Path, every: int = 10, graph: bool = True):
         require("tensorboard", "track.tensorboard")
         self.log_dir, self.every, self.graph = Path(log_dir), every, graph
@@ -58,7 +64,8 @@ class TensorBoard(Callback):
                     self.names.append(f"{module_name}/{name}" if several else name)
                     self.weights.append(weight)
         if self.weights:
-            self.missing = torch.full((), float("nan"), device=self.weights[0].device)  # a layer without a gradient this step
+            first = self.weights[0]  # stands in for a layer without a gradient this step
+            self.missing = torch.full((), float("nan"), device=first.device, dtype=first.dtype)
         if self.graph and state.modules and state.epoch == 0:
             self.module = next(iter(state.modules.values()))
             self.hook = self.module.register_forward_pre_hook(self._catch_inputs)
