@@ -103,7 +103,7 @@ def test_a_wrong_file_a_wrong_shape_and_a_missing_file_are_clear_errors(tmp_path
     save_file({k: v.contiguous() for k, v in other.items()}, str(tmp_path / "cut.safetensors"))
     cfg = TimmConfig(name=NAME, pretrained=str(tmp_path / "cut.safetensors"))
     model = build(cfg, (3, 32, 32), 2)
-    with pytest.raises(TrainwrightError, match=r"1 of \d+ tensors differ: conv1.0.weight: model \[16, 3, 3, 3\] vs file \[16, 3, 2, 3\]"):
+    with pytest.raises(TrainwrightError, match=r"1 of \d+ tensors differ: conv1.0.weight: model \[16, 3, 3, 3\] vs weights \[16, 3, 2, 3\]"):
         start_from_pretrained(model, cfg)
     assert all(p.requires_grad for p in model.parameters())  # nothing frozen when nothing loaded
 

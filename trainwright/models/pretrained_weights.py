@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from trainwright.errors import TrainwrightError
+from trainwright.models.loading import load_strictly
 from trainwright.models.pretrained import (
     NORMS,
     PretrainedConfig,
@@ -203,34 +204,10 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> int:
-    """Copy every tensor but the head's into the model, strictly; returns how many.
-
-    Batch-norm step counters (``num_batches_tracked``) may be absent from a file: they are counts,
-    not weights, and torch fills them in itself.
-    """
+    """Copy every tensor but the head's into the model, strictly (``loading.load_strictly``); returns how many."""
     model = family_model(module)
-    head = head_keys(model)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k not in head}
-    found = {k: tuple(v.shape) for k, v in tensors.items() if k not in head}
-    counters = {k for k in expected if k.endswith("num_batches_tracked") and k not in found}
-    for key in counters:
-        del expected[key]
-    if expected != found:
-        keys = [*expected, *(k for k in found if k not in expected)]  # in the model's order, from the input
-        differ = [k for k in keys if expected.get(k) != found.get(k)]
-        shown = ", ".join(f"{k}: model {_shape(expected.get(k))} vs file {_shape(found.get(k))}" for k in differ[:8])
-        more = f" and {len(differ) - 8} more" if len(differ) > 8 else ""
-        raise TrainwrightError(
-            f"model.pretrained: the weights in {source} do not fit {type(model).__name__}: {len(differ)} of {len(keys)} tensors differ: "
-            f"{shown}{more}. Check model.name (and for torchvision model.weights) against the file's architecture"
-        )
-    missing, unexpected = model.load_state_dict({k: tensors[k] for k in found}, strict=False)
-    assert set(missing) == head | counters and not unexpected, (missing, unexpected)  # checked above
-    return len(found)
-
-
-def _shape(shape: tuple[int, ...] | None) -> str:
-    return "absent" if shape is None else str(list(shape))
+    return load_strictly(model, tensors, head_keys(model), f"model.pretrained: the weights in {source} do not fit {type(model).__name__}",
+                         "Check model.name (and for torchvision model.weights) against the file's architecture")
 
 
 def start_from_pretrained(module: nn.Module, cfg: PretrainedConfig) -> dict:
