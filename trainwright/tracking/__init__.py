@@ -1,0 +1,3 @@
+"""Experiment tracking: the run's config, per-epoch history, test metrics and files, also logged where
+teams already look (MLflow, TensorBoard). Both are callbacks; their libraries are the ``track`` extra.
+"""
