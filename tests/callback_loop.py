@@ -32,7 +32,8 @@ def regression(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def run_loop(callbacks, model: nn.Module, epochs: int, state: LoopState | None = None, batches: int = 4) -> LoopState:
     """SGD on a small regression, ``batches`` steps an epoch, calling the hooks where a loop calls them."""
     x, y = regression()
-    optimizer = state.optimizers["model"] if state else torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = state.optimizers["model"] if state else torch.optim.SGD(trainable, lr=0.05)
     state = state or LoopState(model, optimizer)
     for callback in callbacks:
         callback.on_train_begin(state)

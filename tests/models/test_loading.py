@@ -28,7 +28,8 @@ def test_a_shape_or_key_that_differs_loads_nothing_and_is_named():
     target = net()
     before = {k: v.clone() for k, v in target.state_dict().items()}
     tensors = {**net().state_dict(), "0.weight": torch.zeros(4, 1, 5, 5), "extra.weight": torch.zeros(2)}
-    with pytest.raises(TrainwrightError, match=r"^the weights do not fit: 2 of \d+ tensors differ: 0.weight: model \[4, 1, 3, 3\] vs weights "
-                                               r"\[4, 1, 5, 5\], extra.weight: model absent vs weights \[2\]. Check the file.$"):
+    expected = (r"^the weights do not fit: 2 of \d+ tensors differ: 0.weight: model \[4, 1, 3, 3\] vs weights \[4, 1, 5, 5\], "
+                r"extra.weight: model absent vs weights \[2\]. Check the file.$")
+    with pytest.raises(TrainwrightError, match=expected):
         load_strictly(target, tensors, {"3.weight", "3.bias"}, "the weights do not fit", "Check the file")
     assert all(torch.equal(target.state_dict()[k], v) for k, v in before.items())

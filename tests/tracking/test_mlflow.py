@@ -66,8 +66,9 @@ def test_config_history_test_metrics_and_files_are_read_back_by_mlflows_client(t
     experiment = client.get_experiment_by_name("tests")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_name == "digits-mlp-1" and run.info.status == "FINISHED" and run.info.run_id == tracker.run_id
-    assert run.data.params == {"data.source": "synthetic", "data.features": "null", "model.type": "mlp", "model.hidden": "[16, 16]",
-                               "train.epochs": "4", "train.optimizer.name": "sgd", "train.optimizer.lr": "0.05"}
+    assert run.data.params == {"data.source": "synthetic", "data.features": "null", "model.type": "mlp",
+                               "model.hidden": "[16, 16]", "train.epochs": "4", "train.optimizer.name": "sgd",
+                               "train.optimizer.lr": "0.05"}
     for key in ("train_loss", "val_loss", "lr"):
         logged = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
         assert logged == [(epoch, pytest.approx(logs[key])) for epoch, logs in enumerate(state.history, start=1)]
@@ -83,17 +84,23 @@ def test_a_resumed_run_goes_on_in_the_same_mlflow_run(tmp_path, store):
     model = mlp()
     state = run_loop([first], model, epochs=2)
     saved = first.state_dict()  # as the checkpoint keeps it, maybe before MLflow has answered
-    first.close()
+    first.close()  # the loop's close: the finish step never comes, the process dies (Ctrl-C)
+    first.worker.stdin.close()  # as the process's end closes the pipe: the worker ends the run as FAILED
+    assert first.worker.wait(timeout=60) == 0
+    client = client_of(store)
+    (died,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    assert died.info.status == "FAILED" and died.data.tags["trainwright.run"] == saved["run"]
 
     again = MLflowTracking(store, "tests", "resumable", CONFIG)
     again.load_state_dict(saved)
     resumed = LoopState(model, state.optimizers["model"], epoch=2, history=state.history)
     run_loop([again], model, epochs=2, state=resumed)
     again.close()
-    client = client_of(store)
+    again.finish(finished_run_dir(tmp_path, model), {"test": {"mse": 0.2}})
+    again.close()
     runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
-    assert [r.info.run_id for r in runs] == [first.run_id] and runs[0].info.status == "FINISHED"
-    assert [m.step for m in sorted(client.get_metric_history(first.run_id, "val_loss"), key=lambda m: m.step)] == [1, 2, 3, 4]
+    assert [r.info.run_id for r in runs] == [died.info.run_id] == [again.run_id] and runs[0].info.status == "FINISHED"
+    assert [m.step for m in sorted(client.get_metric_history(again.run_id, "val_loss"), key=lambda m: m.step)] == [1, 2, 3, 4]
 
 
 def test_an_unreachable_server_warns_once_never_raises_nor_slows_and_says_what_was_not_sent(tmp_path):
@@ -123,5 +130,5 @@ def test_track_config_and_helpers():
     assert tracking_uri(True, "/work/runs") == "sqlite:////work/runs/mlflow.db"
     assert params({"a": {"b": [1, 2], "c": "x", "d": {}}, "e": True}) == {"a.b": "[1, 2]", "a.c": "x", "a.d": "{}", "e": "true"}
     assert len(params({"long": "v" * 10_000})["long"]) == 6000  # MLflow's limit for a parameter value
-    with pytest.raises(TrainwrightError, match=r"track.mlflow needs the no_such_tracker package; .*pip install 'trainwright\[track\]'"):
+    with pytest.raises(TrainwrightError, match=r"track.mlflow needs the no_such_tracker package; .*'trainwright\[track\]'"):
         require("no_such_tracker", "track.mlflow")

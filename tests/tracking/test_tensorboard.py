@@ -7,8 +7,8 @@ import torch
 from callback_loop import LoopState, mlp, run_loop
 from torch import nn
 
-from trainwright.tracking.callback import Callback
 from trainwright.tracking.tensorboard import TensorBoard
+from trainwright.training.callbacks import Callback
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
                                         reason="the track extra (tensorboard) is not installed")
@@ -43,6 +43,9 @@ def test_scalars_per_epoch_gradient_norm_histograms_and_the_graph(tmp_path):
     board = TensorBoard(tmp_path / "tensorboard", every=3)  # 4 steps an epoch: steps 1 and 4 are sampled
     norms = Norms({"2": model[2], "4": model[4]}, every=3)
     state = run_loop([norms, board], model, epochs=3)
+    board.close()  # the loop's close: the files are flushed, the graph not yet traced
+    assert not read(tmp_path / "tensorboard").Tags()["graph"]
+    board.finish(tmp_path, {})  # the finish step, after training: the graph
     board.close()
 
     events = read(tmp_path / "tensorboard")
@@ -59,9 +62,11 @@ def test_scalars_per_epoch_gradient_norm_histograms_and_the_graph(tmp_path):
         for e in epochs:
             expected = norms.seen[(e.step, name)]
             assert len(expected) == 2 and e.histogram_value.num == 2
-            assert (e.histogram_value.min, e.histogram_value.max) == (pytest.approx(min(expected), rel=1e-5), pytest.approx(max(expected), rel=1e-5))
+            assert e.histogram_value.min == pytest.approx(min(expected), rel=1e-5)
+            assert e.histogram_value.max == pytest.approx(max(expected), rel=1e-5)
             assert e.histogram_value.sum == pytest.approx(sum(expected), rel=1e-5)
-            assert sum(e.histogram_value.bucket) == 2 and e.histogram_value.bucket_limit[-1] == pytest.approx(max(expected), rel=1e-5)
+            assert sum(e.histogram_value.bucket) == 2
+            assert e.histogram_value.bucket_limit[-1] == pytest.approx(max(expected), rel=1e-5)
     assert tags["graph"]  # the MLP was traced
     assert "Linear" in str(events.Graph())
 
@@ -82,6 +87,7 @@ class Untraceable(nn.Module):
 def test_a_model_that_cannot_be_traced_has_no_graph_and_training_goes_on(tmp_path):
     board = TensorBoard(tmp_path / "tensorboard", every=1)
     run_loop([board], Untraceable(), epochs=2)
+    board.finish(tmp_path, {})
     board.close()
     events = read(tmp_path / "tensorboard")
     assert not events.Tags()["graph"]

@@ -35,6 +35,7 @@ from trainwright.config.data import (
 from trainwright.config.distill import DistillConfig
 from trainwright.config.model import BackboneConfig, ModelConfig
 from trainwright.config.run import CalibrateConfig, Config, EvaluateConfig
+from trainwright.config.track import TrackConfig
 from trainwright.config.train import EarlyStoppingConfig, OptimizerConfig, ScheduleConfig, TrainConfig
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "ScheduleConfig",
     "SplitConfig",
     "TokenizerConfig",
+    "TrackConfig",
     "TrainConfig",
     "VFlip",
     "WindowConfig",

@@ -1,4 +1,4 @@
-"""The whole supervised run: ``data``, ``model``, ``train``, ``evaluate`` and an optional ``calibrate``.
+"""The whole supervised run: ``data``, ``model``, ``train``, ``evaluate``, an optional ``calibrate`` and ``track``.
 
 ``model`` arrives here already typed: its family's config class comes from the model registry, which
 ``trainwright.configure`` consults (this schema imports nothing of the package but itself).
@@ -14,6 +14,7 @@ from pydantic import Field, SerializeAsAny, field_validator, model_validator
 from trainwright.config.base import Frozen
 from trainwright.config.data import DataConfig
 from trainwright.config.model import ModelConfig
+from trainwright.config.track import TrackConfig
 from trainwright.config.train import TrainConfig
 
 
@@ -40,6 +41,7 @@ class Config(Frozen):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     calibrate: CalibrateConfig | None = None
+    track: TrackConfig = TrackConfig()
 
     @field_validator("model", mode="before")
     @classmethod
@@ -51,11 +53,10 @@ class Config(Frozen):
 
     @model_validator(mode="after")
     def _unfreeze_needs_a_frozen_backbone(self) -> Config:
-        backbone = self.model.backbone
-        if self.train.unfreeze_at_epoch is not None and (backbone is None or backbone.freeze in ("none", 0)):
+        if self.train.unfreeze_at_epoch is not None and not self.model.starts_frozen:
             raise ValueError(
-                "train.unfreeze_at_epoch unfreezes a frozen model.backbone; set model.backbone.freeze, or remove "
-                "train.unfreeze_at_epoch"
+                "train.unfreeze_at_epoch unfreezes a frozen model.backbone (or pretrained weights' model.freeze); set "
+                "model.backbone.freeze (or model.freeze), or remove train.unfreeze_at_epoch"
             )
         return self
 

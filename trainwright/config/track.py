@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from trainwright.config import Frozen
+from trainwright.config.base import Frozen
 
 MLFLOW_DB = "mlflow.db"  # the SQLite file ``mlflow: true`` means, in the runs directory
 

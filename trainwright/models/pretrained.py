@@ -43,9 +43,11 @@ EXTRA = "pip install 'trainwright[vision]'"
 class PretrainedConfig(ModelConfig):
     """Shared by ``type: timm`` and ``type: torchvision``."""
 
-    name: str = Field(min_length=1, description="the library's model name, e.g. resnet18 (timm also takes a tag: resnet18.a1_in1k)")
-    pretrained: str | None = Field(None, description="a local weights file: .safetensors, or a PyTorch state dict (.pth, .pt, .bin)")
-    cache: bool | str = Field(False, description="take the weights from the library's download cache (true, or the cache folder); never downloads")
+    name: str = Field(min_length=1, description="the library's model name, e.g. resnet18 (timm takes a tag: resnet18.a1_in1k)")
+    pretrained: str | None = Field(None, description="a local weights file: .safetensors, or a PyTorch state dict (.pth, .pt)")
+    cache: bool | str = Field(
+        False, description="take the weights from the library's download cache (true, or the cache folder); never downloads"
+    )
     # all: every layer but the new head; none: nothing; n: the first n layers. Default: all with weights, none without.
     freeze: Literal["all", "none"] | int | None = None
 
@@ -70,6 +72,17 @@ class PretrainedConfig(ModelConfig):
             return self.freeze
         return "all" if self.has_weights else "none"
 
+    @property
+    def starts_frozen(self) -> bool:
+        """A run backbone (``model.backbone``) replaces the pretrained weights, and its ``freeze`` applies."""
+        return super().starts_frozen if self.backbone is not None else self.freezes not in ("none", 0)
+
+
+def starts_from_weights(cfg: ModelConfig) -> bool:
+    """Whether a run starts from timm/torchvision weights: pretrained or cached ones, and no run backbone
+    (``model.backbone`` replaces them with its own, trained from them)."""
+    return isinstance(cfg, PretrainedConfig) and cfg.has_weights and cfg.backbone is None
+
 
 class TimmConfig(PretrainedConfig):
     type: Literal["timm"] = "timm"
@@ -77,7 +90,7 @@ class TimmConfig(PretrainedConfig):
 
 class TorchvisionConfig(PretrainedConfig):
     type: Literal["torchvision"] = "torchvision"
-    weights: str = Field("DEFAULT", description="the weights enum member whose meta data (input size, mean, std) describes the file")
+    weights: str = Field("DEFAULT", description="the weights enum member whose meta data (input size, mean, std) fit the file")
 
 
 # ── the libraries, imported on first use ───────────────────────────────────────────────────
@@ -149,7 +162,11 @@ def input_spec(cfg: PretrainedConfig) -> InputSpec:
         pretrained_cfg = timm_pretrained_cfg(timm, cfg.name)
         data = timm.data.resolve_data_config(pretrained_cfg=pretrained_cfg.to_dict() if pretrained_cfg else {})
         channels, height, width = data["input_size"]
-        source = f"timm pretrained_cfg of {pretrained_cfg.hf_hub_id or cfg.name}" if pretrained_cfg else f"timm defaults ({cfg.name} has no pretrained_cfg)"
+        source = (
+            f"timm pretrained_cfg of {pretrained_cfg.hf_hub_id or cfg.name}"
+            if pretrained_cfg
+            else f"timm defaults ({cfg.name} has no pretrained_cfg)"
+        )
         return InputSpec(channels, (height, width), tuple(data["mean"]), tuple(data["std"]), data["interpolation"],
                          float(data["crop_pct"]), bool(pretrained_cfg and pretrained_cfg.fixed_input_size), source)
     weights = torchvision_weights(cfg)
@@ -178,7 +195,8 @@ def torchvision_weights(cfg: TorchvisionConfig) -> Any:
     names = torchvision.models.list_models(module=torchvision.models)  # classification models only
     if cfg.name not in names:
         close = difflib.get_close_matches(cfg.name, names, n=5, cutoff=0.6)
-        raise TrainwrightError(f"model.name {cfg.name!r} is not a torchvision classification model; close names: {', '.join(close) or ', '.join(names[:8])}")
+        shown = ", ".join(close) or ", ".join(names[:8])
+        raise TrainwrightError(f"model.name {cfg.name!r} is not a torchvision classification model; close names: {shown}")
     enum = torchvision.models.get_model_weights(cfg.name)
     if cfg.weights not in enum.__members__:
         raise TrainwrightError(f"model.weights {cfg.weights!r} is not one of {cfg.name}'s weights: {', '.join(enum.__members__)}")
@@ -215,7 +233,7 @@ def build(cfg: PretrainedConfig, input_shape: tuple[int, ...], out_features: int
     torchvision = import_torchvision()
     torchvision_weights(cfg)
     if channels != 3:
-        raise TrainwrightError(f"torchvision's {cfg.name} takes 3-channel images, these have {channels}; set data.image.mode: rgb")
+        raise TrainwrightError(f"torchvision's {cfg.name} takes 3-channel images, not {channels}; set data.image.mode: rgb")
     model = torchvision.models.get_model(cfg.name, weights=None, num_classes=out_features)
     head_name(model)  # a model without a Linear classifier cannot get a new head
     return model
@@ -237,5 +255,5 @@ def head_name(module: nn.Module) -> str:
     else:
         names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)][-1:]
     if not names or next(model.get_submodule(names[0]).parameters(), None) is None:
-        raise TrainwrightError(f"{type(model).__name__} has no classifier layer with weights to replace; choose another model.name")
+        raise TrainwrightError(f"{type(model).__name__} has no classifier layer with weights to replace; pick another model.name")
     return names[0]

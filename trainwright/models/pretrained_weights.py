@@ -102,7 +102,9 @@ def frozen_count(module: nn.Module, freeze: str | int) -> int:
     if freeze == "none":
         return 0
     if int(freeze) > body:
-        raise TrainwrightError(f"model.freeze = {freeze}, but the backbone has {body} layers before its head; use all, none or 0..{body}")
+        raise TrainwrightError(
+            f"model.freeze = {freeze}, but the backbone has {body} layers before its head; use all, none or 0..{body}"
+        )
     return int(freeze)
 
 
@@ -133,7 +135,9 @@ def weights_file(cfg: PretrainedConfig) -> Path | None:
     if cfg.pretrained is not None:
         path = Path(cfg.pretrained).expanduser()
         if not path.is_file():
-            raise TrainwrightError(f"model.pretrained: {path} does not exist; {_how_to_get(cfg)}, and set model.pretrained to that file")
+            raise TrainwrightError(
+                f"model.pretrained: {path} does not exist; {_how_to_get(cfg)}, and set model.pretrained to that file"
+            )
         return path
     if cfg.cache is False:
         return None
@@ -158,7 +162,9 @@ def _timm_cached(cfg: PretrainedConfig, folder: Path | None) -> Path:
     pretrained_cfg = timm_pretrained_cfg(import_timm(), cfg.name)
     hub = pretrained_cfg.hf_hub_id if pretrained_cfg else None
     if not hub:
-        raise TrainwrightError(f"model.cache: timm has no Hugging Face hub copy of {cfg.name}'s weights; {_how_to_get(cfg)} and set model.pretrained")
+        raise TrainwrightError(
+            f"model.cache: timm has no Hugging Face hub copy of {cfg.name}'s weights; {_how_to_get(cfg)} and set model.pretrained"
+        )
     names = [pretrained_cfg.hf_hub_filename] if pretrained_cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
     for name in names:
         # Reads the cache's folders only: no network access, whatever HF_HUB_OFFLINE says.
@@ -177,8 +183,10 @@ def _torchvision_cached(cfg: TorchvisionConfig, folder: Path | None) -> Path:
     where = (folder or Path(torch.hub.get_dir())) / "checkpoints"
     path = where / Path(urlparse(weights.url).path).name
     if not path.is_file():
-        raise TrainwrightError(f"model.cache: {weights} is not in torch hub's cache ({path} does not exist); download {weights.url} "
-                               f"there, or anywhere and set model.pretrained")
+        raise TrainwrightError(
+            f"model.cache: {weights} is not in torch hub's cache ({path} does not exist); download {weights.url} "
+            "there, or anywhere and set model.pretrained"
+        )
     return path
 
 
@@ -199,15 +207,18 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise TrainwrightError(f"model.pretrained: {path} is not a readable weights file ({detail}); give a .safetensors file, "
                                "or a PyTorch state dict saved with torch.save(model.state_dict(), path)") from None
     if not isinstance(tensors, dict) or not tensors or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
-        raise TrainwrightError(f"model.pretrained: {path} holds no state dict of tensors; save one with torch.save(model.state_dict(), path)")
+        raise TrainwrightError(
+            f"model.pretrained: {path} holds no state dict of tensors; save one with torch.save(model.state_dict(), path)"
+        )
     return tensors
 
 
 def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> int:
     """Copy every tensor but the head's into the model, strictly (``loading.load_strictly``); returns how many."""
     model = family_model(module)
-    return load_strictly(model, tensors, head_keys(model), f"model.pretrained: the weights in {source} do not fit {type(model).__name__}",
-                         "Check model.name (and for torchvision model.weights) against the file's architecture")
+    what = f"model.pretrained: the weights in {source} do not fit {type(model).__name__}"
+    fix = "Check model.name (and for torchvision model.weights) against the file's architecture"
+    return load_strictly(model, tensors, head_keys(model), what, fix)
 
 
 def start_from_pretrained(module: nn.Module, cfg: PretrainedConfig) -> dict:
@@ -218,9 +229,21 @@ def start_from_pretrained(module: nn.Module, cfg: PretrainedConfig) -> dict:
     """
     path = weights_file(cfg)
     loaded = load_weights(module, read_weights(path), str(path)) if path is not None else 0
-    frozen = freeze_layers(module, cfg.freezes)
+    freeze_layers(module, cfg.freezes)
+    return {**describe(module, cfg), "tensors_loaded": loaded}
+
+
+def describe(module: nn.Module, cfg: PretrainedConfig) -> dict:
+    """What ``model.json`` records of the weights a model starts from, read from the model as it starts training.
+
+    Example:
+        >>> describe(model, cfg)["frozen_layers"], describe(model, cfg)["input"]["size"]
+        (5, [160, 160])
+    """
+    path = weights_file(cfg)
     return {
-        "weights": str(path) if path is not None else None, "tensors_loaded": loaded, "head": head_name(module),
+        "library": cfg.type, "name": cfg.name, "weights": str(path) if path is not None else None, "head": head_name(module),
         "freeze": cfg.freezes, "layers": len(layers(module)), "frozen_layers": frozen_count(module, cfg.freezes),
-        "frozen_parameters": sum(p.numel() for p in frozen), "input": input_spec(cfg).to_dict(),
+        "frozen_parameters": sum(p.numel() for p in family_model(module).parameters() if not p.requires_grad),
+        "input": input_spec(cfg).to_dict(),
     }

@@ -1,45 +1,39 @@
-"""What the tracking callbacks rely on: the training-state protocol, a no-op callback base, the extra.
+"""What the tracking callbacks share: the ``Tracker`` base, the warning they give, the ``track`` extra.
 
-Any training loop (supervised, GAN, ...) drives a callback through flat ``on_*`` hooks, passing a
-state with ``epoch`` (epochs completed), ``history`` (one dict of numbers per epoch), ``modules`` and
-``optimizers`` (by name) and ``request_stop(reason)``.
+A tracker is a training callback (``training/callbacks``: flat ``on_*`` hooks over the training-state
+protocol, so any recipe's loop drives it) with one more step: ``finish(run_dir, metrics)``, which the
+shared finish step (``recipes/finish.finish``) calls after the report, then ``close()``. The training
+loop closes its callbacks when it stops; a tracker only flushes then, and closes for good after
+``finish`` (a run that never gets there, stopped by an error or Ctrl-C, is closed when the process ends).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
-from typing import Protocol
-
-import torch
-from torch import nn
+from collections.abc import Iterable
+from pathlib import Path
 
 from trainwright.errors import TrainwrightError
+from trainwright.training.callbacks import Callback
 
 
-class State(Protocol):
-    epoch: int
-    history: list[dict]
-    modules: dict[str, nn.Module]
-    optimizers: dict[str, torch.optim.Optimizer]
+class Tracker(Callback):
+    """A callback that logs a run somewhere teams look; ``finish`` takes the final metrics and the run's files."""
 
-    def request_stop(self, reason: str) -> None: ...
+    order = 90  # after the run's own callbacks: it logs what they settled
+
+    def finish(self, run_dir: str | Path, metrics: dict) -> None:
+        """After the report: the final metrics (``metrics.json``, {} for a run that diverged) and the run directory."""
+
+    def summary(self) -> str:
+        """One console line: where the run was logged and how to look at it."""
+        return ""
 
 
-class Callback:
-    """Base with no-op hooks; subclasses override what they need."""
-
-    def on_train_begin(self, state: State) -> None: ...
-    def on_after_backward(self, state: State) -> None:
-        """Gradients are in ``.grad``, before clipping and the optimizer step."""
-    def on_batch_end(self, state: State) -> None: ...
-    def on_epoch_end(self, state: State, logs: dict) -> None: ...
-    def on_train_end(self, state: State) -> None: ...
-    def close(self) -> None:
-        """Release what the callback holds; called after training, also when it fails."""
-    def state_dict(self) -> dict:
-        return {}
-    def load_state_dict(self, state: dict) -> None: ...
+def trackers_in(callbacks: Iterable[Callback]) -> list[Tracker]:
+    """The trackers among a run's callbacks, for the finish step."""
+    return [cb for cb in callbacks if isinstance(cb, Tracker)]
 
 
 class TrackingWarning(UserWarning):

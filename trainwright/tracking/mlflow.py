@@ -1,14 +1,13 @@
 """Log a run to MLflow: the resolved config as parameters, the history per epoch, then test metrics and files.
 
-Everything MLflow is asked to do happens on one worker thread, fed by a queue: the training thread
-only puts a few numbers on it per epoch (microseconds), and a slow server never holds training up.
-The worker starts when the callback is made: MLflow's import (~4 s) and opening the store (a new
-SQLite store's tables take ~10 s to create) overlap with data preparation when the callback is made
-before it; they still take CPU time (and the GIL) from whatever runs meanwhile. A server that cannot be reached is found on
-first contact (a TCP connection is tried for http(s) URIs, so there are no minutes of HTTP retries);
-from then on nothing more is sent, a warning says so once, and ``close`` says what was not sent.
-A resumed run keeps logging to the same MLflow run: each run is tagged ``trainwright.run`` with a key
-made when training starts, which the checkpoint keeps (``state_dict``) even before MLflow has answered.
+Everything MLflow is asked to do happens in a worker process (``mlflow_worker.py``, started when the
+callback is made, at the lowest CPU priority), fed JSON lines through a pipe: the training process never
+imports MLflow, and its thread only writes a line per epoch without waiting (microseconds), so neither
+MLflow's import nor a slow server holds training up. A server that cannot be reached is found on first
+contact (a TCP connection is tried for http(s) URIs, so there are no minutes of HTTP retries); from then
+on nothing more is sent, a warning says so once, and ``close`` says what was not sent. A resumed run
+keeps logging to the same MLflow run: each run is tagged ``trainwright.run`` with a key made when
+training starts, which the checkpoint keeps (``state_dict``) even before MLflow has answered.
 
 Example:
     >>> tracker = MLflowTracking(tracking_uri(True, "runs"), "digits", "digits-mlp-1", cfg.to_dict())
@@ -18,23 +17,21 @@ Example:
 from __future__ import annotations
 
 import json
-import queue
-import socket
-import threading
+import os
+import select
+import subprocess
+import sys
 import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
 
 from trainwright.config.track import MLFLOW_DB
-from trainwright.tracking.callback import Callback, State, TrackingWarning, numbers, require
+from trainwright.tracking.callback import Tracker, TrackingWarning, numbers, require
+from trainwright.training.state import TrainingState
 
 PARAM_LENGTH = 6000  # MLflow's longest parameter value (mlflow.utils.validation.MAX_PARAM_VAL_LENGTH)
-PARAMS_PER_BATCH, METRICS_PER_BATCH = 100, 1000  # log_batch's limits
-KEY_TAG = "trainwright.run"
-EPOCHS_PER_BATCH = 50  # epochs that piled up while the worker waited go out in one request
+WORKER = Path(__file__).with_name("mlflow_worker.py")
 
 
 def tracking_uri(mlflow: bool | str, runs_dir: str | Path) -> str:
@@ -65,73 +62,93 @@ def params(config: dict) -> dict[str, str]:
     return flat
 
 
-class MLflowTracking(Callback):
+class MLflowTracking(Tracker):
     """Logs one training run as one MLflow run in ``experiment`` (created when missing).
 
     ``finish(run_dir, metrics)`` logs the final metrics (nested dicts flattened with ``_``:
     ``test_accuracy``) and every file at the top of the run directory (config, model, report, ...) as
-    artifacts; ``close`` ends the MLflow run and waits for the worker while it makes progress (at
-    most ``timeout`` seconds without any), then warns about anything that was not sent.
+    artifacts; ``close`` after it ends the MLflow run and waits for the worker while it makes progress
+    (at most ``timeout`` seconds without any), then warns about anything that was not sent.
     """
 
-    def __init__(self, uri: str, experiment: str, run_name: str, config: dict, timeout: float = 30.0):
+    def __init__(self, uri: str, experiment: str, run_name: str, config: dict, timeout: float = 60.0):
         require("mlflow", "track.mlflow")
         self.uri, self.experiment, self.run_name, self.timeout = uri, experiment, run_name, timeout
         self.params = params(config)
         self.key = uuid.uuid4().hex  # tags the MLflow run; a resumed run finds it by this key
-        self.client: Any = None  # MLflow's client and the ids below: the worker's alone
-        self.experiment_id: str | None = None
-        self.run_id: str | None = None
-        self.resumed = False  # the MLflow run was there already (a resumed training): its parameters too
+        self.run_id: str | None = None  # once the worker has made (or found) the run
         self.status = "FAILED"  # until training ends normally
         self.epoch = 0
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.failure: str | None = None  # the first error, set by the worker
-        self.warned = False
-        self.unsent: list[str] = []  # what could not be sent, in words
-        self.in_flight: list[str] = []  # what the worker is sending now
+        self.jobs: list[str] = []  # what each job sent carries, in words, by id ("" for connecting: nothing of the run's)
+        self.answered: set[int] = set()
+        self.unsent: list[str] = []  # what could not be sent
+        self.failure: str | None = None  # the worker's first error
+        self.warned = self.started = self.finished = False
+        self.outbox, self.inbox = bytearray(), bytearray()
         self.progress = time.monotonic()
-        self.started = False
-        self.worker = threading.Thread(target=self._work, name="mlflow-tracking", daemon=True)
-        self.worker.start()
-        self._put("connect", "")  # import MLflow, open the store and the experiment, while the run is set up
+        # Its own process: MLflow's import and its work never take the training thread's GIL. No stderr: the
+        # worker reports through its answers, and MLflow's own log lines are not the user's business.
+        self.worker: subprocess.Popen | None = subprocess.Popen(
+            [sys.executable, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0
+        )
+        os.set_blocking(self.worker.stdin.fileno(), False)  # a full pipe must never block a training step
+        os.set_blocking(self.worker.stdout.fileno(), False)
+        self._put("connect", "", uri=uri, experiment=experiment, artifacts=_artifacts(uri))  # while the run is set up
 
-    # ── the training thread: put jobs on the queue ──────────────────────────────────────
-    def on_train_begin(self, state: State) -> None:
+    # ── the training thread: write jobs, read answers, never wait ────────────────────────
+    def on_train_begin(self, state: TrainingState) -> None:
         self.epoch = state.epoch
         if not self.started:  # after load_state_dict: a resumed training finds its MLflow run by key
             self.started = True
-            self._put("start", f"the run and its {len(self.params)} parameters")
+            self._put("start", f"the run and its {len(self.params)} parameters", run_name=self.run_name, key=self.key,
+                      params=self.params)
 
-    def on_epoch_end(self, state: State, logs: dict) -> None:
+    def on_epoch_end(self, state: TrainingState, logs: dict) -> None:
         self.epoch = state.epoch
-        self._put("metrics", f"epoch {state.epoch}", numbers(logs), state.epoch, int(time.time() * 1000))
+        self._put("metrics", f"epoch {state.epoch}", values=numbers(logs), step=state.epoch, timestamp=int(time.time() * 1000))
         self._warn_once()
 
-    def on_train_end(self, state: State) -> None:
+    def on_train_end(self, state: TrainingState) -> None:
         self.status = "FINISHED"
 
     def finish(self, run_dir: str | Path, metrics: dict) -> None:
         """Called by the finish step: the test (and other final) metrics, and the run's files as artifacts."""
-        self._put("metrics", "the final metrics", numbers(metrics, sep="_"), self.epoch, int(time.time() * 1000))
-        files = sorted(path for path in Path(run_dir).iterdir() if path.is_file())
-        self._put("artifacts", f"{len(files)} files of {Path(run_dir).name}", files)
+        self.finished = True
+        self._put("metrics", "the final metrics", values=numbers(metrics, sep="_"), step=self.epoch,
+                  timestamp=int(time.time() * 1000))
+        files = sorted(str(path) for path in Path(run_dir).iterdir() if path.is_file())
+        self._put("artifacts", f"{len(files)} files of {Path(run_dir).name}", files=files)
 
     def close(self) -> None:
-        if self.worker is None:
+        """After ``finish``: end the MLflow run, wait for the worker, say what was not sent.
+
+        The training loop's close (before ``finish``) leaves the run open for the finish step. A run that
+        never gets there (an error, Ctrl-C) is ended as FAILED by the worker when this process's end closes the pipe.
+        """
+        if self.worker is None or not self.finished:
             return
-        self._put("end", "the run's end" if self.started else "", self.status)
-        while self.worker.is_alive() and time.monotonic() - self.progress < self.timeout:
-            self.worker.join(0.05)
-        if self.worker.is_alive():  # stuck on the server: what it still holds is not sent
+        self._put("end", "the run's end" if self.started else "", status=self.status)
+        while self._pending() and time.monotonic() - self.progress < self.timeout:
+            if not self._pump(wait=0.05):
+                break  # the worker is gone
+        worker, self.worker = self.worker, None
+        worker.stdin.close()  # the worker's input ends: it exits
+        try:
+            worker.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # stuck on the server: what it still holds is not sent
+            worker.kill()
             self.failure = self.failure or f"no answer within {self.timeout:g} s"
-            self.unsent += self.in_flight
-            while not self.jobs.empty():
-                self.unsent += [what for _, what, _ in [self.jobs.get_nowait()] if what]
-        self.worker = None
+        worker.stdout.close()
+        self.unsent += [what for i, what in enumerate(self.jobs) if i not in self.answered and what]
         self._warn_once()
         if self.unsent:
             warnings.warn(f"MLflow ({self.uri}): not sent: {_summary(self.unsent)}", TrackingWarning, stacklevel=2)
+
+    def summary(self) -> str:
+        if self.run_id is None or self.unsent:
+            return ""  # the warnings said what happened
+        ui = f" (mlflow ui --backend-store-uri {self.uri})" if self.uri.startswith("sqlite:") else ""
+        return f"mlflow: run {self.run_id} in experiment {self.experiment!r} at {self.uri}{ui}"
 
     def state_dict(self) -> dict:
         return {"run": self.key}
@@ -139,8 +156,58 @@ class MLflowTracking(Callback):
     def load_state_dict(self, state: dict) -> None:
         self.key = state.get("run") or self.key  # a resumed run logs into the same MLflow run
 
-    def _put(self, kind: str, what: str, *payload: Any) -> None:
-        self.jobs.put((kind, what, payload))
+    # ── the pipe ─────────────────────────────────────────────────────────────────────────
+    def _put(self, kind: str, what: str, **payload) -> None:
+        if self.worker is None:
+            return
+        self.outbox += (json.dumps({"id": len(self.jobs), "kind": kind, **payload}) + "\n").encode()
+        self.jobs.append(what)
+        self._pump()
+
+    def _pending(self) -> bool:
+        return len(self.answered) < len(self.jobs)
+
+    def _pump(self, wait: float = 0.0) -> bool:
+        """Write what the pipe takes, read what the worker answered (waiting at most ``wait`` s); False once it is gone."""
+        stdin, stdout = self.worker.stdin, self.worker.stdout
+        try:
+            while self.outbox:
+                written = os.write(stdin.fileno(), self.outbox)
+                del self.outbox[:written]
+        except BlockingIOError:
+            pass  # the pipe is full: the rest goes with a later call
+        except BrokenPipeError:
+            return self._gone()
+        if wait and not select.select([stdout], [], [], wait)[0]:
+            return True
+        while True:
+            try:
+                chunk = os.read(stdout.fileno(), 1 << 16)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                return self._gone()
+            self.inbox += chunk
+            *lines, rest = self.inbox.split(b"\n")
+            self.inbox = bytearray(rest)
+            for line in lines:
+                self._take(json.loads(line))
+
+    def _take(self, answer: dict) -> None:
+        if "failure" in answer:
+            self.failure = self.failure or answer["failure"]
+            return
+        self.progress = time.monotonic()
+        self.run_id = answer.get("run_id", self.run_id)
+        for i in answer["done"]:
+            self.answered.add(i)
+            if not answer["sent"] and self.jobs[i]:
+                self.unsent.append(self.jobs[i])
+
+    def _gone(self) -> bool:
+        code = self.worker.poll()
+        self.failure = self.failure or f"the MLflow worker process stopped (exit code {code})"
+        return False
 
     def _warn_once(self) -> None:
         if self.failure and not self.warned:
@@ -148,81 +215,9 @@ class MLflowTracking(Callback):
             warnings.warn(f"MLflow ({self.uri}) cannot take this run ({self.failure}); training goes on without it",
                           TrackingWarning, stacklevel=3)
 
-    # ── the worker thread: everything that talks to MLflow ──────────────────────────────
-    def _work(self) -> None:
-        held = None
-        while True:
-            jobs = [held or self.jobs.get()]
-            held = None
-            while jobs[0][0] == "metrics" and len(jobs) < EPOCHS_PER_BATCH:  # epochs queued meanwhile: one request
-                try:
-                    held = self.jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if held[0] != "metrics":
-                    break
-                jobs.append(held)
-                held = None
-            kind = jobs[0][0]
-            self.in_flight = [what for _, what, _ in jobs if what]  # connecting sends nothing of the run's
-            if self.failure is not None:
-                self.unsent += self.in_flight
-            else:
-                try:
-                    self._send(kind, [payload for _, _, payload in jobs])
-                except Exception as error:  # noqa: BLE001 - whatever the server or store raises, training must not see it
-                    self.failure = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
-                    self.unsent += self.in_flight
-            self.in_flight, self.progress = [], time.monotonic()
-            if kind == "end":
-                return
-
-    def _connect(self) -> None:
-        """MLflow's client on the store, and the experiment (created when missing)."""
-        url = urlparse(self.uri)
-        if url.scheme in ("http", "https"):  # fail in seconds, not after MLflow's retries with backoff
-            socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=5).close()
-        from mlflow.tracking import MlflowClient
-
-        self.client = MlflowClient(tracking_uri=self.uri)
-        found = self.client.get_experiment_by_name(self.experiment)
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(self.experiment, artifact_location=_artifacts(self.uri))
-
-    def _start(self) -> None:
-        """The MLflow run: the one tagged with this training's key (resumed), or a new one."""
-        earlier = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{self.key}'", max_results=1)
-        if earlier:
-            self.run_id, self.resumed = earlier[0].info.run_id, True
-            self.client.update_run(self.run_id, status="RUNNING")
-        else:
-            self.run_id = self.client.create_run(self.experiment_id, run_name=self.run_name, tags={KEY_TAG: self.key}).info.run_id
-
-    def _send(self, kind: str, payloads: list[tuple]) -> None:
-        """One kind of job: connecting, the start, one or more epochs' metrics, the artifacts, the end."""
-        if kind == "connect":
-            self._connect()
-            return
-        from mlflow.entities import Metric, Param
-
-        client = self.client
-        if kind == "start":
-            self._start()
-            items = [] if self.resumed else [Param(k, v) for k, v in self.params.items()]
-            for start in range(0, len(items), PARAMS_PER_BATCH):
-                client.log_batch(self.run_id, params=items[start : start + PARAMS_PER_BATCH])
-        elif kind == "metrics":
-            items = [Metric(k, v, stamp, step) for values, step, stamp in payloads for k, v in values.items()]
-            for start in range(0, len(items), METRICS_PER_BATCH):
-                client.log_batch(self.run_id, metrics=items[start : start + METRICS_PER_BATCH])
-        elif kind == "artifacts":
-            for path in payloads[0][0]:
-                client.log_artifact(self.run_id, str(path))
-        elif kind == "end" and self.run_id is not None:  # a training that failed before it began has no run
-            client.set_terminated(self.run_id, status=payloads[0][0])
-
 
 def _artifacts(uri: str) -> str | None:
-    """A local SQLite store keeps its artifacts beside it (not in ./mlruns of whatever directory runs); a server decides its own."""
+    """A local SQLite store keeps its artifacts beside it (not in ./mlruns of the working directory); a server decides its own."""
     if not uri.startswith("sqlite:///"):
         return None
     return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
@@ -236,7 +231,8 @@ def _summary(unsent: list[str]) -> str:
             epochs.append(what.removeprefix("epoch "))
             continue
         if epochs:
-            parts.append(f"the metrics of epoch {epochs[0]}" if len(epochs) == 1 else f"the metrics of epochs {epochs[0]}-{epochs[-1]}")
+            span = epochs[0] if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
+            parts.append(f"the metrics of epoch{'s' if len(epochs) > 1 else ''} {span}")
             epochs = []
         if what:
             parts.append(what)

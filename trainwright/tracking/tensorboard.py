@@ -7,12 +7,13 @@
   the L2 norm of the weight's gradient after backward and before clipping, taken on the first step of
   each epoch and every ``every``-th after it (one fused kernel for all layers, kept on the device,
   read with one host transfer per epoch). A frozen layer (no gradient) has no histogram.
-- The graph of the first module (``model``, or a GAN's ``generator``), traced once with the first
-  batch's inputs on a copy of the module, in evaluation mode, on a background thread (a trace takes
-  seconds on a CPU); a model that cannot be traced simply has no graph.
+- The graph of the first module (``model``, or a GAN's ``generator``), traced by ``finish`` after
+  training (a trace takes seconds on a CPU, and holds the GIL) with two rows of the first batch's
+  inputs, on a copy of the module in evaluation mode; a model that cannot be traced simply has no graph.
 
 ``SummaryWriter`` writes the files from its own thread. A resumed run drops events after the epoch it
-resumes from (``purge_step``), so curves do not fold back on themselves.
+resumes from (``purge_step``), so curves do not fold back on themselves. The training loop's close
+flushes the files; ``close`` after ``finish`` closes them.
 
 Example:
     >>> board = TensorBoard(run_dir / "tensorboard", every=10)   # then: tensorboard --logdir runs
@@ -21,19 +22,19 @@ Example:
 from __future__ import annotations
 
 import copy
-import threading
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from trainwright.tracking.callback import Callback, State, numbers, require
+from trainwright.tracking.callback import Tracker, numbers, require
+from trainwright.training.state import TrainingState
 
 BUCKETS = 20  # per layer and epoch: the sampled steps are tens at most
 
 
-class TensorBoard(Callback):
+class TensorBoard(Tracker):
     """Event files under ``log_dir`` (``<run>/tensorboard``); gradient norms sampled every ``every`` steps.
 
     Example:
@@ -42,20 +43,22 @@ class TensorBoard(Callback):
 
     def __init__(self, log_dir: str | Path, every: int = 10, graph: bool = True):
         require("tensorboard", "track.tensorboard")
+        from torch.utils.tensorboard import SummaryWriter  # imported here, before training: it takes a second
+
+        self.writer_class = SummaryWriter
         self.log_dir, self.every, self.graph = Path(log_dir), every, graph
         self.writer = None
+        self.finished = False
         self.names: list[str] = []
         self.weights: list[nn.Parameter] = []
         self.samples: list[torch.Tensor] = []  # per sampled step: (L,) norms, on the device
         self.steps = 0  # backward passes so far this epoch
         self.hook = None
-        self.example: tuple | None = None  # the first batch's inputs, for the graph
-        self.tracer: threading.Thread | None = None
+        self.example: tuple | None = None  # two rows of the first batch's inputs, for the graph
+        self.module: nn.Module | None = None
 
-    def on_train_begin(self, state: State) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=state.epoch + 1 if state.epoch else None)
+    def on_train_begin(self, state: TrainingState) -> None:
+        self.writer = self.writer_class(log_dir=str(self.log_dir), purge_step=state.epoch + 1 if state.epoch else None)
         several = len(state.modules) > 1
         for module_name, module in state.modules.items():
             for name, m in module.named_modules():
@@ -71,40 +74,22 @@ class TensorBoard(Callback):
             self.hook = self.module.register_forward_pre_hook(self._catch_inputs)
 
     def _catch_inputs(self, module: nn.Module, args: tuple) -> None:
-        if self.example is None:  # two rows are enough to trace; a view, nothing is copied
-            self.example = tuple(a.detach()[:2] if isinstance(a, torch.Tensor) else a for a in args)
+        if self.example is None:  # two rows are enough to trace
+            self.example = tuple(a.detach()[:2].clone() if isinstance(a, torch.Tensor) else a for a in args)
 
-    def on_after_backward(self, state: State) -> None:
+    def on_after_backward(self, state: TrainingState) -> None:
         self.steps += 1
         if not self.weights or (self.steps - 1) % self.every:
             return
         grads = [w.grad if w.grad is not None else self.missing for w in self.weights]
         self.samples.append(torch.stack(torch._foreach_norm(grads)))  # (L,): one fused kernel, on the device
 
-    def on_batch_end(self, state: State) -> None:
+    def on_batch_end(self, state: TrainingState) -> None:
         if self.hook is not None and self.example is not None:
             self.hook.remove()  # a module with a hook takes torch's slow call path
             self.hook = None
-            twin = copy.deepcopy(self.module)  # here, between steps: a consistent copy (~50 ms for 100 MB of weights)
-            for m in twin.modules():  # other callbacks' hooks must not run from the tracing thread
-                for hooks in (m._forward_pre_hooks, m._forward_hooks, m._backward_pre_hooks, m._backward_hooks):
-                    hooks.clear()
-            self.tracer = threading.Thread(target=self._add_graph, args=(twin, self.example), name="tensorboard-graph", daemon=True)
-            self.tracer.start()
-            self.example = None  # the thread holds the inputs now
 
-    def _add_graph(self, twin: nn.Module, example: tuple) -> None:
-        """Trace the copy on the CPU in evaluation mode (no batch-norm statistics move, no dropout)."""
-        try:
-            twin = twin.cpu().eval()
-            inputs = tuple(a.cpu() if isinstance(a, torch.Tensor) else a for a in example)
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")  # the tracer's TracerWarnings are about the trace, not the run
-                self.writer.add_graph(twin, inputs if len(inputs) > 1 else inputs[0])
-        except Exception:  # noqa: BLE001, S110 - a model that cannot be traced has no graph; training does not care
-            pass
-
-    def on_epoch_end(self, state: State, logs: dict) -> None:
+    def on_epoch_end(self, state: TrainingState, logs: dict) -> None:
         for key, value in numbers(logs).items():
             self.writer.add_scalar(key, value, state.epoch)
         if self.samples:
@@ -114,15 +99,39 @@ class TensorBoard(Callback):
                     self.writer.add_histogram_raw(f"grad_norm/{name}", **histogram, global_step=state.epoch)
         self.samples, self.steps = [], 0
 
+    def finish(self, run_dir: str | Path, metrics: dict) -> None:
+        """After training: the graph, traced on a copy of the model (its hooks left out) in evaluation mode."""
+        self.finished = True
+        if self.example is None or self.module is None or self.writer is None:
+            return
+        try:
+            twin = copy.deepcopy(self.module).cpu().eval()
+            for m in twin.modules():  # other callbacks' hooks must not run in the trace
+                for hooks in (m._forward_pre_hooks, m._forward_hooks, m._backward_pre_hooks, m._backward_hooks):
+                    hooks.clear()
+            inputs = tuple(a.cpu() if isinstance(a, torch.Tensor) else a for a in self.example)
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")  # the tracer's TracerWarnings are about the trace, not the run
+                self.writer.add_graph(twin, inputs if len(inputs) > 1 else inputs[0])
+        except Exception:  # noqa: BLE001, S110 - a model that cannot be traced has no graph; the run does not care
+            pass
+        self.example = None
+
+    def summary(self) -> str:
+        return f"tensorboard: tensorboard --logdir {self.log_dir}"
+
     def close(self) -> None:
+        """The training loop's close flushes the event files; after ``finish`` they are closed."""
         if self.hook is not None:
             self.hook.remove()
             self.hook = None
-        if self.tracer is not None:
-            self.tracer.join(timeout=60)  # a trace that never ends is abandoned (a daemon thread)
-        if self.writer is not None:
-            self.writer.close()  # flushes
-            self.writer = None
+        if self.writer is None:
+            return
+        if not self.finished:
+            self.writer.flush()
+            return
+        self.writer.close()  # flushes
+        self.writer = None
 
 
 def histograms(samples: torch.Tensor, buckets: int = BUCKETS) -> list[dict | None]:
