@@ -58,7 +58,7 @@ def config(weights_path, **train) -> dict:
 def test_the_weights_size_channels_and_normalization_reach_the_input_stage(weights):
     model = {"type": "timm", "name": NAME, "pretrained": "w.safetensors"}
     cfg = load_config({"data": {"source": "digits-images"}, "model": model})
-    assert (tuple(cfg.data.image.size), cfg.data.image.mode) == ((160, 160), "rgb")  # the weights' own over the set's 8x8 grayscale
+    assert (tuple(cfg.data.image.size), cfg.data.image.mode) == ((160, 160), "rgb")  # the weights', not the set's 8x8 gray
     cfg = load_config(config(weights["path"]))
     assert (cfg.data.image.size, cfg.data.image.mode) == (16, "rgb")  # a size the user set is kept; grayscale digits -> rgb
     data = prepare_data(cfg.data)
