@@ -43,10 +43,11 @@ def test_scalars_per_epoch_gradient_norm_histograms_and_the_graph(tmp_path):
     board = TensorBoard(tmp_path / "tensorboard", every=3)  # 4 steps an epoch: steps 1 and 4 are sampled
     norms = Norms({"2": model[2], "4": model[4]}, every=3)
     state = run_loop([norms, board], model, epochs=3)
-    board.close()  # the loop's close: the files are flushed, the graph not yet traced
-    assert not read(tmp_path / "tensorboard").Tags()["graph"]
+    board.close()  # the loop's close: the worker goes on writing for the finish step
+    assert board.pipe.process is not None and board.example is not None
     board.finish(tmp_path, {})  # the finish step, after training: the graph
-    board.close()
+    board.close()  # then the worker closes the files and exits
+    assert board.pipe.process is None and not board.pipe.unsent
 
     events = read(tmp_path / "tensorboard")
     tags = events.Tags()
@@ -100,10 +101,13 @@ def test_a_resumed_run_replaces_the_epochs_after_its_checkpoint(tmp_path):
     first = TensorBoard(tmp_path / "tensorboard", graph=False)
     state = run_loop([first], model, epochs=3)
     first.close()
-    # The run died after epoch 3, its checkpoint is from epoch 2: epoch 3 is trained again.
+    first.pipe.process.stdin.close()  # the run died after epoch 3 (its end closes the pipe: the worker closes the file) ...
+    assert first.pipe.process.wait(timeout=60) == 0
+    # ... and its checkpoint is from epoch 2: epoch 3 is trained again.
     again = TensorBoard(tmp_path / "tensorboard", graph=False)
     resumed = LoopState(model, state.optimizers["model"], epoch=2, history=state.history[:2])
     state = run_loop([again], model, epochs=2, state=resumed)
+    again.finish(tmp_path, {})
     again.close()
     logged = [(e.step, e.value) for e in read(tmp_path / "tensorboard").Scalars("val_loss")]
     assert logged == [(epoch, pytest.approx(logs["val_loss"], rel=1e-6)) for epoch, logs in enumerate(state.history, start=1)]

@@ -1,9 +1,9 @@
 """Log a run to MLflow: the resolved config as parameters, the history per epoch, then test metrics and files.
 
-Everything MLflow is asked to do happens in a worker process (``mlflow_worker.py``, started when the
-callback is made, at the lowest CPU priority), fed JSON lines through a pipe: the training process never
-imports MLflow, and its thread only writes a line per epoch without waiting (microseconds), so neither
-MLflow's import nor a slow server holds training up. A server that cannot be reached is found on first
+Everything MLflow is asked to do happens in a worker process (``mlflow_worker.py`` through ``pipe.py``,
+started when the callback is made, at the lowest CPU priority): the training process never imports
+MLflow, and its thread only writes a line per epoch without waiting (microseconds), so neither MLflow's
+import (seconds) nor a slow server holds training up. A server that cannot be reached is found on first
 contact (a TCP connection is tried for http(s) URIs, so there are no minutes of HTTP retries); from then
 on nothing more is sent, a warning says so once, and ``close`` says what was not sent. A resumed run
 keeps logging to the same MLflow run: each run is tagged ``trainwright.run`` with a key made when
@@ -17,10 +17,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import select
-import subprocess
-import sys
 import time
 import uuid
 import warnings
@@ -28,6 +24,7 @@ from pathlib import Path
 
 from trainwright.config.track import MLFLOW_DB
 from trainwright.tracking.callback import Tracker, TrackingWarning, numbers, require
+from trainwright.tracking.pipe import WorkerPipe
 from trainwright.training.state import TrainingState
 
 PARAM_LENGTH = 6000  # MLflow's longest parameter value (mlflow.utils.validation.MAX_PARAM_VAL_LENGTH)
@@ -76,36 +73,29 @@ class MLflowTracking(Tracker):
         self.uri, self.experiment, self.run_name, self.timeout = uri, experiment, run_name, timeout
         self.params = params(config)
         self.key = uuid.uuid4().hex  # tags the MLflow run; a resumed run finds it by this key
-        self.run_id: str | None = None  # once the worker has made (or found) the run
         self.status = "FAILED"  # until training ends normally
         self.epoch = 0
-        self.jobs: list[str] = []  # what each job sent carries, in words, by id ("" for connecting: nothing of the run's)
-        self.answered: set[int] = set()
-        self.unsent: list[str] = []  # what could not be sent
-        self.failure: str | None = None  # the worker's first error
         self.warned = self.started = self.finished = False
-        self.outbox, self.inbox = bytearray(), bytearray()
-        self.progress = time.monotonic()
-        # Its own process: MLflow's import and its work never take the training thread's GIL. No stderr: the
-        # worker reports through its answers, and MLflow's own log lines are not the user's business.
-        self.worker: subprocess.Popen | None = subprocess.Popen(
-            [sys.executable, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0
-        )
-        os.set_blocking(self.worker.stdin.fileno(), False)  # a full pipe must never block a training step
-        os.set_blocking(self.worker.stdout.fileno(), False)
-        self._put("connect", "", uri=uri, experiment=experiment, artifacts=_artifacts(uri))  # while the run is set up
+        self.pipe = WorkerPipe(WORKER)  # MLflow's import and its connection happen there while the run is set up
+        self.pipe.put("connect", "", uri=uri, experiment=experiment, artifacts=_artifacts(uri))
 
-    # ── the training thread: write jobs, read answers, never wait ────────────────────────
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run's id, once the worker has made (or found) it."""
+        return self.pipe.latest.get("run_id")
+
+    # ── the training thread: hand jobs to the worker, never wait ─────────────────────────
     def on_train_begin(self, state: TrainingState) -> None:
         self.epoch = state.epoch
         if not self.started:  # after load_state_dict: a resumed training finds its MLflow run by key
             self.started = True
-            self._put("start", f"the run and its {len(self.params)} parameters", run_name=self.run_name, key=self.key,
-                      params=self.params)
+            self.pipe.put("start", f"the run and its {len(self.params)} parameters", run_name=self.run_name, key=self.key,
+                          params=self.params)
 
     def on_epoch_end(self, state: TrainingState, logs: dict) -> None:
         self.epoch = state.epoch
-        self._put("metrics", f"epoch {state.epoch}", values=numbers(logs), step=state.epoch, timestamp=int(time.time() * 1000))
+        stamp = int(time.time() * 1000)
+        self.pipe.put("metrics", f"epoch {state.epoch}", values=numbers(logs), step=state.epoch, timestamp=stamp)
         self._warn_once()
 
     def on_train_end(self, state: TrainingState) -> None:
@@ -114,38 +104,32 @@ class MLflowTracking(Tracker):
     def finish(self, run_dir: str | Path, metrics: dict) -> None:
         """Called by the finish step: the test (and other final) metrics, and the run's files as artifacts."""
         self.finished = True
-        self._put("metrics", "the final metrics", values=numbers(metrics, sep="_"), step=self.epoch,
-                  timestamp=int(time.time() * 1000))
+        self.pipe.hurry()
+        stamp = int(time.time() * 1000)
+        self.pipe.put("metrics", "the final metrics", values=numbers(metrics, sep="_"), step=self.epoch, timestamp=stamp)
         files = sorted(str(path) for path in Path(run_dir).iterdir() if path.is_file())
-        self._put("artifacts", f"{len(files)} files of {Path(run_dir).name}", files=files)
+        self.pipe.put("artifacts", f"{len(files)} files of {Path(run_dir).name}", files=files)
 
     def close(self) -> None:
         """After ``finish``: end the MLflow run, wait for the worker, say what was not sent.
 
         The training loop's close (before ``finish``) leaves the run open for the finish step. A run that
-        never gets there (an error, Ctrl-C) is ended as FAILED by the worker when this process's end closes the pipe.
+        never gets there (an error, Ctrl-C) is ended as FAILED by the worker when this process's end closes
+        the pipe.
         """
-        if self.worker is None or not self.finished:
+        if self.pipe.process is None:
             return
-        self._put("end", "the run's end" if self.started else "", status=self.status)
-        while self._pending() and time.monotonic() - self.progress < self.timeout:
-            if not self._pump(wait=0.05):
-                break  # the worker is gone
-        worker, self.worker = self.worker, None
-        worker.stdin.close()  # the worker's input ends: it exits
-        try:
-            worker.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # stuck on the server: what it still holds is not sent
-            worker.kill()
-            self.failure = self.failure or f"no answer within {self.timeout:g} s"
-        worker.stdout.close()
-        self.unsent += [what for i, what in enumerate(self.jobs) if i not in self.answered and what]
+        if not self.finished:
+            self.pipe.hurry()  # training is over
+            return
+        self.pipe.put("end", "the run's end" if self.started else "", status=self.status)
+        self.pipe.close(self.timeout)
         self._warn_once()
-        if self.unsent:
-            warnings.warn(f"MLflow ({self.uri}): not sent: {_summary(self.unsent)}", TrackingWarning, stacklevel=2)
+        if self.pipe.unsent:
+            warnings.warn(f"MLflow ({self.uri}): not sent: {_summary(self.pipe.unsent)}", TrackingWarning, stacklevel=2)
 
     def summary(self) -> str:
-        if self.run_id is None or self.unsent:
+        if self.run_id is None or self.pipe.unsent:
             return ""  # the warnings said what happened
         ui = f" (mlflow ui --backend-store-uri {self.uri})" if self.uri.startswith("sqlite:") else ""
         return f"mlflow: run {self.run_id} in experiment {self.experiment!r} at {self.uri}{ui}"
@@ -156,63 +140,10 @@ class MLflowTracking(Tracker):
     def load_state_dict(self, state: dict) -> None:
         self.key = state.get("run") or self.key  # a resumed run logs into the same MLflow run
 
-    # ── the pipe ─────────────────────────────────────────────────────────────────────────
-    def _put(self, kind: str, what: str, **payload) -> None:
-        if self.worker is None:
-            return
-        self.outbox += (json.dumps({"id": len(self.jobs), "kind": kind, **payload}) + "\n").encode()
-        self.jobs.append(what)
-        self._pump()
-
-    def _pending(self) -> bool:
-        return len(self.answered) < len(self.jobs)
-
-    def _pump(self, wait: float = 0.0) -> bool:
-        """Write what the pipe takes, read what the worker answered (waiting at most ``wait`` s); False once it is gone."""
-        stdin, stdout = self.worker.stdin, self.worker.stdout
-        try:
-            while self.outbox:
-                written = os.write(stdin.fileno(), self.outbox)
-                del self.outbox[:written]
-        except BlockingIOError:
-            pass  # the pipe is full: the rest goes with a later call
-        except BrokenPipeError:
-            return self._gone()
-        if wait and not select.select([stdout], [], [], wait)[0]:
-            return True
-        while True:
-            try:
-                chunk = os.read(stdout.fileno(), 1 << 16)
-            except BlockingIOError:
-                return True
-            if not chunk:
-                return self._gone()
-            self.inbox += chunk
-            *lines, rest = self.inbox.split(b"\n")
-            self.inbox = bytearray(rest)
-            for line in lines:
-                self._take(json.loads(line))
-
-    def _take(self, answer: dict) -> None:
-        if "failure" in answer:
-            self.failure = self.failure or answer["failure"]
-            return
-        self.progress = time.monotonic()
-        self.run_id = answer.get("run_id", self.run_id)
-        for i in answer["done"]:
-            self.answered.add(i)
-            if not answer["sent"] and self.jobs[i]:
-                self.unsent.append(self.jobs[i])
-
-    def _gone(self) -> bool:
-        code = self.worker.poll()
-        self.failure = self.failure or f"the MLflow worker process stopped (exit code {code})"
-        return False
-
     def _warn_once(self) -> None:
-        if self.failure and not self.warned:
+        if self.pipe.failure and not self.warned:
             self.warned = True
-            warnings.warn(f"MLflow ({self.uri}) cannot take this run ({self.failure}); training goes on without it",
+            warnings.warn(f"MLflow ({self.uri}) cannot take this run ({self.pipe.failure}); training goes on without it",
                           TrackingWarning, stacklevel=3)
 
 

@@ -3,7 +3,7 @@
 Run as a script (``python mlflow_worker.py``), it imports nothing of trainwright nor torch: only MLflow,
 which takes seconds of CPU to import and holds Python's GIL while it works. In the training process
 that would slow every step of an overhead-bound loop; here it does not, and the worker runs at the
-lowest CPU priority (``os.nice``) so it takes only CPU time training leaves idle.
+lowest CPU priority (SCHED_IDLE) so it takes only CPU time training leaves idle.
 
 Jobs come as JSON lines on stdin: ``{"id": n, "kind": "connect" | "start" | "metrics" | "artifacts" | "end", ...}``.
 Each is answered on stdout with ``{"done": [ids], "sent": true | false}``; the first error is said once as
@@ -32,7 +32,6 @@ sys.path = [p for p in sys.path if os.path.realpath(p or ".") != os.path.realpat
 KEY_TAG = "trainwright.run"
 PARAMS_PER_BATCH, METRICS_PER_BATCH = 100, 1000  # log_batch's limits
 EPOCHS_PER_BATCH = 50  # epochs that piled up while the worker waited go out in one request
-NICE = 19  # the lowest priority: the training process comes first
 EOF = {"kind": "eof"}  # the end of the input
 
 
@@ -103,18 +102,42 @@ def answer(message: dict) -> None:
 
 
 def read_jobs(jobs: queue.SimpleQueue) -> None:
-    """stdin's lines onto the queue, then ``EOF``."""
+    """stdin's lines onto the queue, then ``EOF``; ``hurry`` at once (the main thread may be in a long job)."""
     for line in sys.stdin:
         if line.strip():
-            jobs.put(json.loads(line))
+            job = json.loads(line)
+            if job["kind"] == "hurry":
+                priority(lowest=False, threads=(threading.main_thread().native_id, threading.get_native_id()))
+            jobs.put(job)
     jobs.put(EOF)
 
 
-def main() -> None:
+def priority(lowest: bool, threads: tuple[int, ...] = (0,)) -> None:
+    """While the run trains, take only CPU time it leaves idle; after training (``hurry``), the usual share.
+
+    Lowest: this process's own scheduling group at nice 19 (Linux's autogroup: the training process
+    started this one in a session of its own, so it is not in the training's group, whose CPU share its
+    members split whatever their nice values), and SCHED_IDLE (a woken idle task never preempts a normal
+    one); elsewhere nice 19. Raising them again needs privileges (root, CAP_SYS_NICE): without, the
+    worker stays low, and after training it only takes longer on a busy machine.
+    """
     try:
-        os.nice(NICE)
+        with open("/proc/self/autogroup", "w") as group:
+            group.write("19" if lowest else "0")
     except OSError:
         pass
+    try:
+        for thread in threads:  # the policy is each thread's (0: the calling one)
+            os.sched_setscheduler(thread, os.SCHED_IDLE if lowest else os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or not allowed
+        try:
+            os.nice(19 if lowest else 0)
+        except OSError:
+            pass
+
+
+def main() -> None:
+    priority(lowest=True)
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines are not the user's business
     logging.getLogger("alembic").setLevel(logging.WARNING)  # nor a new store's migrations
     warnings.simplefilter("ignore")

@@ -1,19 +1,19 @@
 """TensorBoard event files in the run directory: scalars per epoch, gradient-norm histograms, the graph.
 
 - Scalars: every number of an epoch's logs (``train_loss``, ``val_loss``, metrics, ``lr``), step = epoch.
-- ``grad_norm/<layer>``: per epoch, the histogram of that layer's gradient norm over the sampled steps
-  (``BUCKETS`` equal buckets, computed for all layers in one pass).
+- ``grad_norm/<layer>``: per epoch, the histogram of that layer's gradient norm over the sampled steps.
   A layer is a module with a weight matrix (Linear, Conv, ...), as in ``GradientStats``; its norm is
   the L2 norm of the weight's gradient after backward and before clipping, taken on the first step of
   each epoch and every ``every``-th after it (one fused kernel for all layers, kept on the device,
   read with one host transfer per epoch). A frozen layer (no gradient) has no histogram.
 - The graph of the first module (``model``, or a GAN's ``generator``), traced by ``finish`` after
-  training (a trace takes seconds on a CPU, and holds the GIL) with two rows of the first batch's
-  inputs, on a copy of the module in evaluation mode; a model that cannot be traced simply has no graph.
+  training (a trace takes seconds on a CPU) with two rows of the first batch's inputs, on a copy of
+  the module in evaluation mode; a model that cannot be traced simply has no graph.
 
-``SummaryWriter`` writes the files from its own thread. A resumed run drops events after the epoch it
-resumes from (``purge_step``), so curves do not fold back on themselves. The training loop's close
-flushes the files; ``close`` after ``finish`` closes them.
+The event files are written by a worker process (``tensorboard_worker.py`` through ``pipe.py``): a
+writer thread in the training process, woken for every event, cost the digits MLP's 80 ms epochs 8 ms
+each. A resumed run drops the events from the epoch it resumes at (``purge_step``), so curves do not
+fold back on themselves.
 
 Example:
     >>> board = TensorBoard(run_dir / "tensorboard", every=10)   # then: tensorboard --logdir runs
@@ -28,10 +28,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainwright.tracking.callback import Tracker, numbers, require
+from trainwright.tracking.callback import Tracker, TrackingWarning, numbers, require
+from trainwright.tracking.pipe import WorkerPipe
 from trainwright.training.state import TrainingState
 
-BUCKETS = 20  # per layer and epoch: the sampled steps are tens at most
+WORKER = Path(__file__).with_name("tensorboard_worker.py")
 
 
 class TensorBoard(Tracker):
@@ -41,13 +42,9 @@ class TensorBoard(Tracker):
         >>> board = TensorBoard(run_dir / "tensorboard", every=10)   # callbacks=[..., board]
     """
 
-    def __init__(self, log_dir: str | Path, every: int = 10, graph: bool = True):
+    def __init__(self, log_dir: str | Path, every: int = 10, graph: bool = True, timeout: float = 60.0):
         require("tensorboard", "track.tensorboard")
-        from torch.utils.tensorboard import SummaryWriter  # imported here, before training: it takes a second
-
-        self.writer_class = SummaryWriter
-        self.log_dir, self.every, self.graph = Path(log_dir), every, graph
-        self.writer = None
+        self.log_dir, self.every, self.graph, self.timeout = Path(log_dir), every, graph, timeout
         self.finished = False
         self.names: list[str] = []
         self.weights: list[nn.Parameter] = []
@@ -56,9 +53,9 @@ class TensorBoard(Tracker):
         self.hook = None
         self.example: tuple | None = None  # two rows of the first batch's inputs, for the graph
         self.module: nn.Module | None = None
+        self.pipe = WorkerPipe(WORKER)  # it imports tensorboard while the run is set up
 
     def on_train_begin(self, state: TrainingState) -> None:
-        self.writer = self.writer_class(log_dir=str(self.log_dir), purge_step=state.epoch + 1 if state.epoch else None)
         several = len(state.modules) > 1
         for module_name, module in state.modules.items():
             for name, m in module.named_modules():
@@ -69,6 +66,8 @@ class TensorBoard(Tracker):
         if self.weights:
             first = self.weights[0]  # stands in for a layer without a gradient this step
             self.missing = torch.full((), float("nan"), device=first.device, dtype=first.dtype)
+        purge = state.epoch + 1 if state.epoch else None  # a resumed run: from the epoch it trains again
+        self.pipe.put("open", "", log_dir=str(self.log_dir), purge_step=purge, layers=self.names)
         if self.graph and state.modules and state.epoch == 0:
             self.module = next(iter(state.modules.values()))
             self.hook = self.module.register_forward_pre_hook(self._catch_inputs)
@@ -90,70 +89,46 @@ class TensorBoard(Tracker):
             self.hook = None
 
     def on_epoch_end(self, state: TrainingState, logs: dict) -> None:
-        for key, value in numbers(logs).items():
-            self.writer.add_scalar(key, value, state.epoch)
-        if self.samples:
-            norms = torch.stack(self.samples).cpu()  # (S, L): the one host transfer per epoch
-            for name, histogram in zip(self.names, histograms(norms)):
-                if histogram is not None:
-                    self.writer.add_histogram_raw(f"grad_norm/{name}", **histogram, global_step=state.epoch)
+        norms = torch.stack(self.samples).float().cpu().tolist() if self.samples else []  # (S, L): one host transfer
+        self.pipe.put("epoch", f"epoch {state.epoch}", step=state.epoch, scalars=numbers(logs), norms=norms)
         self.samples, self.steps = [], 0
 
     def finish(self, run_dir: str | Path, metrics: dict) -> None:
         """After training: the graph, traced on a copy of the model (its hooks left out) in evaluation mode."""
         self.finished = True
-        if self.example is None or self.module is None or self.writer is None:
+        self.pipe.hurry()
+        if self.example is None or self.module is None:
             return
         try:
+            from torch.utils.tensorboard import SummaryWriter  # only here, after training: it takes a second to import
+
             twin = copy.deepcopy(self.module).cpu().eval()
             for m in twin.modules():  # other callbacks' hooks must not run in the trace
                 for hooks in (m._forward_pre_hooks, m._forward_hooks, m._backward_pre_hooks, m._backward_hooks):
                     hooks.clear()
             inputs = tuple(a.cpu() if isinstance(a, torch.Tensor) else a for a in self.example)
-            with warnings.catch_warnings(), torch.no_grad():
+            with warnings.catch_warnings(), torch.no_grad(), SummaryWriter(str(self.log_dir), filename_suffix=".graph") as writer:
                 warnings.simplefilter("ignore")  # the tracer's TracerWarnings are about the trace, not the run
-                self.writer.add_graph(twin, inputs if len(inputs) > 1 else inputs[0])
+                writer.add_graph(twin, inputs if len(inputs) > 1 else inputs[0])
         except Exception:  # noqa: BLE001, S110 - a model that cannot be traced has no graph; the run does not care
             pass
         self.example = None
 
     def summary(self) -> str:
-        return f"tensorboard: tensorboard --logdir {self.log_dir}"
+        return f"tensorboard: tensorboard --logdir {self.log_dir}" if not self.pipe.unsent else ""
 
     def close(self) -> None:
-        """The training loop's close flushes the event files; after ``finish`` they are closed."""
+        """After ``finish``: wait for the worker to write and close the files (the training loop's close,
+        before it, leaves the worker running; at this process's end it closes them itself)."""
         if self.hook is not None:
             self.hook.remove()
             self.hook = None
-        if self.writer is None:
+        if self.pipe.process is None:
             return
         if not self.finished:
-            self.writer.flush()
+            self.pipe.hurry()  # training is over
             return
-        self.writer.close()  # flushes
-        self.writer = None
-
-
-def histograms(samples: torch.Tensor, buckets: int = BUCKETS) -> list[dict | None]:
-    """TensorBoard's histogram fields for each column of (S, L) samples (non-finite: no sample), all columns at once.
-
-    ``buckets`` equal buckets from the column's min to its max; None for a column without samples.
-    (``SummaryWriter.add_histogram`` takes ~1 ms a layer in numpy; this is one pass for all layers.)
-
-    Example:
-        >>> histograms(torch.tensor([[1.0, float("nan")], [3.0, float("nan")]]), buckets=2)[0]["bucket_counts"]
-        [1.0, 1.0]
-    """
-    x = samples.double()
-    seen = torch.isfinite(x)  # (S, L)
-    lo = torch.where(seen, x, torch.inf).amin(0)  # (L,)
-    hi = torch.where(seen, x, -torch.inf).amax(0)
-    width = (hi - lo).nan_to_num(0).clamp_min(1e-12) / buckets  # one value: all in the first bucket
-    index = ((x - lo) / width).nan_to_num(0).floor().clamp(0, buckets - 1).long()  # (S, L)
-    counts = torch.zeros(x.shape[1], buckets, dtype=torch.float64).scatter_add_(1, index.T, seen.T.double())  # (L, B)
-    limits = lo[:, None] + width[:, None] * torch.arange(1, buckets + 1, dtype=torch.float64)  # (L, B) right edges
-    values = torch.where(seen, x, 0.0)
-    facts = zip(seen.sum(0).tolist(), lo.tolist(), hi.tolist(), values.sum(0).tolist(), values.pow(2).sum(0).tolist(),
-                limits.tolist(), counts.tolist())  # one tuple per layer, in the order of keys
-    keys = ("num", "min", "max", "sum", "sum_squares", "bucket_limits", "bucket_counts")
-    return [dict(zip(keys, column)) if column[0] else None for column in facts]
+        self.pipe.close(self.timeout)
+        if self.pipe.unsent:
+            warnings.warn(f"TensorBoard ({self.log_dir}): not written ({self.pipe.failure}): {len(self.pipe.unsent)} epochs",
+                          TrackingWarning, stacklevel=2)
