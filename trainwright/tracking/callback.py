@@ -3,8 +3,9 @@
 A tracker is a training callback (``training/callbacks``: flat ``on_*`` hooks over the training-state
 protocol, so any recipe's loop drives it) with one more step: ``finish(run_dir, metrics)``, which the
 shared finish step (``recipes/finish.finish``) calls after the report, then ``close()``. The training
-loop closes its callbacks when it stops; a tracker only flushes then, and closes for good after
-``finish`` (a run that never gets there, stopped by an error or Ctrl-C, is closed when the process ends).
+loop closes its callbacks when it stops; a tracker only hands its worker process what waits then, and
+closes for good after ``finish`` (a run that never gets there, stopped by an error or Ctrl-C, is closed
+by its workers when this process ends).
 """
 
 from __future__ import annotations
