@@ -11,7 +11,7 @@ $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev,tune]'
+	$(BIN)/pip install --quiet -e '.[dev,tune,track]'
 	touch $@
 
 setup: $(BIN)/trainwright
@@ -33,8 +33,9 @@ test: setup browser
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 bench: setup
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/pip install --quiet -e '.[bench,track]'
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/overhead.py --track
 	$(BIN)/python benchmarks/compute_bound.py
 	$(BIN)/python benchmarks/images.py --per-class 500
 

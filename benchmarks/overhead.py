@@ -11,7 +11,11 @@ pairs' ratios, so a slow moment on the machine hits both sides (``harness.paired
 fit through them is timed and printed before it. The other workloads: ``compute_bound.py`` and
 ``images.py`` (a CNN epoch on a shapes folder).
 
-    python benchmarks/overhead.py [--repeats 15] [--epochs 30]
+With ``--track``, trainwright's runs are also logged to MLflow (a SQLite store in a temporary folder)
+and TensorBoard (``track: {mlflow: true, tensorboard: true}``), and the ratio is the same claim with
+tracking on: logging never slows the training run (MLflow works in a process of its own).
+
+    python benchmarks/overhead.py [--repeats 15] [--epochs 30] [--track]
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ BATCH = 64
 LR = 1e-3
 
 
-def config(epochs: int) -> dict:
+def config(epochs: int, track: bool = False) -> dict:
     return {
         "data": {"source": "digits"},
         "model": {"type": "mlp", "hidden": HIDDEN, "activation": "relu", "dropout": 0.0, "init": "torch"},  # = harness.mlp
@@ -42,6 +46,7 @@ def config(epochs: int) -> dict:
             "early_stopping": {"enabled": False},  # both sides run every epoch
         },
         "evaluate": {"baseline": False},  # outside the timing either way
+        "track": {"mlflow": track, "tensorboard": track},
     }
 
 
@@ -50,8 +55,8 @@ def hand(data, epochs: int) -> float:
     return hand_written(mlp(data.x_train.shape[1], HIDDEN, 10), data, BATCH, epochs, LR)
 
 
-def through_trainwright(epochs: int, runs_dir: str) -> float:
-    run = tw.train(config(epochs), runs_dir=runs_dir, console=Console(quiet=True))
+def through_trainwright(epochs: int, runs_dir: str, track: bool = False) -> float:
+    run = tw.train(config(epochs, track), runs_dir=runs_dir, console=Console(quiet=True))
     return run.metrics["train_seconds"]
 
 
@@ -59,14 +64,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--track", action="store_true", help="log trainwright's runs to MLflow and TensorBoard")
     args = parser.parse_args()
 
     data = prepare_data(tw.load_config(config(args.epochs)).data)
     print(f"digits: {len(data.x_train)} training rows, MLP 64-{'-'.join(map(str, HIDDEN))}-10, batch {BATCH}, "
-          f"{args.epochs} epochs, Adam; torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"{args.epochs} epochs, Adam; torch {torch.__version__}, {torch.get_num_threads()} threads"
+          + ("; trainwright logs to MLflow and TensorBoard" if args.track else ""))
     with tempfile.TemporaryDirectory() as runs_dir:
-        hand(data, 2), through_trainwright(2, runs_dir)  # warm-up: allocator, kernels, imports
-        hands, ours = alternate(lambda: hand(data, args.epochs), lambda: through_trainwright(args.epochs, runs_dir), args.repeats)
+        hand(data, 2), through_trainwright(2, runs_dir, args.track)  # warm-up: allocator, kernels, imports (the MLflow store)
+        hands, ours = alternate(
+            lambda: hand(data, args.epochs), lambda: through_trainwright(args.epochs, runs_dir, args.track), args.repeats
+        )
     h = statistics.median(hands)
     for name, seconds in frameworks(data, HIDDEN, BATCH, args.epochs, LR).items():
         print(f"{name}: {seconds:.3f} s, {seconds / h:.2f} x hand-written (median of 3)")

@@ -27,7 +27,7 @@ def test_overrides_parse_values_as_yaml():
     [
         (
             {"data": {"source": "iris"}, "model": {"type": "nope"}},
-            "unknown model type 'nope'; available: cnn, custom, gru, lstm, mlp, resnet, rnn, transformer",
+            "unknown model type 'nope'; available: cnn, custom, gru, lstm, mlp, resnet, rnn, timm, torchvision, transformer",
         ),
         ({"data": {"source": "iris"}, "model": {"hiden": [3]}}, "unknown key 'model.hiden'"),
         ({"data": {"source": "iris"}, "train": {"optimizer": {"lr": -1}}}, "train.optimizer.lr = -1"),

@@ -3,7 +3,8 @@ and the model section typed by its family.
 
 This is the edge where configs are read and validated once; everything below receives the typed,
 frozen ``trainwright.config`` objects. Unlike the schema, this module reads files: the YAML, the
-disk to guess a source's modality (``data/modality.py``), and a backbone run's ``config.yaml``.
+disk to guess a source's modality (``data/modality.py``), a backbone run's ``config.yaml``, and for
+pretrained timm/torchvision weights the image size and channels of their pretrained config.
 
 Example:
     >>> cfg = load_config({"data": {"source": "digits"}}, overrides=["train.epochs=5"])
@@ -24,6 +25,7 @@ from trainwright.config import Config, Frozen, ModelConfig
 from trainwright.data.builtin import BUILTINS
 from trainwright.data.modality import source_modality
 from trainwright.errors import TrainwrightError
+from trainwright.models.pretrained import PretrainedConfig, input_spec, starts_from_weights
 from trainwright.models.registry import MODELS
 
 
@@ -87,6 +89,8 @@ def validate_config(raw: dict) -> Config:
         problems, model = validation_problems(error, prefix="model."), None
     except ValueError as error:
         problems, model = [str(error)], None
+    if model is not None and modality == "images" and starts_from_weights(model):
+        raw = with_pretrained_inputs(raw, model, data.get("image", {}))
     try:
         # An invalid model section is reported with the rest; a placeholder lets the rest be checked.
         config = Config.model_validate({**raw, "model": model or MODELS["mlp"].config(type="mlp")})
@@ -178,6 +182,26 @@ def validation_problems(error: ValidationError, prefix: str = "") -> list[str]:
 
 def describe_problems(problems: list[str]) -> str:
     return "invalid config: " + "; ".join(problems)
+
+
+def with_pretrained_inputs(raw: dict, model: PretrainedConfig, image: Any) -> dict:
+    """Images for pretrained weights: the size and channels the weights were trained on (their pretrained
+    config, ``models/pretrained.input_spec``) where the user's ``data.image`` (``image``) leaves size or mode
+    at auto; over a built-in set's own defaults.
+
+    Example:
+        >>> with_pretrained_inputs({"data": {"source": "pics"}}, TimmConfig(name="resnet18", cache=True), {})["data"]["image"]
+        {'size': [224, 224], 'mode': 'rgb'}
+    """
+    if not isinstance(image, dict):
+        return raw  # reported by the validation
+    spec = input_spec(model)
+    chosen: dict[str, Any] = {}
+    if image.get("size", "auto") == "auto":
+        chosen["size"] = list(spec.size)
+    if image.get("mode", "auto") == "auto":
+        chosen["mode"] = "rgb" if spec.channels == 3 else "grayscale"
+    return deep_merge(raw, {"data": {"image": chosen}})
 
 
 def with_backbone_architecture(model: Any) -> Any:

@@ -109,8 +109,8 @@ def test_a_backbone_that_does_not_fit_names_the_tensors_that_differ(backbone):
     with pytest.raises(TrainwrightError) as error:
         new_model(backbone, type="cnn", widths=[8, 32])
     message = str(error.value)
-    assert "do not fit this model" in message and "model.5.weight: model [32, 8, 3, 3] vs backbone [16, 8, 3, 3]" in message
-    with pytest.raises(TrainwrightError, match=r"tensors differ: .*model.1.weight: model \[128, 64\] vs backbone \[8, 1, 3, 3\]"):
+    assert "do not fit this model" in message and "model.5.weight: model [32, 8, 3, 3] vs weights [16, 8, 3, 3]" in message
+    with pytest.raises(TrainwrightError, match=r"tensors differ: .*model.1.weight: model \[128, 64\] vs weights \[8, 1, 3, 3\]"):
         new_model(backbone, type="mlp")  # another family: nothing loads
     cfg = load_config({"data": {**NEW_TASK, "image": {"size": 12}}, "model": {"backbone": {"from": str(backbone)}}})
     with pytest.raises(TrainwrightError, match=r"takes images \(C, H, W\) \(1, 8, 8\), this data gives \(1, 12, 12\)"):

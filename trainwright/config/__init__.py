@@ -36,6 +36,7 @@ from trainwright.config.data import (
 from trainwright.config.distill import DistillConfig
 from trainwright.config.model import BackboneConfig, ModelConfig
 from trainwright.config.run import CalibrateConfig, Config, EvaluateConfig
+from trainwright.config.track import TrackConfig
 from trainwright.config.train import EarlyStoppingConfig, OptimizerConfig, ScheduleConfig, TrainConfig
 from trainwright.config.tune import Dimension, TuneConfig
 
@@ -69,6 +70,7 @@ __all__ = [
     "ScheduleConfig",
     "SplitConfig",
     "TokenizerConfig",
+    "TrackConfig",
     "TrainConfig",
     "TuneConfig",
     "VFlip",

@@ -33,4 +33,10 @@ class ModelConfig(Frozen):
     type: str
     backbone: BackboneConfig | None = None
 
+    @property
+    def starts_frozen(self) -> bool:
+        """Whether some layers start frozen (``train.unfreeze_at_epoch`` can then let them train);
+        families that load weights of their own (timm, torchvision) add their ``freeze``."""
+        return self.backbone is not None and self.backbone.freeze not in ("none", 0)
+
 

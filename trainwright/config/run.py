@@ -1,5 +1,6 @@
-"""The whole run: ``data``, ``model``, ``train``, ``evaluate``, an optional ``calibrate`` and an optional
-``continual`` (the settings of ``trainwright continual`` and ``trainwright continue``).
+"""The whole supervised run: ``data``, ``model``, ``train``, ``evaluate``, an optional ``calibrate``, ``track``
+(experiment tracking), and the optional ``continual`` (``trainwright continual`` and ``continue``) and ``tune``
+(``trainwright tune``) sections that other commands read.
 
 ``model`` arrives here already typed: its family's config class comes from the model registry, which
 ``trainwright.configure`` consults (this schema imports nothing of the package but itself).
@@ -16,6 +17,7 @@ from trainwright.config.base import Frozen
 from trainwright.config.continual import ContinualConfig
 from trainwright.config.data import DataConfig
 from trainwright.config.model import ModelConfig
+from trainwright.config.track import TrackConfig
 from trainwright.config.train import TrainConfig
 from trainwright.config.tune import TuneConfig
 
@@ -45,6 +47,7 @@ class Config(Frozen):
     calibrate: CalibrateConfig | None = None
     continual: ContinualConfig | None = None
     tune: TuneConfig | None = None  # trainwright tune: the search space; train ignores it
+    track: TrackConfig = TrackConfig()
 
     @field_validator("model", mode="before")
     @classmethod
@@ -56,11 +59,10 @@ class Config(Frozen):
 
     @model_validator(mode="after")
     def _unfreeze_needs_a_frozen_backbone(self) -> Config:
-        backbone = self.model.backbone
-        if self.train.unfreeze_at_epoch is not None and (backbone is None or backbone.freeze in ("none", 0)):
+        if self.train.unfreeze_at_epoch is not None and not self.model.starts_frozen:
             raise ValueError(
-                "train.unfreeze_at_epoch unfreezes a frozen model.backbone; set model.backbone.freeze, or remove "
-                "train.unfreeze_at_epoch"
+                "train.unfreeze_at_epoch unfreezes a frozen model.backbone (or pretrained weights' model.freeze); set "
+                "model.backbone.freeze (or model.freeze), or remove train.unfreeze_at_epoch"
             )
         return self
 

@@ -85,10 +85,10 @@ class TrainConfig(Frozen):
         "auto", description="device: training data resident on the device; stream: DataLoader workers, pinned memory, "
         "non-blocking copies; auto: device unless the training data would take over half the GPU's free memory")
     loader_workers: int = Field(2, ge=0, description="DataLoader worker processes when the data is streamed")
-    # Transfer learning (model.backbone): the epoch from which frozen backbone layers train too,
-    # and their learning rate as a share of optimizer.lr whenever they train.
-    unfreeze_at_epoch: int | None = Field(None, ge=2, description="model.backbone only: unfreeze the backbone from this epoch")
-    backbone_lr_scale: float = Field(0.1, gt=0, le=1, description="model.backbone only: backbone lr = optimizer.lr x this")
+    # Transfer learning (model.backbone, or pretrained timm/torchvision weights): the epoch from which frozen
+    # backbone layers train too, and their learning rate as a share of optimizer.lr whenever they train.
+    unfreeze_at_epoch: int | None = Field(None, ge=2, description="a frozen backbone only: unfreeze it from this epoch")
+    backbone_lr_scale: float = Field(0.1, gt=0, le=1, description="a backbone (a run's, pretrained) only: lr x this")
 
     @field_validator("batch_size", mode="before")
     @classmethod

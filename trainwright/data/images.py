@@ -151,6 +151,7 @@ class ImagePreprocessor:
         spec: ImageSpec,
         mean: list[float],
         std: list[float],
+        statistics: str = "the training split",
     ) -> None:
         self.target = target
         self.task: Task = task
@@ -159,6 +160,11 @@ class ImagePreprocessor:
         self.image_column = image_column
         self.spec = spec
         self.mean, self.std = list(mean), list(std)
+        self.statistics = statistics  # where mean and std come from, recorded in preprocessor.json
+
+    def use_statistics(self, mean: list[float], std: list[float], source: str) -> None:
+        """Normalize with other statistics than the training split's (a backbone's, pretrained weights')."""
+        self.mean, self.std, self.statistics = [float(v) for v in mean], [float(v) for v in std], source
 
     @property
     def n_outputs(self) -> int:
@@ -256,6 +262,7 @@ class ImagePreprocessor:
             "max_pixels": self.spec.max_pixels,
             "mean": self.mean,
             "std": self.std,
+            "statistics": self.statistics,
         }
 
     def files(self) -> dict[str, str | bytes]:
@@ -277,6 +284,7 @@ class ImagePreprocessor:
                 spec=spec,
                 mean=[float(v) for v in facts["mean"]],
                 std=[float(v) for v in facts["std"]],
+                statistics=facts.get("statistics", "the training split"),
             )
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
             raise TrainwrightError(

@@ -16,7 +16,7 @@ from torch import nn
 
 from trainwright.config import ModelConfig
 from trainwright.errors import TrainwrightError
-from trainwright.models import cnn, custom, mlp, resnet, rnn, transformer
+from trainwright.models import cnn, custom, mlp, pretrained, resnet, rnn, transformer
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ MODELS: dict[str, ModelSpec] = {
     "lstm": ModelSpec(rnn.RNNConfig, rnn.build),
     "gru": ModelSpec(rnn.RNNConfig, rnn.build),
     "transformer": ModelSpec(transformer.TransformerConfig, transformer.build),
+    "timm": ModelSpec(pretrained.TimmConfig, pretrained.build),  # the vision extra, imported on first use
+    "torchvision": ModelSpec(pretrained.TorchvisionConfig, pretrained.build),
 }
 SEQUENCE_MODELS = ("rnn", "lstm", "gru", "transformer")
 

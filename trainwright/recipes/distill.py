@@ -48,6 +48,7 @@ from trainwright.recipes.setup import (
 )
 from trainwright.recipes.supervised import fit_or_diagnose, train_prepared
 from trainwright.rundir import RunDir
+from trainwright.tracking.mlflow import tracking_uri
 from trainwright.training.compiled import compile_forward
 from trainwright.training.losses import build_loss, resolve_loss
 from trainwright.training.precision import check_precision
@@ -113,6 +114,8 @@ def distill(
         )
     settings = DistillConfig.model_validate(raw.pop("distill", {}))
     cfg = load_config({**raw, "data": teacher_data}, overrides)
+    if cfg.track.mlflow is True:  # one store for the student and the comparison runs in its sub-folders
+        cfg = cfg.model_copy(update={"track": cfg.track.model_copy(update={"mlflow": tracking_uri(True, runs_dir)})})
     data = prepare_data(cfg.data)
     check_same_data(teacher_run, data, "distillation (the student trains on the teacher's data)")
 

@@ -36,6 +36,7 @@ from trainwright.predict import TrainedModel, load, score
 from trainwright.report import write_report
 from trainwright.rundir import RunDir
 from trainwright.runs import diagnose_run
+from trainwright.tracking.callback import Tracker, trackers_in
 from trainwright.training.callbacks import EarlyStopping
 from trainwright.training.loop import Fit
 from trainwright.training.losses import probabilities
@@ -54,13 +55,20 @@ class Run:
         return load(self.dir, model=model)
 
 
-def finish(run_dir: RunDir, console: Console, diverged: dict | None = None) -> None:
+def finish(run_dir: RunDir, console: Console, diverged: dict | None = None, trackers: list[Tracker] | tuple = ()) -> None:
     """Diagnose the run and write its report, both from the run directory alone (``diverged``:
-    ``{"epoch", "loss", "lr"}`` for a run whose loss became NaN)."""
+    ``{"epoch", "loss", "lr"}`` for a run whose loss became NaN); then the tracking callbacks
+    (``track``) log the final metrics and the run's files, and close."""
     findings = diagnose_run(run_dir.path, diverged=diverged)
     run_dir.write_json(run_dir.diagnosis, {"findings": findings})
     print_findings(console, findings)
     console.print(f"report: {write_report(run_dir.path)}", highlight=False, soft_wrap=True)
+    metrics = run_dir.read_json(run_dir.metrics) if trackers and run_dir.metrics.is_file() else {}
+    for tracker in trackers:
+        tracker.finish(run_dir.path, metrics)
+        tracker.close()
+        if line := tracker.summary():
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, fit: Fit,
@@ -105,7 +113,7 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
         run_dir.write_bytes(run_dir.path / "reliability.png", png)
         print_calibration(console, result)
 
-    finish(run_dir, console)
+    finish(run_dir, console, trackers=trackers_in(fit.callbacks))
     return Run(run_dir.path, cfg, metrics, fit.history)
 
 

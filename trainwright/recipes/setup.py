@@ -28,9 +28,14 @@ from trainwright.data.prepare import Prepared, with_input_stage
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.models.custom import CustomConfig
+from trainwright.models.pretrained import starts_from_weights
+from trainwright.models.pretrained_weights import start_from_pretrained
 from trainwright.models.registry import build_model
 from trainwright.models.summary import layer_summary
 from trainwright.rundir import RunDir, default_run_name, environment, unique_name
+from trainwright.tracking.callback import Tracker
+from trainwright.tracking.mlflow import MLflowTracking, tracking_uri
+from trainwright.tracking.tensorboard import TensorBoard
 from trainwright.training import transfer
 from trainwright.training.callbacks import CallbackList, Checkpoint, EarlyStopping, GradientStats, HistoryCSV, ProgressBar
 from trainwright.training.loop import Fit, supervised_loss
@@ -81,6 +86,9 @@ def build_module(cfg: Config, data: Prepared, model: nn.Module | None = None) ->
     if backbone is not None:
         transfer.check_inputs(backbone, data)
         transfer.use_backbone_normalization(backbone, data)  # before the input stage is built from them
+    pretrained = model is None and starts_from_weights(cfg.model)  # timm/torchvision weights (a run backbone replaces them)
+    if pretrained:
+        transfer.use_pretrained_normalization(cfg.model, data)  # the weights' mean and std, also before the input stage
     module = (
         model if model is not None else build_model(cfg.model, data.input_shape, pre.n_outputs, getattr(pre, "vocab_size", None))
     )
@@ -89,6 +97,9 @@ def build_module(cfg: Config, data: Prepared, model: nn.Module | None = None) ->
     check_train_settings(cfg, module, data.task)
     if backbone is not None:
         transfer.start_from_backbone(module, cfg.model.backbone, backbone)  # all but the new head; then freeze
+    if pretrained:
+        # Training only: a trained run is rebuilt by predict.load from its own weights, without this file.
+        start_from_pretrained(module, cfg.model)  # strictly, all but the new head; then freeze
     return module
 
 
@@ -207,6 +218,7 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
             HistoryCSV(run_dir),
             Checkpoint(run_dir),
             ProgressBar(console, tc.epochs, len(batches), tc.early_stopping.monitor),
+            *tracking_callbacks(cfg, run_dir),
         ]
     )
     generator = torch.Generator(device=device).manual_seed(tc.seed)
@@ -223,6 +235,22 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
         callbacks,
         scaler=grad_scaler(device, tc.precision),
     )
+
+
+def tracking_callbacks(cfg: Config, run_dir: RunDir) -> list[Tracker]:
+    """What ``track`` asks for, on the process that writes the run (rank 0): MLflow (its worker process
+    starts now, so MLflow's import overlaps the first epochs) and TensorBoard (``<run>/tensorboard``).
+    The finish step (``recipes/finish.finish``) gives them the final metrics and files, then closes them."""
+    track = cfg.track
+    if not run_dir.writes:
+        return []
+    trackers: list[Tracker] = []
+    if track.mlflow:
+        uri = tracking_uri(track.mlflow, run_dir.path.parent)  # true: <runs dir>/mlflow.db
+        trackers.append(MLflowTracking(uri, track.experiment, run_dir.path.name, cfg.to_dict()))
+    if track.tensorboard:
+        trackers.append(TensorBoard(run_dir.path / "tensorboard", every=cfg.evaluate.gradient_every))
+    return trackers
 
 
 def make_validate(loss_fn, x_val: torch.Tensor, y_val: torch.Tensor, task: str, batch_size: int):

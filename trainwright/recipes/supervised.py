@@ -34,6 +34,7 @@ from trainwright.recipes.setup import (
     with_custom_model,
 )
 from trainwright.rundir import RunDir
+from trainwright.tracking.callback import trackers_in
 from trainwright.training import transfer
 from trainwright.training.callbacks import Callback
 from trainwright.training.checkpoint import load_state
@@ -69,7 +70,7 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     check_precision(device, cfg.train.precision)
     module = module.to(device)
     console.print(model_line(cfg, module, data, device), highlight=False)
-    backbone = transfer.describe(cfg.model.backbone, module) if cfg.model.backbone is not None else None
+    backbone = transfer.describe(cfg, module)  # a run backbone or pretrained weights: what loaded, what is frozen
     if backbone is not None:
         console.print(transfer.summary_line(backbone, cfg.train), highlight=False, soft_wrap=True)
 
@@ -121,6 +122,7 @@ def fit_or_diagnose(run: Fit, run_dir: RunDir, console: Console) -> float:
         fit(run)
     except TrainingDiverged as error:
         # The run failed, but its history and gradient norms show why: diagnose and report it.
-        finish(run_dir, console, diverged={"epoch": error.epoch, "loss": error.loss, "lr": run.optimizer.param_groups[0]["lr"]})
+        diverged = {"epoch": error.epoch, "loss": error.loss, "lr": run.optimizer.param_groups[0]["lr"]}
+        finish(run_dir, console, diverged=diverged, trackers=trackers_in(run.callbacks))
         raise
     return time.perf_counter() - started

@@ -25,6 +25,11 @@
   Frozen parameters get no gradients, so the optimizer skips them until ``Unfreeze`` (at
   ``train.unfreeze_at_epoch``) lets them train.
 
+Pretrained timm/torchvision weights (``model: {type: timm, name: resnet18, pretrained: PATH}``,
+``models/pretrained.py`` and ``models/pretrained_weights.py``) follow the same rules: strict loading
+under a new head, ``model.freeze``, the backbone's learning-rate group, ``Unfreeze``; images are
+normalized with the mean and std of the weights' own pretrained config.
+
 Example:
     >>> run = tw.train("examples/transfer.yaml", overrides=["model.backbone.from=runs/digits-0-4"])
 """
@@ -42,6 +47,9 @@ from torch import nn
 from trainwright.config import BackboneConfig, Config, TrainConfig
 from trainwright.data.prepare import Prepared
 from trainwright.errors import TrainwrightError
+from trainwright.models import pretrained_weights
+from trainwright.models.loading import load_strictly
+from trainwright.models.pretrained import PretrainedConfig, input_spec, starts_from_weights
 from trainwright.rundir import RunDir
 from trainwright.training.callbacks import Callback
 from trainwright.training.state import TrainingState
@@ -102,8 +110,16 @@ def check_inputs(backbone: Backbone, data: Prepared) -> None:
 def use_backbone_normalization(backbone: Backbone, data: Prepared) -> None:
     """Images: normalize with the backbone's statistics (see the module docstring); tables: unchanged."""
     if getattr(data.preprocessor, "modality", "tabular") == "images":
-        data.preprocessor.mean = list(backbone.preprocessor["mean"])
-        data.preprocessor.std = list(backbone.preprocessor["std"])
+        facts = backbone.preprocessor
+        data.preprocessor.use_statistics(facts["mean"], facts["std"], f"the backbone {backbone.path}")
+
+
+def use_pretrained_normalization(cfg: PretrainedConfig, data: Prepared) -> None:
+    """Images: normalize with the mean and std the weights were trained with (their pretrained config)."""
+    if getattr(data.preprocessor, "modality", "tabular") == "images":
+        spec = input_spec(cfg)
+        if len(spec.mean) == data.input_shape[0]:  # other channel counts: building the model says what to set
+            data.preprocessor.use_statistics(spec.mean, spec.std, spec.source)
 
 
 # ── layers, head, strict loading ──────────────────────────────────────────────────────────
@@ -133,26 +149,13 @@ def head_keys(module: nn.Module) -> set[str]:
 
 def load_backbone(module: nn.Module, backbone: Backbone) -> int:
     """Copy every tensor but the head's from the backbone into ``module``, strictly; returns how many."""
-    head = head_keys(module)
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items() if k not in head}
-    found = {k: tuple(v.shape) for k, v in backbone.tensors.items() if k not in head}
-    if expected != found:
-        keys = [*expected, *(k for k in found if k not in expected)]  # in the model's order, from the input
-        differ = [k for k in keys if expected.get(k) != found.get(k)]
-        shown = ", ".join(f"{k}: model {_shape(expected.get(k))} vs backbone {_shape(found.get(k))}" for k in differ[:8])
-        more = f" and {len(differ) - 8} more" if len(differ) > 8 else ""
-        raise TrainwrightError(
-            f"model.backbone.from: the weights in {backbone.path} do not fit this model ({backbone.model_type} there); "
-            f"{len(differ)} tensors differ: {shown}{more}. Leave the model's architecture keys out to take them from the "
-            "backbone's config.yaml"
-        )
-    missing, unexpected = module.load_state_dict({k: backbone.tensors[k] for k in found}, strict=False)
-    assert set(missing) == head and not unexpected, (missing, unexpected)  # checked above
-    return len(found)
-
-
-def _shape(shape: tuple[int, ...] | None) -> str:
-    return "absent" if shape is None else str(list(shape))
+    return load_strictly(
+        module,
+        backbone.tensors,
+        head_keys(module),
+        f"model.backbone.from: the weights in {backbone.path} do not fit this model ({backbone.model_type} there)",
+        "Leave the model's architecture keys out to take them from the backbone's config.yaml",
+    )
 
 
 def frozen_count(module: nn.Module, freeze: str | int) -> int:
@@ -183,8 +186,17 @@ def start_from_backbone(module: nn.Module, cfg: BackboneConfig, backbone: Backbo
     freeze_layers(module, cfg.freeze)
 
 
-def describe(cfg: BackboneConfig, module: nn.Module) -> dict:
-    """What model.json records about the backbone, read from the model as it starts training."""
+def describe(cfg: Config, module: nn.Module) -> dict | None:
+    """What model.json records about the backbone (a run's or pretrained weights), read from the model
+    as it starts training; None for a model that starts from its own initialization."""
+    if starts_from_weights(cfg.model):
+        return {**pretrained_weights.describe(module, cfg.model), "normalization": "the weights'"}
+    if cfg.model.backbone is None:
+        return None
+    return describe_backbone(cfg.model.backbone, module)
+
+
+def describe_backbone(cfg: BackboneConfig, module: nn.Module) -> dict:
     return {
         "from": cfg.from_,
         "freeze": cfg.freeze,
@@ -198,10 +210,20 @@ def describe(cfg: BackboneConfig, module: nn.Module) -> dict:
 
 def summary_line(facts: dict, train: TrainConfig) -> str:
     """One console line: where the layers come from, what is frozen, when it unfreezes."""
-    line = (
-        f"backbone: {facts['from']}, {facts['frozen_layers']} of {facts['layers']} layers frozen "
-        f"({facts['frozen_parameters']:,} parameters), new head, inputs normalized with {facts['normalization']} statistics"
-    )
+    if "from" in facts:
+        line = (
+            f"backbone: {facts['from']}, {facts['frozen_layers']} of {facts['layers']} layers frozen "
+            f"({facts['frozen_parameters']:,} parameters), new head, inputs normalized with {facts['normalization']} statistics"
+        )
+    else:
+        spec = facts["input"]
+        mean, std = (" ".join(f"{v:.3f}" for v in spec[key]) for key in ("mean", "std"))
+        height, width = spec["size"]
+        line = (
+            f"pretrained: {facts['library']} {facts['name']} from {facts['weights']}, {facts['frozen_layers']} of "
+            f"{facts['layers']} layers frozen ({facts['frozen_parameters']:,} parameters), new head {facts['head']}; inputs "
+            f"normalized with the weights' mean {mean}, std {std} ({spec['source']}, trained at {height}x{width})"
+        )
     if train.unfreeze_at_epoch is not None:
         line += f"; all train from epoch {train.unfreeze_at_epoch}"
     if facts["frozen_layers"] < facts["layers"] or train.unfreeze_at_epoch is not None:
@@ -211,7 +233,10 @@ def summary_line(facts: dict, train: TrainConfig) -> str:
 
 # ── training: learning rates and unfreezing ───────────────────────────────────────────────
 def parameter_groups(module: nn.Module, cfg: Config) -> list[dict] | list[nn.Parameter]:
-    """The optimizer's parameters: one group, or with a backbone the head at lr and the rest at lr x scale."""
+    """The optimizer's parameters: one group, or with a backbone (a run's or pretrained weights) the head at
+    lr and the rest at lr x scale."""
+    if starts_from_weights(cfg.model):
+        return pretrained_weights.parameter_groups(module, cfg.train.optimizer.lr, cfg.train.backbone_lr_scale)
     if cfg.model.backbone is None:
         return list(module.parameters())
     head = [p for _, child in layers(module)[-1] for p in child.parameters()]
@@ -247,4 +272,4 @@ class Unfreeze(Callback):
 
 def transfer_callbacks(cfg: Config, module: nn.Module) -> list[Callback]:
     at = cfg.train.unfreeze_at_epoch
-    return [Unfreeze(at, module)] if cfg.model.backbone is not None and at is not None else []
+    return [Unfreeze(at, module)] if at is not None and cfg.model.starts_frozen else []
