@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from helpers import penguins_like
 from rich.console import Console
 
 import trainwright as tw
-from helpers import penguins_like
 
 QUIET = Console(quiet=True)
 FAST = {"evaluate": {"baseline": False}, "train": {"epochs": 1}}
