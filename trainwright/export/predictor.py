@@ -33,8 +33,9 @@ from trainwright.export.trained import load_preprocessor, modality_of
 class Predictor:
     """Preprocessing + a backend's raw outputs + the numpy steps of ``predict``."""
 
-    def __init__(self, preprocessor: Any, calibration: Calibration | None, modality: str, batch_size: int = 4096):
+    def __init__(self, preprocessor: Any, calibration: Calibration | None, modality: str, batch_size: int = 4096, name: str = ""):
         self.preprocessor, self.calibration, self.modality, self.batch_size = preprocessor, calibration, modality, batch_size
+        self.name = name  # the run's name
 
     @property
     def task(self) -> str:
@@ -87,7 +88,7 @@ class OnnxPredictor(Predictor):
         self.session = onnxruntime.InferenceSession(str(directory / manifest.graph), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.dtype = np.dtype(manifest.inputs[0].dtype)
-        super().__init__(load_preprocessor(directory), Calibration.load(directory), manifest.modality, manifest.batch_size)
+        super().__init__(load_preprocessor(directory), Calibration.load(directory), manifest.modality, manifest.batch_size, manifest.run)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x.astype(self.dtype, copy=False)})[0]
@@ -104,7 +105,7 @@ class TorchExportPredictor(Predictor):
         self.torch = torch
         self.module = load_pt2(directory / manifest.graph)
         self.dtype = np.dtype(manifest.inputs[0].dtype)
-        super().__init__(load_preprocessor(directory), Calibration.load(directory), manifest.modality, manifest.batch_size)
+        super().__init__(load_preprocessor(directory), Calibration.load(directory), manifest.modality, manifest.batch_size, manifest.run)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():
@@ -122,7 +123,7 @@ class RunPredictor(Predictor):
         self.torch = torch
         self.trained = load_trained(run_dir, model)
         batch_size = self.trained.config.evaluate.batch_size
-        super().__init__(self.trained.preprocessor, Calibration.load(run_dir), modality_of(run_dir), batch_size)
+        super().__init__(self.trained.preprocessor, Calibration.load(run_dir), modality_of(run_dir), batch_size, Path(run_dir).resolve().name)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         x = x if x.flags.writeable else x.copy()  # torch refuses read-only arrays
