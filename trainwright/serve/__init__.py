@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def __getattr__(name: str):
     if name in __all__:
         try:  # optional: the `serve` extra
-            for package in ("fastapi", "uvicorn", "multipart"):
+            for package in ("fastapi", "uvicorn", "python_multipart"):
                 importlib.import_module(package)
         except ImportError as error:
             raise TrainwrightError(f"serving needs {error.name}: pip install 'trainwright[serve]'") from None

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from fastapi import HTTPException, Request, UploadFile
+from fastapi import HTTPException, Request
 from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
 
 from trainwright.serve.schema import RowSchema
 
