@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from trainwright.config.serve import ServeConfig
 from trainwright.errors import TrainwrightError
 from trainwright.export.predictor import Predictor, load_predictor
-from trainwright.serve.batcher import Batcher
+from trainwright.serve.batcher import Batcher, inputs_runner, rows_runner
 from trainwright.serve.inputs import Parsed, read_input
 from trainwright.serve.page import form_page
 from trainwright.serve.schema import RowSchema, response_model, row_schema
@@ -112,7 +112,9 @@ def create_app(path: str | Path, config: ServeConfig | None = None, predictor: P
     predictor = predictor or load_predictor(path, threads=config.threads)
     name = predictor.name or Path(path).resolve().name
     schema = row_schema(predictor.preprocessor, predictor.modality)
-    batcher = Batcher(predictor.outputs, config.max_batch_rows, config.batch_wait_ms / 1000)
+    by_rows = predictor.modality in ("tabular", "text")  # row-by-row preprocessing: batch whole predictions
+    runner = rows_runner(predictor) if by_rows else inputs_runner(predictor)
+    batcher = Batcher(runner, config.max_batch_rows, config.batch_wait_ms / 1000)
     page = form_page(schema, name, predictor.task, predictor.classes, getattr(predictor.preprocessor, "lookback", None))
 
     @asynccontextmanager
@@ -141,16 +143,26 @@ def create_app(path: str | Path, config: ServeConfig | None = None, predictor: P
                 "requests": batcher.requests, "batches": batcher.batches}
 
     def prepare(parsed: Parsed) -> tuple[pd.DataFrame, Any]:
+        """Images and series: decode or window one request's data, in a worker thread."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            try:
-                frame, x = predictor.inputs(parsed.data)
-            except TrainwrightError as error:
-                raise HTTPException(422, _named(str(error), parsed)) from None
+            frame, x = predictor.inputs(parsed.data)
         if schema.modality == "images" and len(frame) < len(parsed.names):  # some uploads are not images
-            reason = "; ".join(str(w.message) for w in caught) or "cannot be decoded"
-            raise HTTPException(422, _named(reason, parsed))
+            raise TrainwrightError("; ".join(str(w.message) for w in caught) or "an image cannot be decoded")
         return frame, x
+
+    async def answer(parsed: Parsed) -> pd.DataFrame:
+        if by_rows and isinstance(parsed.data, pd.DataFrame):  # JSON rows: preprocessing and all, batched
+            return await batcher(parsed.data, len(parsed.data))
+        if by_rows:  # an uploaded table brings its own rows: predicted as it is
+            return await run_in_threadpool(predictor.predict, parsed.data)
+        frame, x = await run_in_threadpool(prepare, parsed)
+        outputs = await batcher(x, len(x))
+        result = await run_in_threadpool(predictor.results, frame, outputs)
+        if schema.modality == "images":  # the client's file names, not our temporary paths
+            names = dict(zip(parsed.data.iloc[:, 0], parsed.names))
+            result[schema.names[0]] = [names[path] for path in frame.iloc[:, 0]]
+        return result
 
     responses = {200: {"model": response_model(schema)}, 400: {"description": "the body is not valid JSON"},
                  413: {"description": "the body is too large"}, 415: {"description": "a body this model cannot read"},
@@ -161,16 +173,12 @@ def create_app(path: str | Path, config: ServeConfig | None = None, predictor: P
         """Predictions for JSON rows or an uploaded table, image or text; each row as ``predict`` writes it."""
         parsed = await read_input(request, schema, config.max_body_bytes)
         try:
-            frame, x = await run_in_threadpool(prepare, parsed)
-            outputs = await batcher(x)
-            result = await run_in_threadpool(predictor.results, frame, outputs)
-            if schema.modality == "images":  # the client's file names, not our temporary paths
-                kept = set(frame.iloc[:, 0]) if len(frame) else set()
-                names = [n for p, n in zip(parsed.data.iloc[:, 0], parsed.names) if p in kept]
-                result[schema.names[0]] = names
-            return JSONResponse({"predictions": _records(result)})
+            result = await answer(parsed)
+        except TrainwrightError as error:  # the data do not fit the model: the client can fix it
+            raise HTTPException(422, _named(str(error), parsed)) from None
         finally:
             parsed.close()
+        return JSONResponse({"predictions": _records(result)})
 
     return app
 

@@ -103,7 +103,9 @@ def json_rows(body: bytes, schema: RowSchema) -> pd.DataFrame:
         first = problems[0]
         where = f"row {first['row']}" + (f", column {first['column']!r}" if first["column"] is not None else "")
         raise unprocessable({"message": f"{where}: {first['error']} (columns: {', '.join(schema.names)})", "errors": problems}) from None
-    return pd.DataFrame([row.model_dump(by_alias=True) for row in validated], columns=schema.names)
+    records = [row.model_dump(by_alias=True) for row in validated]
+    others = [key for key in dict.fromkeys(k for r in records for k in r) if key not in schema.names]
+    return pd.DataFrame(records, columns=[*schema.names, *others])  # the run's columns first, then any others, as sent
 
 
 async def uploads(files: list[UploadFile], schema: RowSchema) -> Parsed:

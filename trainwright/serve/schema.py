@@ -4,7 +4,8 @@ the OpenAPI schema, and the fields of the HTML form.
 Tables: one field per feature column (numeric: a number or null, which the run's imputer fills;
 categorical: a string or number). Text: the text column. Series: the time column and the value
 columns (a request sends at least ``lookback`` rows). Images: no JSON rows, an upload.
-Unknown keys are refused (a misspelt column would otherwise pass as missing).
+Other keys are kept and echoed back, as ``predict`` keeps a frame's other columns (an id, the
+columns cleaning dropped); a misspelt column still fails, as the real one is then missing.
 
 Example:
     >>> schema = row_schema(predictor.preprocessor, "tabular")
@@ -63,7 +64,7 @@ def row_schema(preprocessor: Any, modality: str) -> RowSchema:
     model = None
     if modality != "images":
         fields = {f"column_{i}": (TYPES[c.kind], Field(..., alias=c.name)) for i, c in enumerate(columns)}
-        model = create_model("Row", __config__=ConfigDict(extra="forbid", populate_by_name=False), **fields)
+        model = create_model("Row", __config__=ConfigDict(extra="allow", populate_by_name=False), **fields)
     if preprocessor.task == "regression":
         prediction: dict[str, Any] = {"prediction": float}
     else:
