@@ -73,10 +73,10 @@ def capture(module: nn.Module, example: torch.Tensor, modality: str, max_sequenc
         except Exception as error:  # noqa: BLE001 - torch.export raises many types; each attempt's reason is kept
             failures.append(_first_line(error))
             continue
-        note = f"the model fixes the sequence length ({failures[0]})" if kind == "static" else ""
+        note = f"the model fixes the sequence length at {example.shape[1]}" if kind == "static" else ""
         return Captured(program, kind, note)
-    raise TrainwrightError(f"torch.export cannot capture this model with a dynamic batch size: {failures[-1]}; "
-                           f"a model whose forward uses len(x) or x.shape[0] as a Python number fixes it (use x.shape[0] in tensor ops)")
+    raise TrainwrightError(f"torch.export cannot capture this model with a dynamic batch size ({failures[-1]}); its forward must "
+                           f"not turn the batch size into a Python number (len(x), int(x.shape[0])): pass x.shape[0] to tensor ops")
 
 
 def _first_line(error: Exception) -> str:
