@@ -137,3 +137,42 @@ def test_an_onnx_export_predicts_without_torch(tmp_path_factory, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[0] == "12"
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_text_rnns_without_packing_compute_what_the_packed_model_computes(cell, bidirectional):
+    from trainwright.export.recurrent import PaddedRecurrent
+    from trainwright.models.rnn import Recurrent, RNNConfig
+
+    torch.manual_seed(0)
+    model = Recurrent(RNNConfig(type=cell, hidden=8, embedding=8, layers=2, bidirectional=bidirectional), 1, 3, 50).eval()
+    ids = torch.randint(2, 50, (6, 12))
+    ids[:, 9:] = 0  # padding after the text
+    ids[1, 3:] = 0  # a short text
+    ids[2] = 0  # an empty one
+    with torch.inference_mode():
+        torch.testing.assert_close(PaddedRecurrent(model)(ids), model(ids), rtol=1e-5, atol=1e-6)
+
+
+def test_a_bidirectional_tanh_rnn_exports_with_a_dynamic_length(tmp_path):
+    """nn.RNN has no ONNX translation in torch 2.13 (ours emits ONNX RNN nodes) and no while_loop
+    decomposition (ours keeps the length symbolic); a text RNN also loses its packed sequences."""
+    import onnxruntime
+
+    from trainwright.export.graph import capture, write_onnx
+    from trainwright.models.rnn import Recurrent, RNNConfig
+
+    torch.manual_seed(0)
+    model = Recurrent(RNNConfig(type="rnn", hidden=8, embedding=8, layers=2, bidirectional=True), 1, 3, 50).eval()
+    ids = torch.randint(2, 50, (8, 12))
+    ids[:, 8:] = 0
+    captured = capture(model, ids, "text", max_sequence=12)
+    assert captured.sequence == "dynamic"
+    write_onnx(captured.program, tmp_path / "rnn.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "rnn.onnx"), providers=["CPUExecutionProvider"])
+    for batch, length in ((1, 12), (5, 7), (3, 2)):
+        x = ids[:batch, :length].contiguous()
+        with torch.inference_mode():
+            want = model(x).numpy()
+        np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], want, rtol=1e-3, atol=1e-5)
