@@ -193,6 +193,8 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: 
     import uvicorn
 
     config = ServeConfig(host=host, port=port, workers=workers, **settings)
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: anyone who can reach this machine can use the model (there is no authentication)", config.host)
     if config.workers == 1:
         app = create_app(path, config)  # loads the model now: a bad directory fails before listening
         uvicorn.run(app, host=config.host, port=config.port, log_level="info")
