@@ -7,7 +7,8 @@
    (2 ms window, up to 256 rows). For 1, 8 and 32 concurrent clients (asyncio + httpx, each
    request one JSON row), a fixed number of requests (``--requests``, default 400) or at most
    ``--seconds`` (default 30) per level, whichever ends first: throughput (requests/s), p50 and
-   p99 latency, and forward passes per request (the batching).
+   p99 latency, forward passes per request (the batching), and the server process's CPU time
+   per request (from /proc: unlike latency, it does not depend on what else the machine runs).
 3. ``predict`` rows/s on 20,000 rows, one thread each: the run's ``TrainedModel`` (PyTorch) vs
    the exported directory (onnxruntime), both end to end (a frame in, a frame of predictions
    out) and the model's forward pass alone.
@@ -97,6 +98,15 @@ async def load(url: str, rows: list[dict], clients: int, requests: int, seconds:
             "throughput": len(latencies) / wall, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def serve_levels(path: Path, rows: list[dict], requests: int, seconds: float) -> list[dict]:
     import httpx
 
@@ -106,8 +116,9 @@ def serve_levels(path: Path, rows: list[dict], requests: int, seconds: float) ->
     results = []
     try:
         for clients in LEVELS:
-            before = httpx.get(f"{url}/health").json()
+            before, cpu = httpx.get(f"{url}/health").json(), cpu_seconds(server.pid)
             result = asyncio.run(load(url, rows, clients, requests, seconds))
+            result["server_cpu_ms_per_request"] = (cpu_seconds(server.pid) - cpu) * 1000 / max(1, result["requests"])
             after = httpx.get(f"{url}/health").json()
             result["passes_per_request"] = (after["batches"] - before["batches"]) / max(1, after["requests"] - before["requests"])
             results.append(result)
@@ -177,11 +188,12 @@ def main() -> None:
         results["predict"] = predict_speed(run, Path(export), frame)
 
     print(f"serving digits-mlp over loopback, one row per request, up to {args.requests} requests or {args.seconds:g} s per level")
-    print(f"{'backend':<12} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'passes/req':>10}")
+    print(f"{'backend':<12} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'passes/req':>10} {'CPU ms/req':>10}")
     for backend, levels in results["serve"].items():
         for r in levels:
             print(f"{backend:<12} {r['clients']:>7} {r['requests']:>8} {r['throughput']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                  f"{r['passes_per_request']:>10.2f}" + (f"  ({r['dropped']} connections dropped)" if r["dropped"] else ""))
+                  f"{r['passes_per_request']:>10.2f} {r['server_cpu_ms_per_request']:>10.2f}"
+                  + (f"  ({r['dropped']} connections dropped)" if r["dropped"] else ""))
     p = results["predict"]
     print(f"predict on {p['rows']} rows, 1 thread: end to end torch {p['predict_torch']:,.0f} rows/s, onnxruntime "
           f"{p['predict_onnxruntime']:,.0f} rows/s; forward pass alone torch {p['forward_torch']:,.0f} rows/s, onnxruntime "
