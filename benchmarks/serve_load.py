@@ -2,13 +2,14 @@
 
 1. Trains a small MLP on the built-in ``digits`` table (64 pixel columns, 10 classes; 5 epochs)
    and exports it to ONNX (the export's own parity check runs).
-2. Serves it with ``trainwright serve`` in a separate process on 127.0.0.1 (loopback only; the
-   ONNX export, and the run directory itself for PyTorch), one intra-op thread, default batching
-   (2 ms window, up to 256 rows). For 1, 8 and 32 concurrent clients (asyncio + httpx, each
-   request one JSON row), a fixed number of requests (``--requests``, default 400) or at most
-   ``--seconds`` (default 30) per level, whichever ends first: throughput (requests/s), p50 and
-   p99 latency, forward passes per request (the batching), and the server process's CPU time
-   per request (from /proc: unlike latency, it does not depend on what else the machine runs).
+2. Serves it with ``trainwright.serve.serve`` (what ``trainwright serve`` runs) in a separate process
+   on 127.0.0.1 (loopback only; the ONNX export, and the run directory itself for PyTorch), one
+   intra-op thread, default batching (2 ms window, up to 256 rows). For 1, 8 and 32 concurrent
+   clients (asyncio + httpx, each request one JSON row), a fixed number of requests
+   (``--requests``, default 400) or at most ``--seconds`` (default 30) per level, whichever ends
+   first: throughput (requests/s), p50 and p99 latency, forward passes per request (the
+   batching), and the server process's CPU time per request (from /proc: unlike latency, it does
+   not depend on what else the machine runs).
 3. ``predict`` rows/s on 20,000 rows, one thread each: the run's ``TrainedModel`` (PyTorch) vs
    the exported directory (onnxruntime), both end to end (a frame in, a frame of predictions
    out) and the model's forward pass alone.
@@ -187,12 +188,14 @@ def main() -> None:
         frame = pd.concat([table] * (20000 // len(table) + 1), ignore_index=True).iloc[:20000]
         results["predict"] = predict_speed(run, Path(export), frame)
 
-    print(f"serving digits-mlp over loopback, one row per request, up to {args.requests} requests or {args.seconds:g} s per level")
-    print(f"{'backend':<12} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'passes/req':>10} {'CPU ms/req':>10}")
+    print(f"serving digits-mlp over loopback, one row per request, up to {args.requests} requests or {args.seconds:g} s "
+          "per level")
+    print(f"{'backend':<12} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'passes/req':>10} "
+          f"{'CPU ms/req':>10}")
     for backend, levels in results["serve"].items():
         for r in levels:
-            print(f"{backend:<12} {r['clients']:>7} {r['requests']:>8} {r['throughput']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                  f"{r['passes_per_request']:>10.2f} {r['server_cpu_ms_per_request']:>10.2f}"
+            print(f"{backend:<12} {r['clients']:>7} {r['requests']:>8} {r['throughput']:>8.0f} {r['p50_ms']:>8.2f} "
+                  f"{r['p99_ms']:>8.2f} {r['passes_per_request']:>10.2f} {r['server_cpu_ms_per_request']:>10.2f}"
                   + (f"  ({r['dropped']} connections dropped)" if r["dropped"] else ""))
     p = results["predict"]
     print(f"predict on {p['rows']} rows, 1 thread: end to end torch {p['predict_torch']:,.0f} rows/s, onnxruntime "

@@ -5,17 +5,20 @@ run's, and a failed check leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from tiny_runs import QUIET, assert_same_predictions, rows, table_csv, tiny_run
 from torch import nn
 
 import trainwright as tw
+from trainwright.recipes.calibrate import calibrate_run
 
 pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxscript, onnxruntime) is not installed")
 
@@ -59,12 +62,8 @@ def test_torch_export_program_matches_the_run(tmp_path_factory, tmp_path):
 
 def test_the_calibration_travels_with_the_export(tmp_path_factory, tmp_path):
     """A calibrated run predicts calibrated probabilities; so does its export (numpy calibration)."""
-    from trainwright.calibrate import calibrate_run
-
     run = tiny_run(tmp_path_factory, "table")
     copy = tmp_path / "calibrated"
-    import shutil
-
     shutil.copytree(run, copy)
     calibrate_run(copy, "vector")
     export_run(copy, "onnx", tmp_path / "onnx", echo=None)
@@ -72,7 +71,8 @@ def test_the_calibration_travels_with_the_export(tmp_path_factory, tmp_path):
     frame = rows("table", tmp_path)
     ours, theirs = load_predictor(tmp_path / "onnx").predict(frame), tw.load(copy).predict(frame)
     assert_same_predictions(ours, theirs)
-    assert not np.allclose(ours.filter(like="probability_").to_numpy(), tw.load(copy, calibrated=False).predict(frame).filter(like="probability_").to_numpy())
+    uncalibrated = tw.load(copy, calibrated=False).predict(frame)
+    assert not np.allclose(ours.filter(like="probability_").to_numpy(), uncalibrated.filter(like="probability_").to_numpy())
 
 
 class Net(nn.Module):
@@ -93,7 +93,8 @@ class Drifts(Net):
 
 
 def test_a_failed_parity_check_is_an_error_and_writes_nothing(tmp_path):
-    data = {"data": {"source": str(table_csv(tmp_path)), "target": "species"}, "evaluate": {"baseline": False}, "train": {"epochs": 1}}
+    data = {"data": {"source": str(table_csv(tmp_path)), "target": "species"}, "evaluate": {"baseline": False},
+            "train": {"epochs": 1}}
     run = tw.train(data, model=Net(9), runs_dir=tmp_path / "runs", name="own", console=QUIET)
     with pytest.raises(tw.TrainwrightError, match=r"does not compute what the model computes: max abs diff 0\.01"):
         export_run(run.dir, "onnx", tmp_path / "out", model=Drifts(9), echo=None)
@@ -114,9 +115,8 @@ def test_bad_requests_are_clear_errors(tmp_path_factory, tmp_path):
         load_predictor(tmp_path / "taken")
 
 
-@pytest.mark.xfail(strict=True, reason="data/tabular.py and data/split.py import torch at module level; with those imports "
-                                       "lazy this passes (then remove this mark; the change list is in the export report)")
 def test_an_onnx_export_predicts_without_torch(tmp_path_factory, tmp_path):
+    """The API and `trainwright predict` on an ONNX export, in a process where `import torch` fails."""
     run = tiny_run(tmp_path_factory, "table")
     export_run(run, "onnx", tmp_path / "onnx", echo=None)
     rows("table", tmp_path).to_csv(tmp_path / "new.csv", index=False)
@@ -129,14 +129,19 @@ def test_an_onnx_export_predicts_without_torch(tmp_path_factory, tmp_path):
                     raise ImportError(f"No module named {{name!r}}", name=name)
 
         sys.meta_path.insert(0, NoTorch())
+        from trainwright.cli import app
         from trainwright.export import load_predictor
         frame = load_predictor({str(tmp_path / 'onnx')!r}).predict({str(tmp_path / 'new.csv')!r})
-        assert "torch" not in sys.modules
         print(len(frame), frame["prediction"].iloc[0])
+        app(["predict", {str(tmp_path / 'onnx')!r}, {str(tmp_path / 'new.csv')!r}, "-o", {str(tmp_path / 'out.csv')!r}],
+            standalone_mode=False)
+        assert "torch" not in sys.modules
     """)
     result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split()[0] == "12"
+    assert result.stdout.split()[0] == "12" and "wrote 12 predictions" in result.stdout
+    tw.load(run).predict(tmp_path / "new.csv").to_csv(tmp_path / "want.csv", index=False)  # the run's, through a CSV too
+    assert_same_predictions(pd.read_csv(tmp_path / "out.csv"), pd.read_csv(tmp_path / "want.csv"))
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -176,3 +181,4 @@ def test_a_bidirectional_tanh_rnn_exports_with_a_dynamic_length(tmp_path):
         with torch.inference_mode():
             want = model(x).numpy()
         np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], want, rtol=1e-3, atol=1e-5)
+

@@ -104,7 +104,8 @@ def test_json_rows_columns_and_csv_get_what_predict_gives(table, tmp_path):
     pd.testing.assert_frame_equal(one, got.iloc[:1])
     # Other columns (an id, the target) are kept and echoed, as predict keeps them.
     extra = answered(httpx.post(f"{url}/predict", json=[{"id": 7, **records[0], "species": "Adelie"}]))
-    assert extra.loc[0, "id"] == 7 and extra.loc[0, "species"] == "Adelie" and extra.loc[0, "prediction"] == got.loc[0, "prediction"]
+    assert extra.loc[0, "id"] == 7 and extra.loc[0, "species"] == "Adelie"
+    assert extra.loc[0, "prediction"] == got.loc[0, "prediction"]
     # An uploaded CSV, and a raw text/csv body: the same rows, the same answers.
     csv = frame.to_csv(index=False).encode()
     pd.testing.assert_frame_equal(answered(httpx.post(f"{url}/predict", files={"file": ("new.csv", csv, "text/csv")})), got)
@@ -222,11 +223,13 @@ def chromium_form(chromium: str, url: str, fill: str = "", upload: Path | None =
             tools.wait_for("Page.loadEventFired")
 
             def evaluate(expression: str):
-                return tools.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)["result"].get("value")
+                answer = tools.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
+                return answer["result"].get("value")
 
             if upload is not None:
                 root = tools.send("DOM.getDocument", session=session)["root"]["nodeId"]
-                node = tools.send("DOM.querySelector", {"nodeId": root, "selector": "input[type=file]"}, session=session)["nodeId"]
+                node = tools.send("DOM.querySelector", {"nodeId": root, "selector": "input[type=file]"}, session=session)
+                node = node["nodeId"]
                 tools.send("DOM.setFileInputFiles", {"files": [str(upload)], "nodeId": node}, session=session)
             evaluate(fill + "; document.querySelector('button[type=submit]').click()")
             deadline = time.monotonic() + 30
@@ -234,12 +237,14 @@ def chromium_form(chromium: str, url: str, fill: str = "", upload: Path | None =
                 assert time.monotonic() < deadline, "the page did not answer"
                 time.sleep(0.05)
             shown = json.loads(evaluate(
-                "JSON.stringify({state: document.getElementById('result').dataset.state, error: document.getElementById('error').textContent,"
+                "JSON.stringify({state: document.getElementById('result').dataset.state,"
+                " error: document.getElementById('error').textContent,"
                 " head: [...document.querySelectorAll('#result th')].map(c => c.textContent),"
                 " cells: [...document.querySelectorAll('#result td')].map(c => c.textContent)})"))
         finally:
             tools.close()
-    errors = [e["params"]["exceptionDetails"].get("text", "") for e in tools.events if e.get("method") == "Runtime.exceptionThrown"]
+    thrown = [e for e in tools.events if e.get("method") == "Runtime.exceptionThrown"]
+    errors = [e["params"]["exceptionDetails"].get("text", "") for e in thrown]
     return shown, errors
 
 
@@ -250,14 +255,16 @@ def test_the_form_page_answers_in_chromium(table, images, tmp_path):
     url, path = table
     page = httpx.get(url)
     assert page.status_code == 200 and 'data-column="bill_length_mm"' in page.text and "<script src" not in page.text
-    row = {"island": "Biscoe", "bill_length_mm": 47.5, "bill_depth_mm": 15.0, "flipper_length_mm": 217.0, "body_mass_g": 5076.0, "sex": ""}
+    row = {"island": "Biscoe", "bill_length_mm": 47.5, "bill_depth_mm": 15.0, "flipper_length_mm": 217.0, "body_mass_g": 5076.0,
+           "sex": ""}
     fill = "; ".join(f"document.querySelector('[data-column=\"{k}\"]').value = {json.dumps(str(v))}" for k, v in row.items())
     shown, errors = chromium_form(chromium, url + "/", fill)
     assert shown["state"] == "done" and errors == [], (shown, errors)
     want = expected(path, pd.DataFrame([{**row, "sex": None}])).iloc[0]
     answer = dict(zip(shown["head"], shown["cells"]))
     assert answer["prediction"] == str(want["prediction"])
-    assert float(answer[f"probability_{want['prediction']}"]) == pytest.approx(float(want[f"probability_{want['prediction']}"]), abs=1e-4)
+    column = f"probability_{want['prediction']}"
+    assert float(answer[column]) == pytest.approx(float(want[column]), abs=1e-4)
     # The image form: one upload, the predicted digit shown.
     image_url, run = images
     (tmp_path / "seven.png").write_bytes(png(rows("images", tmp_path, n=8)["image"].iloc[7]))

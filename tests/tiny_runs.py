@@ -34,7 +34,8 @@ def configs(directory: Path) -> dict[str, dict]:
         "images": {"data": {"source": "digits-images", "augment": []}, "model": {"type": "cnn"}, **FAST},
         "text-lstm": {"data": {"source": "word-order"}, "model": {"type": "lstm"}, **FAST},
         "text-transformer": {"data": {"source": "word-order"}, "model": {"type": "transformer"}, **FAST},
-        "series-lstm": {"data": {"source": "seasonal", "window": {"lookback": 24, "horizon": 6}}, "model": {"type": "lstm"}, **FAST},
+        "series-lstm": {"data": {"source": "seasonal", "window": {"lookback": 24, "horizon": 6}}, "model": {"type": "lstm"},
+                        **FAST},
     }
 
 

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -33,11 +34,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainwright.data.preprocessors import saved_modality
 from trainwright.errors import TrainwrightError
 from trainwright.export.graph import capture, load_pt2, write_onnx, write_pt2
 from trainwright.export.manifest import FORMATS, Manifest, TensorSpec, output_meaning
 from trainwright.export.parity import check_parity
-from trainwright.export.trained import load_trained, modality_of, open_run, rows_inputs, test_inputs
+from trainwright.export.rows import rows_inputs, test_inputs
+from trainwright.predict import load
+from trainwright.rundir import RunDir
 
 COPIED = {"preprocessor_facts": "preprocessor.json", "preprocessor": "preprocessor.skops", "tokenizer": "tokenizer.json",
           "calibration": "calibration.json", "model_facts": "model.json"}
@@ -56,7 +60,7 @@ def _require_onnx() -> dict[str, str]:
 def _graph_runner(path: Path, format: str) -> Callable[[np.ndarray], np.ndarray]:
     """The written graph, loaded back from its file: what the parity check runs."""
     if format == "onnx":
-        import onnxruntime
+        import onnxruntime  # optional: the `export` extra, checked by _require_onnx
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
@@ -90,14 +94,15 @@ def export_run(run_dir: str | Path, format: str = "onnx", out_dir: str | Path | 
     """
     if format not in FORMATS:
         raise TrainwrightError(f"unknown export format {format!r}; use one of: {', '.join(FORMATS)}")
-    versions = {"torch": torch.__version__, **(_require_onnx() if format == "onnx" else {})}
-    run = open_run(run_dir)
+    versions = {"trainwright": importlib.metadata.version("trainwright"), "torch": torch.__version__,
+                **(_require_onnx() if format == "onnx" else {})}
+    run = RunDir.open(run_dir)
     out = Path(out_dir) if out_dir is not None else run.path / f"export-{format}"
     if out.exists():
         raise TrainwrightError(f"{out} already exists; remove it or choose another output directory (-o DIR)")
-    trained = load_trained(run.path, model)
-    modality = modality_of(run.path)
-    x, where = rows_inputs(trained, rows) if rows is not None else test_inputs(trained, run.path)
+    trained = load(run.path, model=model, device="cpu")
+    modality = saved_modality(run.path)
+    x, where = rows_inputs(trained, rows) if rows is not None else test_inputs(trained, run)
     x = torch.as_tensor(np.asarray(x))
     if len(x) == 0:
         raise TrainwrightError("no rows to check the export on; give some with rows=...")
@@ -119,7 +124,8 @@ def export_run(run_dir: str | Path, format: str = "onnx", out_dir: str | Path | 
             if (run.path / name).is_file():
                 shutil.copy2(run.path / name, tmp / name)
                 files[role] = name
-        manifest = _manifest(trained, run, format, graph.name, opset, versions, modality, captured, max_sequence, x, files, parity)
+        manifest = _manifest(trained, run, format, graph.name, opset, versions, modality, captured, max_sequence, x, files,
+                             parity)
         manifest.write(tmp)
         os.rename(tmp, out)  # atomic on one file system: the directory appears complete or not at all
     except BaseException:
@@ -132,16 +138,14 @@ def export_run(run_dir: str | Path, format: str = "onnx", out_dir: str | Path | 
 
 
 def _manifest(trained, run, format, graph, opset, versions, modality, captured, max_sequence, x, files, parity) -> Manifest:
-    from trainwright import __version__
-
     pre = trained.preprocessor
     dims: list[int | str] = ["batch", *x.shape[1:]]
     if captured.sequence == "dynamic":
         dims[1] = "sequence"
     n_out = pre.n_outputs
-    exporter = "torch.export.export + torch.onnx.export (dynamo)" if format == "onnx" else "torch.export.export + torch.export.save"
+    exporter = "torch.export.export + " + ("torch.onnx.export (dynamo)" if format == "onnx" else "torch.export.save")
     return Manifest(
-        format=format, graph=graph, exporter=exporter, opset=opset, versions={"trainwright": __version__, **versions},
+        format=format, graph=graph, exporter=exporter, opset=opset, versions=versions,
         run=run.path.name, model=trained.config.model.type, modality=modality, task=pre.task, target=str(pre.target),
         classes=list(pre.classes), inputs=[TensorSpec(name="input", dtype=str(x.numpy().dtype), shape=dims)],
         outputs=[TensorSpec(name="output", dtype="float32", shape=["batch", n_out])],
@@ -159,8 +163,8 @@ def summary_lines(manifest: Manifest, parity: dict, out: Path) -> list[str]:
     lengths = sorted({c["sequence"] for c in parity["checks"] if "sequence" in c})
     batches = sorted({c["batch"] for c in parity["checks"]})
     at = f"batch {', '.join(map(str, batches))}" + (f"; sequence length {', '.join(map(str, lengths))}" if lengths else "")
-    lines = [f"exported {manifest.run} ({manifest.model}, {manifest.modality}) to {out}/{manifest.graph}: input {manifest.inputs[0].dtype} "
-             f"{shape}" + (f" ({manifest.note})" if manifest.note else "")]
+    lines = [f"exported {manifest.run} ({manifest.model}, {manifest.modality}) to {out}/{manifest.graph}: "
+             f"input {manifest.inputs[0].dtype} {shape}" + (f" ({manifest.note})" if manifest.note else "")]
     lines.append(f"parity, {runtime} vs PyTorch on {parity['rows']}, {at}: max abs diff {parity['max_abs']:.2e}, "
                  f"max rel diff {parity['max_rel']:.2e} (rtol {parity['rtol']:g}, atol {parity['atol']:g}): passed")
     return lines

@@ -4,9 +4,10 @@ One capture serves both formats: ``torch.export.export`` (non-strict) gives an
 ``ExportedProgram``; ``.pt2`` is that program saved, ONNX is ``torch.onnx.export`` of it (the
 torch.export-based exporter, torch's default since 2.9; ``dynamic_axes`` and the TorchScript
 exporter are not used). Text and series models get a dynamic sequence length where the model
-allows it (RNN/LSTM/GRU, a text transformer up to its padded length); a model whose code fixes
-it (a series transformer flattens the window into its head) keeps the trained length, and the
-manifest says so. Recurrent models go through ``recurrent.py`` first.
+allows it (RNN/LSTM/GRU, a text transformer with mean pooling up to its padded length); a model
+whose code fixes it (a series transformer flattens the window into its head; [CLS] pooling, see
+``models/transformer.py``) keeps the trained length, which is what the run's preprocessing always
+gives, and the manifest says so. Recurrent models go through ``recurrent.py`` first.
 
 Example:
     >>> captured = capture(module, x[:8], "text", max_sequence=64)
@@ -73,10 +74,12 @@ def capture(module: nn.Module, example: torch.Tensor, modality: str, max_sequenc
         except Exception as error:  # noqa: BLE001 - torch.export raises many types; each attempt's reason is kept
             failures.append(_first_line(error))
             continue
-        note = f"the model fixes the sequence length at {example.shape[1]}" if kind == "static" else ""
+        fixed = f"sequence length fixed at {example.shape[1]}, the length the run's preprocessing gives"
+        note = fixed if kind == "static" else ""
         return Captured(program, kind, note)
-    raise TrainwrightError(f"torch.export cannot capture this model with a dynamic batch size ({failures[-1]}); its forward must "
-                           f"not turn the batch size into a Python number (len(x), int(x.shape[0])): pass x.shape[0] to tensor ops")
+    raise TrainwrightError(f"torch.export cannot capture this model with a dynamic batch size ({failures[-1]}); its forward "
+                           f"must not turn the batch size into a Python number (len(x), int(x.shape[0])): pass x.shape[0] to "
+                           f"tensor ops")
 
 
 def _first_line(error: Exception) -> str:
@@ -87,7 +90,7 @@ def _first_line(error: Exception) -> str:
 
 def write_onnx(program: torch.export.ExportedProgram, path: Path) -> int:
     """The program as one ONNX file (weights inside it up to 2 GB); returns the opset."""
-    from trainwright.export.onnx_rnn import RNN_TRANSLATIONS
+    from trainwright.export.onnx_rnn import RNN_TRANSLATIONS  # lazy: onnxscript, an optional heavy dependency (export extra)
 
     try:
         # Inside recurrent_loops too: the exporter re-traces the program, and LSTM/GRU shapes traced

@@ -60,9 +60,11 @@ class Manifest(Frozen):
         try:
             return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
-            raise TrainwrightError(f"{directory} is not an exported model (it has no {MANIFEST}); `trainwright export RUN` writes one") from None
+            raise TrainwrightError(f"{directory} is not an exported model (it has no {MANIFEST}); `trainwright export RUN` "
+                                   f"writes one") from None
         except (ValueError, ValidationError) as error:
-            raise TrainwrightError(f"{path} is damaged or from another version ({str(error).splitlines()[0]}); export the run again") from None
+            raise TrainwrightError(f"{path} is damaged or from another version ({str(error).splitlines()[0]}); export the run "
+                                   f"again") from None
 
 
 def is_exported(directory: str | Path) -> bool:

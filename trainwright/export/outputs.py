@@ -53,7 +53,8 @@ class Calibration:
             return None
         try:
             p = json.loads(path.read_text(encoding="utf-8"))["parameters"]
-            return cls(p["method"], p["task"], p.get("temperature"), _tuple(p.get("scale")), _tuple(p.get("bias")), _tuple(p.get("isotonic")))
+            return cls(p["method"], p["task"], p.get("temperature"), _tuple(p.get("scale")), _tuple(p.get("bias")),
+                       _tuple(p.get("isotonic")))
         except (ValueError, KeyError, TypeError):
             raise TrainwrightError(f"{path} is damaged; delete it and calibrate the run again") from None
 
@@ -81,7 +82,8 @@ def class_probabilities(outputs: np.ndarray, task: str, calibration: Calibration
     return calibration.probabilities(outputs) if calibration else probabilities(outputs, task)
 
 
-def prediction_frame(preprocessor, frame: pd.DataFrame, outputs: np.ndarray, calibration: Calibration | None = None) -> pd.DataFrame:
+def prediction_frame(preprocessor, frame: pd.DataFrame, outputs: np.ndarray,
+                     calibration: Calibration | None = None) -> pd.DataFrame:
     """The rows with ``prediction`` and, for classification, ``probability_<class>`` columns,
     exactly the columns ``TrainedModel.predict`` writes. ``outputs``: the model's (N, outputs)."""
     outputs = np.asarray(outputs)

@@ -42,11 +42,13 @@ def compare(candidate: np.ndarray, reference: np.ndarray) -> dict:
     """Largest absolute and relative differences, and whether every output is within the bar."""
     candidate, reference = np.asarray(candidate, np.float64), np.asarray(reference, np.float64)
     if candidate.shape != reference.shape:
-        return {"max_abs": float("inf"), "max_rel": float("inf"), "passed": False, "why": f"shape {candidate.shape} vs {reference.shape}"}
+        why = f"shape {candidate.shape} vs {reference.shape}"
+        return {"max_abs": float("inf"), "max_rel": float("inf"), "passed": False, "why": why}
     diff = np.abs(candidate - reference)
     big = np.abs(reference) >= ATOL  # a relative difference against a near-zero output means nothing
     max_rel = float((diff[big] / np.abs(reference[big])).max()) if big.any() else 0.0
-    passed = bool(np.isfinite(candidate).all() == np.isfinite(reference).all() and np.allclose(candidate, reference, rtol=RTOL, atol=ATOL))
+    same_finite = np.isfinite(candidate).all() == np.isfinite(reference).all()
+    passed = bool(same_finite and np.allclose(candidate, reference, rtol=RTOL, atol=ATOL))
     return {"max_abs": float(diff.max()) if diff.size else 0.0, "max_rel": max_rel, "passed": passed}
 
 

@@ -6,9 +6,8 @@ times), computed as preprocessing -> ``outputs(x)`` -> numpy (``outputs.py``). T
 give ``outputs``: ``OnnxPredictor`` (onnxruntime), ``TorchExportPredictor`` (the ``.pt2``
 program) and ``RunPredictor`` (the run's own PyTorch module, for serving a run directory).
 
-An ONNX predictor imports numpy, pandas, onnxruntime and the one preprocessor module its
-modality needs (tables: scikit-learn + skops; images: Pillow; text: tokenizers; series: numpy),
-never torch, once those modules import torch lazily (see the export section of the README).
+An ONNX predictor imports numpy, pandas, onnxruntime and the preprocessors (scikit-learn and
+skops, Pillow, tokenizers), never torch: the torch backends live in ``torch_predictors.py``.
 
 Example:
     >>> model = load_predictor("runs/digits-mlp/export-onnx")
@@ -24,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainwright.data.preprocessors import load_preprocessor
 from trainwright.errors import TrainwrightError
 from trainwright.export.manifest import Manifest, is_exported
 from trainwright.export.outputs import Calibration, class_probabilities, prediction_frame
-from trainwright.export.trained import load_preprocessor, modality_of
 
 
 class Predictor:
@@ -48,7 +47,7 @@ class Predictor:
     def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
         """(the rows, their model inputs (N, ...)) exactly as the run preprocessed them."""
         frame, x = self.preprocessor.inputs(data)
-        return frame, np.asarray(x)  # images, text and series preprocessors return torch tensors today
+        return frame, np.asarray(x)
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
         """Raw model outputs (N, outputs) float32 for inputs (N, ...), in batches of ``batch_size``."""
@@ -80,7 +79,8 @@ class OnnxPredictor(Predictor):
         try:
             import onnxruntime  # optional: the `export` extra
         except ImportError:
-            raise TrainwrightError("predicting from an ONNX export needs onnxruntime: pip install 'trainwright[export]'") from None
+            raise TrainwrightError("predicting from an ONNX export needs onnxruntime: pip install onnxruntime "
+                                   "(or 'trainwright[export]')") from None
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: onnxruntime warns about unused initializers on stderr
         if threads:
@@ -88,47 +88,11 @@ class OnnxPredictor(Predictor):
         self.session = onnxruntime.InferenceSession(str(directory / manifest.graph), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.dtype = np.dtype(manifest.inputs[0].dtype)
-        super().__init__(load_preprocessor(directory), Calibration.load(directory), manifest.modality, manifest.batch_size, manifest.run)
+        super().__init__(load_preprocessor(directory), Calibration.load(directory), manifest.modality, manifest.batch_size,
+                         manifest.run)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x.astype(self.dtype, copy=False)})[0]
-
-
-class TorchExportPredictor(Predictor):
-    """The exported ``.pt2`` program, on torch (no trainwright model code involved)."""
-
-    def __init__(self, directory: Path, manifest: Manifest):
-        import torch
-
-        from trainwright.export.graph import load_pt2
-
-        self.torch = torch
-        self.module = load_pt2(directory / manifest.graph)
-        self.dtype = np.dtype(manifest.inputs[0].dtype)
-        super().__init__(load_preprocessor(directory), Calibration.load(directory), manifest.modality, manifest.batch_size, manifest.run)
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        with self.torch.inference_mode():
-            return self.module(self.torch.from_numpy(x.astype(self.dtype, copy=False))).float().numpy()
-
-
-class RunPredictor(Predictor):
-    """A run directory's own PyTorch module (what ``trainwright.load`` gives)."""
-
-    def __init__(self, run_dir: Path, model: Any = None):
-        import torch
-
-        from trainwright.export.trained import load_trained
-
-        self.torch = torch
-        self.trained = load_trained(run_dir, model)
-        batch_size = self.trained.config.evaluate.batch_size
-        super().__init__(self.trained.preprocessor, Calibration.load(run_dir), modality_of(run_dir), batch_size, Path(run_dir).resolve().name)
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        x = x if x.flags.writeable else x.copy()  # torch refuses read-only arrays
-        with self.torch.inference_mode():
-            return self.trained.module(self.torch.from_numpy(x)).float().numpy()
 
 
 def load_predictor(path: str | Path, threads: int | None = None) -> Predictor:
@@ -137,13 +101,16 @@ def load_predictor(path: str | Path, threads: int | None = None) -> Predictor:
     ``threads``: onnxruntime's intra-op threads (default: its own choice, one per core).
     """
     directory = Path(path)
-    if is_exported(directory):
-        manifest = Manifest.read(directory)
-        if manifest.format == "onnx":
-            return OnnxPredictor(directory, manifest, threads)
-        return TorchExportPredictor(directory, manifest)
-    if (directory / "config.yaml").is_file():
-        return RunPredictor(directory)
-    if not directory.is_dir():
-        raise TrainwrightError(f"{directory} does not exist; give a run directory or an exported one (`trainwright export RUN`)")
-    raise TrainwrightError(f"{directory} is neither a trainwright run (no config.yaml) nor an exported model (no manifest.json)")
+    manifest = Manifest.read(directory) if is_exported(directory) else None
+    if manifest is not None and manifest.format == "onnx":
+        return OnnxPredictor(directory, manifest, threads)
+    if manifest is None and not (directory / "config.yaml").is_file():
+        if not directory.is_dir():
+            raise TrainwrightError(f"{directory} does not exist; give a run directory or an exported one "
+                                   f"(`trainwright export RUN`)")
+        raise TrainwrightError(f"{directory} is neither a trainwright run (no config.yaml) nor an exported model "
+                               f"(no manifest.json)")
+    # Lazy, a heavy dependency: these two backends run on torch, which an ONNX predictor does without.
+    from trainwright.export.torch_predictors import RunPredictor, TorchExportPredictor
+
+    return TorchExportPredictor(directory, manifest) if manifest is not None else RunPredictor(directory)

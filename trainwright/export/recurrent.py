@@ -30,6 +30,14 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+from torch._decomp.decompositions import _rnn_helper, gather_params
+from torch._higher_order_ops.while_loop import while_loop
+from torch.export._patches import (
+    _clone_tensors_that_alias,
+    _register_rnn_while_loop_decomposition,
+    register_gru_while_loop_decomposition,
+    register_lstm_while_loop_decomposition,
+)
 from torch.nn import functional as F
 
 
@@ -94,9 +102,6 @@ class PaddedRecurrent(nn.Module):
 def _rnn_layer(nonlinearity):
     def layer(inp, hidden, params, has_biases, reverse=False):
         """One layer over inp (T, B, F) from hidden (B, H) -> (outputs (T, B, H), last state (B, H))."""
-        from torch._higher_order_ops.while_loop import while_loop
-        from torch.export._patches import _clone_tensors_that_alias
-
         ih_weight, hh_weight = params[0], params[1]
         ih_bias, hh_bias = (params[2], params[3]) if has_biases else (None, None)
         precomputed = F.linear(inp, ih_weight, ih_bias)  # (T, B, H): the input's share of every step at once
@@ -124,8 +129,6 @@ def _rnn_layer(nonlinearity):
 
 def _rnn_impl(nonlinearity):
     def impl(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
-        from torch._decomp.decompositions import _rnn_helper, gather_params
-
         grouped = gather_params(params, has_biases, False)
         out, finals = _rnn_helper(input, list(hx.unbind(0)), grouped, has_biases, num_layers, dropout, train, bidirectional,
                                   batch_first, _rnn_layer(nonlinearity))
@@ -138,12 +141,6 @@ def _rnn_impl(nonlinearity):
 def recurrent_loops() -> Iterator[None]:
     """While this is open, ``torch.export`` keeps the time loop of RNN/LSTM/GRU layers a loop
     (``while_loop``, an ONNX ``Loop``), so the sequence length stays dynamic."""
-    from torch.export._patches import (
-        _register_rnn_while_loop_decomposition,
-        register_gru_while_loop_decomposition,
-        register_lstm_while_loop_decomposition,
-    )
-
     ops = (torch.ops.aten.lstm.input, torch.ops.aten.gru.input, torch.ops.aten.rnn_tanh.input, torch.ops.aten.rnn_relu.input)
     with (
         register_lstm_while_loop_decomposition(),

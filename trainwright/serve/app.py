@@ -190,11 +190,12 @@ def app_from_environment() -> FastAPI:
 
 def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, **settings: Any) -> None:
     """Serve a run directory or an exported directory until interrupted (``trainwright serve``)."""
-    import uvicorn
+    import uvicorn  # optional: the `serve` extra, checked by trainwright.serve's __getattr__
 
     config = ServeConfig(host=host, port=port, workers=workers, **settings)
     if config.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening on %s: anyone who can reach this machine can use the model (there is no authentication)", config.host)
+        log.warning("listening on %s: anyone who can reach this machine can use the model (there is no authentication)",
+                    config.host)
     if config.workers == 1:
         app = create_app(path, config)  # loads the model now: a bad directory fails before listening
         uvicorn.run(app, host=config.host, port=config.port, log_level="info")

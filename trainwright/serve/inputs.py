@@ -72,8 +72,9 @@ async def read_input(request: Request, schema: RowSchema, max_part_bytes: int) -
             return Parsed(pd.DataFrame({schema.names[0]: [body.decode("utf-8", errors="replace")]}))
         if kind == "text/csv" and schema.modality != "images":
             return _saved({"upload.csv": body}, schema)
+    csv = " or text/csv" if schema.modality != "images" else ""
     raise HTTPException(415, f"cannot read a {kind or 'body without a content type'}: send application/json rows, "
-                             f"a multipart/form-data upload (field 'file')" + (" or text/csv" if schema.modality != "images" else ""))
+                             f"a multipart/form-data upload (field 'file'){csv}")
 
 
 def json_rows(body: bytes, schema: RowSchema) -> pd.DataFrame:
@@ -85,7 +86,8 @@ def json_rows(body: bytes, schema: RowSchema) -> pd.DataFrame:
     if isinstance(payload, dict) and payload and all(isinstance(v, list) for v in payload.values()):
         lengths = {len(v) for v in payload.values()}
         if len(lengths) > 1:
-            raise unprocessable(f"the columns have different lengths ({', '.join(map(str, sorted(lengths)))}); send one value per row in each")
+            raise unprocessable(f"the columns have different lengths ({', '.join(map(str, sorted(lengths)))}); send one value "
+                                f"per row in each")
         rows = [dict(zip(payload, values)) for values in zip(*payload.values())]
     elif isinstance(payload, dict):
         rows = [payload]
@@ -98,11 +100,12 @@ def json_rows(body: bytes, schema: RowSchema) -> pd.DataFrame:
     try:
         validated = TypeAdapter(list[schema.model]).validate_python(rows)
     except ValidationError as error:
-        problems = [{"row": e["loc"][0] if e["loc"] else None, "column": e["loc"][1] if len(e["loc"]) > 1 else None, "error": e["msg"]}
-                    for e in error.errors(include_url=False, include_input=False)[:20]]
+        problems = [{"row": e["loc"][0] if e["loc"] else None, "column": e["loc"][1] if len(e["loc"]) > 1 else None,
+                     "error": e["msg"]} for e in error.errors(include_url=False, include_input=False)[:20]]
         first = problems[0]
         where = f"row {first['row']}" + (f", column {first['column']!r}" if first["column"] is not None else "")
-        raise unprocessable({"message": f"{where}: {first['error']} (columns: {', '.join(schema.names)})", "errors": problems}) from None
+        message = f"{where}: {first['error']} (columns: {', '.join(schema.names)})"
+        raise unprocessable({"message": message, "errors": problems}) from None
     records = [row.model_dump(by_alias=True) for row in validated]
     others = [key for key in dict.fromkeys(k for r in records for k in r) if key not in schema.names]
     return pd.DataFrame(records, columns=[*schema.names, *others])  # the run's columns first, then any others, as sent

@@ -27,7 +27,8 @@ table { border-collapse: collapse; margin-top: 1rem; } td, th { border: 1px soli
 
 SCRIPT = """
 const spec = JSON.parse(document.getElementById("spec").textContent);
-const form = document.getElementById("form"), result = document.getElementById("result"), error = document.getElementById("error");
+const form = document.getElementById("form"), result = document.getElementById("result");
+const error = document.getElementById("error");
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   result.dataset.state = "waiting"; result.replaceChildren(); error.textContent = "";
