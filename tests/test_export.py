@@ -182,3 +182,24 @@ def test_a_bidirectional_tanh_rnn_exports_with_a_dynamic_length(tmp_path):
             want = model(x).numpy()
         np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], want, rtol=1e-3, atol=1e-5)
 
+
+def test_a_cls_pooling_transformer_exports_with_a_dynamic_batch(tmp_path):
+    """The [CLS] vector is expanded to the batch by x.shape[0] (len() fixed the batch size for torch.export); the
+    sequence length stays the trained one (see models/transformer.py)."""
+    import onnxruntime
+
+    from trainwright.export.graph import capture, write_onnx
+    from trainwright.models.transformer import Transformer, TransformerConfig
+
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(pooling="cls", d_model=16, heads=2, layers=1, ff=32), (12,), 3, 50).eval()
+    ids = torch.randint(2, 50, (8, 12))
+    ids[:, 8:] = 0
+    captured = capture(model, ids, "text", max_sequence=12)
+    assert captured.sequence == "static" and "fixed at 12" in captured.note
+    write_onnx(captured.program, tmp_path / "cls.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "cls.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (1, 5, 8):
+        with torch.inference_mode():
+            want = model(ids[:batch]).numpy()
+        np.testing.assert_allclose(session.run(None, {"input": ids[:batch].numpy()})[0], want, rtol=1e-3, atol=1e-5)
