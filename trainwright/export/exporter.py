@@ -26,7 +26,7 @@ import importlib.metadata
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,8 @@ def export_run(run_dir: str | Path, format: str = "onnx", out_dir: str | Path | 
     captured = capture(trained.module, _example(x), modality, max_sequence)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tmp = out.parent / f".{out.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()  # with the umask's permissions, like the run directory (mkdtemp's are owner-only)
     try:
         graph = tmp / FORMATS[format]
         opset = write_onnx(captured.program, graph) if format == "onnx" else write_pt2(captured.program, graph)

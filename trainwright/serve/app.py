@@ -22,12 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import warnings
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -188,11 +190,25 @@ def app_from_environment() -> FastAPI:
     return create_app(os.environ[ENV_PATH], ServeConfig.model_validate_json(os.environ[ENV_CONFIG]))
 
 
+def check_address(host: str, port: int) -> None:
+    """A clear error, before the model loads, when ``host:port`` cannot be listened on (taken, or no such address)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing socket does not count
+            probe.bind(address)
+    except socket.gaierror as error:
+        message = f"cannot listen on {host!r} ({error.strerror}); give an address of this machine (--host)"
+        raise TrainwrightError(message) from None
+    except OSError as error:
+        raise TrainwrightError(f"cannot listen on {host}:{port} ({error.strerror}); choose another port (--port) or stop what "
+                               f"uses it") from None
+
+
 def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, **settings: Any) -> None:
     """Serve a run directory or an exported directory until interrupted (``trainwright serve``)."""
-    import uvicorn  # optional: the `serve` extra, checked by trainwright.serve's __getattr__
-
     config = ServeConfig(host=host, port=port, workers=workers, **settings)
+    check_address(config.host, config.port)
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach this machine can use the model (there is no authentication)",
                     config.host)
