@@ -148,12 +148,12 @@ def predict(
 ) -> None:
     """Predict new rows or images: writes them with a prediction (and class probability) column."""
     from trainwright.export.manifest import is_exported
+    from trainwright.export.predictor import load_predictor, require_torch
 
     if is_exported(run_dir):  # onnxruntime (or the .pt2 program): no torch needed for an ONNX export
-        from trainwright.export import load_predictor
-
         result = load_predictor(run_dir).predict(data)
     else:
+        require_torch(run_dir, "a run directory")
         import trainwright as tw
 
         result = tw.load(run_dir).predict(data)

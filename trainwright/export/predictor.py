@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,13 @@ class OnnxPredictor(Predictor):
         return self.session.run(None, {self.input_name: x.astype(self.dtype, copy=False)})[0]
 
 
+def require_torch(directory: Path, what: str) -> None:
+    """A clear error where torch is not installed (a minimal install predicts from ONNX exports only)."""
+    if importlib.util.find_spec("torch") is None:
+        raise TrainwrightError(f"{directory} is {what}, which needs torch to predict, and torch is not installed: pip install "
+                               f"torch, or predict from an ONNX export of the run (trainwright export RUN, where torch is)")
+
+
 def load_predictor(path: str | Path, threads: int | None = None) -> Predictor:
     """An exported directory (manifest.json) or a run directory (config.yaml), ready to predict.
 
@@ -110,6 +118,7 @@ def load_predictor(path: str | Path, threads: int | None = None) -> Predictor:
                                    f"(`trainwright export RUN`)")
         raise TrainwrightError(f"{directory} is neither a trainwright run (no config.yaml) nor an exported model "
                                f"(no manifest.json)")
+    require_torch(directory, "a torch.export program (model.pt2)" if manifest is not None else "a run directory")
     # Lazy, a heavy dependency: these two backends run on torch, which an ONNX predictor does without.
     from trainwright.export.torch_predictors import RunPredictor, TorchExportPredictor
 

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,10 @@ def test_inputs(trained: TrainedModel, run: RunDir) -> tuple[np.ndarray, str]:
     return data.x_test.numpy(), f"{len(data.x_test)} rows of the run's {where}, rebuilt from its config"
 
 
-def rows_inputs(trained: TrainedModel, rows: pd.DataFrame | str) -> tuple[np.ndarray, str]:
+def rows_inputs(trained: TrainedModel, rows: pd.DataFrame | str | Path) -> tuple[np.ndarray, str]:
     """Inputs for rows the caller gives (a frame or a table file), through the run's preprocessing."""
+    if isinstance(rows, str | Path) and not Path(rows).exists():
+        raise TrainwrightError(f"{rows} does not exist; give a table of rows to check the export on (--rows FILE), or leave "
+                               f"--rows out to check on the run's test split")
     _, x = trained.preprocessor.inputs(rows)
     return np.asarray(x), f"{len(x)} rows given for the check"
