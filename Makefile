@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select
+.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev,tune,track]'
+	$(BIN)/pip install --quiet -e '.[dev,tune,track,export,serve]'
 	touch $@
 
 setup: $(BIN)/trainwright
@@ -56,6 +56,10 @@ bench-select: setup
 	$(BIN)/python benchmarks/cv_batched.py
 	$(BIN)/python benchmarks/tune_pruning.py
 	$(BIN)/python benchmarks/lr_find_digits.py
+# Serving over loopback (1, 8 and 32 concurrent clients, bounded by --requests and --seconds per level)
+# and predict speed, PyTorch vs onnxruntime; the figures are in the README (a few minutes on a CPU).
+bench-serve: setup
+	$(BIN)/python benchmarks/serve_load.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

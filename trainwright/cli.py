@@ -202,7 +202,7 @@ def lr_find(
 @app.command()
 @user_errors
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")],
+    run_dir: Annotated[Path, typer.Argument(help="a run directory written by train, or a model exported from one (export)")],
     data: Annotated[
         Path, typer.Argument(help="new rows: a table (CSV, Parquet, JSONL); for an image model also a folder of images")
     ],
@@ -211,10 +211,16 @@ def predict(
     ),
 ) -> None:
     """Predict new rows or images: writes them with a prediction (and class probability) column."""
-    import trainwright as tw
+    from trainwright.export.manifest import is_exported
+    from trainwright.export.predictor import load_predictor, require_torch
 
-    model = tw.load(run_dir)
-    result = model.predict(data)
+    if is_exported(run_dir):  # onnxruntime (or the .pt2 program): no torch needed for an ONNX export
+        result = load_predictor(run_dir).predict(data)
+    else:
+        require_torch(run_dir, "a run directory")
+        import trainwright as tw
+
+        result = tw.load(run_dir).predict(data)
     write_table(result, output)
     console.print(f"wrote {len(result)} predictions to {output}")
 
@@ -314,6 +320,39 @@ def calibrate(
         raise TrainwrightError(f"--method {method!r} is not one of: temperature, vector, isotonic")
     print_calibration(console, calibrate_run(run_dir, method))
     console.print(f"wrote {Path(run_dir) / 'calibration.json'} and {Path(run_dir) / 'reliability.png'}")
+
+
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory written by train")],
+    format: Annotated[str, typer.Option("--format", help="onnx | torch-export")] = "onnx",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="the directory to write (default: RUN/export-FORMAT; must not exist)")
+    ] = None,
+    rows: Annotated[
+        Path | None, typer.Option("--rows", help="a table of rows to check the export on (default: the run's test split)")
+    ] = None,
+) -> None:
+    """Export a run's model (ONNX or torch.export) and check it computes what the run computes; the last line is the directory."""
+    from trainwright.export import export_run
+
+    result = export_run(run_dir, format, output, rows=rows, echo=lambda line: console.print(line, soft_wrap=True, markup=False))
+    print(result["path"], flush=True)
+
+
+@app.command()
+@user_errors
+def serve(
+    path: Annotated[Path, typer.Argument(help="a run directory, or a model exported from one (export)")],
+    host: Annotated[str, typer.Option("--host", help="the interface to listen on (0.0.0.0: every one)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="the TCP port")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="processes, each with the model loaded")] = 1,
+) -> None:
+    """Serve predictions over HTTP until Ctrl-C: POST /predict, GET /health, GET / (a form), GET /docs."""
+    from trainwright.serve import serve as serve_model
+
+    serve_model(path, host=host, port=port, workers=workers)
 
 
 @app.command()

@@ -14,7 +14,8 @@ from PIL import Image
 from trainwright.config import DataConfig
 from trainwright.configure import load_config
 from trainwright.data.decode import decode_count
-from trainwright.data.images import ImagePreprocessor, channel_stats, prepare_images
+from trainwright.data.image_input import channel_stats
+from trainwright.data.images import ImagePreprocessor, prepare_images
 from trainwright.data.prepare import load_preprocessor, prepare_data
 from trainwright.data.shapes import make_shapes
 from trainwright.errors import TrainwrightError
@@ -95,7 +96,7 @@ def test_preprocessor_round_trips_through_json_and_decodes_new_folders(shapes, t
     flat, x_flat = pre.inputs(shapes / "circle")
     assert list(flat.columns) == ["path"] and len(flat) == 12
     one, x_one = pre.inputs(shapes / "circle" / "circle_00003.png")  # a single image file
-    assert len(one) == 1 and torch.equal(x_one[0], x_flat[3])
+    assert len(one) == 1 and np.array_equal(x_one[0], x_flat[3])
     assert pre.encode_target(pd.Series(["square", "circle"])).tolist() == [1, 0]
     with pytest.raises(TrainwrightError, match="'hexagon' not seen in training"):
         pre.encode_target(pd.Series(["hexagon"]))

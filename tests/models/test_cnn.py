@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from trainwright.configure import load_config
-from trainwright.data.images import ImageInput
+from trainwright.data.image_input import ImageInput
 from trainwright.errors import TrainwrightError
 from trainwright.models.cnn import CNNConfig
 from trainwright.models.cnn import build as build_cnn

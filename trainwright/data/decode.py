@@ -23,11 +23,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    import torch
 
 Source = Path | np.ndarray  # a file, or pixels already in memory (H, W[, C]) uint8
 
@@ -260,4 +262,6 @@ class ImageCache:
 
     def tensor(self, start: int, stop: int) -> torch.Tensor:
         """Images ``start:stop`` as a tensor sharing the cache's memory (no copy)."""
+        import torch  # lazy, a heavy dependency: predicting from an export decodes images without torch
+
         return torch.from_numpy(self.array[start:stop])

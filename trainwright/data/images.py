@@ -27,14 +27,12 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from trainwright.config import AUTO_IMAGE_SIDE, DataConfig, ImageConfig
-from trainwright.data.augment import build_augment
 from trainwright.data.decode import (
     GRAY_MODES,
     ImageCache,
@@ -60,7 +58,10 @@ from trainwright.data.target import (
 )
 from trainwright.errors import TrainwrightError
 
-__all__ = ["ImageData", "ImageInput", "ImagePreprocessor", "ImageRows", "load_images", "prepare_images"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["ImageData", "ImagePreprocessor", "ImageRows", "load_images", "prepare_images"]
 
 FORMAT = 1  # version of preprocessor.json for images
 # Suffixes that make a path given to ``inputs`` one image rather than a table. Folders are not
@@ -85,44 +86,6 @@ def resolve_spec(image: ImageConfig, modes: list[str], sizes: list[tuple[int, in
     return ImageSpec(mode, size, image.resize, image.max_pixels)  # type: ignore[arg-type]
 
 
-def channel_stats(x: torch.Tensor, chunk: int = 256) -> tuple[list[float], list[float]]:
-    """Per-channel mean and standard deviation of uint8 (N, C, H, W) images, in 0..1 units."""
-    channels = x.shape[1]
-    total, squares = torch.zeros(channels, dtype=torch.float64), torch.zeros(channels, dtype=torch.float64)
-    for start in range(0, len(x), chunk):
-        part = x[start : start + chunk].to(torch.float64) / 255.0  # (n, C, H, W)
-        total += part.sum(dim=(0, 2, 3))
-        squares += part.pow(2).sum(dim=(0, 2, 3))
-    count = max(1, x.shape[0] * x.shape[2] * x.shape[3])
-    mean = total / count
-    std = (squares / count - mean.pow(2)).clamp_min(0).sqrt()
-    # A constant channel (a blank data set) keeps unit scale rather than dividing by zero.
-    std = torch.where(std > 1e-3, std, torch.ones_like(std))
-    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
-
-
-# ── the model's input stage ────────────────────────────────────────────────────────────────
-class ImageInput(nn.Module):
-    """Pixels -> normalized float, the first module of every image model.
-
-    Takes (B, C, H, W) uint8 in 0..255 (the cache, validation, prediction) or float in 0..1
-    (augmented training batches), the same convention as torchvision; returns
-    ``(x - mean) / std`` per channel as float32 (B, C, H, W). ``mean`` and ``std`` are buffers,
-    so they are saved with the weights.
-    """
-
-    def __init__(self, mean: list[float], std: list[float]):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.uint8:
-            # (x / 255 - mean) / std, folded into one multiply-add.
-            return torch.addcmul(-self.mean / self.std, x.float(), 1 / (255 * self.std))
-        return (x.float() - self.mean) / self.std
-
-
 # ── the preprocessor a trained model keeps ─────────────────────────────────────────────────
 class ImagePreprocessor:
     """Decoding settings, normalization statistics and classes of an image model, as JSON.
@@ -135,7 +98,7 @@ class ImagePreprocessor:
         >>> pre = ImagePreprocessor.load(Path("runs/shapes-cnn-20260101-120000"))
         >>> frame, x = pre.inputs("new_images/")
         >>> list(frame.columns), x.shape
-        (['path'], torch.Size([12, 3, 32, 32]))
+        (['path'], (12, 3, 32, 32))
     """
 
     modality = "images"
@@ -174,9 +137,6 @@ class ImagePreprocessor:
     def input_shape(self) -> tuple[int, int, int]:
         return (self.spec.channels, *self.spec.size)
 
-    def input_module(self) -> ImageInput:
-        return ImageInput(self.mean, self.std)
-
     # ── labels ───────────────────────────────────────────────────────────────────────────
     def encode_target(self, y: pd.Series) -> np.ndarray:
         """Labels -> int64 (N,) class indices; an unknown label is an error naming it."""
@@ -186,7 +146,7 @@ class ImagePreprocessor:
         return decode_class_indices(values, self.classes)
 
     # ── new inputs ───────────────────────────────────────────────────────────────────────
-    def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, torch.Tensor]:
+    def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
         """(the rows that could be decoded, their images uint8 (N, C, H, W)).
 
         ``data``: a folder (every image under it; a file in a sub-folder gets that folder's name
@@ -243,7 +203,7 @@ class ImagePreprocessor:
             raise TrainwrightError(f"no usable images in {data if not isinstance(data, pd.DataFrame) else 'the frame'}{detail}")
         if skipped.count:
             warnings.warn(skipped.message(), stacklevel=2)
-        x = torch.from_numpy(np.stack([decoded[i] for i in keep]))  # (N, C, H, W) uint8
+        x = np.stack([decoded[i] for i in keep])  # (N, C, H, W) uint8
         return frame.iloc[keep].reset_index(drop=True), x
 
     # ── saving ───────────────────────────────────────────────────────────────────────────
@@ -396,6 +356,12 @@ class ImageRows:
 
     def prepare(self, split: Split) -> ImageData:
         """Decode each image of the split once, in split order, into the cache; normalize on ``split.train``."""
+        # Lazy, a heavy dependency: torch (these three modules need it), which predicting from an export does without.
+        import torch
+
+        from trainwright.data.augment import build_augment
+        from trainwright.data.image_input import channel_stats
+
         cfg, candidates, usable, labels, classes, spec = (
             self.cfg,
             self.candidates,

@@ -16,22 +16,23 @@ series (``data/series.py``: a table with ``data.time_column``, or a series built
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
-from pathlib import Path
 
 from torch import nn
 
 from trainwright.config import DataConfig
+from trainwright.data.image_input import ImageInput
 from trainwright.data.images import ImagePreprocessor, ImageRows, load_images
 from trainwright.data.modality import modality_of
-from trainwright.data.series import SeriesPreprocessor, SeriesRows, load_series
+from trainwright.data.preprocessors import Preprocessor, load_preprocessor
+from trainwright.data.series import SeriesRows, load_series
 from trainwright.data.split import Split, SplitData
-from trainwright.data.tabular import TabularPreprocessor, TabularRows, load_tabular
-from trainwright.data.text import TextPreprocessor, TextRows, load_text
+from trainwright.data.tabular import TabularRows, load_tabular
+from trainwright.data.text import TextRows, load_text
 from trainwright.errors import TrainwrightError
 
-Preprocessor = TabularPreprocessor | ImagePreprocessor | TextPreprocessor | SeriesPreprocessor
+# load_preprocessor lives in preprocessors.py (no torch); predict and the tests load it from here too.
+__all__ = ["Prepared", "Preprocessor", "Rows", "load_data", "load_preprocessor", "prepare_data", "with_input_stage"]
 
 # What every modality's data stage returns: tensors per split, the fitted preprocessor, the task,
 # facts and console lines; each modality's class (TabularData, ImageData, ...) extends it.
@@ -81,25 +82,5 @@ def with_input_stage(preprocessor: Preprocessor, model: nn.Module) -> nn.Module:
     (uint8 or 0..1 pixels -> normalized floats, statistics saved as buffers with the weights),
     so prediction needs nothing but the run directory. Tabular models are unchanged."""
     if isinstance(preprocessor, ImagePreprocessor):
-        return nn.Sequential(OrderedDict(normalize=preprocessor.input_module(), model=model))
+        return nn.Sequential(OrderedDict(normalize=ImageInput(preprocessor.mean, preprocessor.std), model=model))
     return model
-
-
-PREPROCESSORS = {
-    "tabular": TabularPreprocessor,
-    "images": ImagePreprocessor,
-    "text": TextPreprocessor,
-    "series": SeriesPreprocessor,
-}
-
-
-def load_preprocessor(directory: Path) -> Preprocessor:
-    """The fitted preprocessor saved in a run directory, of whatever modality it was."""
-    try:
-        facts = json.loads((Path(directory) / "preprocessor.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise TrainwrightError(f"{directory} has no readable preprocessor.json; it is not a finished trainwright run") from None
-    modality = facts.get("modality", "tabular")
-    if modality not in PREPROCESSORS:
-        raise TrainwrightError(f"{directory} was written for {modality!r} data, which this version of trainwright cannot read")
-    return PREPROCESSORS[modality].load(Path(directory))

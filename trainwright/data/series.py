@@ -26,7 +26,6 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-import torch
 
 from trainwright.config import DataConfig, WindowConfig
 from trainwright.data.sources import load_sequence_table, read_table
@@ -131,7 +130,7 @@ class SeriesPreprocessor:
         >>> pre = SeriesPreprocessor.load(Path("runs/sensor-gru-20260101-120000"))
         >>> tail, x = pre.inputs("latest.csv")
         >>> x.shape
-        torch.Size([1, 48, 2])
+        (1, 48, 2)
     """
 
     modality = "series"
@@ -176,7 +175,7 @@ class SeriesPreprocessor:
         """Scaled target values (any shape) -> original units, flattened (N * horizon,)."""
         return np.asarray(values, dtype=np.float64).reshape(-1) * self.std[0] + self.mean[0]
 
-    def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, torch.Tensor]:
+    def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
         """(the last ``lookback`` rows, their window float32 (1, lookback, F)), checked as in training."""
         frame = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(data)
         absent = [c for c in (self.time_column, *self.columns) if c not in frame.columns]
@@ -197,7 +196,7 @@ class SeriesPreprocessor:
                 f"the rows are {_step_text(np.diff(times)[0], tail[self.time_column])} apart, but the model was trained on "
                 f"a step of {_step_text(self.step, tail[self.time_column])}; resample the series"
             )
-        return tail, torch.from_numpy(self.scale(value_matrix(tail, self.columns))).unsqueeze(0)
+        return tail, self.scale(value_matrix(tail, self.columns))[None]  # (1, lookback, F)
 
     def prediction_frame(self, tail: pd.DataFrame, outputs: np.ndarray) -> pd.DataFrame:
         """The next ``horizon`` times after the tail and the forecast of the target at each."""
@@ -316,6 +315,8 @@ class SeriesRows:
         return Split(train, val, test, held_out=held_out, stratified=False, notes=tuple(notes))
 
     def prepare(self, split: Split) -> SeriesData:
+        import torch  # lazy, a heavy dependency: predicting from an export uses this module without torch
+
         cfg, w, n = self.cfg, self.cfg.window, len(self.values)
         bounds = {"train": _bounds(split.train)}
         bounds["val"] = (bounds["train"][1],) * 2 if split.val is split.train else _bounds(split.val)

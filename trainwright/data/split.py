@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.model_selection import train_test_split
 
 from trainwright.config import DataConfig, SplitConfig
 from trainwright.errors import TrainwrightError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sklearn
-import torch
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -472,6 +471,8 @@ class TabularRows:
 
     def prepare(self, split: Split) -> TabularData:
         """Fit the preprocessing on ``split.train`` and turn each part into tensors."""
+        import torch  # lazy, a heavy dependency: predicting from an export uses this module without torch
+
         cfg, rows, target = self.cfg, self.rows, self.target
         y = rows[target]
         features = rows[list(self.cleaned.kinds)]

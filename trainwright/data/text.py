@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from trainwright.config import DataConfig, TokenizerConfig
@@ -85,7 +84,7 @@ class TextPreprocessor:
         >>> pre = TextPreprocessor.load(Path("runs/reviews-lstm-20260101-120000"))
         >>> frame, ids = pre.inputs("new_reviews.csv")
         >>> ids.shape
-        torch.Size([3, 64])
+        (3, 64)
     """
 
     modality = "text"
@@ -109,10 +108,10 @@ class TextPreprocessor:
     def input_shape(self) -> tuple[int]:
         return (self.length,)
 
-    def encode(self, texts: list[str]) -> torch.Tensor:
+    def encode(self, texts: list[str]) -> np.ndarray:
         """Texts -> int64 (N, length) ids, padded with 0."""
         texts = [t.replace("\x00", "")[: self.max_chars] for t in texts]
-        return torch.tensor([e.ids for e in self.tokenizer.encode_batch(texts)], dtype=torch.int64).reshape(
+        return np.array([e.ids for e in self.tokenizer.encode_batch(texts)], dtype=np.int64).reshape(
             len(texts), self.length
         )
 
@@ -122,7 +121,7 @@ class TextPreprocessor:
     def decode_target(self, values: np.ndarray) -> np.ndarray:
         return decode_class_indices(values, self.classes)
 
-    def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, torch.Tensor]:
+    def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
         """(the rows, their token ids); an empty text is predicted from padding alone."""
         from trainwright.data.sources import read_table
 
@@ -232,6 +231,8 @@ class TextRows:
         )
 
     def prepare(self, split: Split) -> TextData:
+        import torch  # lazy, a heavy dependency: predicting from an export uses this module without torch
+
         cfg, raw, classes = self.cfg, self.raw, self.classes
         texts = {part: [self.texts[i] for i in getattr(split, part)] for part in ("train", "val", "test")}
         tokenizer = build_tokenizer(cfg.tokenizer, texts["train"])
@@ -249,7 +250,7 @@ class TextRows:
             kind=cfg.tokenizer.kind,
         )
         y_all = torch.from_numpy(encode_labels(self.labels, classes, raw.target))
-        xs = {part: pre.encode(texts[part]) for part in texts}
+        xs = {part: torch.from_numpy(pre.encode(texts[part])) for part in texts}
         ys = {part: y_all[getattr(split, part)] for part in texts}
         before = len(self.cleaned.texts)
         summary = {

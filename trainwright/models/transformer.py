@@ -68,8 +68,11 @@ class Transformer(nn.Module):
         start = 0 if self.cls is None else 1  # position 0 is the [CLS] vector's
         h = self.embed(ids) + self.position[:, start : start + ids.shape[1]]  # (B, T, d)
         if self.cls is not None:
-            h = torch.cat([self.cls.expand(len(h), -1, -1) + self.position[:, :1], h], dim=1)  # (B, 1 + T, d)
-            pad = torch.cat([pad.new_zeros(len(pad), 1), pad], dim=1)
+            # .shape[0], not len(): len() makes the batch size a Python int, which torch.export would fix. Exported,
+            # the batch is dynamic; the length stays static: torch.export cannot prove the (B, 1 + T) padding mask's
+            # shape checks inside nn.MultiheadAttention for a symbolic T (texts are padded to the trained length anyway).
+            h = torch.cat([self.cls.expand(h.shape[0], -1, -1) + self.position[:, :1], h], dim=1)  # (B, 1 + T, d)
+            pad = torch.cat([pad.new_zeros(pad.shape[0], 1), pad], dim=1)
         h = self.encoder(h, src_key_padding_mask=pad)
         if self.cls is not None:
             return self.head(h[:, 0])
