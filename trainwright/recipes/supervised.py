@@ -120,7 +120,8 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
             stop.detail = "training had finished and is checkpointed; the resume evaluates and writes the results"
         raise stop from None
     except WriteFailed as error:
-        raise WriteFailed(f"{error}; free some space, then continue with `trainwright train --resume {run_dir.path}`") from None
+        resume = f"trainwright train --resume {run_dir.path}"
+        raise WriteFailed(f"{error}; when there is room again, continue with `{resume}`") from None
     finally:
         run_dir.unlock()
 
