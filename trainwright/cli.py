@@ -199,7 +199,10 @@ def distill(
     """Distill a trained teacher into a smaller student; compares it with the student trained from scratch."""
     from trainwright.recipes.distill import distill as run_distill
 
-    run = run_distill(teacher, student, overrides=list(set_), runs_dir=runs_dir, name=name, seeds=seeds, console=console)
+    try:
+        run = run_distill(teacher, student, overrides=list(set_), runs_dir=runs_dir, name=name, seeds=seeds, console=console)
+    except Interrupted as stop:  # its student is trained with the teacher: `train --resume` would train it without
+        raise Interrupted(stop.signum, "a distillation is not resumed; run the command again") from None
     print(run.dir, flush=True)
 
 

@@ -87,5 +87,5 @@ class Interrupted(KeyboardInterrupt):
         name = signal.Signals(self.signum).name
         text = f"interrupted by {name}" + (f"; {self.detail}" if self.detail else "")
         if self.run_dir is None:
-            return text + "; no run directory was created yet, so there is nothing to resume"
+            return text if self.detail else f"{text}; no run directory was made yet, so there is nothing to resume"
         return f"{text}: continue with `trainwright train --resume {shlex.quote(str(self.run_dir))}`"

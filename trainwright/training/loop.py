@@ -96,7 +96,7 @@ class Fit:
         return f"after epoch {epoch}" if epoch else "before its first step"
 
     def state_dict(self) -> dict:
-        rng = {"torch": torch.get_rng_state(), "batches": self.generator.get_state()}
+        rng = {"torch": torch.get_rng_state(), "batches": self.generator.get_state() if self.generator is not None else None}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         mid_epoch = self.step > 0
@@ -125,12 +125,16 @@ class Fit:
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        if self.generator is not None:
-            self.generator.set_state(state["rng"]["batches"])
         if self.step:
             self.epoch_rng = state["epoch_rng"]
             self.loss_sum = state["loss_sum"].to(self.batches.device)
             self.epoch_started = time.perf_counter() - state["epoch_seconds"]
+        if self.generator is not None and state["rng"]["batches"] is not None:
+            try:
+                self.generator.set_state(state["rng"]["batches"])
+            except RuntimeError:  # resumed on another kind of device, whose generator keeps another state
+                self.generator.manual_seed(self.cfg.seed + self.epoch)  # the rest of this epoch is shuffled anew
+                self.epoch_rng = self.generator.get_state()
         self.callbacks.load_state_dict(state["callbacks"])
 
 
