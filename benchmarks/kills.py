@@ -1,9 +1,10 @@
 """Kill seeded digits runs at random moments, resume them, and compare with the uninterrupted run bit for bit.
 
 Each trial starts ``trainwright train`` on digits (an MLP with dropout, batch 16, a checkpoint every
-0.25 s, seed 0), waits a random time after its run directory appears, and sends SIGKILL, SIGTERM or
-SIGINT; the first trial lands in the first second, and some wait for a checkpoint's temporary file
-to appear so that the signal lands while a checkpoint is being written. Then ``trainwright train
+0.25 s, seed 0) and sends SIGKILL, SIGTERM or SIGINT at a random moment: the first trial in the
+first second after its run directory appears; every fifth while a checkpoint is being written (its
+temporary file is there, beside an earlier checkpoint); two in five at a random time after the run
+directory appears (before, during or after training); two in five at a random time during training. Then ``trainwright train
 --resume RUN`` brings the run to its end, and its weights, history (every column but the seconds)
 and gradient norms must equal the uninterrupted run's, bit for bit.
 
@@ -93,14 +94,15 @@ def wait_for(path: Path, process: multiprocessing.Process, timeout: float = 600)
 
 
 def writing_checkpoint(folder: Path, process: multiprocessing.Process, timeout: float = 120) -> bool:
-    """Wait until a checkpoint's temporary file exists (a write is under way)."""
+    """Wait until a checkpoint's temporary file exists beside an earlier checkpoint (a write is under way)."""
     deadline = time.monotonic() + timeout
     while process.is_alive() and time.monotonic() < deadline:
         try:
-            if any(name.endswith(".tmp") for name in os.listdir(folder)):
-                return True
+            names = os.listdir(folder)
         except FileNotFoundError:
-            pass
+            continue
+        if "last.safetensors" in names and any(name.endswith(".tmp") for name in names):
+            return True
     return False
 
 
@@ -120,9 +122,12 @@ def main() -> None:
         process = start([*arguments(runs, args.epochs), "--name", "whole"], logs / "whole.log")
         wait_for(runs / "whole", process)
         appeared = time.monotonic()
+        wait_for(runs / "whole" / "checkpoints" / "last.safetensors", process)
+        checkpointed = time.monotonic()
         process.join()
         assert process.exitcode == 0, (logs / "whole.log").read_text()[-2000:]
         span = time.monotonic() - appeared  # from the run directory to the end: where the kills land
+        training = time.monotonic() - checkpointed  # from the first checkpoint to the end
         print(f"uninterrupted: {time.monotonic() - started:.1f} s ({span:.1f} s after its run directory appeared), "
               f"{args.epochs} epochs, checkpoint every {INTERVAL} s", flush=True)
         reference = outcome(runs / "whole")
@@ -140,9 +145,14 @@ def main() -> None:
                 moment = "while a checkpoint was written"
                 if not writing_checkpoint(runs / name / "checkpoints", process):
                     moment = "(no checkpoint write seen)"
-            else:
+            elif trial % 5 in (2, 3):
                 delay = draw.uniform(0.0, span)
-                moment = f"{delay:.2f} s in"
+                moment = f"{delay:.2f} s after its run directory appeared"
+                time.sleep(delay)
+            else:
+                wait_for(runs / name / "checkpoints" / "last.safetensors", process)
+                delay = draw.uniform(0.0, training)
+                moment = f"{delay:.2f} s after its first checkpoint"
                 time.sleep(delay)
             killed_at = time.time()
             os.kill(process.pid, sig)

@@ -270,8 +270,9 @@ class RunDir:
         return None
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Hold the lock for one write, unless this process holds it already."""
+    def writing(self) -> Iterator[None]:
+        """Hold the lock for a few reads and writes (unless this process holds it already), so no
+        other process writes the run in between."""
         held = self.locked
         if not held:
             self.lock()
@@ -313,7 +314,7 @@ class RunDir:
         full = self._inside(path)
         name = self._name(full)
         size = len(content) if isinstance(content, bytes) else size
-        with self._writing():
+        with self.writing():
             try:
                 with atomic_path(full) as tmp:
                     if isinstance(content, bytes):

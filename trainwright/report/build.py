@@ -64,7 +64,8 @@ _TEMPLATES.filters.update(number=_number, si=_si)
 def write_report(run_dir: str | Path) -> Path:
     """Write ``report.html`` into the run directory (atomically) and return its path."""
     run = RunDir.open(run_dir)
-    run.write_text(run.report, render_report(run))
+    with run.writing():  # a run another process is writing is neither read half-way nor written
+        run.write_text(run.report, render_report(run))
     return run.report
 
 
