@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve
+.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve bench-kills
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench-select: setup
 # and predict speed, PyTorch vs onnxruntime; the figures are in the README (a few minutes on a CPU).
 bench-serve: setup
 	$(BIN)/python benchmarks/serve_load.py
+# 20 seeded digits runs killed at random moments (SIGKILL, SIGTERM, SIGINT), resumed and compared
+# bit for bit with the uninterrupted run: prints `resumed bit-identically: N/20` (a few minutes).
+bench-kills: setup
+	$(BIN)/python benchmarks/kills.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from trainwright.errors import TrainwrightError
+from trainwright.errors import Interrupted, TrainwrightError
 from trainwright.files import atomic_path, atomic_write
 
 app = typer.Typer(
@@ -33,7 +34,8 @@ errors = Console(stderr=True, highlight=False)
 
 
 def user_errors(command):
-    """Turn bad input into one line on stderr and exit code 2; an interrupt into a resume hint."""
+    """Turn bad input into one line on stderr and exit code 2; an interrupt (SIGINT, SIGTERM) into
+    one line with the command that continues the run, and exit code 128 + the signal (130, 143)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -45,10 +47,11 @@ def user_errors(command):
             except TrainwrightError as error:
                 errors.print(f"error: {error}", soft_wrap=True, markup=False)
                 raise typer.Exit(2) from None
+            except Interrupted as stop:
+                errors.print(f"error: {stop.message()}", soft_wrap=True, markup=False)
+                raise typer.Exit(stop.exit_code) from None
             except KeyboardInterrupt:
-                errors.print(
-                    "interrupted; the last finished epoch is checkpointed: continue with `trainwright train --resume RUN_DIR`"
-                )
+                errors.print("error: interrupted")
                 raise typer.Exit(130) from None
 
     return wrapper
@@ -72,6 +75,8 @@ def train(
 ) -> None:
     """Train a model; the last line printed is the run directory."""
     import trainwright as tw
+
+    signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C; while training, the loop defers both to a batch boundary
 
     overrides = list(set_)
     if data is not None:
@@ -264,7 +269,10 @@ def distill(
     """Distill a trained teacher into a smaller student; compares it with the student trained from scratch."""
     from trainwright.recipes.distill import distill as run_distill
 
-    run = run_distill(teacher, student, overrides=list(set_), runs_dir=runs_dir, name=name, seeds=seeds, console=console)
+    try:
+        run = run_distill(teacher, student, overrides=list(set_), runs_dir=runs_dir, name=name, seeds=seeds, console=console)
+    except Interrupted as stop:  # its student is trained with the teacher: `train --resume` would train it without
+        raise Interrupted(stop.signum, "a distillation is not resumed; run the command again") from None
     print(run.dir, flush=True)
 
 
@@ -456,6 +464,10 @@ def compare(run_dirs: Annotated[list[Path], typer.Argument(help="two or more run
     for key, values in metrics.items():
         table.add_row(key, *(_cell(value) for value in values))
     console.print(table)
+
+
+def _terminate(signum: int, frame) -> None:
+    raise Interrupted(signum)
 
 
 def _cell(value) -> str:

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from trainwright.config import Config, Frozen, ModelConfig
 from trainwright.data.builtin import BUILTINS
 from trainwright.data.modality import source_modality
-from trainwright.errors import TrainwrightError
+from trainwright.errors import TrainwrightError, quote
 from trainwright.models.pretrained import PretrainedConfig, input_spec, starts_from_weights
 from trainwright.models.registry import MODELS
 
@@ -176,7 +176,7 @@ def validation_problems(error: ValidationError, prefix: str = "") -> list[str]:
             hint = ": give data.source, a built-in name (trainwright datasets) or a table path" if key == "data" else ""
             problems.append(f"{key} is required{hint}")
         else:
-            problems.append(f"{key} = {item.get('input')!r}: {message}" if key else message)
+            problems.append(f"{key} = {quote(item.get('input'))}: {message}" if key else message)
     return problems
 
 

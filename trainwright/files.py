@@ -1,4 +1,9 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of either.
+
+The temporary file is made with ``mkstemp`` (mode 0600, so no other user sees it half-written)
+and given the mode a plain ``open`` would have given it (0666 less the process umask) before it
+replaces the target: colleagues can read a shared run as they can read any file you write.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,15 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+TMP_SUFFIX = ".tmp"  # temporary files are ``.<name>.<random>.tmp`` beside their target
+
+
+def file_mode() -> int:
+    """0666 less the umask: what ``open(path, "w")`` creates (reading the umask means setting it, and back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -19,11 +33,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -151,6 +151,9 @@ def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu
     A calibrated run (``trainwright calibrate``) predicts calibrated probabilities unless ``calibrated=False``.
     """
     run = RunDir.open(run_dir)
+    names = ("preprocessor.json", "preprocessor.skops", "tokenizer.json", "calibration.json")
+    run.verify(run.config, run.model_info, run.weights, *(run.path / name for name in names),
+               fix="predict will not use it; restore the run from a backup, or train it again")
     config = load_config(run.config)
     preprocessor = load_preprocessor(run.path)
     info = run.read_json(run.model_info)

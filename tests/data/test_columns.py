@@ -51,3 +51,11 @@ def test_blank_and_null_text_are_missing_not_junk():
 def test_nullable_integers():
     values = numeric_values(pd.Series([1, None, 3], dtype="Int64"), "a")
     assert values.dtype == np.float64 and np.isnan(values[1]) and values[2] == 3
+
+
+def test_a_huge_bad_value_is_quoted_by_its_first_characters():
+    series = pd.Series(["1.5", "x" * 5_000_000, "2.5"])
+    with pytest.raises(TrainwrightError) as error:
+        numeric_values(series, "price")
+    message = str(error.value)
+    assert len(message) < 400 and "'xxxxxxxxxx" in message and "(5,000,000 characters) (row 2)" in message

@@ -87,7 +87,7 @@ def test_mode_size_and_policy_are_configurable(shapes):
 def test_preprocessor_round_trips_through_json_and_decodes_new_folders(shapes, tmp_path):
     data = prepare_images(DataConfig(source=str(shapes)))
     RunDir(tmp_path).write_files(data.preprocessor.files())
-    assert {p.name for p in tmp_path.iterdir()} == {"preprocessor.json"}  # plain JSON, no pickle
+    assert {p.name for p in tmp_path.iterdir()} - {".lock", "manifest.json"} == {"preprocessor.json"}  # plain JSON, no pickle
     pre = load_preprocessor(tmp_path)
     assert isinstance(pre, ImagePreprocessor) and pre.facts() == data.preprocessor.facts()
     frame, x = pre.inputs(shapes)
@@ -149,6 +149,18 @@ def test_bad_files_are_counted_and_named_and_duplicates_dropped(shapes, tmp_path
     text = "\n".join(data.report_lines())
     assert "skipped 3 files" in text and "circle/empty.png (empty file)" in text
     assert "'bird' has no usable images" in text and "README.md" in text
+
+
+def test_a_linked_class_folder_is_counted_once_under_its_real_folder(shapes, tmp_path):
+    folder = copy_folder(shapes, tmp_path / "linked")
+    os.symlink("../square", folder / "circle" / "squares")  # cat/dogs -> ../dog
+    os.symlink("../square/square_00001.png", folder / "circle" / "alias.png")
+    os.symlink("circle", folder / "round")  # a second name for a class folder
+    data = prepare_images(DataConfig(source=str(folder)))
+    images = data.summary["images"]
+    assert data.preprocessor.classes == ["circle", "square", "triangle"]
+    assert images["usable"] == 36 and images["skipped"]["by_reason"] == {"a link into another class folder": 2}
+    assert "class folder round is a link to circle: its images are counted once, under circle" in "\n".join(data.report_lines())
 
 
 def test_nothing_usable_and_one_class_are_clear_errors(tmp_path):

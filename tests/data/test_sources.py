@@ -83,3 +83,21 @@ def test_header_without_rows(tmp_path):
 def test_unknown_builtin_name():
     with pytest.raises(TrainwrightError, match="neither a built-in data set .*digits.* nor an existing file"):
         load_source("mnistt")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_a_byte_order_mark_says_the_encoding(tmp_path, encoding):
+    frame = pd.DataFrame({"naïve": ["café", "crème", "ñandú"], "y": [0, 1, 0]})
+    data = frame.to_csv(index=False).encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data  # the big-endian codec writes no mark of its own
+    (tmp_path / "t.csv").write_bytes(data)
+    assert read_table(tmp_path / "t.csv").to_dict("list") == frame.to_dict("list")
+
+
+def test_data_encoding_reads_latin1_and_a_utf8_error_names_it(tmp_path):
+    frame = pd.DataFrame({"city": ["Zürich", "Genève", "Düsseldorf"], "y": [0, 1, 0]})
+    frame.to_csv(tmp_path / "t.csv", index=False, encoding="latin-1")
+    assert read_table(tmp_path / "t.csv", encoding="latin-1")["city"].tolist() == frame["city"].tolist()
+    with pytest.raises(TrainwrightError, match="codec can't decode .*; if the file is not UTF-8, set data.encoding"):
+        read_table(tmp_path / "t.csv")

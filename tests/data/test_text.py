@@ -9,6 +9,7 @@ import pytest
 from trainwright.config import DataConfig, TokenizerConfig
 from trainwright.data.prepare import load_preprocessor, prepare_data
 from trainwright.data.text import build_tokenizer
+from trainwright.data.text_sources import load_texts
 from trainwright.errors import TrainwrightError
 from trainwright.rundir import RunDir
 
@@ -121,3 +122,15 @@ def test_data_classes_and_train_fraction_apply_to_text_and_its_balance_is_per_sp
 def test_table_column_keys_are_refused_for_text():
     with pytest.raises(TrainwrightError, match="data.drop_columns selects table columns"):
         prepare_data(DataConfig(source="word-order", drop_columns=["text"]))
+
+
+def test_txt_files_in_utf16_with_a_mark_or_in_the_configured_encoding(tmp_path):
+    for label, words, encoding in (("pos", "très bien", "utf-16"), ("neg", "mauvais à pleurer", "latin-1")):
+        (tmp_path / "texts" / label).mkdir(parents=True)
+        for i in range(12):
+            (tmp_path / "texts" / label / f"{i}.txt").write_bytes(f"{words} {i}".encode(encoding))
+    cfg = DataConfig(source=str(tmp_path / "texts"), encoding="latin-1")  # the UTF-16 files carry a mark
+    texts = set(load_texts(cfg).frame["text"])
+    assert {"très bien 0", "mauvais à pleurer 0"} <= texts
+    counts = {a["action"]: a["count"] for a in prepare_data(cfg).summary["cleaning"]}
+    assert counts["invalid_utf8"] == 0 and counts["replacement_characters"] == 0

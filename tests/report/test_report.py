@@ -3,7 +3,6 @@ in a real browser with every image loaded and no console errors."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from helpers import run_cli
 from rich.console import Console
 
 import trainwright as tw
+from trainwright.rundir import RunDir
 
 QUIET = Console(quiet=True)
 INJECTED = '<script>console.error("injected")</script>'
@@ -212,7 +212,7 @@ def test_an_unknown_modality_gets_a_generic_data_section(hostile_run, tmp_path):
         "class_balance": {"all": {"neg": 60, "pos": 90}, "train": {"neg": 42, "pos": 63}},
         "split": {"fractions": "70/15/15", "seed": 0, "stratified": True, "held_out": True, "train": 105, "val": 22, "test": 23},
     }
-    (copy / "data.json").write_text(json.dumps(summary), encoding="utf-8")
+    RunDir(copy).write_json("data.json", summary)  # as another version's run would have written it
     result = run_cli("report", str(copy))
     assert result.returncode == 0, result.stderr
     html = (copy / "report.html").read_text(encoding="utf-8")
@@ -221,7 +221,7 @@ def test_an_unknown_modality_gets_a_generic_data_section(hostile_run, tmp_path):
     assert '<td class="num">105</td>' in html and 'alt="class balance per split"' in html
     assert "<b>sentiment" not in html and "&lt;b&gt;sentiment" in html
     # Even a data.json with none of the usual keys does not stop the report.
-    (copy / "data.json").write_text(json.dumps({"modality": "audio", "split": [1, 2], "class_balance": "?"}), encoding="utf-8")
+    RunDir(copy).write_json("data.json", {"modality": "audio", "split": [1, 2], "class_balance": "?"})
     assert run_cli("report", str(copy)).returncode == 0
 
 

@@ -15,6 +15,7 @@ from trainwright.errors import TrainingDiverged
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.rundir import RunDir
 from trainwright.training.callbacks import CallbackList, GradientStats
+from trainwright.training.checkpoint import load_state, save_state
 from trainwright.training.loop import Fit, fit, supervised_loss
 from trainwright.training.optim import Schedule, build_optimizer
 
@@ -104,7 +105,8 @@ def test_state_survives_a_checkpoint_round_trip(tmp_path):
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
     run = fit(make_fit(model, torch.randn(16, 3), torch.randn(16, 1), tmp_path / "gradients.json", epochs=2))
     resumed = GradientStats(RunDir(tmp_path / "other"))
-    resumed.load_state_dict(json.loads(json.dumps(run.callbacks[0].state_dict())))
+    save_state(RunDir(tmp_path), tmp_path / "c.safetensors", {"stats": run.callbacks[0].state_dict()})
+    resumed.load_state_dict(load_state(tmp_path / "c.safetensors")["stats"])
     assert [e["epoch"] for e in resumed.records] == [1, 2]
 
 

@@ -6,6 +6,7 @@ Which modality a source is (a table, images, text or a series) is decided by the
 
 from __future__ import annotations
 
+import codecs
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
@@ -162,6 +163,8 @@ AUGMENTATIONS: dict[str, type[Augment]] = {cls.model_fields["name"].default: cls
 
 class DataConfig(Frozen):
     source: str = Field(description="a built-in data set name, a path to a CSV/Parquet/JSONL table, or a folder of images")
+    # Text files (CSV/TSV tables, .txt texts): a byte-order mark wins; else auto = UTF-8, or a codec such as latin-1.
+    encoding: str = Field("auto", description="auto (UTF-8, or what a byte-order mark says) or a Python codec: latin-1, cp1252")
     target: str | None = None
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     features: list[str] | None = None
@@ -188,6 +191,16 @@ class DataConfig(Frozen):
     # and test stay whole).
     classes: list[int | str] | None = Field(None, description="keep only the rows whose label is one of these")
     train_fraction: float = Field(1.0, gt=0, le=1, description="stratified share of the training split to train on")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        if value != "auto":
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError("encoding must be auto or a codec Python knows: utf-8, latin-1, cp1252, utf-16, ...") from None
+        return value
 
     @field_validator("classes")
     @classmethod

@@ -3,6 +3,7 @@ device and precision."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -89,6 +90,9 @@ class TrainConfig(Frozen):
     # backbone layers train too, and their learning rate as a share of optimizer.lr whenever they train.
     unfreeze_at_epoch: int | None = Field(None, ge=2, description="a frozen backbone only: unfreeze it from this epoch")
     backbone_lr_scale: float = Field(0.1, gt=0, le=1, description="a backbone (a run's, pretrained) only: lr x this")
+    # A kill loses at most this much training: the state is checkpointed at the first batch boundary
+    # after each interval (mid-epoch too), stretched to 20x what one checkpoint takes (at most 5%).
+    checkpoint_every: str = Field("10s", description="training time between checkpoints: 10s, 90s, 5m, 1h (a number: seconds)")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -97,9 +101,37 @@ class TrainConfig(Frozen):
             return value
         raise ValueError("batch_size must be an integer >= 1 (1 is stochastic) or 'full' (full-batch)")
 
+    @field_validator("checkpoint_every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> str:
+        seconds = duration_seconds(value)
+        if seconds is None or seconds <= 0:
+            raise ValueError("checkpoint_every must be a positive duration such as 30s, 5m or 1h (a number means seconds)")
+        return value if isinstance(value, str) else f"{value:g}s"
+
+    @property
+    def checkpoint_seconds(self) -> float:
+        return duration_seconds(self.checkpoint_every)
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
         if value not in ("auto", "cpu", "mps") and not value.startswith("cuda"):
             raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
         return value
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def duration_seconds(value: Any) -> float | None:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"250ms"`` or a number of seconds -> seconds; None if it is not one.
+
+    Example:
+        >>> duration_seconds("5m"), duration_seconds(30)
+        (300.0, 30.0)
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    found = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|min|m|h)?\s*", value) if isinstance(value, str) else None
+    return float(found.group(1)) * _UNITS[found.group(2) or "s"] if found else None

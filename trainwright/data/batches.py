@@ -11,6 +11,7 @@ into pinned memory, copied to the device without blocking. ``make_batches`` pick
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 
 import torch
@@ -57,13 +58,14 @@ class TensorBatches:
         """Rows an epoch yields: ``n``, less a trailing single row that batch norm cannot take."""
         return self.n - 1 if self.drop_singleton and self.n % self.batch_size == 1 else self.n
 
-    def epoch(self, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield the batches of one epoch, shuffled with ``generator`` when one is given."""
+    def epoch(self, generator: torch.Generator | None = None, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield the batches of one epoch, shuffled with ``generator`` when one is given, from batch
+        ``start`` on (a resumed epoch: the shuffle is drawn as before, the first batches are not built)."""
         x, y = self.x, self.y
         perm = self._permutation(generator)
         if perm is not None and x.element_size() * x.numel() <= WHOLE_GATHER_BYTES:
             x, y, perm = x[perm], _take(y, perm), None
-        for rows in self._batch_rows(perm):
+        for rows in self._batch_rows(perm, start):
             xb, yb = x[rows], _take(y, rows)
             yield (xb if self.transform is None else self.transform(xb)), yb
 
@@ -73,8 +75,8 @@ class TensorBatches:
         perm = torch.randperm(self.n, generator=generator, device=generator.device)
         return perm if perm.device == self.x.device else perm.to(self.x.device)
 
-    def _batch_rows(self, perm: torch.Tensor | None) -> Iterator[slice | torch.Tensor]:
-        for start in range(0, self.n, self.batch_size):
+    def _batch_rows(self, perm: torch.Tensor | None, first: int = 0) -> Iterator[slice | torch.Tensor]:
+        for start in range(first * self.batch_size, self.n, self.batch_size):
             if self.drop_singleton and self.n - start == 1:
                 break
             yield slice(start, start + self.batch_size) if perm is None else perm[start : start + self.batch_size]
@@ -97,12 +99,13 @@ class StreamedBatches(TensorBatches):
         super().__init__(x, y, batch_size, drop_singleton, transform)
         self.device, self.workers = device, workers
 
-    def epoch(self, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(self, generator: torch.Generator | None = None, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         perm = self._permutation(generator)
         loader = DataLoader(
-            _Rows(self.x, self.y), sampler=list(self._batch_rows(perm)), batch_size=None,  # one item = one whole batch
+            _Rows(self.x, self.y), sampler=list(self._batch_rows(perm, start)), batch_size=None,  # one item = one batch
             num_workers=self.workers, pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(0),  # its worker seeds; else it draws from the global RNG (dropout's)
+            worker_init_fn=_ignore_interrupts,
         )
         for xb, yb in loader:
             xb = xb.to(self.device, non_blocking=True)
@@ -112,6 +115,12 @@ class StreamedBatches(TensorBatches):
                 else yb.to(self.device, non_blocking=True)
             )
             yield (xb if self.transform is None else self.transform(xb)), yb
+
+
+def _ignore_interrupts(worker: int) -> None:
+    """Ctrl-C reaches the whole process group: workers leave it to the main process, which writes a
+    checkpoint at the next batch boundary and stops them (a worker that died first would fail that step)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Rows(Dataset):

@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from trainwright.errors import TrainwrightError
+from trainwright.errors import TrainwrightError, quote
 
 Kind = Literal["numeric", "categorical"]
 
@@ -71,7 +71,7 @@ def column_kind(series: pd.Series) -> Kind:
 
 def _examples(series: pd.Series, mask: pd.Series, limit: int = 3) -> str:
     rows = series.index[mask.to_numpy()]
-    shown = ", ".join(f"{series[row]!r} (row {row + 1})" for row in rows[:limit])
+    shown = ", ".join(f"{quote(series[row])} (row {row + 1})" for row in rows[:limit])  # a 50 MB cell: its first characters
     return shown + (", ..." if len(rows) > limit else "")
 
 

@@ -43,7 +43,8 @@ class Skipped:
     def add(self, name: str, reason: str) -> None:
         self.by_reason[reason] += 1
         if len(self.first) < SHOW:
-            self.first.append(f"{name} ({reason})")
+            shown = name if len(name) <= 200 else f"{name[:200]}... ({len(name):,} characters)"  # a path from a table cell
+            self.first.append(f"{shown} ({reason})")
 
     @property
     def count(self) -> int:
@@ -86,11 +87,16 @@ def inside(path: Path, root: Path) -> bool:
         return False
 
 
-def walk_files(top: Path, root: Path, skipped: Skipped) -> list[Path]:
+def walk_files(
+    top: Path, root: Path, skipped: Skipped, others: tuple[str, ...] = (), taken: set[str] | None = None
+) -> list[Path]:
     """Regular files under ``top``, sorted, hidden ones (``.DS_Store``) left out. Links leaving
-    ``root`` (resolved) are skipped and counted; linked folders are followed once."""
+    ``root`` (resolved) are skipped and counted; linked folders are followed once. ``others``: the
+    real paths of the other class folders, which a link must not lead into (their images belong to
+    their own class); ``taken``: the real paths of files already counted, which are not counted again."""
     files: list[Path] = []
     seen: set[str] = set()
+    taken = set() if taken is None else taken
     for directory, subdirectories, names in os.walk(top, followlinks=True):
         real = os.path.realpath(directory)
         rel = os.path.relpath(directory, root)
@@ -101,28 +107,47 @@ def walk_files(top: Path, root: Path, skipped: Skipped) -> list[Path]:
         if real in seen:  # a link back to a folder already walked
             subdirectories[:] = []
             continue
+        if _within(real, others):
+            skipped.add(rel + "/", "a link into another class folder")
+            subdirectories[:] = []
+            continue
         seen.add(real)
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
         for name in sorted(names):
             if name.startswith("."):
                 continue
             path = Path(directory) / name
+            real_file = os.path.realpath(path)
             if not inside(path, root):
                 skipped.add(os.path.relpath(path, root), "outside the data root")
             elif not os.path.isfile(path):
                 skipped.add(os.path.relpath(path, root), "not a regular file")
+            elif _within(real_file, others):
+                skipped.add(os.path.relpath(path, root), "a link into another class folder")
+            elif real_file in taken:
+                skipped.add(os.path.relpath(path, root), "a link to a file already counted")
             else:
+                taken.add(real_file)
                 files.append(path)
     return files
 
 
+def _within(real: str, folders: tuple[str, ...]) -> bool:
+    return any(real == folder or real.startswith(folder + os.sep) for folder in folders)
+
+
 def folder_candidates(folder: Path) -> Candidates:
-    """One sub-folder per class; every file under it (at any depth) is a candidate of that class."""
+    """One sub-folder per class; every file under it (at any depth) is a candidate of that class.
+
+    An image is counted once, under the class folder it really is in: a link inside one class
+    folder into another (``cat/dogs -> ../dog``) and a class folder that is a link to another
+    (``kitten -> cat``) are skipped and said so, never labelled twice.
+    """
     root = Path(os.path.realpath(folder))
     skipped, notes = Skipped(), []
-    classes = sorted(entry for entry in os.listdir(folder) if not entry.startswith(".") and os.path.isdir(folder / entry))
+    found = sorted(entry for entry in os.listdir(folder) if not entry.startswith(".") and os.path.isdir(folder / entry))
     loose = [entry for entry in os.listdir(folder) if not entry.startswith(".") and os.path.isfile(folder / entry)]
-    if not classes:
+    if not found:
         raise TrainwrightError(
             f"{folder} has no class sub-folders; put each class's images in its own folder "
             f"({folder}/cat/..., {folder}/dog/...), or give a table with data.image_column"
@@ -132,10 +157,22 @@ def folder_candidates(folder: Path) -> Candidates:
             f"{len(loose)} file{'s' if len(loose) > 1 else ''} directly in {folder} (not in a class folder) ignored: "
             f"{', '.join(sorted(loose)[:SHOW])}"
         )
+    # Each real folder is one class: the folder itself rather than a link to it, else the first by name.
+    real = {label: os.path.realpath(folder / label) for label in found}
+    owner: dict[str, str] = {}
+    for label in sorted(found, key=lambda label: (os.path.islink(folder / label), label)):
+        owner.setdefault(real[label], label)
+    classes = [label for label in found if owner[real[label]] == label]
+    for label in found:
+        if owner[real[label]] != label:
+            notes.append(f"class folder {label} is a link to {owner[real[label]]}: its images are counted once, under "
+                         f"{owner[real[label]]}")
     sources: list[Source] = []
     names, labels = [], []
+    taken: set[str] = set()
     for label in classes:
-        for path in walk_files(folder / label, root, skipped):
+        others = tuple(real[other] for other in classes if other != label)
+        for path in walk_files(folder / label, root, skipped, others, taken):
             sources.append(path)
             names.append(os.path.relpath(path, folder))
             labels.append(label)
@@ -206,6 +243,6 @@ def load_candidates(cfg: DataConfig) -> tuple[Candidates, str, str, LabelKind]:
         return folder_candidates(path), Path(os.path.abspath(path)).name or "images", "label", "str"  # "." names its folder
     if cfg.target is None:
         raise TrainwrightError(f"data.target is not set: name the column of {path} that holds each image's label")
-    frame = read_table(path)
+    frame = read_table(path, encoding=cfg.encoding)
     candidates, kind = table_candidates(frame, str(cfg.image_column), cfg.target, path.parent, path.name)
     return candidates, path.stem, cfg.target, kind

@@ -56,7 +56,7 @@ from trainwright.data.target import (
     encode_labels,
     selected_rows,
 )
-from trainwright.errors import TrainwrightError
+from trainwright.errors import TrainwrightError, quote
 
 if TYPE_CHECKING:
     from torch import nn
@@ -313,7 +313,9 @@ def resolve_image_task(requested: str, classes: list, target: str) -> Task:
         )
     if len(classes) < 2:
         label = classes[0] if classes else None
-        raise TrainwrightError(f"every usable image has the label {label!r}; a classifier needs images of at least two classes")
+        raise TrainwrightError(
+            f"every usable image has the label {quote(label)}; a classifier needs images of at least two classes"
+        )
     if requested == "binary" and len(classes) > 2:
         raise TrainwrightError(
             f"data.task is binary but {target!r} has {len(classes)} classes; set data.task: multiclass or auto"

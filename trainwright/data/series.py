@@ -30,7 +30,7 @@ import pandas as pd
 from trainwright.config import DataConfig, WindowConfig
 from trainwright.data.sources import load_sequence_table, read_table
 from trainwright.data.split import Split, SplitData, fractions_text
-from trainwright.errors import TrainwrightError
+from trainwright.errors import TrainwrightError, quote
 
 __all__ = ["SeriesData", "SeriesPreprocessor", "SeriesRows", "load_series", "prepare_series"]
 
@@ -92,7 +92,7 @@ def value_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise TrainwrightError(
                 f"value column {column!r} has {int(bad.sum())} missing or non-numeric values (first at row {row + 1}: "
-                f"{frame[column].iloc[row]!r}); a series needs a number in every row"
+                f"{quote(frame[column].iloc[row])}); a series needs a number in every row"
             )
         out[:, j] = values.to_numpy(dtype=np.float64)
     return out
@@ -400,7 +400,7 @@ def load_series(cfg: DataConfig) -> SeriesRows:
             f"data.{key} keeps rows of classes; a series is split by time only: remove data.{key} "
             "(set data.split.train to train on a shorter history)"
         )
-    frame, default_target, time_column, name = load_sequence_table(cfg.source, cfg.time_column, "time")
+    frame, default_target, time_column, name = load_sequence_table(cfg.source, cfg.time_column, "time", cfg.encoding)
     target = cfg.target or default_target
     listed = ", ".join(map(str, frame.columns))
     if target is None or target not in frame.columns or target == time_column:

@@ -13,15 +13,17 @@ from pathlib import Path
 import pandas as pd
 
 from trainwright.data.builtin import BUILTINS
+from trainwright.data.encoding import file_encoding
 from trainwright.errors import TrainwrightError
 
 # Suffix -> (format name, reader). Compressed text files (data.csv.gz) are read through pandas'
 # own compression support, so only the suffix before the compression one decides the format.
-# ``errors`` is how text formats treat bytes that are not UTF-8: "strict" (an error) for tables,
-# "replace" (U+FFFD) for text data, whose cleaning counts and reports them.
+# ``text`` is how text formats are decoded (``encoding``, ``encoding_errors``): bytes the encoding
+# cannot read are "strict" (an error) for tables, "replace" (U+FFFD) for text data, whose cleaning
+# counts and reports them.
 _READERS = {
-    ".csv": ("CSV", lambda path, errors="strict": pd.read_csv(path, encoding_errors=errors)),
-    ".tsv": ("TSV", lambda path, errors="strict": pd.read_csv(path, sep="\t", encoding_errors=errors)),
+    ".csv": ("CSV", lambda path, **text: pd.read_csv(path, **text)),
+    ".tsv": ("TSV", lambda path, **text: pd.read_csv(path, sep="\t", **text)),
     ".parquet": ("Parquet", lambda path: pd.read_parquet(path)),
     ".pq": ("Parquet", lambda path: pd.read_parquet(path)),
     ".jsonl": ("JSON lines", lambda path: pd.read_json(path, lines=True)),
@@ -42,8 +44,9 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def read_table(path: str | Path, encoding_errors: str = "strict") -> pd.DataFrame:
-    """Read a CSV, TSV, Parquet or JSON-lines table, chosen by the file's suffix.
+def read_table(path: str | Path, encoding_errors: str = "strict", encoding: str = "auto") -> pd.DataFrame:
+    """Read a CSV, TSV, Parquet or JSON-lines table, chosen by the file's suffix (CSV and TSV are
+    decoded as ``data/encoding.py`` says: a byte-order mark, else ``encoding``, ``auto`` being UTF-8).
 
     Every problem a user can fix (missing file, a directory, unknown suffix, a corrupt file, a
     table without rows or columns) is a one-line TrainwrightError.
@@ -65,12 +68,15 @@ def read_table(path: str | Path, encoding_errors: str = "strict") -> pd.DataFram
         known = ", ".join(sorted(_READERS))
         raise TrainwrightError(f"cannot read {path}: unknown file type {suffix or '(no suffix)'!r}; use one of {known}")
     kind, reader = _READERS[suffix]
+    text = {"encoding": file_encoding(path, encoding), "encoding_errors": encoding_errors} if kind in ("CSV", "TSV") else {}
     try:
-        frame = reader(path, errors=encoding_errors) if encoding_errors != "strict" else reader(path)
+        frame = reader(path, **text)
     except pd.errors.EmptyDataError:
         raise TrainwrightError(f"data file {path} is empty; it needs a header row and at least one data row") from None
     except _read_errors() as error:
-        detail = " ".join(str(error).split()) or type(error).__name__
+        detail = (" ".join(str(error).split()) or type(error).__name__)[:300]
+        if isinstance(error, UnicodeDecodeError):
+            detail += "; if the file is not UTF-8, set data.encoding (e.g. latin-1, cp1252 or utf-16)"
         raise TrainwrightError(f"cannot read {path} as {kind}: {detail}") from None
     if frame.shape[1] == 0:
         raise TrainwrightError(f"data file {path} has no columns; it needs a header row and at least one data row")
@@ -81,7 +87,7 @@ def read_table(path: str | Path, encoding_errors: str = "strict") -> pd.DataFram
     return frame
 
 
-def load_source(source: str, encoding_errors: str = "strict") -> tuple[pd.DataFrame, str | None, str]:
+def load_source(source: str, encoding_errors: str = "strict", encoding: str = "auto") -> tuple[pd.DataFrame, str | None, str]:
     """Load ``data.source``: returns (frame, the built-in's target or None, a display name).
 
     Rows are renumbered 0..N-1, so a row number in a message is the row's place in the file
@@ -99,20 +105,22 @@ def load_source(source: str, encoding_errors: str = "strict") -> tuple[pd.DataFr
     if not path.exists() and not path.suffix and len(path.parts) == 1:
         names = ", ".join(BUILTINS)
         raise TrainwrightError(f"data.source {source!r} is neither a built-in data set ({names}) nor an existing file")
-    frame = read_table(path, encoding_errors)
+    frame = read_table(path, encoding_errors, encoding)
     name = path.stem  # houses.csv -> houses; houses.csv.gz -> houses
     if path.suffix.lower() in _COMPRESSION and Path(name).suffix.lower() in _READERS:
         name = Path(name).stem
     return frame.reset_index(drop=True), None, name
 
 
-def load_sequence_table(source: str, column: str | None, role: str) -> tuple[pd.DataFrame, str | None, str, str]:
+def load_sequence_table(
+    source: str, column: str | None, role: str, encoding: str = "auto"
+) -> tuple[pd.DataFrame, str | None, str, str]:
     """A text or series table: (frame, the built-in's target or None, its ``role`` column, display name).
 
     ``role`` is ``text`` or ``time``; ``column`` defaults to the built-in's own and must be in the table.
     Text tables are read with invalid UTF-8 bytes replaced by U+FFFD (text cleaning counts them).
     """
-    frame, default_target, name = load_source(source, "replace" if role == "text" else "strict")
+    frame, default_target, name = load_source(source, "replace" if role == "text" else "strict", encoding)
     builtin = BUILTINS.get(source)
     column = column or (getattr(builtin, f"{role}_column") if builtin else None)
     if column not in frame.columns:

@@ -30,7 +30,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from trainwright.config import DataConfig, SplitConfig
-from trainwright.errors import TrainwrightError
+from trainwright.errors import TrainwrightError, quote
 
 if TYPE_CHECKING:
     import torch
@@ -87,7 +87,7 @@ def _check_stratifiable(labels: np.ndarray, cfg: SplitConfig) -> None:
         label, count = counts.index[0], int(counts.iloc[0])
         label = label.item() if isinstance(label, np.generic) else label
         raise TrainwrightError(
-            f"class {label!r} has only {count} row{'s' if count > 1 else ''}, too few for a stratified "
+            f"class {quote(label)} has only {count} row{'s' if count > 1 else ''}, too few for a stratified "
             f"{fractions_text(cfg)} split (it needs {splits}, one per split); add rows of that class, "
             f"remove the class from the data, or set data.split.stratify: false"
         )

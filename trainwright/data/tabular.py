@@ -508,7 +508,7 @@ class TabularRows:
 
 def load_tabular(cfg: DataConfig) -> TabularRows:
     """Load and clean ``cfg.source``, keep ``data.classes``, settle the task and the classes."""
-    frame, default_target, name = load_source(cfg.source)
+    frame, default_target, name = load_source(cfg.source, encoding=cfg.encoding)
     target, candidates, left_out = _resolve_columns(frame, cfg, cfg.target or default_target, name)
     cleaned = clean_table(frame[[*candidates, target]], target, cfg.clean)
     rows = cleaned.frame  # its index is the row's place in the source, for messages; splits use positions

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from trainwright.data.columns import category_values, column_kind, numeric_values
-from trainwright.errors import TrainwrightError
+from trainwright.errors import TrainwrightError, quote
 
 Task = Literal["binary", "multiclass", "regression"]
 LabelKind = Literal["int", "bool", "str"]
@@ -66,13 +66,13 @@ def resolve_task(y: pd.Series, requested: str, column: str) -> Task:
     if distinct < 2:
         value = y.iloc[0]
         if task == "regression":
-            raise TrainwrightError(f"target {column!r} has a single value {value!r}; there is nothing to learn")
+            raise TrainwrightError(f"target {column!r} has a single value {quote(value)}; there is nothing to learn")
         raise TrainwrightError(
-            f"target {column!r} has a single value {value!r}; a classifier needs at least two classes"
+            f"target {column!r} has a single value {quote(value)}; a classifier needs at least two classes"
         )
     if task == "regression" and numbers is None:
         raise TrainwrightError(
-            f"target {column!r} holds text such as {str(y.iloc[0])!r}; regression needs numbers: "
+            f"target {column!r} holds text such as {quote(str(y.iloc[0]))}; regression needs numbers: "
             f"set data.task to auto, binary or multiclass"
         )
     if task != "regression" and numbers is not None and not np.all(numbers == np.round(numbers)):
@@ -127,10 +127,10 @@ def _plain(value: object) -> object:
 
 def _unknown_labels(values: list, column: str, classes: list | None = None) -> None:
     distinct = list(dict.fromkeys(_plain(value) for value in values))
-    shown = ", ".join(map(repr, distinct[:5])) + (", ..." if len(distinct) > 5 else "")
+    shown = ", ".join(map(quote, distinct[:5])) + (", ..." if len(distinct) > 5 else "")
     known = ""
     if classes is not None:
-        known = f"; known classes: {', '.join(map(repr, classes[:10]))}{', ...' if len(classes) > 10 else ''}"
+        known = f"; known classes: {', '.join(map(quote, classes[:10]))}{', ...' if len(classes) > 10 else ''}"
     plural = "s" if len(distinct) > 1 else ""
     raise TrainwrightError(f"target {column!r} has label{plural} {shown} not seen in training{known}")
 

@@ -18,6 +18,7 @@ import pandas as pd
 from trainwright.config import DataConfig
 from trainwright.data.builtin import BUILTINS
 from trainwright.data.columns import column_kind
+from trainwright.data.encoding import decode_text
 from trainwright.data.sources import load_sequence_table
 from trainwright.errors import TrainwrightError
 
@@ -37,8 +38,8 @@ def load_texts(cfg: DataConfig) -> RawTexts:
     """The texts and labels ``cfg.source`` names, not yet cleaned."""
     source = Path(cfg.source).expanduser()
     if cfg.source not in BUILTINS and source.is_dir():
-        return _read_folder(source, cfg.target or "label")
-    frame, default_target, text_column, name = load_sequence_table(cfg.source, cfg.text_column, "text")
+        return _read_folder(source, cfg.target or "label", cfg.encoding)
+    frame, default_target, text_column, name = load_sequence_table(cfg.source, cfg.text_column, "text", cfg.encoding)
     target = cfg.target or default_target
     columns = ", ".join(map(str, frame.columns))
     if target is None:
@@ -49,16 +50,14 @@ def load_texts(cfg: DataConfig) -> RawTexts:
     return RawTexts(frame[[text_column, target]].copy(), text_column, target, name, kind)
 
 
-def _read_folder(root: Path, target: str) -> RawTexts:
-    """One sub-folder per class, each text one ``.txt`` file in it (read as UTF-8)."""
+def _read_folder(root: Path, target: str, encoding: str = "auto") -> RawTexts:
+    """One sub-folder per class, each text one ``.txt`` file in it (UTF-8, what its byte-order mark
+    says, or ``data.encoding``; see ``data/encoding.py``)."""
     texts, labels, invalid = [], [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         for file in sorted(folder.glob("*.txt")):
-            data = file.read_bytes()
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                text = data.decode("utf-8", errors="replace")
+            text, clean = decode_text(file.read_bytes(), encoding)
+            if not clean:
                 invalid.append(f"{folder.name}/{file.name}")
             texts.append(text)
             labels.append(folder.name)

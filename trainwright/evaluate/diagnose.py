@@ -452,11 +452,24 @@ def no_skill_loss(task: str, loss: str, class_shares: list[float], scaled_target
 
 
 def read_history(path: Path) -> list[dict]:
-    """``history.csv`` as a list of dicts of numbers (empty when no epoch finished)."""
+    """``history.csv`` as a list of dicts of numbers (empty when no epoch finished). A file cut short
+    (a copy that stopped half-way) gives its whole rows before the cut: a last line without its
+    newline, or a row with a missing or unreadable value, ends it."""
     if not path.is_file():
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(handle)]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()  # cut mid-row: "0.1234" might read as "0.12"
+    rows = []
+    for row in csv.DictReader(lines):
+        if None in row:  # more cells than the header has
+            break
+        try:
+            rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})
+        except (TypeError, ValueError):  # None (fewer cells than the header) or text that is not a number
+            break
+    return rows
 
 
 def print_findings(console: Console, findings: list[dict]) -> None:

@@ -209,7 +209,9 @@ def train_student(
     seconds = fit_or_diagnose(run, run_dir, console)
     if run.stop_reason:
         console.print(run.stop_reason, highlight=False)
-    return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console)
+    result = finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console)
+    run_dir.unlock()  # start_run locked it (a failure keeps it locked until this process ends)
+    return result
 
 
 def teacher_outputs(teacher: nn.Module, xb: torch.Tensor) -> torch.Tensor:

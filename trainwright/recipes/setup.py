@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import signal
 from pathlib import Path
 
 import torch
@@ -25,7 +27,7 @@ from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config
 from trainwright.data.batches import make_batches
 from trainwright.data.prepare import Prepared, with_input_stage
-from trainwright.errors import TrainwrightError
+from trainwright.errors import Interrupted, TrainwrightError, WriteFailed
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.models.custom import CustomConfig
 from trainwright.models.pretrained import starts_from_weights
@@ -162,16 +164,40 @@ def start_run(
     name: str | None,
     backbone: dict | None = None,
 ) -> RunDir:
-    """Create the run directory (once the data and the model are known to be good) and write what
-    the run starts from: the resolved config, the environment, the data summary, the fitted
-    preprocessing and the model's facts."""
+    """Create the run directory (once the data and the model are known to be good; it stays locked
+    until the recipe unlocks it) and write what the run starts from. If those first files cannot be
+    written (a full disk), the new directory is removed again: nothing of the run existed yet."""
     run_dir = RunDir.create(runs_dir, name or unique_name(runs_dir, default_run_name(data.name, cfg.model.type)))
+    try:
+        write_start_files(run_dir, cfg, data, module, device, backbone)
+    except WriteFailed:
+        if run_dir.writes:
+            shutil.rmtree(run_dir.path, ignore_errors=True)
+        run_dir.unlock()
+        raise
+    except KeyboardInterrupt as stop:  # the directory stays, and --resume starts it from the beginning
+        run_dir.unlock()
+        raise interrupted(stop, run_dir) from None
+    return run_dir
+
+
+def interrupted(stop: KeyboardInterrupt, run_dir: RunDir) -> Interrupted:
+    """A Ctrl-C or SIGTERM (in the loop, or outside it) as an ``Interrupted`` that names the run to resume."""
+    if not isinstance(stop, Interrupted):
+        stop = Interrupted(signal.SIGINT)
+    stop.run_dir = stop.run_dir or run_dir.path
+    return stop
+
+
+def write_start_files(
+    run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, backbone: dict | None = None
+) -> None:
+    """The resolved config, the environment, the data summary, the fitted preprocessing and the model's facts."""
     run_dir.write_text(run_dir.config, cfg.to_yaml())
     run_dir.write_json(run_dir.environment, environment(device, cfg.train.seed))
     run_dir.write_json(run_dir.data, data.summary)
     run_dir.write_files(data.preprocessor.files())
     run_dir.write_json(run_dir.model_info, model_facts(cfg, data, module, backbone))
-    return run_dir
 
 
 def model_facts(cfg: Config, data: Prepared, module: nn.Module, backbone: dict | None = None) -> dict:
@@ -216,7 +242,7 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
             EarlyStopping(tc.early_stopping),
             GradientStats(run_dir, cfg.evaluate.gradient_every),
             HistoryCSV(run_dir),
-            Checkpoint(run_dir),
+            Checkpoint(run_dir, every=tc.checkpoint_seconds),
             ProgressBar(console, tc.epochs, len(batches), tc.early_stopping.monitor),
             *tracking_callbacks(cfg, run_dir),
         ]

@@ -20,18 +20,22 @@ from torch import nn
 
 from trainwright.compute import estimate_training
 from trainwright.config import Config
+from trainwright.configure import load_config
 from trainwright.data.prepare import Prepared, prepare_data
-from trainwright.errors import TrainingDiverged, TrainwrightError
+from trainwright.errors import TrainingDiverged, TrainwrightError, WriteFailed
 from trainwright.recipes.finish import Run, finish, finish_supervised
 from trainwright.recipes.lr_find import with_found_lr, write_sweep
+from trainwright.recipes.resume import apply_changes, changes_text, record_resume, resume_changes
 from trainwright.recipes.setup import (
     build_fit,
     build_module,
     check_same_data,
+    interrupted,
     model_line,
     resolve_device,
     start_run,
     with_custom_model,
+    write_start_files,
 )
 from trainwright.rundir import RunDir
 from trainwright.tracking.callback import trackers_in
@@ -49,16 +53,29 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
 
     ``model=`` trains your own ``nn.Module`` (inputs (B, features) -> outputs (B, classes or 1); for
     images, normalized float (B, C, H, W): the run puts its normalizing input stage in front).
+    ``resume``: an existing run (``RunDir.open``); ``cfg`` is its config with the overrides a
+    resume may make (``recipes/resume.py``), checked here before the data are read.
     """
     console = console or Console()
     cfg = with_custom_model(cfg, model)
-    # ① Data: load, clean, split, fit preprocessing on the training split.
-    data = prepare_data(cfg.data)
-    for line in data.report_lines():
-        console.print(line, highlight=False, soft_wrap=True)
-    # ② Model: seeded, so the same config gives the same initial weights.
-    module = build_module(cfg, data, model)
-    return train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console)
+    if resume is not None:
+        resume_changes(with_custom_model(load_config(resume.config), model), cfg)
+        resume = RunDir.resume(resume.path)  # locked, leftovers removed, start files checked
+    try:
+        # ① Data: load, clean, split, fit preprocessing on the training split.
+        data = prepare_data(cfg.data)
+        for line in data.report_lines():
+            console.print(line, highlight=False, soft_wrap=True)
+        # ② Model: seeded, so the same config gives the same initial weights.
+        module = build_module(cfg, data, model)
+        return train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console)
+    except KeyboardInterrupt as stop:
+        if resume is None:
+            raise
+        raise interrupted(stop, resume) from None
+    finally:
+        if resume is not None:
+            resume.unlock()
 
 
 def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: str | Path = "runs", name: str | None = None,
@@ -87,32 +104,67 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
             write_sweep(run_dir, sweep)
     else:
         run_dir = resume
-        check_same_data(run_dir, data)
+        if run_dir.checkpoint.is_file():
+            check_same_data(run_dir, data)
+        else:  # killed before its first checkpoint: nothing was trained, so it starts again from its start files
+            write_start_files(run_dir, cfg, data, module, device, backbone)
+    # The run directory is locked from here to the end. A signal outside the loop (the loop defers
+    # them to a batch boundary) or a full disk still ends with the command that continues the run.
+    trained = False
+    try:
+        # ④ The loop.
+        run = build_fit(cfg, module, data, device, run_dir, console)
+        for callback in callbacks:
+            run.callbacks.append(callback)
+        if cfg.train.compile:
+            compile_forward(module)  # in place: state_dict keys stay the same, so weights and checkpoints load without it
+        previous_seconds = resume_from_checkpoint(run, run_dir, cfg, console) if resume is not None else 0.0
+        seconds = previous_seconds + fit_or_diagnose(run, run_dir, console)
+        trained = True
+        if run.stop_reason:
+            console.print(run.stop_reason, highlight=False)
 
-    # ④ The loop.
-    run = build_fit(cfg, module, data, device, run_dir, console)
-    for callback in callbacks:
-        run.callbacks.append(callback)
-    if cfg.train.compile:
-        compile_forward(module)  # in place: state_dict keys stay the same, so weights and checkpoints load without it
-    previous_seconds = resume_from_checkpoint(run, run_dir, cfg, console) if resume is not None else 0.0
-    seconds = previous_seconds + fit_or_diagnose(run, run_dir, console)
-    if run.stop_reason:
-        console.print(run.stop_reason, highlight=False)
-
-    # ⑤ Evaluate the kept weights on the untouched test split, write everything, diagnose, report.
-    return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console)
+        # ⑤ Evaluate the kept weights on the untouched test split, write everything, diagnose, report.
+        return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console)
+    except KeyboardInterrupt as stop:
+        stop = interrupted(stop, run_dir)
+        if trained and not stop.detail:
+            stop.detail = "training had finished and is checkpointed; the resume evaluates and writes the results"
+        raise stop from None
+    except WriteFailed as error:
+        resume = f"trainwright train --resume {run_dir.path}"
+        raise WriteFailed(f"{error}; when there is room again, continue with `{resume}`") from None
+    finally:
+        run_dir.unlock()
 
 
 def resume_from_checkpoint(run: Fit, run_dir: RunDir, cfg: Config, console: Console) -> float:
-    """Put the run back where its checkpoint left it; returns the seconds already trained."""
-    run.load_state_dict(load_state(run_dir.checkpoint))
-    if run.epoch >= cfg.train.epochs:
-        raise TrainwrightError(
-            f"{run_dir.path} already trained {run.epoch} epochs; to train longer pass --set train.epochs=N with N > {run.epoch}"
+    """Put the run back where its checkpoint left it, with the changes a resume may make; returns
+    the seconds already trained. A run whose training had finished is finished (evaluated, written,
+    reported) unless it is complete already."""
+    changes = resume_changes(load_config(run_dir.config), cfg)
+    if not run_dir.checkpoint.is_file():
+        console.print(
+            f"resuming {run_dir.path}: it has no checkpoint yet, so it starts from the beginning", highlight=False, soft_wrap=True
         )
-    console.print(f"resuming {run_dir.path} after epoch {run.epoch}", highlight=False)
-    return sum(row["seconds"] for row in run.history)
+        record_resume(run_dir, cfg, "the beginning", changes)
+        return 0.0
+    state = load_state(run_dir.checkpoint)
+    run.load_state_dict(state)
+    apply_changes(run, changes)
+    where = run.position()
+    if run.finished and all(path.is_file() for path in (run_dir.weights, run_dir.metrics, run_dir.report)):
+        longer = (
+            "raise train.early_stopping.patience to let it go on"
+            if run.stop_reason
+            else f"to train longer pass --set train.epochs=N with N > {run.epoch}"
+        )
+        why = run.stop_reason or "every epoch ran"
+        raise TrainwrightError(f"{run_dir.path} already finished training ({where}: {why}); {longer}")
+    record_resume(run_dir, cfg, where, changes)
+    what = "its training had finished; writing its results" if run.finished else f"resuming {run_dir.path} {where}"
+    console.print(what + (f" (changed: {changes_text(changes)})" if changes else ""), highlight=False, soft_wrap=True)
+    return sum(row["seconds"] for row in run.history) + state.get("epoch_seconds", 0.0)
 
 
 def fit_or_diagnose(run: Fit, run_dir: RunDir, console: Console) -> float:

@@ -17,6 +17,7 @@ import base64
 import csv
 import json
 import statistics
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,8 @@ def write_report(run_dir: str | Path) -> Path:
     if (Path(run_dir) / "study.json").is_file():
         raise TrainwrightError(f"{run_dir} is a hyperparameter study; `trainwright tune` with its --name rewrites its report")
     run = RunDir.open(run_dir)
-    run.write_text(run.report, render_report(run))
+    with run.writing():  # a run another process is writing is neither read half-way nor written
+        run.write_text(run.report, render_report(run))
     return run.report
 
 
@@ -78,7 +80,12 @@ def render_report(run: RunDir) -> str:
 
 
 def report_context(run: RunDir) -> dict[str, Any]:
-    """Everything the template shows, read from the run directory."""
+    """Everything the template shows, read from the run directory. A file that does not match the
+    run's manifest (truncated, changed) is named in a warning and in the report, and left out."""
+    damaged = run.problems(*(p for p in run.path.iterdir() if p.is_file() and p not in (run.report, run.manifest)))
+    for path, problem in damaged.items():
+        warnings.warn(f"{path} {problem}; the report leaves it out", stacklevel=2)
+    run = _Undamaged(run.path, set(damaged))
     data = _json(run, run.data)
     data = data if isinstance(data, dict) else {}
     metrics = _json(run, run.metrics)
@@ -107,8 +114,19 @@ def report_context(run: RunDir) -> dict[str, Any]:
         "continual": _continual_section(continual),
         "findings": findings,
         "diagnosis_note": (diagnosis or {}).get("note"),
-        "config_text": run.config.read_text(encoding="utf-8"),
+        "config_text": run.config.read_text(encoding="utf-8") if run.config.is_file() else "",
+        "damaged": {path.name: problem for path, problem in damaged.items()},
     }
+
+
+class _Undamaged(RunDir):
+    """The run as the report reads it: its damaged files as if they were not there."""
+
+    def __init__(self, path: Path, damaged: set[Path]):
+        super().__init__(path)
+        for name, value in vars(self).copy().items():
+            if isinstance(value, Path) and value in damaged:
+                setattr(self, name, self.path / ".damaged" / value.name)  # a path that is never a file
 
 
 def _json(run: RunDir, path: Path) -> Any:
@@ -289,8 +307,8 @@ def _read_predictions(path: Path) -> dict[str, list[str]] | None:
     """The test predictions as columns of strings (labels stay text; numbers are parsed by the caller)."""
     if not path.is_file():
         return None
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        rows = [row for row in csv.DictReader(handle) if None not in row and None not in row.values()]  # whole rows only
     if not rows:
         return None
     return {key: [row[key] for row in rows] for key in rows[0]}

@@ -6,6 +6,12 @@ distillation's adds the teacher's view of the same batch) + L1/L2 penalty, backw
 The epoch's loss is summed on the device and read once per epoch, so the hot loop never waits on
 a host sync. Validation runs once per epoch through ``fit.validate``, between the callbacks'
 ``on_validation_begin`` and ``on_validation_end``.
+
+After each optimizer step the callbacks' ``on_step_end`` may checkpoint the state mid-epoch: the
+state then holds the position in the epoch (batches done, the batch generator's state before the
+epoch's shuffle, the loss summed so far), and a resumed fit shuffles the epoch again, skips the
+batches done and goes on bit for bit as if never stopped (on the CPU; GPUs add their own
+nondeterminism).
 """
 
 from __future__ import annotations
@@ -51,9 +57,16 @@ class Fit:
     callbacks: CallbackList = field(default_factory=CallbackList)
     scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))  # fp16 only
     epoch: int = 0  # epochs completed
-    saved_epoch: int = 0  # the epoch the checkpoint holds (set by the Checkpoint callback)
+    step: int = 0  # batches done of epoch ``epoch + 1``
+    saved_epoch: int = 0  # where the checkpoint holds the run (set by the Checkpoint callback);
+    saved_step: int | None = None  # None: no checkpoint written yet
     history: list[dict] = field(default_factory=list)
     stop_reason: str | None = None
+    # The running epoch, which a mid-epoch checkpoint holds: the batch generator's state before the
+    # epoch's shuffle, the loss summed so far (on the device), and when the epoch started.
+    epoch_rng: torch.Tensor | None = None
+    loss_sum: torch.Tensor | None = None
+    epoch_started: float = 0.0
 
     @property
     def max_epochs(self) -> int:
@@ -67,33 +80,61 @@ class Fit:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"model": self.optimizer}
 
+    @property
+    def finished(self) -> bool:
+        """Training is over: every epoch ran, or a callback stopped it."""
+        return self.stop_reason is not None or self.epoch >= self.cfg.epochs
+
     def request_stop(self, reason: str) -> None:
         self.stop_reason = reason
 
+    def position(self, epoch: int | None = None, step: int | None = None) -> str:
+        """Where the run is (or a checkpoint holds it): 'after epoch 3', 'after 12 of 20 batches of epoch 4'."""
+        epoch, step = (self.epoch, self.step) if epoch is None else (epoch, step or 0)
+        if step:
+            return f"after {step} of {len(self.batches)} batches of epoch {epoch + 1}"
+        return f"after epoch {epoch}" if epoch else "before its first step"
+
     def state_dict(self) -> dict:
-        rng = {"torch": torch.get_rng_state(), "batches": self.generator.get_state()}
+        rng = {"torch": torch.get_rng_state(), "batches": self.generator.get_state() if self.generator is not None else None}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        mid_epoch = self.step > 0
         return {
             # History is plain numbers: one JSON string, not thousands of nodes to walk each epoch.
             "epoch": self.epoch, "history": json.dumps(self.history), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "rng": rng,
             "scaler": self.scaler.state_dict(),  # {} unless fp16
             "callbacks": self.callbacks.state_dict(),
+            "stop_reason": self.stop_reason,
+            "step": self.step,
+            "epoch_rng": self.epoch_rng if mid_epoch else None,
+            "loss_sum": self.loss_sum if mid_epoch else None,
+            "epoch_seconds": time.perf_counter() - self.epoch_started if mid_epoch else 0.0,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.history = state["epoch"], json.loads(state["history"])
-        self.saved_epoch = self.epoch
+        self.stop_reason, self.step = state.get("stop_reason"), state.get("step", 0)
+        self.saved_epoch, self.saved_step = self.epoch, self.step
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
-        self.generator.set_state(state["rng"]["batches"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if self.step:
+            self.epoch_rng = state["epoch_rng"]
+            self.loss_sum = state["loss_sum"].to(self.batches.device)
+            self.epoch_started = time.perf_counter() - state["epoch_seconds"]
+        if self.generator is not None and state["rng"]["batches"] is not None:
+            try:
+                self.generator.set_state(state["rng"]["batches"])
+            except RuntimeError:  # resumed on another kind of device, whose generator keeps another state
+                self.generator.manual_seed(self.cfg.seed + self.epoch)  # the rest of this epoch is shuffled anew
+                self.epoch_rng = self.generator.get_state()
         self.callbacks.load_state_dict(state["callbacks"])
 
 
@@ -109,10 +150,18 @@ def fit(run: Fit) -> Fit:
     callbacks.on_train_begin(run)
     try:
         for epoch in range(run.epoch + 1, cfg.epochs + 1):
-            started = time.perf_counter()
+            if run.stop_reason:  # a resumed run that a callback had stopped
+                break
             model.train()
-            loss_sum = torch.zeros((), device=run.batches.device)  # summed on device: no per-step sync
-            for step, (xb, yb) in enumerate(run.batches.epoch(run.generator)):
+            done = run.step  # batches of this epoch trained before a checkpoint it resumes from
+            if done and run.generator is not None:
+                run.generator.set_state(run.epoch_rng)  # the same shuffle as when it began
+            else:
+                run.epoch_rng = run.generator.get_state() if run.generator is not None else None
+                run.loss_sum = torch.zeros((), device=run.batches.device)  # summed on device: no per-step sync
+                run.epoch_started = time.perf_counter()
+            loss_sum = run.loss_sum
+            for step, (xb, yb) in enumerate(run.batches.epoch(run.generator, start=done), start=done):
                 with amp:
                     loss = run.step_loss(xb, yb)  # fp32 scalar, also under autocast
                 objective = loss + weight_penalty(model, cfg.l1, cfg.l2) if penalized else loss
@@ -121,7 +170,8 @@ def fit(run: Fit) -> Fit:
                 # batch would give, also for a shorter last group or a partial last batch.
                 share = len(xb) / min(every * size, rows - step // every * every * size)
                 scaler.scale(objective * share if every > 1 else objective).backward()
-                if (step + 1) % every == 0 or step + 1 == steps:
+                stepped = (step + 1) % every == 0 or step + 1 == steps
+                if stepped:
                     callbacks.on_after_backward(run)  # the group's whole gradients, before clipping and the step
                     if clipping:
                         scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
@@ -134,15 +184,18 @@ def fit(run: Fit) -> Fit:
                     optimizer.zero_grad(set_to_none=True)
                     run.schedule.step_batch()
                 loss_sum += loss.detach() * len(xb)
+                run.step = step + 1
                 callbacks.on_batch_end(run)
+                if stepped:
+                    callbacks.on_step_end(run)  # the whole state is consistent: a checkpoint may be taken
 
             # Once per epoch: read the loss, validate, log, let callbacks decide.
             train_loss = (loss_sum / rows).item()
             if not math.isfinite(train_loss):
                 kept = (
-                    f"the last good checkpoint (epoch {run.saved_epoch}) is kept"
-                    if run.saved_epoch
-                    else "no epoch finished, so there is no checkpoint"
+                    f"the last good checkpoint ({run.position(run.saved_epoch, run.saved_step)}) is kept"
+                    if run.saved_step is not None
+                    else "no checkpoint was written, so a resume starts from the beginning"
                 )
                 raise TrainingDiverged(
                     f"the training loss became {train_loss} in epoch {epoch}; {kept}. "
@@ -152,8 +205,8 @@ def fit(run: Fit) -> Fit:
                 )
             logs = {"epoch": epoch, "train_loss": train_loss, **validate(run), "lr": optimizer.param_groups[0]["lr"]}
             run.schedule.step_epoch(logs["val_loss"])
-            logs["seconds"] = time.perf_counter() - started
-            run.epoch = epoch
+            logs["seconds"] = time.perf_counter() - run.epoch_started
+            run.epoch, run.step = epoch, 0
             run.history.append(logs)
             callbacks.on_epoch_end(run, logs)
             if run.stop_reason:

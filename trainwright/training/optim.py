@@ -104,6 +104,18 @@ class Schedule:
     def load_state_dict(self, state: dict) -> None:
         self.scheduler.load_state_dict(state)
 
+    def scale_lr(self, factor: float) -> None:
+        """Multiply every learning rate by ``factor``, where the schedule goes from here and what it
+        goes back to (a resume with a new ``optimizer.lr``: the optimizer's saved state would win)."""
+        for group in self.scheduler.optimizer.param_groups:
+            for key in ("lr", "initial_lr", "max_lr", "min_lr"):  # one_cycle keeps its own in the groups
+                if isinstance(group.get(key), (int, float)):
+                    group[key] *= factor
+        for scheduler in [self.scheduler, *getattr(self.scheduler, "_schedulers", [])]:  # warmup: a sequence
+            for name in ("base_lrs", "_last_lr"):
+                if isinstance(getattr(scheduler, name, None), list):
+                    setattr(scheduler, name, [lr * factor for lr in getattr(scheduler, name)])
+
 
 def weight_penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor | float:
     """``l1 * sum|w| + l2 * sum w^2`` over weight matrices/kernels (ndim > 1); 0.0 when both are off."""

@@ -24,6 +24,7 @@ HOOKS = (
     "on_train_begin",
     "on_after_backward",
     "on_batch_end",
+    "on_step_end",
     "on_validation_begin",
     "on_validation_end",
     "on_epoch_end",
@@ -41,6 +42,10 @@ class Callback:
         """Gradients are in ``.grad``, before clipping and the optimizer step."""
 
     def on_batch_end(self, state: TrainingState) -> None: ...
+    def on_step_end(self, state: TrainingState) -> None:
+        """After an optimizer step and the batch's bookkeeping: the whole state is consistent here,
+        so a checkpoint taken now resumes exactly (loops that step per epoch never call it)."""
+
     def on_validation_begin(self, state: TrainingState) -> None: ...
     def on_validation_end(self, state: TrainingState) -> None: ...
     def on_epoch_end(self, state: TrainingState, logs: dict) -> None: ...
@@ -90,6 +95,10 @@ class CallbackList:
         for hook in self._hooks["on_batch_end"]:
             hook(state)
 
+    def on_step_end(self, state: TrainingState) -> None:
+        for hook in self._hooks["on_step_end"]:
+            hook(state)
+
     def on_validation_begin(self, state: TrainingState) -> None:
         for hook in self._hooks["on_validation_begin"]:
             hook(state)
@@ -107,8 +116,15 @@ class CallbackList:
             hook(state)
 
     def close(self) -> None:
+        """Close every callback, also when one fails (its error is raised after the others closed)."""
+        failure: BaseException | None = None
         for cb in self.callbacks:
-            cb.close()
+            try:
+                cb.close()
+            except BaseException as error:  # noqa: BLE001 - re-raised below, once every callback is closed
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
     def keys(self) -> list[str]:
         """Each callback's key in a checkpoint: its class name, with ``#2``, ``#3``, ... for repeats,

@@ -42,6 +42,7 @@ class GradientStats(Callback):
         self.records: list[dict] = []
         self.state: TrainingState | None = None
         self.hooks: list = []
+        self.running: dict = {}  # a mid-epoch checkpoint's sums, put back when training begins
 
     def on_train_begin(self, state: TrainingState) -> None:
         self.state = state
@@ -55,6 +56,12 @@ class GradientStats(Callback):
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.no_grad = torch.zeros((), device=device)  # stands in for a layer that got no gradient this step
         self._reset(device)
+        if self.running.get("sampled") is not None and len(self.running["norm_sum"]) == len(self.layers):
+            self.norm_sum.copy_(self.running["norm_sum"])
+            self.norm_max.copy_(self.running["norm_max"])
+            self.sampled, self.epoch_steps = self.running["sampled"], self.running["epoch_steps"]
+        if self.records:  # a resumed run: the file may hold epochs past its checkpoint, or miss some
+            self.writes.offer(self._write, list(self.records))
 
     def _reset(self, device: torch.device) -> None:
         self.norm_sum = torch.zeros(len(self.layers), device=device)  # (L,)
@@ -137,10 +144,16 @@ class GradientStats(Callback):
         self.writes.flush()
 
     def state_dict(self) -> dict:
-        return {"records": json.dumps(self.records)}
+        running = (
+            {"norm_sum": self.norm_sum, "norm_max": self.norm_max, "sampled": self.sampled, "epoch_steps": self.epoch_steps}
+            if self.state is not None
+            else {}
+        )  # this epoch's sums so far: a checkpoint may be taken mid-epoch
+        return {"records": json.dumps(self.records), "running": running}
 
     def load_state_dict(self, state: dict) -> None:
         self.records = json.loads(state.get("records", "[]"))
+        self.running = state.get("running") or {}
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -23,6 +23,10 @@ class HistoryCSV(Callback):
         self.run_dir = run_dir
         self.writes = ThrottledWrite(interval)
 
+    def on_train_begin(self, state: TrainingState) -> None:
+        if state.history:  # a resumed run: the file may hold epochs past its checkpoint, or miss some
+            self.writes.offer(self._write, list(state.history))
+
     def on_epoch_end(self, state: TrainingState, logs: dict) -> None:
         self.writes.offer(self._write, list(state.history))
 

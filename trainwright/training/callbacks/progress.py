@@ -33,7 +33,9 @@ class ProgressBar(Callback):
         self.epochs_task = self.progress.add_task(
             "epochs", total=self.total_epochs, completed=state.epoch, epoch=f"{state.epoch}/{self.total_epochs}", status=""
         )
-        self.steps_task = self.progress.add_task("steps", total=self.steps, epoch="  step", status="")
+        self.steps_task = self.progress.add_task(
+            "steps", total=self.steps, completed=getattr(state, "step", 0), epoch="  step", status=""
+        )  # a run resumed mid-epoch starts part-way
         self.last = time.monotonic()
 
     def on_batch_end(self, state: TrainingState) -> None:
