@@ -29,11 +29,34 @@ class SplitConfig(Frozen):
 
 
 class CleanConfig(Frozen):
-    drop_duplicates: bool = True
+    # Rows identical to another row. group: keep them, each set of identical rows on one side of the
+    # split (copies cannot leak into the test split); keep: keep them and split as usual (repeated
+    # observations); drop: keep the first of each set. auto: group when a feature column is
+    # continuous (an exact copy of a measured row is no coincidence), keep when every feature takes
+    # few values (identical rows are then what such data look like).
+    duplicates: Literal["auto", "group", "keep", "drop"] = "auto"
     drop_constant: bool = True
+    drop_identifiers: bool = Field(True, description="drop identifier-like columns (unique text, integer ids)")
     # Rows with missing feature values: impute them (fit on train) or drop them.
     missing: Literal["impute", "drop"] = "impute"
     impute_numeric: Literal["mean", "median", "most_frequent"] = "median"
+    max_missing: float = Field(0.8, ge=0, le=1, description="drop feature columns missing in more than this share of rows")
+    missing_indicator: float = Field(
+        0.1, ge=0, le=1, description="columns missing in at least this share of rows get an indicator (numbers) "
+        "or a 'missing' category (categories)")
+    max_dropped: float = Field(0.5, ge=0, le=1, description="cleaning that removes more than this share of the rows is an error")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_duplicates(cls, value: Any) -> Any:
+        """``drop_duplicates: true | false`` (older configs) is ``duplicates: drop | auto``."""
+        if isinstance(value, dict) and "drop_duplicates" in value:
+            value = dict(value)
+            drop = value.pop("drop_duplicates")
+            if not isinstance(drop, bool):
+                raise ValueError("drop_duplicates must be true or false (or use duplicates: auto | group | keep | drop)")
+            value.setdefault("duplicates", "drop" if drop else "auto")
+        return value
 
 
 class PreprocessConfig(Frozen):
