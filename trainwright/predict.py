@@ -39,6 +39,8 @@ from trainwright.models.registry import build_model
 from trainwright.rundir import RunDir
 from trainwright.training.losses import probabilities
 
+Rows = pd.DataFrame | str | Path | dict | list  # what predict and evaluate take: see ``as_table``
+
 
 def load_weights(path: Path, model: nn.Module) -> None:
     """Strictly load weights: names and shapes must match exactly."""
@@ -84,14 +86,14 @@ class TrainedModel:
     def classes(self) -> list:
         return self.preprocessor.classes
 
-    def _inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, torch.Tensor]:
-        frame, x = self.preprocessor.inputs(data)
+    def _inputs(self, data: Rows) -> tuple[pd.DataFrame, torch.Tensor]:
+        frame, x = self.preprocessor.inputs(as_table(data))
         return frame, torch.as_tensor(x)
 
     def _outputs(self, x: torch.Tensor) -> torch.Tensor:
         return predict_outputs(self.module, x.to(self.device), self.config.evaluate.batch_size).float().cpu()
 
-    def predict_proba(self, data: pd.DataFrame | str | Path) -> np.ndarray:
+    def predict_proba(self, data: Rows) -> np.ndarray:
         """(N, classes) probabilities, columns in the order of ``classes``."""
         if self.task == "regression":
             raise TrainwrightError("predict_proba needs a classification model; this one does regression")
@@ -100,8 +102,13 @@ class TrainedModel:
     def _probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.calibrator.probabilities(outputs) if self.calibrator else probabilities(outputs, self.task)
 
-    def predict(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
-        """The rows with a ``prediction`` column and, for classification, ``probability_<class>`` columns."""
+    def predict(self, data: Rows) -> pd.DataFrame:
+        """The rows with a ``prediction`` column and, for classification, ``probability_<class>`` columns.
+
+        ``data``: a frame, a table file (or, for images, a folder), a dict of columns
+        (``{"size": [3.1, 2.0], "color": ["red", "blue"]}``, or one value per column for one row) or a
+        list of rows (``[{"size": 3.1, "color": "red"}, ...]``).
+        """
         frame, x = self._inputs(data)
         outputs = self._outputs(x)
         if hasattr(self.preprocessor, "prediction_frame"):  # series: the next horizon times after the tail
@@ -117,8 +124,12 @@ class TrainedModel:
             result[_free_name(result, f"probability_{label}")] = probs[:, i]
         return result
 
-    def evaluate(self, data: pd.DataFrame | str | Path) -> dict:
-        """Test metrics on labelled data (it must hold the target; images: or a folder of class folders)."""
+    def evaluate(self, data: Rows) -> dict:
+        """Test metrics on labelled data (it must hold the target; images: or a folder of class folders;
+        a forecaster: a stretch of the series, cut into every window of lookback rows and the horizon after)."""
+        if hasattr(self.preprocessor, "labelled_windows"):  # a forecaster: every window of the table
+            x, y = self.preprocessor.labelled_windows(as_table(data))
+            return score(self._outputs(x), y, self.preprocessor)
         frame, x = self._inputs(data)
         target = self.preprocessor.target
         if target not in frame.columns:
@@ -132,13 +143,33 @@ class TrainedModel:
         return score(self._outputs(x[torch.from_numpy(labelled)]), y, self.preprocessor, self.calibrator)
 
 
+def as_table(data: Rows) -> pd.DataFrame | str | Path:
+    """A frame or a path as given; a dict of columns or a list of rows as a frame; anything else a clear error."""
+    if isinstance(data, pd.DataFrame | str | Path):
+        return data
+    if isinstance(data, dict):
+        scalars = all(np.ndim(value) == 0 for value in data.values())
+        try:
+            return pd.DataFrame([data] if scalars else data)
+        except ValueError as error:  # columns of different lengths
+            raise TrainwrightError(
+                f"the dict of columns does not make a table ({error}); give every column as many values"
+            ) from None
+    if isinstance(data, list | tuple) and all(isinstance(row, dict) for row in data) and data:
+        return pd.DataFrame(list(data))
+    raise TrainwrightError(
+        f"cannot predict from a {type(data).__name__}: pass a pandas DataFrame, a table file, a dict of columns "
+        "({'size': [3.1, 2.0]}) or a list of rows ([{'size': 3.1}, ...])"
+    )
+
+
 def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: Preprocessor, calibrator: Calibrator | None = None) -> dict:
     """The task's metrics for raw model outputs against encoded targets (regression in original units)."""
     if preprocessor.task == "regression":
         pred = torch.from_numpy(np.asarray(preprocessor.decode_target(outputs.cpu().numpy()), dtype=np.float64))
         true = torch.from_numpy(np.asarray(preprocessor.decode_target(y.cpu().numpy()), dtype=np.float64))
         if getattr(preprocessor, "modality", "") == "series":
-            return forecast_metrics(pred, true)
+            return forecast_metrics(pred, true, preprocessor.mase_scale)
         return regression_metrics(pred, true)
     probs = calibrator.probabilities(outputs.cpu()) if calibrator else probabilities(outputs.cpu(), preprocessor.task)
     y = y.cpu()

@@ -112,9 +112,26 @@ class WindowConfig(Frozen):
     lookback: int = Field(48, ge=1)
     horizon: int = Field(1, ge=1)
     stride: int = Field(1, ge=1, description="rows between the starts of consecutive windows")
-    # The seasonal-naive baseline's period in rows; auto: the strongest autocorrelation lag of the
-    # training part, up to lookback.
-    season: int | Literal["auto"] = "auto"
+    # The seasonal-naive baseline's period in rows (and MASE's); auto: searched over the training part
+    # (peaks of its autocorrelation), preferring the season the calendar suggests: 12 for monthly rows,
+    # 4 quarterly, 52 weekly, 7 daily, 24 hourly. Independent of the lookback.
+    season: int | Literal["auto"] = Field("auto", description="rows per season, or auto")
+
+    @field_validator("season")
+    @classmethod
+    def _season_at_least_two(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 2:
+            raise ValueError("season must be auto or a number of rows >= 2")
+        return value
+
+
+class SeriesConfig(Frozen):
+    """Repairs a series may need, each counted and printed (``data/series.py``)."""
+
+    # Missing values (and, with a calendar frequency, missing times: their rows are added first):
+    # none: an error that names them; interpolate: straight lines between the neighbours (it uses the
+    # next known value too); ffill: repeat the last known value (only the past).
+    fill: Literal["none", "interpolate", "ffill"] = "none"
 
 
 # ── augmentation (image training batches only; built by data/augment.py) ───────────────
@@ -204,6 +221,7 @@ class DataConfig(Frozen):
     # (default: every numeric column; the target is always one of them).
     time_column: str | None = None
     window: WindowConfig = WindowConfig()
+    series: SeriesConfig = SeriesConfig()
     # Subsets, for experiments such as transfer learning: keep only the rows with these labels
     # (before the split), then train on a stratified fraction of the training split (validation
     # and test stay whole).

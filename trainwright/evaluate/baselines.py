@@ -7,8 +7,8 @@ the numbers sit beside the network's and compare like for like.
 
 Text: TF-IDF (words and word pairs) + logistic regression, and a plain bag of words (word
 counts, order lost) + logistic regression, fitted on the cleaned training texts. Series: the
-naive last-value forecast and the seasonal-naive forecast (the value one season earlier) on the
-same test windows, in original units.
+naive last-value forecast, the seasonal-naive forecast (the value one season earlier) and a ridge
+autoregression on the lookback window, on the same test windows, in original units.
 
 Example:
     >>> data = prepare_tabular(DataConfig(source="iris"))
@@ -71,17 +71,26 @@ def fit_text_baselines(data) -> dict[str, dict[str, float]]:
 
 
 def series_baselines(data) -> dict[str, dict[str, float]]:
-    """Naive (repeat the last value) and seasonal-naive (repeat the last season) forecasts of the test windows."""
+    """Forecasts of the test windows a practitioner would try first, in original units: naive (repeat the
+    last value), seasonal naive (the value one season earlier, from the whole series: the season may be
+    longer than the lookback) and a linear autoregression (ridge regression, its penalty chosen by
+    leave-one-out, on the lookback window of every value column, fitted on the training windows)."""
+    from sklearn.linear_model import RidgeCV
+
     from trainwright.evaluate.metrics import forecast_metrics
 
-    pre, x = data.preprocessor, data.x_test[:, :, 0]  # (N, lookback) scaled target history
+    pre, target, rows = data.preprocessor, data.target, data.forecast_rows["test"]  # (T,), (N,) first forecast row
+    horizon = data.y_test.shape[1]
     true = torch.from_numpy(pre.decode_target(data.y_test.numpy()))
-    horizon, lookback = data.y_test.shape[1], x.shape[1]
-    forecasts = {"naive_last_value": x[:, -1:].expand(-1, horizon)}
-    if data.season:
-        steps = torch.arange(horizon)
-        forecasts["seasonal_naive"] = x[:, lookback - data.season + steps % data.season]  # (N, horizon)
-    return {name: forecast_metrics(torch.from_numpy(pre.decode_target(f.numpy())), true) for name, f in forecasts.items()}
+    steps = np.arange(horizon)
+    forecasts = {"naive_last_value": np.repeat(target[rows - 1][:, None], horizon, axis=1)}  # (N, horizon)
+    if data.season and rows.min() >= data.season:
+        m = data.season
+        forecasts["seasonal_naive"] = target[rows[:, None] + steps - m * (steps // m + 1)]
+    ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(data.x_train.flatten(1).numpy(), data.y_train.numpy())
+    forecasts["ridge_autoregression"] = pre.decode_target(ridge.predict(data.x_test.flatten(1).numpy())).reshape(-1, horizon)
+    return {name: forecast_metrics(torch.from_numpy(np.asarray(f, dtype=np.float64)), true, pre.mase_scale)
+            for name, f in forecasts.items()}
 
 
 def fit_table_baselines(data: TabularData) -> dict[str, dict[str, float]]:

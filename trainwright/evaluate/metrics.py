@@ -2,7 +2,7 @@
 
 Classification (macro-averaged over classes, binary included): accuracy, precision, recall, f1, auroc, plus the
 confusion matrix. Regression, in the target's original units: mse, rmse, mae, r2; forecasts add
-mape (every step of every test window counts once).
+smape, mase and mape where it is defined (every step of every test window counts once).
 """
 
 from __future__ import annotations
@@ -68,12 +68,26 @@ def regression_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     return {"mse": mse, "rmse": mse**0.5, "mae": float(R.mean_absolute_error(pred, y)), "r2": r2}
 
 
-def forecast_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    """Regression metrics plus MAPE (a fraction: 0.05 is 5%), over every forecast step, in original units.
+def forecast_metrics(pred: torch.Tensor, y: torch.Tensor, scale: float | None = None) -> dict[str, float]:
+    """Forecast errors over every forecast step, in original units: MAE, RMSE, sMAPE, MASE (when ``scale``,
+    the in-sample naive forecast's MAE on the training part, is given), MAPE (only where it is defined:
+    no actual value is zero), then MSE and R².
+
+    sMAPE is the mean of 2|F - A| / (|A| + |F|) (a fraction from 0 to 2; 0 where both are 0); MASE is
+    the MAE over ``scale`` (below 1: better than the naive forecast was on the training part).
 
     Example:
         >>> forecast_metrics(torch.tensor([11.0, 19.0]), torch.tensor([10.0, 20.0]))["mape"]
         0.075
     """
     pred, y = pred.reshape(-1).double(), y.reshape(-1).double()
-    return {**regression_metrics(pred, y), "mape": float(R.mean_absolute_percentage_error(pred, y))}
+    base = regression_metrics(pred, y)
+    out = {"mae": base["mae"], "rmse": base["rmse"]}
+    total = y.abs() + pred.abs()
+    out["smape"] = float(torch.where(total > 0, 2 * (pred - y).abs() / total.clamp_min(1e-300), 0.0).mean())
+    if scale:
+        out["mase"] = base["mae"] / scale
+    # MAPE divides by each actual value: a zero (or a value a millionth of the largest) makes it meaningless.
+    if len(y) and bool((y.abs() > 1e-6 * y.abs().max()).all()):
+        out["mape"] = float(R.mean_absolute_percentage_error(pred, y))
+    return {**out, "mse": base["mse"], "r2": base["r2"]}
