@@ -33,6 +33,7 @@ from trainwright.evaluate.metrics import (
     confusion_matrix,
     forecast_metrics,
     predict_outputs,
+    predicted_classes,
     regression_metrics,
 )
 from trainwright.models.registry import build_model
@@ -77,6 +78,7 @@ class TrainedModel:
     module: nn.Module
     device: torch.device
     calibrator: Calibrator | None = None  # set once the run is calibrated: probabilities go through it
+    threshold: float | None = None  # binary: predict the second class from this probability (threshold.json)
 
     @property
     def task(self) -> str:
@@ -118,8 +120,10 @@ class TrainedModel:
             predictions = self.preprocessor.decode_target(outputs.numpy())
             result[_free_name(result, "prediction")] = predictions
             return result
-        probs = self._probabilities(outputs).numpy()
-        result[_free_name(result, "prediction")] = self.preprocessor.decode_target(probs.argmax(1))
+        probs = self._probabilities(outputs)
+        predicted = predicted_classes(probs, self.threshold).numpy()
+        result[_free_name(result, "prediction")] = self.preprocessor.decode_target(predicted)
+        probs = probs.numpy()
         for i, label in enumerate(self.classes):
             result[_free_name(result, f"probability_{label}")] = probs[:, i]
         return result
@@ -140,7 +144,7 @@ class TrainedModel:
         if not labelled.any():
             raise TrainwrightError(f"no labelled rows: every value of {target!r} is missing")
         y = torch.from_numpy(np.asarray(self.preprocessor.encode_target(frame[target][labelled])))
-        return score(self._outputs(x[torch.from_numpy(labelled)]), y, self.preprocessor, self.calibrator)
+        return score(self._outputs(x[torch.from_numpy(labelled)]), y, self.preprocessor, self.calibrator, self.threshold)
 
 
 def as_table(data: Rows) -> pd.DataFrame | str | Path:
@@ -163,8 +167,10 @@ def as_table(data: Rows) -> pd.DataFrame | str | Path:
     )
 
 
-def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: Preprocessor, calibrator: Calibrator | None = None) -> dict:
-    """The task's metrics for raw model outputs against encoded targets (regression in original units)."""
+def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: Preprocessor, calibrator: Calibrator | None = None,
+          threshold: float | None = None) -> dict:
+    """The task's metrics for raw model outputs against encoded targets (regression in original units);
+    ``threshold``: a binary decision threshold (else the likelier class)."""
     if preprocessor.task == "regression":
         pred = torch.from_numpy(np.asarray(preprocessor.decode_target(outputs.cpu().numpy()), dtype=np.float64))
         true = torch.from_numpy(np.asarray(preprocessor.decode_target(y.cpu().numpy()), dtype=np.float64))
@@ -173,7 +179,7 @@ def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: Preprocessor, ca
         return regression_metrics(pred, true)
     probs = calibrator.probabilities(outputs.cpu()) if calibrator else probabilities(outputs.cpu(), preprocessor.task)
     y = y.cpu()
-    return {**classification_metrics(probs, y), "confusion_matrix": confusion_matrix(probs, y)}
+    return {**classification_metrics(probs, y, threshold), "confusion_matrix": confusion_matrix(probs, y, threshold)}
 
 
 def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu", calibrated: bool = True) -> TrainedModel:
@@ -193,7 +199,7 @@ def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu
     load_weights(run.weights, module)
     target = torch.device(device)
     calibrator = load_calibrator(run.path) if calibrated else None
-    return TrainedModel(config, preprocessor, module.to(target).eval(), target, calibrator)
+    return TrainedModel(config, preprocessor, module.to(target).eval(), target, calibrator, load_threshold(run.path))
 
 
 def read_rows(path: str | Path) -> pd.DataFrame:
@@ -210,6 +216,17 @@ def load_calibrator(run_dir: Path) -> Calibrator | None:
         return Calibrator.from_dict(json.loads(path.read_text(encoding="utf-8"))["parameters"])
     except (ValueError, KeyError, TypeError):
         raise TrainwrightError(f"{path} is damaged; delete it and run `trainwright calibrate {run_dir}` again") from None
+
+
+def load_threshold(run_dir: Path) -> float | None:
+    """The run's binary decision threshold (``evaluate.threshold``), if it has one."""
+    path = Path(run_dir) / "threshold.json"
+    if not path.is_file():
+        return None
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
+    except (ValueError, KeyError, TypeError):
+        raise TrainwrightError(f"{path} is damaged; train the run again (evaluate.threshold writes it)") from None
 
 
 def _free_name(frame: pd.DataFrame, name: str) -> str:

@@ -34,7 +34,7 @@ from trainwright.rundir import RunDir, default_run_name, environment, unique_nam
 from trainwright.training import transfer
 from trainwright.training.callbacks import CallbackList, Checkpoint, EarlyStopping, GradientStats, HistoryCSV, ProgressBar
 from trainwright.training.loop import Fit, supervised_loss
-from trainwright.training.losses import build_loss, resolve_loss
+from trainwright.training.losses import balanced_class_weights, build_loss, resolve_loss
 from trainwright.training.optim import Schedule, build_optimizer
 from trainwright.training.precision import grad_scaler
 
@@ -115,6 +115,10 @@ def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:
         )
     if cfg.calibrate is not None and task == "regression":
         raise TrainwrightError("calibrate applies to classifiers; this task is regression: remove the calibrate section")
+    if tc.class_weight != "none" and task == "regression":
+        raise TrainwrightError("train.class_weight weighs classes; this task is regression: remove train.class_weight")
+    if cfg.evaluate.threshold != "none" and task != "binary":
+        raise TrainwrightError(f"evaluate.threshold decides between two classes; this task is {task}: remove evaluate.threshold")
     monitors = {"train_loss", "val_loss", "val_r2" if task == "regression" else "val_accuracy"}
     if tc.early_stopping.monitor not in monitors:
         raise TrainwrightError(
@@ -184,7 +188,9 @@ def check_same_data(run_dir: RunDir, data: Prepared, purpose: str = "resume") ->
 def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.device, run_dir: RunDir, console: Console) -> Fit:
     """Everything the supervised loop needs: batches on the device, loss, optimizer, schedule, callbacks."""
     tc = cfg.train
-    task_loss = build_loss(resolve_loss(data.task, tc.loss))  # validation always scores the task's own loss
+    weights = class_weights(cfg, data, console)
+    weights = weights.to(device) if weights is not None else None
+    task_loss = build_loss(resolve_loss(data.task, tc.loss), weights)  # validation scores the same (weighted) loss
     batches = make_batches(
         data.x_train,
         data.y_train,
@@ -221,6 +227,18 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
         callbacks,
         scaler=grad_scaler(device, tc.precision),
     )
+
+
+def class_weights(cfg: Config, data: Prepared, console: Console | None = None) -> torch.Tensor | None:
+    """``train.class_weight: balanced``: one weight per class from the training split's counts (printed), else None."""
+    if cfg.train.class_weight == "none":
+        return None
+    classes = data.preprocessor.classes
+    weights = balanced_class_weights(data.y_train, len(classes))
+    if console is not None:
+        shown = ", ".join(f"{label} {w:.3g}" for label, w in zip(classes, weights.tolist()))
+        console.print(f"class weights in the loss (balanced, from the training split): {shown}", highlight=False, soft_wrap=True)
+    return weights
 
 
 def make_validate(loss_fn, x_val: torch.Tensor, y_val: torch.Tensor, task: str, batch_size: int):
