@@ -29,7 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from trainwright.data.tabular import TabularData
-from trainwright.evaluate.intervals import compare, key_metric, metric_intervals
+from trainwright.evaluate.intervals import MIN_ROWS, compare, key_metric, metric_intervals
 from trainwright.evaluate.metrics import classification_metrics, forecast_metrics, regression_metrics
 
 
@@ -63,12 +63,12 @@ def baseline_predictions(data) -> dict[str, np.ndarray]:
 def score_baselines(predictions: dict[str, np.ndarray], data) -> dict[str, dict[str, float]]:
     """The same metric functions as the network's, on the same test rows."""
     pre = data.preprocessor
+    if data.task != "regression":
+        return {name: classification_metrics(torch.from_numpy(p), data.y_test) for name, p in predictions.items()}
     true = torch.from_numpy(np.asarray(pre.decode_target(data.y_test.numpy()), dtype=np.float64))
     if getattr(pre, "modality", "") == "series":
         return {name: forecast_metrics(torch.from_numpy(f), true, pre.mase_scale) for name, f in predictions.items()}
-    if data.task == "regression":
-        return {name: regression_metrics(torch.from_numpy(p), true) for name, p in predictions.items()}
-    return {name: classification_metrics(torch.from_numpy(p), data.y_test) for name, p in predictions.items()}
+    return {name: regression_metrics(torch.from_numpy(p), true) for name, p in predictions.items()}
 
 
 def text_baselines(data) -> dict[str, np.ndarray]:
@@ -177,6 +177,9 @@ def verdict(metrics: dict) -> str | None:
     noise = f"paired bootstrap {c['confidence']:.0%} interval of the difference {low:+.4f} to {high:+.4f}"
     where = f"On the {c['rows']} test rows" if metrics.get("held_out", True) else (
         f"On the {c['rows']} training rows (too few rows to hold any out)")
+    if c["rows"] < MIN_ROWS:
+        return (f"{where} the network ({key} {ours:.4f}) and the best baseline, {name} ({theirs:.4f}), cannot be told apart: "
+                f"{c['rows']} rows are too few to call a winner")
     if c["level"]:
         return (f"{where} the network ({key} {ours:.4f}) and the best baseline, {name} ({theirs:.4f}), are level: the "
                 f"difference is within the noise ({noise})")

@@ -473,8 +473,14 @@ def dead_units(grads: dict) -> list[dict]:
 
 # ── fit ────────────────────────────────────────────────────────────────────────────────
 def underfitting(metrics: dict, task: str, majority_share: float | None, rows: dict) -> list[dict]:
-    """The training score falls short of what a classical baseline reaches on unseen rows, or of chance."""
+    """The training score falls short of what a classical baseline reaches on unseen rows, or of chance.
+
+    Classifiers are compared on balanced accuracy where it was measured: with a rare class, accuracy
+    rewards a baseline that never predicts it over a network that weighs the classes."""
     key = "r2" if task == "regression" else "accuracy"
+    if task != "regression" and "balanced_accuracy" in (metrics.get("train") or {}):
+        key = "balanced_accuracy"
+        majority_share = 1 / len(metrics["confusion_matrix"]["labels"]) if metrics.get("confusion_matrix") else None
     train = (metrics.get("train") or {}).get(key)
     if train is None:
         return []
@@ -489,14 +495,17 @@ def underfitting(metrics: dict, task: str, majority_share: float | None, rows: d
                 finding(
                     "underfitting",
                     epoch,
-                    (f"the network's training {key} is {train:.3f}, below the {best:.3f} that {name} reaches on the test rows: "
+                    (f"the network's training {key.replace('_', ' ')} is {train:.3f}, below the {best:.3f} that {name} reaches "
+                     "on the test rows: "
                      "it does not even fit the training rows as well as a classical model predicts unseen ones"),
                 )
             ]
     chance = 0.0 if task == "regression" else majority_share
     if chance is not None and train < chance + CHANCE_MARGIN:
-        what = "predicting the mean" if task == "regression" else f"always guessing the most frequent class ({chance:.3f})"
-        return [finding("underfitting", epoch, f"the network's training {key} is {train:.3f}, no better than {what}")]
+        what = ("predicting the mean" if task == "regression" else f"always guessing the most frequent class ({chance:.3f})"
+                if key == "accuracy" else f"guessing one class for every row ({chance:.3f})")
+        evidence = f"the network's training {key.replace('_', ' ')} is {train:.3f}, no better than {what}"
+        return [finding("underfitting", epoch, evidence)]
     return []
 
 

@@ -8,7 +8,7 @@
   windows (a moving-block bootstrap, blocks of max(horizon, N^(1/3)) windows).
 - Two models on the same test rows (the network and a baseline): the difference of their scores on
   each resample of the rows, a paired bootstrap. A winner is called only when the 95% interval of
-  the difference excludes 0; otherwise the two are level.
+  the difference excludes 0 and there are at least 30 test rows (or windows); otherwise the two are level.
 
 Example:
     >>> wilson(265, 270)
@@ -26,6 +26,7 @@ from scipy.stats import binomtest
 
 CONFIDENCE = 0.95
 RESAMPLES = 1000
+MIN_ROWS = 30  # fewer test rows (or windows): the bootstrap cannot be trusted to tell two models apart
 CHUNK = 5_000_000  # rows x resamples held at once
 
 
@@ -130,6 +131,7 @@ def metric_intervals(pred: np.ndarray, y: np.ndarray, task: str, n_classes: int 
     kind = _kind(task, y)
     if kind == "classification":
         pred, y = pred.astype(np.int64), y.astype(np.int64)
+        n_classes = n_classes or int(max(pred.max(), y.max())) + 1
     samples: dict[str, list[np.ndarray]] = {}
     for idx in resamples(len(y), _block(kind, y)):
         for name, values in _scores(kind, pred, y, idx, n_classes, scale).items():
@@ -151,12 +153,14 @@ def compare(ours: np.ndarray, theirs: np.ndarray, y: np.ndarray, task: str, n_cl
             scale: float | None = None) -> dict:
     """Paired bootstrap of the key metric on the same test rows: ours minus theirs (for an error metric,
     theirs minus ours), so a positive difference means ours is better. ``level`` when the 95% interval
-    of the difference holds 0."""
+    of the difference holds 0, or the rows are fewer than ``MIN_ROWS`` (three rows that all favour one
+    model resample to an interval of one point, yet a sign test gives them p = 0.25)."""
     ours, theirs, y = np.asarray(ours), np.asarray(theirs), np.asarray(y)
     kind = _kind(task, y)
     metric, higher = key_metric(task, kind == "forecast")
     if kind == "classification":
         ours, theirs, y = ours.astype(np.int64), theirs.astype(np.int64), y.astype(np.int64)
+        n_classes = n_classes or int(max(ours.max(), theirs.max(), y.max())) + 1
     full = np.arange(len(y))[None, :]
     a = _scores(kind, ours, y, full, n_classes, scale)[metric][0]
     b = _scores(kind, theirs, y, full, n_classes, scale)[metric][0]
@@ -167,4 +171,5 @@ def compare(ours: np.ndarray, theirs: np.ndarray, y: np.ndarray, task: str, n_cl
     low, high = _interval(np.concatenate(diffs))
     difference = float(a - b if higher else b - a)
     return {"metric": metric, "higher_is_better": higher, "ours": float(a), "theirs": float(b), "difference": difference,
-            "interval": [low, high], "level": bool(low <= 0 <= high), "rows": len(y), "confidence": CONFIDENCE}
+            "interval": [low, high], "level": bool(low <= 0 <= high or len(y) < MIN_ROWS), "rows": len(y),
+            "confidence": CONFIDENCE}

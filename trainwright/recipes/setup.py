@@ -137,7 +137,8 @@ def model_line(cfg: Config, module: nn.Module, data: Prepared, device: torch.dev
     modality = getattr(data.preprocessor, "modality", "")
     shape = f"{data.input_shape[0]} tokens" if modality == "text" else shape_text(data.input_shape)
     outputs = data.preprocessor.n_outputs
-    return f"model: {cfg.model.type}, {n_params:,} parameters, input {shape} -> {outputs} outputs, device {device}"
+    plural = "s" if outputs != 1 else ""
+    return f"model: {cfg.model.type}, {n_params:,} parameters, input {shape} -> {outputs} output{plural}, device {device}"
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
