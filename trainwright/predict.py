@@ -89,8 +89,18 @@ class TrainedModel:
         return self.preprocessor.classes
 
     def _inputs(self, data: Rows) -> tuple[pd.DataFrame, torch.Tensor]:
-        frame, x = self.preprocessor.inputs(as_table(data))
+        frame, x = self.preprocessor.inputs(self._table(data))
         return frame, torch.as_tensor(x)
+
+    def _table(self, data: Rows) -> pd.DataFrame | str | Path:
+        """``as_table``; a table file is read with the delimiter it was trained with (``data.delimiter``). Image tables
+        are left to the image preprocessor, which reads their paths relative to the table."""
+        data = as_table(data)
+        delimiter = self.config.data.delimiter
+        images = getattr(self.preprocessor, "modality", "") == "images"
+        if delimiter and isinstance(data, str | Path) and Path(data).is_file() and not images:
+            return read_table(data, delimiter=delimiter)
+        return data
 
     def _outputs(self, x: torch.Tensor) -> torch.Tensor:
         return predict_outputs(self.module, x.to(self.device), self.config.evaluate.batch_size).float().cpu()
@@ -132,7 +142,7 @@ class TrainedModel:
         """Test metrics on labelled data (it must hold the target; images: or a folder of class folders;
         a forecaster: a stretch of the series, cut into every window of lookback rows and the horizon after)."""
         if hasattr(self.preprocessor, "labelled_windows"):  # a forecaster: every window of the table
-            x, y = self.preprocessor.labelled_windows(as_table(data))
+            x, y = self.preprocessor.labelled_windows(self._table(data))
             return score(self._outputs(x), y, self.preprocessor)
         frame, x = self._inputs(data)
         target = self.preprocessor.target

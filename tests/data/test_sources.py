@@ -83,3 +83,20 @@ def test_header_without_rows(tmp_path):
 def test_unknown_builtin_name():
     with pytest.raises(TrainwrightError, match="neither a built-in data set .*digits.* nor an existing file"):
         load_source("mnistt")
+
+
+def test_a_semicolon_csv_says_how_to_read_it_and_data_delimiter_reads_it(tmp_path):
+    from helpers import penguins_like
+
+    from trainwright.config import DataConfig
+    from trainwright.data.tabular import prepare_tabular
+
+    path = tmp_path / "survey.csv"
+    penguins_like().to_csv(path, sep=";", index=False)
+    with pytest.raises(TrainwrightError, match=r"another delimiter .* set data.delimiter: ';'"):
+        prepare_tabular(DataConfig(source=str(path), target="species"))
+    data = prepare_tabular(DataConfig(source=str(path), target="species", delimiter=";"))
+    assert data.preprocessor.feature_columns[:2] == ["island", "bill_length_mm"]
+    with pytest.raises(TrainwrightError, match="data.delimiter applies to CSV and TSV files"):
+        FRAME.to_parquet(tmp_path / "t.parquet")
+        read_table(tmp_path / "t.parquet", delimiter=";")

@@ -201,6 +201,7 @@ AUGMENTATIONS: dict[str, type[Augment]] = {cls.model_fields["name"].default: cls
 class DataConfig(Frozen):
     source: str = Field(description="a built-in data set name, a path to a CSV/Parquet/JSONL table, or a folder of images")
     target: str | None = None
+    delimiter: str | None = Field(None, min_length=1, description="a CSV/TSV file's delimiter, e.g. ';' (default: by suffix)")
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     features: list[str] | None = None
     drop_columns: list[str] = Field(default_factory=list)

@@ -485,7 +485,7 @@ def load_series(cfg: DataConfig) -> SeriesRows:
             f"data.{key} keeps rows of classes; a series is split by time only: remove data.{key} "
             "(set data.split.train to train on a shorter history)"
         )
-    frame, default_target, time_column, name = load_sequence_table(cfg.source, cfg.time_column, "time")
+    frame, default_target, time_column, name = load_sequence_table(cfg.source, cfg.time_column, "time", cfg.delimiter)
     target = cfg.target or default_target
     listed = ", ".join(map(str, frame.columns))
     if target is None or target not in frame.columns or target == time_column:

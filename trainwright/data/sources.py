@@ -20,8 +20,8 @@ from trainwright.errors import TrainwrightError
 # ``errors`` is how text formats treat bytes that are not UTF-8: "strict" (an error) for tables,
 # "replace" (U+FFFD) for text data, whose cleaning counts and reports them.
 _READERS = {
-    ".csv": ("CSV", lambda path, errors="strict": pd.read_csv(path, encoding_errors=errors)),
-    ".tsv": ("TSV", lambda path, errors="strict": pd.read_csv(path, sep="\t", encoding_errors=errors)),
+    ".csv": ("CSV", lambda path, errors="strict", sep=",": pd.read_csv(path, sep=sep, encoding_errors=errors)),
+    ".tsv": ("TSV", lambda path, errors="strict", sep="\t": pd.read_csv(path, sep=sep, encoding_errors=errors)),
     ".parquet": ("Parquet", lambda path: pd.read_parquet(path)),
     ".pq": ("Parquet", lambda path: pd.read_parquet(path)),
     ".jsonl": ("JSON lines", lambda path: pd.read_json(path, lines=True)),
@@ -42,8 +42,9 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def read_table(path: str | Path, encoding_errors: str = "strict") -> pd.DataFrame:
-    """Read a CSV, TSV, Parquet or JSON-lines table, chosen by the file's suffix.
+def read_table(path: str | Path, encoding_errors: str = "strict", delimiter: str | None = None) -> pd.DataFrame:
+    """Read a CSV, TSV, Parquet or JSON-lines table, chosen by the file's suffix (``delimiter``: a CSV or
+    TSV file's own, such as ``;``, ``data.delimiter``).
 
     Every problem a user can fix (missing file, a directory, unknown suffix, a corrupt file, a
     table without rows or columns) is a one-line TrainwrightError.
@@ -65,8 +66,13 @@ def read_table(path: str | Path, encoding_errors: str = "strict") -> pd.DataFram
         known = ", ".join(sorted(_READERS))
         raise TrainwrightError(f"cannot read {path}: unknown file type {suffix or '(no suffix)'!r}; use one of {known}")
     kind, reader = _READERS[suffix]
+    options = {"errors": encoding_errors} if encoding_errors != "strict" else {}
+    if delimiter is not None:
+        if kind not in ("CSV", "TSV"):
+            raise TrainwrightError(f"data.delimiter applies to CSV and TSV files; {path} is {kind}: remove data.delimiter")
+        options["sep"] = delimiter
     try:
-        frame = reader(path, errors=encoding_errors) if encoding_errors != "strict" else reader(path)
+        frame = reader(path, **options)
     except pd.errors.EmptyDataError:
         raise TrainwrightError(f"data file {path} is empty; it needs a header row and at least one data row") from None
     except _read_errors() as error:
@@ -81,7 +87,9 @@ def read_table(path: str | Path, encoding_errors: str = "strict") -> pd.DataFram
     return frame
 
 
-def load_source(source: str, encoding_errors: str = "strict") -> tuple[pd.DataFrame, str | None, str]:
+def load_source(
+    source: str, encoding_errors: str = "strict", delimiter: str | None = None
+) -> tuple[pd.DataFrame, str | None, str]:
     """Load ``data.source``: returns (frame, the built-in's target or None, a display name).
 
     Rows are renumbered 0..N-1, so a row number in a message is the row's place in the file
@@ -99,20 +107,21 @@ def load_source(source: str, encoding_errors: str = "strict") -> tuple[pd.DataFr
     if not path.exists() and not path.suffix and len(path.parts) == 1:
         names = ", ".join(BUILTINS)
         raise TrainwrightError(f"data.source {source!r} is neither a built-in data set ({names}) nor an existing file")
-    frame = read_table(path, encoding_errors)
+    frame = read_table(path, encoding_errors, delimiter)
     name = path.stem  # houses.csv -> houses; houses.csv.gz -> houses
     if path.suffix.lower() in _COMPRESSION and Path(name).suffix.lower() in _READERS:
         name = Path(name).stem
     return frame.reset_index(drop=True), None, name
 
 
-def load_sequence_table(source: str, column: str | None, role: str) -> tuple[pd.DataFrame, str | None, str, str]:
+def load_sequence_table(source: str, column: str | None, role: str,
+                        delimiter: str | None = None) -> tuple[pd.DataFrame, str | None, str, str]:
     """A text or series table: (frame, the built-in's target or None, its ``role`` column, display name).
 
     ``role`` is ``text`` or ``time``; ``column`` defaults to the built-in's own and must be in the table.
     Text tables are read with invalid UTF-8 bytes replaced by U+FFFD (text cleaning counts them).
     """
-    frame, default_target, name = load_source(source, "replace" if role == "text" else "strict")
+    frame, default_target, name = load_source(source, "replace" if role == "text" else "strict", delimiter)
     builtin = BUILTINS.get(source)
     column = column or (getattr(builtin, f"{role}_column") if builtin else None)
     if column not in frame.columns:

@@ -404,8 +404,9 @@ def _resolve_columns(frame: pd.DataFrame, cfg: DataConfig, target: str | None, n
         raise TrainwrightError(f"data.target is not set: name the column of {name} to predict; columns are: {listed}")
     if target not in frame.columns:
         hint = ""
-        if len(columns) == 1 and any(sep in columns[0] for sep in ";|\t"):
-            hint = " (the file seems to use another delimiter than the one its suffix implies)"
+        found = next((sep for sep in ";|\t" if len(columns) == 1 and sep in columns[0]), None)
+        if found:
+            hint = f" (the file seems to use another delimiter than the one its suffix implies: set data.delimiter: {found!r})"
         raise TrainwrightError(f"target column {target!r} is not in {name}; columns are: {listed}{hint}")
     for key, names in (("features", cfg.features or []), ("drop_columns", cfg.drop_columns)):
         absent = [column for column in names if column not in frame.columns]
@@ -578,7 +579,7 @@ class TabularRows:
 
 def load_tabular(cfg: DataConfig) -> TabularRows:
     """Load and clean ``cfg.source``, keep ``data.classes``, settle the task and the classes."""
-    frame, default_target, name = load_source(cfg.source)
+    frame, default_target, name = load_source(cfg.source, delimiter=cfg.delimiter)
     target, candidates, left_out = _resolve_columns(frame, cfg, cfg.target or default_target, name)
     cleaned = clean_table(frame[[*candidates, target]], target, cfg.clean)
     rows = cleaned.frame  # its index is the row's place in the source, for messages; splits use positions
