@@ -75,9 +75,14 @@ def column_kind(series: pd.Series) -> Kind:
     return "date" if looks_like_dates(values) else "categorical"
 
 
+def _plain(value: object) -> object:
+    """A cell as plain Python, so a message says 3.5, not np.float64(3.5)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _examples(series: pd.Series, mask: pd.Series, limit: int = 3) -> str:
     rows = series.index[mask.to_numpy()]
-    shown = ", ".join(f"{series[row]!r} (row {row + 1})" for row in rows[:limit])
+    shown = ", ".join(f"{_plain(series[row])!r} (row {row + 1})" for row in rows[:limit])
     return shown + (", ..." if len(rows) > limit else "")
 
 
