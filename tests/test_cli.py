@@ -138,7 +138,7 @@ def test_estimate_takes_the_quick_mode_options_of_train(tmp_path):
     result = run_cli("estimate", "--data", "load.csv", "--time-column", "when", "--target", "load", "--model", "gru",
                      "--device", "H100", "--epochs", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "(daily); forecasting 'load'" in result.stdout and "model: gru" not in result.stderr
+    assert ", daily; forecasting 'load'" in result.stdout and "model: gru" not in result.stderr
     assert "total: 2 epochs" in result.stdout
     nothing = run_cli("estimate")
     assert nothing.returncode == 2 and "nothing to estimate" in nothing.stderr

@@ -75,7 +75,7 @@ def test_series_from_a_table_then_forecast_the_tail_of_a_new_series(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "naive_last_value" in result.stdout and "ridge_autoregression" in result.stdout and "mape" in result.stdout
-    assert "(hourly); forecasting 'load'" in result.stdout and "season: 24 rows, a day of hourly rows" in result.stdout
+    assert ", hourly; forecasting 'load'" in result.stdout and "season: 24 rows, a day of hourly rows" in result.stdout
     run = tmp_path / result.stdout.strip().splitlines()[-1]
     sensor(700).iloc[600:].to_csv(tmp_path / "latest.csv", index=False)  # the next 100 hours: forecast after the last
     result = run_cli("predict", str(run), "latest.csv", "-o", "forecast.csv", cwd=tmp_path)

@@ -109,7 +109,7 @@ def test_calendar_frequencies_are_regular_and_suggest_their_season(tmp_path, fre
                                    target="value", window={"lookback": 2 * season, "horizon": 2}))
     assert data.summary["frequency"] == text and data.season == season
     first = data.report_lines()[0]
-    assert f"({text}); forecasting 'value'" in first and "744h" not in first
+    assert f" to {data.summary['end']}, {text}; forecasting 'value'" in first and "744h" not in first
     assert data.report_lines()[1].startswith(f"season: {season} rows")
 
 

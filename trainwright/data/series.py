@@ -301,7 +301,7 @@ class SeriesData(SplitData):
         s, w = self.summary, self.summary["window"]
         lines = [
             (
-                f"{self.name}: {s['rows']} rows, time {s['time_column']!r} from {s['start']} to {s['end']} ({s['frequency']}); "
+                f"{self.name}: {s['rows']} rows, time {s['time_column']!r} from {s['start']} to {s['end']}, {s['frequency']}; "
                 f"forecasting {s['target']!r} from {len(s['columns'])} value column{'s' if len(s['columns']) > 1 else ''}"
             ),
             *_filled_lines(s.get("filled") or {}),

@@ -175,11 +175,12 @@ def verdict(metrics: dict) -> str | None:
     key, name, ours, theirs = c["metric"], c["baseline"], c["ours"], c["theirs"]
     low, high = c["interval"]
     noise = f"paired bootstrap {c['confidence']:.0%} interval of the difference {low:+.4f} to {high:+.4f}"
-    where = f"On the {c['rows']} test rows" if metrics.get("held_out", True) else (
-        f"On the {c['rows']} training rows (too few rows to hold any out)")
+    unit = c.get("unit", "rows")
+    where = f"On the {c['rows']} test {unit}" if metrics.get("held_out", True) else (
+        f"On the {c['rows']} training {unit} (too few rows to hold any out)")
     if c["rows"] < MIN_ROWS:
         return (f"{where} the network ({key} {ours:.4f}) and the best baseline, {name} ({theirs:.4f}), cannot be told apart: "
-                f"{c['rows']} rows are too few to call a winner")
+                f"{c['rows']} {unit} are too few to call a winner")
     if c["level"]:
         return (f"{where} the network ({key} {ours:.4f}) and the best baseline, {name} ({theirs:.4f}), are level: the "
                 f"difference is within the noise ({noise})")

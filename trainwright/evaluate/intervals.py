@@ -172,4 +172,4 @@ def compare(ours: np.ndarray, theirs: np.ndarray, y: np.ndarray, task: str, n_cl
     difference = float(a - b if higher else b - a)
     return {"metric": metric, "higher_is_better": higher, "ours": float(a), "theirs": float(b), "difference": difference,
             "interval": [low, high], "level": bool(low <= 0 <= high or len(y) < MIN_ROWS), "rows": len(y),
-            "confidence": CONFIDENCE}
+            "unit": "windows" if kind == "forecast" else "rows", "confidence": CONFIDENCE}
