@@ -4,7 +4,7 @@ naive defaults (README, Data and Text and time series). Nothing here is real dat
     python examples/data/generate.py
 
 - passengers.csv: 1316 passengers by class, age group and sex -> survived. Every column is a
-  category, so the 1316 rows are 24 distinct ones repeated: dropping "duplicates" would leave 24.
+  category, so the 1316 rows are 22 distinct ones repeated: dropping "duplicates" would leave 22.
 - visits.csv: 600 hospital visits: a case id, a patient id (5 visits each, on consecutive rows),
   an age, a lab value missing in 94% of the rows, a dose missing in 30%, a ward missing in 20%, an
   admission time, and whether the patient was readmitted.

@@ -23,7 +23,7 @@ Identical rows: ``auto`` keeps them, and keeps each set of identical rows on one
 (``group``) when a feature is continuous (a numeric column with more than 20 distinct values, or a
 date): an exact copy of a measured row is a copy, which must not sit on both sides. When every
 feature takes few values (categories, small integer codes), identical rows are what such data look
-like (1316 passengers described by class, age group and sex are 24 distinct rows): ``auto`` keeps
+like (1316 passengers described by class, age group and sex are 22 distinct rows): ``auto`` keeps
 them and splits as usual.
 
 Example:
