@@ -211,12 +211,13 @@ def diagnose(
     if recorded(history, "val_loss", "lr"):
         findings += lr_too_low(history, no_skill_loss)
     if metrics is not None:
-        # Underfitting is the symptom; a cause found above already explains it.
-        if not findings:
+        # Underfitting, and classes never predicted, are symptoms; a cause found above already explains them.
+        cause = bool(findings)
+        if not cause:
             findings += underfitting(metrics, task, majority_share, rows)
         if recorded(history, "train_loss", "val_loss"):
             findings += overfitting(history, metrics, task, restored_best, rows)
-        classes = class_findings(metrics, task, majority_share)
+        classes = [] if cause else class_findings(metrics, task, majority_share)
         if classes and classes[0]["kind"] == "majority_only":  # the underfitting it implies says less
             findings = [f for f in findings if f["kind"] != "underfitting"]
         findings += classes
