@@ -38,11 +38,12 @@ def wilson(correct: int, n: int) -> tuple[float, float]:
     return (float(ci.low), float(ci.high))
 
 
-def resamples(n: int, block: int = 1, count: int = RESAMPLES, seed: int = 0):
-    """Chunks of bootstrap resamples of ``range(n)``: int arrays (B, n); ``block`` > 1 draws runs of consecutive rows."""
+def resamples(n: int, block: int = 1, count: int = RESAMPLES, seed: int = 0, width: int = 1):
+    """Chunks of bootstrap resamples of ``range(n)``: int arrays (B, n); ``block`` > 1 draws runs of consecutive rows.
+    ``width``: values per row (a forecast's horizon), so a chunk holds about ``CHUNK`` values."""
     rng = np.random.default_rng(seed)
     block = min(block, n)
-    per_chunk = max(1, CHUNK // max(n, 1))
+    per_chunk = max(1, CHUNK // max(n * width, 1))
     done = 0
     while done < count:
         size = min(per_chunk, count - done)
@@ -120,6 +121,10 @@ def _block(kind: str, y: np.ndarray) -> int:
     return max(y.shape[1], round(len(y) ** (1 / 3))) if kind == "forecast" else 1
 
 
+def _width(y: np.ndarray) -> int:
+    return int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
+
+
 def metric_intervals(pred: np.ndarray, y: np.ndarray, task: str, n_classes: int = 0, scale: float | None = None) -> dict:
     """95% intervals of the headline metrics on the test rows: ``{metric: [low, high]}``.
 
@@ -133,7 +138,7 @@ def metric_intervals(pred: np.ndarray, y: np.ndarray, task: str, n_classes: int 
         pred, y = pred.astype(np.int64), y.astype(np.int64)
         n_classes = n_classes or int(max(pred.max(), y.max())) + 1
     samples: dict[str, list[np.ndarray]] = {}
-    for idx in resamples(len(y), _block(kind, y)):
+    for idx in resamples(len(y), _block(kind, y), width=_width(y)):
         for name, values in _scores(kind, pred, y, idx, n_classes, scale).items():
             samples.setdefault(name, []).append(values)
     out = {name: _interval(np.concatenate(values)) for name, values in samples.items()}
@@ -165,7 +170,7 @@ def compare(ours: np.ndarray, theirs: np.ndarray, y: np.ndarray, task: str, n_cl
     a = _scores(kind, ours, y, full, n_classes, scale)[metric][0]
     b = _scores(kind, theirs, y, full, n_classes, scale)[metric][0]
     diffs = []
-    for idx in resamples(len(y), _block(kind, y), seed=1):
+    for idx in resamples(len(y), _block(kind, y), seed=1, width=_width(y)):
         d = _scores(kind, ours, y, idx, n_classes, scale)[metric] - _scores(kind, theirs, y, idx, n_classes, scale)[metric]
         diffs.append(d if higher else -d)
     low, high = _interval(np.concatenate(diffs))
