@@ -32,31 +32,39 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=60, help="the students' fixed budget (no early stopping)")
-    parser.add_argument("--widths", default="8,16", help="the student CNN's channels per stage")
-    parser.add_argument("--temperature", type=float, default=4.0)
-    parser.add_argument("--alpha", type=float, default=0.9)
+    parser.add_argument("--epochs", type=int, default=100, help="the students' fixed budget (no early stopping)")
+    parser.add_argument("--widths", default="16,32", help="the student CNN's channels per stage")
+    parser.add_argument("--schedule", default="cosine", help="the students' learning-rate schedule")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--teacher", default=None, help="an existing teacher run (default: train examples/digits_images.yaml)")
     parser.add_argument("--runs-dir", default=None, help="keep the run directories here (default: a temporary folder)")
     args = parser.parse_args()
 
     student = {
         "model": {"type": "cnn", "widths": [int(w) for w in args.widths.split(",")], "convs": 1, "dropout": 0.0},
         "train": {"epochs": args.epochs, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.003},
-                  "early_stopping": {"enabled": False}},
+                  "schedule": {"name": args.schedule}, "early_stopping": {"enabled": False}},
         "distill": {"temperature": args.temperature, "alpha": args.alpha},
     }
     with tempfile.TemporaryDirectory() as scratch:
         runs_dir = Path(args.runs_dir or scratch)
         started = time.perf_counter()
-        teacher = tw.train(EXAMPLES / "digits_images.yaml", runs_dir=runs_dir, name="teacher", console=Console(quiet=True))
-        teacher_accuracy = teacher.metrics["test"]["accuracy"]
-        print(f"teacher (default CNN, {teacher.metrics['epochs']} epochs): test accuracy {teacher_accuracy:.4f}, "
+        if args.teacher is None:
+            teacher = tw.train(EXAMPLES / "digits_images.yaml", runs_dir=runs_dir, name="teacher", console=Console(quiet=True))
+            teacher_dir, teacher_metrics = teacher.dir, teacher.metrics
+        else:
+            teacher_dir = Path(args.teacher)
+            teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text(encoding="utf-8"))
+        teacher_accuracy = teacher_metrics["test"]["accuracy"]
+        print(f"teacher (default CNN, {teacher_metrics['epochs']} epochs): test accuracy {teacher_accuracy:.4f}, "
               f"{(time.perf_counter() - started) / 60:.1f} min", flush=True)
         started = time.perf_counter()
-        run = distill(teacher.dir, student, runs_dir=runs_dir, name="student", seeds=args.seeds, console=Console(quiet=True))
+        run = distill(teacher_dir, student, runs_dir=runs_dir, name="student", seeds=args.seeds, console=Console(quiet=True))
         result = json.loads((run.dir / "distill.json").read_text(encoding="utf-8"))
     print(f"students: small CNN {args.widths} ({result['distilled']['parameters']:,} parameters against the teacher's "
-          f"{result['teacher']['parameters']:,}), {args.epochs} epochs, T = {args.temperature}, alpha = {args.alpha}; "
+          f"{result['teacher']['parameters']:,}), {args.epochs} epochs ({args.schedule}), T = {args.temperature}, "
+          f"alpha = {args.alpha}; "
           f"{(time.perf_counter() - started) / 60:.1f} min", flush=True)
     for s in result["seeds"]:
         print(f"seed {s['seed']}: distilled {s['distilled']:.4f}, scratch {s['scratch']:.4f}")
