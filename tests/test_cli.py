@@ -163,9 +163,11 @@ def test_train_ends_with_baselines_a_diagnosis_and_the_report(tmp_path):
     assert lines[-2] == f"report: {tmp_path / 'iris' / 'report.html'}"
     assert "diagnosis: no training problems found" in result.stdout
     assert "logistic_regression" in result.stdout and "hist_gradient_boosting" in result.stdout
-    assert "On the test rows" in result.stdout
+    # 23 test rows: too few for the verdict to call a winner, and it says so
+    assert "On the 23 test rows the network (accuracy" in result.stdout
+    assert "23 rows are too few to call a winner" in result.stdout
     metrics = json.loads((tmp_path / "iris" / "metrics.json").read_text())
-    assert set(metrics["baselines"]) == {"logistic_regression", "hist_gradient_boosting"}
+    assert set(metrics["baselines"]) == {"majority_class", "logistic_regression", "hist_gradient_boosting"}
     assert json.loads((tmp_path / "iris" / "diagnosis.json").read_text()) == {"findings": []}
 
 
