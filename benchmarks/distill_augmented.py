@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--schedule", default="cosine", help="the students' learning-rate schedule")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--mixup", type=float, default=0.0, help="function matching: the teacher labels blends (distill.mixup)")
     parser.add_argument("--teacher", default=None, help="an existing teacher run (default: train examples/digits_images.yaml)")
     parser.add_argument("--runs-dir", default=None, help="keep the run directories here (default: a temporary folder)")
     args = parser.parse_args()
@@ -45,7 +46,7 @@ def main() -> None:
         "model": {"type": "cnn", "widths": [int(w) for w in args.widths.split(",")], "convs": 1, "dropout": 0.0},
         "train": {"epochs": args.epochs, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.003},
                   "schedule": {"name": args.schedule}, "early_stopping": {"enabled": False}},
-        "distill": {"temperature": args.temperature, "alpha": args.alpha},
+        "distill": {"temperature": args.temperature, "alpha": args.alpha, "mixup": args.mixup},
     }
     with tempfile.TemporaryDirectory() as scratch:
         runs_dir = Path(args.runs_dir or scratch)
@@ -64,7 +65,7 @@ def main() -> None:
         result = json.loads((run.dir / "distill.json").read_text(encoding="utf-8"))
     print(f"students: small CNN {args.widths} ({result['distilled']['parameters']:,} parameters against the teacher's "
           f"{result['teacher']['parameters']:,}), {args.epochs} epochs ({args.schedule}), T = {args.temperature}, "
-          f"alpha = {args.alpha}; "
+          f"alpha = {args.alpha}, mixup = {args.mixup}; "
           f"{(time.perf_counter() - started) / 60:.1f} min", flush=True)
     for s in result["seeds"]:
         print(f"seed {s['seed']}: distilled {s['distilled']:.4f}, scratch {s['scratch']:.4f}")
