@@ -49,3 +49,31 @@ def penguins_like(n: int = 240, seed: int = 0) -> pd.DataFrame:
     frame.loc[rng.choice(n, 5, replace=False), "sex"] = None
     frame.loc[[3, 7], "species"] = None  # missing target
     return pd.concat([frame, frame.iloc[10:16]], ignore_index=True)  # 6 exact duplicate rows
+
+
+def titanic_like(n: int = 1316, seed: int = 0) -> pd.DataFrame:
+    """Passengers by class, age group and sex -> survived: every column a category, so 1316 rows are ~24 distinct ones."""
+    rng = np.random.default_rng(seed)
+    cls = rng.choice(["1st", "2nd", "3rd"], n, p=[0.25, 0.22, 0.53])
+    age = rng.choice(["adult", "child"], n, p=[0.92, 0.08])
+    sex = rng.choice(["male", "female"], n, p=[0.64, 0.36])
+    p = 0.15 + 0.5 * (sex == "female") + 0.2 * (cls == "1st") + 0.1 * (age == "child")
+    return pd.DataFrame({"class": cls, "age": age, "sex": sex, "survived": np.where(rng.random(n) < p, "yes", "no")})
+
+
+def hospital_like(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """A medical-style table: a case id, a panel id (5 visits per patient), a 94%-missing lab value,
+    a 34%-missing dose, a 21%-missing ward, an admission time and an age that is a quantity."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "case_id": np.arange(1000, 1000 + n),
+            "patient": np.repeat(rng.permutation(n // 5) + 500, 5),
+            "age": rng.integers(20, 80, n),
+            "lab": np.where(rng.random(n) < 0.94, np.nan, rng.normal(size=n)),
+            "dose": np.where(rng.random(n) < 0.3, np.nan, rng.normal(size=n)),
+            "ward": np.where(rng.random(n) < 0.2, None, rng.choice(["a", "b", "c"], n)),
+            "admitted": pd.date_range("2020-01-01", periods=n, freq="37h").strftime("%Y-%m-%d %H:%M"),
+            "y": rng.choice([0, 1], n),
+        }
+    )

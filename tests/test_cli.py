@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -35,10 +36,12 @@ def test_quick_mode_trains_predicts_and_evaluates_a_messy_csv(tmp_path, penguins
     assert run_dir == tmp_path / "runs" / "penguins"
     assert RUN_FILES <= {p.name for p in run_dir.iterdir()}
     # Cleaning was reported with its counts.
-    assert "dropped 6 duplicate rows" in result.stdout and "dropped 2 rows whose target 'species' is missing" in result.stdout
+    assert "6 rows repeat an earlier row exactly (6 sets of identical rows): kept, each set on one side" in result.stdout
+    assert "dropped 2 rows whose target 'species' is missing" in result.stdout
+    assert "categorical (2): island (3 categories), sex (2 categories)" in result.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"test", "val", "best_epoch", "epochs", "train_seconds"} <= metrics.keys()
-    assert set(metrics["test"]) == {"accuracy", "precision", "recall", "f1", "auroc"}
+    assert set(metrics["test"]) == {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc"}
     assert metrics["test"]["accuracy"] > 0.9
     with open(run_dir / "history.csv") as handle:
         history = list(csv.DictReader(handle))
@@ -132,6 +135,19 @@ def test_estimate_prints_the_arithmetic_and_writes_nothing(tmp_path):
     assert "H100 SXM (nominal)" in gpu.stdout and "NVIDIA H100 datasheet" in gpu.stdout and "assumed" in gpu.stdout
 
 
+def test_estimate_takes_the_quick_mode_options_of_train(tmp_path):
+    rows = 200
+    pd.DataFrame({"when": pd.date_range("2020-01-01", periods=rows, freq="D").astype(str),
+                  "load": np.sin(np.arange(rows) / 3)}).to_csv(tmp_path / "load.csv", index=False)
+    result = run_cli("estimate", "--data", "load.csv", "--time-column", "when", "--target", "load", "--model", "gru",
+                     "--device", "H100", "--epochs", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ", daily; forecasting 'load'" in result.stdout and "model: gru" not in result.stderr
+    assert "total: 2 epochs" in result.stdout
+    nothing = run_cli("estimate")
+    assert nothing.returncode == 2 and "nothing to estimate" in nothing.stderr
+
+
 def test_train_prints_the_estimate_before_and_the_measurement_after(tmp_path):
     result = run_cli("train", "--data", "iris", "--set", "train.epochs=3", "--runs-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -151,9 +167,11 @@ def test_train_ends_with_baselines_a_diagnosis_and_the_report(tmp_path):
     assert lines[-2] == f"report: {tmp_path / 'iris' / 'report.html'}"
     assert "diagnosis: no training problems found" in result.stdout
     assert "logistic_regression" in result.stdout and "hist_gradient_boosting" in result.stdout
-    assert "On the test rows" in result.stdout
+    # 23 test rows: too few for the verdict to call a winner, and it says so
+    assert "On the 23 test rows the network (accuracy" in result.stdout
+    assert "23 rows are too few to call a winner" in result.stdout
     metrics = json.loads((tmp_path / "iris" / "metrics.json").read_text())
-    assert set(metrics["baselines"]) == {"logistic_regression", "hist_gradient_boosting"}
+    assert set(metrics["baselines"]) == {"majority_class", "logistic_regression", "hist_gradient_boosting"}
     assert json.loads((tmp_path / "iris" / "diagnosis.json").read_text()) == {"findings": []}
 
 

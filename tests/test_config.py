@@ -60,3 +60,32 @@ def test_bad_override_and_bad_yaml_are_clear(tmp_path):
         load_config(bad)
     with pytest.raises(TrainwrightError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_the_readme_config_reference_lists_every_key():
+    """Each key of the schema (every model family's too) appears as `key:` in the README's Config section."""
+    import re
+    import typing
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    from trainwright.config import Config, DistillConfig
+    from trainwright.models.registry import MODELS
+
+    def keys(model: type[BaseModel], prefix: str) -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():
+            alias = field.alias or name
+            inner = [t for t in typing.get_args(field.annotation) or [field.annotation]
+                     if isinstance(t, type) and issubclass(t, BaseModel)]
+            out += keys(inner[0], f"{prefix}{alias}.") if inner and name != "model" else [f"{prefix}{alias}"]
+        return out
+
+    every = [key for key in keys(Config, "") if key != "model"] + keys(DistillConfig, "distill.")
+    every += [key for spec in MODELS.values() for key in keys(spec.config, "model.")]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Config\n") : readme.index("\n## Python API\n")]
+    # a key is named as `key:` (YAML) or `key ` in a family's comment line (`widths [32, 64, 128], convs 2`)
+    missing = [key for key in every if not re.search(rf"\b{re.escape(key.split('.')[-1])}(:| \S)", section)]
+    assert not missing, f"the README's config reference lacks {missing}"

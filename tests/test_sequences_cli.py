@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,8 @@ def test_series_from_a_table_then_forecast_the_tail_of_a_new_series(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert "naive_last_value" in result.stdout and "mape" in result.stdout
+    assert "naive_last_value" in result.stdout and "ridge_autoregression" in result.stdout and "mape" in result.stdout
+    assert ", hourly; forecasting 'load'" in result.stdout and "season: 24 rows, a day of hourly rows" in result.stdout
     run = tmp_path / result.stdout.strip().splitlines()[-1]
     sensor(700).iloc[600:].to_csv(tmp_path / "latest.csv", index=False)  # the next 100 hours: forecast after the last
     result = run_cli("predict", str(run), "latest.csv", "-o", "forecast.csv", cwd=tmp_path)
@@ -81,6 +83,12 @@ def test_series_from_a_table_then_forecast_the_tail_of_a_new_series(tmp_path):
     forecast = pd.read_csv(tmp_path / "forecast.csv")
     assert len(forecast) == 12 and forecast["timestamp"].iloc[0] == "2025-03-30 04:00:00"
     assert forecast["prediction"].between(40, 60).all()
+    # evaluate: every window of a labelled stretch of the series (48 rows in, the 12 after), beside nothing but the truth
+    result = run_cli("evaluate", str(run), "latest.csv", "-o", "scores.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert {"mae", "rmse", "smape", "mase", "mape"} <= set(scores) and scores["mae"] < 5
+    assert "mase" in result.stdout
 
 
 def test_a_series_with_gaps_is_one_line_and_exit_2(tmp_path):

@@ -78,16 +78,7 @@ def train(
 
     signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C; while training, the loop defers both to a batch boundary
 
-    overrides = list(set_)
-    if data is not None:
-        overrides.insert(0, f"data.source={json.dumps(data)}")
-    if target is not None:
-        overrides.insert(1 if data else 0, f"data.target={json.dumps(target)}")
-    for key, value in (("text_column", text_column), ("time_column", time_column)):
-        if value is not None:
-            overrides.insert(0, f"data.{key}={json.dumps(value)}")
-    if model is not None:
-        overrides.append(f"model.type={model}")
+    overrides = quick_overrides(set_, data, target, model, text_column, time_column)
     if resume is not None and config is not None:
         raise TrainwrightError("--resume continues a run with its own config; pass either a config or --resume, not both")
     if config is None and data is None and resume is None:
@@ -99,10 +90,34 @@ def train(
     print(run.dir, flush=True)
 
 
+def quick_overrides(set_: list[str], data: str | None, target: str | None, model: str | None, text_column: str | None,
+                    time_column: str | None) -> list[str]:
+    """Quick mode's options (--data, --target, --model, --text-column, --time-column) as ``--set`` overrides,
+    before the user's own."""
+    overrides = list(set_)
+    if data is not None:
+        overrides.insert(0, f"data.source={json.dumps(data)}")
+    if target is not None:
+        overrides.insert(1 if data else 0, f"data.target={json.dumps(target)}")
+    for key, value in (("text_column", text_column), ("time_column", time_column)):
+        if value is not None:
+            overrides.insert(0, f"data.{key}={json.dumps(value)}")
+    if model is not None:
+        overrides.append(f"model.type={model}")
+    return overrides
+
+
 @app.command()
 @user_errors
 def estimate(
-    config: Annotated[Path, typer.Argument(help="YAML config (see examples/)")],
+    config: Annotated[Path | None, typer.Argument(help="YAML config (see examples/)")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="quick mode: a built-in data set or a table path")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="the column to predict")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="model type, e.g. mlp, lstm, transformer")] = None,
+    text_column: Annotated[str | None, typer.Option("--text-column", help="text: the column of raw text to classify")] = None,
+    time_column: Annotated[
+        str | None, typer.Option("--time-column", help="series: the time column; --target is the column to forecast")
+    ] = None,
     device: Annotated[
         str | None, typer.Option("--device", help="cpu, cuda, mps (measured here) or a GPU name: H100, A100, L4, ...")
     ] = None,
@@ -113,8 +128,13 @@ def estimate(
     import trainwright as tw
     from trainwright.compute.memory import human_bytes
 
-    overrides = [*set_, *([f"train.epochs={epochs}"] if epochs is not None else [])]
-    est = tw.estimate(config, overrides=overrides, device=device, console=console)
+    if config is None and data is None:
+        raise TrainwrightError(
+            "nothing to estimate: pass a config file (trainwright estimate examples/digits.yaml) or --data NAME_OR_PATH"
+        )
+    overrides = quick_overrides([*set_, *([f"train.epochs={epochs}"] if epochs is not None else [])], data, target, model,
+                                text_column, time_column)
+    est = tw.estimate(config if config is not None else {}, overrides=overrides, device=device, console=console)
     table = Table(title=f"FLOPs per step (batch {est.step.batch_size}, forward + backward)", title_justify="left")
     for column in ("layer", "kind", "forward", "backward", "total", "share"):
         table.add_column(column, justify="left" if column in ("layer", "kind") else "right")

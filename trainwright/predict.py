@@ -33,11 +33,14 @@ from trainwright.evaluate.metrics import (
     confusion_matrix,
     forecast_metrics,
     predict_outputs,
+    predicted_classes,
     regression_metrics,
 )
 from trainwright.models.registry import build_model
 from trainwright.rundir import RunDir
 from trainwright.training.losses import probabilities
+
+Rows = pd.DataFrame | str | Path | dict | list  # what predict and evaluate take: see ``as_table``
 
 
 def load_weights(path: Path, model: nn.Module) -> None:
@@ -75,6 +78,7 @@ class TrainedModel:
     module: nn.Module
     device: torch.device
     calibrator: Calibrator | None = None  # set once the run is calibrated: probabilities go through it
+    threshold: float | None = None  # binary: predict the second class from this probability (threshold.json)
 
     @property
     def task(self) -> str:
@@ -84,14 +88,24 @@ class TrainedModel:
     def classes(self) -> list:
         return self.preprocessor.classes
 
-    def _inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, torch.Tensor]:
-        frame, x = self.preprocessor.inputs(data)
+    def _inputs(self, data: Rows) -> tuple[pd.DataFrame, torch.Tensor]:
+        frame, x = self.preprocessor.inputs(self._table(data))
         return frame, torch.as_tensor(x)
+
+    def _table(self, data: Rows) -> pd.DataFrame | str | Path:
+        """``as_table``; a table file is read with the delimiter it was trained with (``data.delimiter``). Image tables
+        are left to the image preprocessor, which reads their paths relative to the table."""
+        data = as_table(data)
+        delimiter = self.config.data.delimiter
+        images = getattr(self.preprocessor, "modality", "") == "images"
+        if delimiter and isinstance(data, str | Path) and Path(data).is_file() and not images:
+            return read_table(data, delimiter=delimiter)
+        return data
 
     def _outputs(self, x: torch.Tensor) -> torch.Tensor:
         return predict_outputs(self.module, x.to(self.device), self.config.evaluate.batch_size).float().cpu()
 
-    def predict_proba(self, data: pd.DataFrame | str | Path) -> np.ndarray:
+    def predict_proba(self, data: Rows) -> np.ndarray:
         """(N, classes) probabilities, columns in the order of ``classes``."""
         if self.task == "regression":
             raise TrainwrightError("predict_proba needs a classification model; this one does regression")
@@ -100,8 +114,13 @@ class TrainedModel:
     def _probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.calibrator.probabilities(outputs) if self.calibrator else probabilities(outputs, self.task)
 
-    def predict(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
-        """The rows with a ``prediction`` column and, for classification, ``probability_<class>`` columns."""
+    def predict(self, data: Rows) -> pd.DataFrame:
+        """The rows with a ``prediction`` column and, for classification, ``probability_<class>`` columns.
+
+        ``data``: a frame, a table file (or, for images, a folder), a dict of columns
+        (``{"size": [3.1, 2.0], "color": ["red", "blue"]}``, or one value per column for one row) or a
+        list of rows (``[{"size": 3.1, "color": "red"}, ...]``).
+        """
         frame, x = self._inputs(data)
         outputs = self._outputs(x)
         if hasattr(self.preprocessor, "prediction_frame"):  # series: the next horizon times after the tail
@@ -111,14 +130,20 @@ class TrainedModel:
             predictions = self.preprocessor.decode_target(outputs.numpy())
             result[_free_name(result, "prediction")] = predictions
             return result
-        probs = self._probabilities(outputs).numpy()
-        result[_free_name(result, "prediction")] = self.preprocessor.decode_target(probs.argmax(1))
+        probs = self._probabilities(outputs)
+        predicted = predicted_classes(probs, self.threshold).numpy()
+        result[_free_name(result, "prediction")] = self.preprocessor.decode_target(predicted)
+        probs = probs.numpy()
         for i, label in enumerate(self.classes):
             result[_free_name(result, f"probability_{label}")] = probs[:, i]
         return result
 
-    def evaluate(self, data: pd.DataFrame | str | Path) -> dict:
-        """Test metrics on labelled data (it must hold the target; images: or a folder of class folders)."""
+    def evaluate(self, data: Rows) -> dict:
+        """Test metrics on labelled data (it must hold the target; images: or a folder of class folders;
+        a forecaster: a stretch of the series, cut into every window of lookback rows and the horizon after)."""
+        if hasattr(self.preprocessor, "labelled_windows"):  # a forecaster: every window of the table
+            x, y = self.preprocessor.labelled_windows(self._table(data))
+            return score(self._outputs(x), y, self.preprocessor)
         frame, x = self._inputs(data)
         target = self.preprocessor.target
         if target not in frame.columns:
@@ -129,20 +154,42 @@ class TrainedModel:
         if not labelled.any():
             raise TrainwrightError(f"no labelled rows: every value of {target!r} is missing")
         y = torch.from_numpy(np.asarray(self.preprocessor.encode_target(frame[target][labelled])))
-        return score(self._outputs(x[torch.from_numpy(labelled)]), y, self.preprocessor, self.calibrator)
+        return score(self._outputs(x[torch.from_numpy(labelled)]), y, self.preprocessor, self.calibrator, self.threshold)
 
 
-def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: Preprocessor, calibrator: Calibrator | None = None) -> dict:
-    """The task's metrics for raw model outputs against encoded targets (regression in original units)."""
+def as_table(data: Rows) -> pd.DataFrame | str | Path:
+    """A frame or a path as given; a dict of columns or a list of rows as a frame; anything else a clear error."""
+    if isinstance(data, pd.DataFrame | str | Path):
+        return data
+    if isinstance(data, dict):
+        scalars = all(np.ndim(value) == 0 for value in data.values())
+        try:
+            return pd.DataFrame([data] if scalars else data)
+        except ValueError as error:  # columns of different lengths
+            raise TrainwrightError(
+                f"the dict of columns does not make a table ({error}); give every column as many values"
+            ) from None
+    if isinstance(data, list | tuple) and all(isinstance(row, dict) for row in data) and data:
+        return pd.DataFrame(list(data))
+    raise TrainwrightError(
+        f"cannot predict from a {type(data).__name__}: pass a pandas DataFrame, a table file, a dict of columns "
+        "({'size': [3.1, 2.0]}) or a list of rows ([{'size': 3.1}, ...])"
+    )
+
+
+def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: Preprocessor, calibrator: Calibrator | None = None,
+          threshold: float | None = None) -> dict:
+    """The task's metrics for raw model outputs against encoded targets (regression in original units);
+    ``threshold``: a binary decision threshold (else the likelier class)."""
     if preprocessor.task == "regression":
         pred = torch.from_numpy(np.asarray(preprocessor.decode_target(outputs.cpu().numpy()), dtype=np.float64))
         true = torch.from_numpy(np.asarray(preprocessor.decode_target(y.cpu().numpy()), dtype=np.float64))
         if getattr(preprocessor, "modality", "") == "series":
-            return forecast_metrics(pred, true)
+            return forecast_metrics(pred, true, preprocessor.mase_scale)
         return regression_metrics(pred, true)
     probs = calibrator.probabilities(outputs.cpu()) if calibrator else probabilities(outputs.cpu(), preprocessor.task)
     y = y.cpu()
-    return {**classification_metrics(probs, y), "confusion_matrix": confusion_matrix(probs, y)}
+    return {**classification_metrics(probs, y, threshold), "confusion_matrix": confusion_matrix(probs, y, threshold)}
 
 
 def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu", calibrated: bool = True) -> TrainedModel:
@@ -165,7 +212,7 @@ def load(run_dir: str | Path, model: nn.Module | None = None, device: str = "cpu
     load_weights(run.weights, module)
     target = torch.device(device)
     calibrator = load_calibrator(run.path) if calibrated else None
-    return TrainedModel(config, preprocessor, module.to(target).eval(), target, calibrator)
+    return TrainedModel(config, preprocessor, module.to(target).eval(), target, calibrator, load_threshold(run.path))
 
 
 def read_rows(path: str | Path) -> pd.DataFrame:
@@ -182,6 +229,17 @@ def load_calibrator(run_dir: Path) -> Calibrator | None:
         return Calibrator.from_dict(json.loads(path.read_text(encoding="utf-8"))["parameters"])
     except (ValueError, KeyError, TypeError):
         raise TrainwrightError(f"{path} is damaged; delete it and run `trainwright calibrate {run_dir}` again") from None
+
+
+def load_threshold(run_dir: Path) -> float | None:
+    """The run's binary decision threshold (``evaluate.threshold``), if it has one."""
+    path = Path(run_dir) / "threshold.json"
+    if not path.is_file():
+        return None
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
+    except (ValueError, KeyError, TypeError):
+        raise TrainwrightError(f"{path} is damaged; train the run again (evaluate.threshold writes it)") from None
 
 
 def _free_name(frame: pd.DataFrame, name: str) -> str:

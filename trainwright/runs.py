@@ -118,6 +118,8 @@ def diagnose_run(run_dir: str | Path, diverged: dict | None = None) -> list[dict
     counts = [c for c in ((data.get("class_balance") or {}).get("train") or {}).values() if c > 0]
     shares = [c / sum(counts) for c in counts]
     stopping = cfg.train.early_stopping
+    # Balanced class weights make every class count the same in the loss: no skill is then log(classes).
+    loss_shares = [1 / len(shares)] * len(shares) if cfg.train.class_weight == "balanced" else shares
     return diagnose(
         read_history(run.history),
         gradients,
@@ -126,6 +128,7 @@ def diagnose_run(run_dir: str | Path, diverged: dict | None = None) -> list[dict
         diverged=diverged,
         restored_best=stopping.enabled and stopping.restore_best,
         majority_share=max(shares) if shares else None,
-        no_skill_loss=no_skill_loss(task, resolve_loss(task, cfg.train.loss), shares, cfg.data.preprocess.scale_target),
+        no_skill_loss=no_skill_loss(task, resolve_loss(task, cfg.train.loss), loss_shares, cfg.data.preprocess.scale_target),
         rows=data.get("split") or {},
+        model_type=cfg.model.type,
     )

@@ -10,7 +10,7 @@ from trainwright.data.tabular import prepare_tabular
 
 EXPECTED = {  # name: (task, rows, feature columns after cleaning, classes)
     "digits": ("multiclass", 1797, 61, 10),  # 3 always-zero pixels are dropped as constant
-    "iris": ("multiclass", 149, 4, 3),  # iris holds one exact duplicate row
+    "iris": ("multiclass", 150, 4, 3),  # iris holds one exact duplicate row, kept beside its twin (grouped split)
     "wine": ("multiclass", 178, 13, 3),
     "breast_cancer": ("binary", 569, 30, 2),
     "diabetes": ("regression", 442, 10, 0),

@@ -101,3 +101,20 @@ def test_data_encoding_reads_latin1_and_a_utf8_error_names_it(tmp_path):
     assert read_table(tmp_path / "t.csv", encoding="latin-1")["city"].tolist() == frame["city"].tolist()
     with pytest.raises(TrainwrightError, match="codec can't decode .*; if the file is not UTF-8, set data.encoding"):
         read_table(tmp_path / "t.csv")
+
+
+def test_a_semicolon_csv_says_how_to_read_it_and_data_delimiter_reads_it(tmp_path):
+    from helpers import penguins_like
+
+    from trainwright.config import DataConfig
+    from trainwright.data.tabular import prepare_tabular
+
+    path = tmp_path / "survey.csv"
+    penguins_like().to_csv(path, sep=";", index=False)
+    with pytest.raises(TrainwrightError, match=r"another delimiter .* set data.delimiter: ';'"):
+        prepare_tabular(DataConfig(source=str(path), target="species"))
+    data = prepare_tabular(DataConfig(source=str(path), target="species", delimiter=";"))
+    assert data.preprocessor.feature_columns[:2] == ["island", "bill_length_mm"]
+    with pytest.raises(TrainwrightError, match="data.delimiter applies to CSV and TSV files"):
+        FRAME.to_parquet(tmp_path / "t.parquet")
+        read_table(tmp_path / "t.parquet", delimiter=";")

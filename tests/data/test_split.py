@@ -101,11 +101,12 @@ def test_data_classes_keep_the_named_labels_of_a_table_and_of_images():
     assert table.task == "binary" and table.preprocessor.classes == ["setosa", "virginica"]
     assert table.summary["subset"] == {
         "classes": ["setosa", "virginica"],
-        "rows_before": 149,
-        "rows_kept": 99,
+        "rows_before": 150,
+        "rows_kept": 100,
         "train_fraction": 0.5,
     }
-    assert len(table.y_train) == 34 and len(table.y_test) == 15  # 99 rows: 68 train, halved
+    # 100 rows in 99 groups (a virginica row repeats): 68 groups and 69 rows train, halved
+    assert len(table.y_train) == 35 and len(table.y_test) == 15
     images = prepare_data(DataConfig(source="digits-images", classes=[5, 6, 7, 8, 9], train_fraction=0.1))
     assert images.preprocessor.classes == [5, 6, 7, 8, 9] and len(images.y_train) == 63 and len(images.y_test) == 135
     assert "data.classes: kept the 896 of 1797 rows labelled 5, 6, 7, 8, 9" in images.report_lines()
@@ -137,3 +138,35 @@ def test_preparation_takes_any_split_and_fits_on_its_training_part_only():
     assert torch.allclose(data.x_train.mean(0), torch.zeros(data.x_train.shape[1]), atol=1e-5)
     assert not torch.allclose(data.x_test.mean(0), torch.zeros(data.x_test.shape[1]), atol=1e-3)
     assert data.summary["split"]["train"] == len(train)
+
+
+def test_grouped_split_keeps_each_group_on_one_side_and_singletons_split_as_rows():
+    groups = np.repeat(np.arange(100), 4)  # 100 groups of 4 rows, each group one label
+    labels = np.where(groups % 2 == 0, "a", "b")
+    split = split_rows(400, labels, SplitConfig(), groups=groups)
+    assert split.groups == 100 and split.stratified
+    sides = [set(groups[part]) for part in (split.train, split.val, split.test)]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])  # no group on two sides
+    assert sum(len(part) for part in (split.train, split.val, split.test)) == 400
+    by_group = split_rows(100, labels[::4], SplitConfig())  # the groups split as 100 rows would be, 4 rows each
+    sizes = tuple(4 * len(part) for part in (by_group.train, by_group.val, by_group.test))
+    assert (len(split.train), len(split.val), len(split.test)) == sizes
+    plain, single = split_rows(300, None, SplitConfig()), split_rows(300, None, SplitConfig(), groups=np.arange(300)[::-1])
+    assert all(np.array_equal(getattr(plain, p), getattr(single, p)) for p in ("train", "val", "test"))
+
+
+def test_identical_rows_with_measurements_never_straddle_the_split(write_csv):
+    import pandas as pd
+
+    from trainwright.data.prepare import load_data
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=200).round(2), "b": rng.normal(size=200), "y": rng.choice(["p", "q"], 200)})
+    frame = pd.concat([frame, frame.iloc[:40], frame.iloc[:10]], ignore_index=True)  # 50 copies of 40 rows
+    rows = load_data(DataConfig(source=write_csv(frame), target="y"))
+    split = rows.split()
+    keys = [set(map(tuple, rows.rows.iloc[part].to_numpy().tolist())) for part in (split.train, split.val, split.test)]
+    assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
+    data = rows.prepare(split)
+    assert data.summary["split"]["groups"] == 200 and data.summary["rows"]["after_cleaning"] == 250
+    assert any("identical rows kept together" in line for line in data.report_lines())

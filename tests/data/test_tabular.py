@@ -93,7 +93,7 @@ def test_no_features_left(prepare):
 def test_tensors_report_and_summary(prepare, mixed):
     frame = pd.concat([mixed, mixed.iloc[[0, 1, 2]]], ignore_index=True)  # 3 duplicates
     frame.loc[7, "y"] = None
-    data = prepare(frame)
+    data = prepare(frame, clean={"duplicates": "drop"})
     assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (41, 9, 9)  # 63 - 3 - 1 rows
     assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
     assert data.x_train.shape[1] == data.preprocessor.n_features == 6  # size + 3 colors + 2 used
@@ -251,3 +251,36 @@ def test_junk_in_the_target_names_the_row_of_the_file(prepare, mixed):
     frame.loc[0, "y"] = None  # dropped first: row numbers must still be the file's
     frame.loc[30, "y"] = "n/k"
     assert "column 'y' holds numbers but 1 value is not a number: 'n/k' (row 31)" in _message(prepare, frame)
+
+
+def test_console_lists_each_column_kind_and_the_preprocessor_keeps_dates_and_indicators(write_csv, tmp_path):
+    from helpers import hospital_like
+
+    frame = hospital_like()
+    data = prepare_tabular(DataConfig(source=write_csv(frame), target="y"))
+    lines = data.report_lines()
+    assert "numeric (2): age, dose (+ a missing indicator)" in lines
+    assert "categorical (1): ward (3 categories + 'missing')" in lines
+    assert "date (1): admitted -> year, month, day of week, days since 1970-01-01, hour" in lines
+    dropped = next(line for line in lines if line.startswith("dropped (3): "))
+    assert "case_id (identifier: integers unique to each row, increasing)" in dropped and "lab (94% missing" in dropped
+    assert data.summary["columns"]["admitted"]["kind"] == "date" and data.summary["columns"]["ward"]["categories"] == 3
+    names = data.preprocessor.feature_names
+    assert "numeric_missing__missingindicator_dose" in names and "categorical_missing__ward_(missing)" in names
+    assert "numeric__admitted.month_sin" in names and "numeric__admitted.days" in names
+    RunDir(tmp_path).write_files(data.preprocessor.files())  # skops: no type outside the allowlist
+    loaded = TabularPreprocessor.load(tmp_path)
+    new = frame.iloc[:5].copy()
+    assert np.allclose(loaded.transform(new), data.preprocessor.transform(new))
+    new.loc[new.index[0], "admitted"] = "not a date"
+    with pytest.raises(TrainwrightError, match="column 'admitted' holds dates but 1 value is not a date: 'not a date'"):
+        loaded.transform(new)
+
+
+def test_a_predict_time_junk_message_suggests_no_training_option(prepare, mixed):
+    pre = prepare(mixed).preprocessor
+    frame = mixed.astype({"size": object})
+    frame.loc[0, "size"] = "?"
+    with pytest.raises(TrainwrightError) as error:
+        pre.transform(frame)
+    assert "'?' (row 1)" in str(error.value) and "data." not in str(error.value)

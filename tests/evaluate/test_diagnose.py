@@ -74,3 +74,33 @@ def test_a_far_too_low_learning_rate_crawls(tmp_path):
 def test_builtin_sets_with_default_configs_are_healthy(tmp_path, source):
     run = tw.train({"data": {"source": source}}, runs_dir=tmp_path, console=QUIET)
     assert diagnosis(run.dir) == []
+
+
+def imbalanced(n: int = 1000, seed: int = 0):
+    """A rare class (8%) that the features mark only weakly: a network that guesses 'no' scores accuracy 0.92."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rare = rng.random(n) < 0.08
+    x = rng.normal(size=(n, 4)) + 1.2 * rare[:, None]
+    return pd.DataFrame({**{f"x{i}": x[:, i].round(4) for i in range(4)}, "y": np.where(rare, "yes", "no")})
+
+
+def test_majority_only_is_diagnosed_and_class_weights_or_a_threshold_cure_it(tmp_path):
+    path = tmp_path / "rare.csv"
+    imbalanced().to_csv(path, index=False)
+    base = {"data": {"source": str(path), "target": "y"}, "model": {"hidden": [8]},
+            "train": {"epochs": 30, "optimizer": {"lr": 0.003}, "early_stopping": {"enabled": False}}}
+    plain = tw.train(base, runs_dir=tmp_path, console=QUIET)
+    assert kinds(plain.dir) == ["majority_only"]
+    assert plain.metrics["test"]["balanced_accuracy"] == 0.5 and plain.metrics["test"]["accuracy"] > 0.9
+    assert "train.class_weight: balanced" in diagnosis(plain.dir)[0]["remedies"][0]
+    weighted = tw.train(base, overrides=["train.class_weight=balanced"], runs_dir=tmp_path, console=QUIET)
+    assert weighted.metrics["test"]["balanced_accuracy"] > 0.75 and kinds(weighted.dir) == []
+    tuned = tw.train(base, overrides=["evaluate.threshold=auto"], runs_dir=tmp_path, console=QUIET)
+    threshold = json.loads((tuned.dir / "threshold.json").read_text())["threshold"]
+    assert 0 < threshold < 0.5 and tuned.metrics["threshold"] == threshold
+    assert tuned.metrics["test"]["balanced_accuracy"] > 0.75 and kinds(tuned.dir) == []
+    predicted = tw.load(tuned.dir).predict(imbalanced(50, seed=1))  # predict applies the same threshold
+    assert ((predicted["probability_yes"] >= threshold) == (predicted["prediction"] == "yes")).all()

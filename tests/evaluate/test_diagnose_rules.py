@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
+import typing
 
 import pytest
 
-from trainwright.evaluate.diagnose import KINDS, REMEDIES, diagnose, no_skill_loss
+from trainwright.evaluate.diagnose import KINDS, REMEDIES, diagnose, no_skill_loss, remedies
 
 LN10 = math.log(10)
 
@@ -50,7 +52,7 @@ def test_every_finding_has_the_promised_shape():
     (f,) = findings
     assert list(f) == ["kind", "epoch", "evidence", "remedies"] and f["epoch"] == 4
     assert "nan in epoch 4 at learning rate 10" in f["evidence"]
-    assert set(REMEDIES) == set(KINDS) and all(len(r) >= 3 for r in REMEDIES.values())
+    assert set(REMEDIES) == set(KINDS) and all(len(remedies(kind, "mlp")) >= 3 for kind in KINDS)
 
 
 def test_nan_gradients_are_exploding_gradients_in_that_layer():
@@ -136,3 +138,86 @@ def test_no_skill_losses():
     assert no_skill_loss("binary", "bce", [0.5, 0.5], True) == pytest.approx(math.log(2))
     assert no_skill_loss("regression", "mse", [], True) == 1.0
     assert no_skill_loss("regression", "mae", [], True) is None
+
+
+# ── classes, tiny data, remedies that fit the model ────────────────────────────────────
+def confusion(matrix, labels=("no", "yes")):
+    return {"labels": list(labels), "matrix": matrix}
+
+
+def test_predicting_only_the_majority_class_on_imbalanced_data():
+    metrics = {**GOOD_METRICS, "train": {"accuracy": 0.81}, "val": {"accuracy": 0.81}, "baselines": {},
+               "test": {"accuracy": 0.81, "balanced_accuracy": 0.5}, "confusion_matrix": confusion([[160, 0], [38, 0]])}
+    findings = diagnose(history(HEALTHY_LOSS), HEALTHY_GRADS, task="binary", metrics=metrics, majority_share=0.81,
+                        rows={"train": 920, "val": 198, "test": 198})
+    assert kinds(findings) == ["majority_only"]
+    assert "predicted 'no' 198 times (100%); 81% of the training rows are 'no'" in findings[0]["evidence"]
+    assert "train.class_weight: balanced" in findings[0]["remedies"][0]
+    assert "evaluate.threshold: auto" in findings[0]["remedies"][1]
+
+
+def test_a_real_class_never_predicted_is_not_healthy():
+    matrix = [[50, 2, 0], [3, 40, 0], [4, 8, 0]]  # class 'c': 12 test rows, never predicted
+    metrics = {**GOOD_METRICS, "test": {"accuracy": 0.84, "balanced_accuracy": 0.62},
+               "confusion_matrix": confusion(matrix, ("a", "b", "c"))}
+    findings = diagnose(history(HEALTHY_LOSS), HEALTHY_GRADS, task="multiclass", metrics=metrics, majority_share=0.5,
+                        rows={"train": 500, "val": 107, "test": 107})
+    assert kinds(findings) == ["class_never_predicted"] and "never predicts 'c' (12 test rows)" in findings[0]["evidence"]
+
+
+def test_on_a_few_validation_rows_score_findings_give_way_to_too_little_data():
+    val = [2.8 - 0.005 * i for i in range(60)]
+    metrics = {**GOOD_METRICS, "train": {"accuracy": 1.0}, "val": {"accuracy": 0.3}}
+    both = diagnose(history(val, val, lr=1e-6), HEALTHY_GRADS, task="multiclass", metrics=metrics, no_skill_loss=LN10,
+                    rows={"train": 38, "val": 8, "test": 8})
+    assert kinds(both) == ["too_little_data"] and both[0]["epoch"] is None
+    assert "with 8 validation rows (38 training)" in both[0]["evidence"] and "(lr too low, overfitting)" in both[0]["evidence"]
+    plenty = diagnose(history(val, val, lr=1e-6), HEALTHY_GRADS, task="multiclass", metrics=metrics, no_skill_loss=LN10,
+                      rows={"train": 380, "val": 80, "test": 80})
+    assert kinds(plenty) == ["lr_too_low", "overfitting"]
+    # A NaN loss is no statistic: it is reported whatever the size.
+    nan = diagnose(history([1.0]), None, task="binary", diverged={"epoch": 2, "loss": float("nan")}, rows={"val": 3})
+    assert kinds(nan) == ["lr_too_high"]
+
+
+FAMILIES = ("mlp", "cnn", "resnet", "rnn", "lstm", "gru", "transformer")
+KEY = re.compile(r"\b((?:model|train|data|evaluate)(?:\.[a-z0-9_]+)+)")
+
+
+def _schema_has(path: list[str], family: str) -> bool:
+    """Whether ``data.split.val``-style keys exist in the config schema with ``family``'s model section."""
+    from pydantic import BaseModel
+
+    from trainwright.config import Config
+    from trainwright.models.registry import MODELS
+
+    node: type[BaseModel] = Config
+    for i, part in enumerate(path):
+        if i == 1 and path[0] == "model":
+            node = MODELS[family].config
+        fields = node.model_fields
+        if part not in fields:
+            return False
+        inner = [t for t in typing.get_args(fields[part].annotation) or [fields[part].annotation]
+                 if isinstance(t, type) and issubclass(t, BaseModel)]
+        if i + 1 < len(path):
+            if path[0] == "model" and i == 0:
+                continue
+            if not inner:
+                return False
+            node = inner[0]
+    return True
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_remedy_names_keys_that_exist_for_the_model_family(family):
+    from trainwright.config import Config
+
+    for kind in KINDS:
+        lines = remedies(kind, family)
+        assert lines, (kind, family)
+        for line in lines:
+            for key in KEY.findall(line):
+                assert _schema_has(key.split("."), family), f"{kind} for {family}: {key} is not a key ({line})"
+    assert "model.hidden" not in " ".join(remedies("overfitting", "cnn") + remedies("underfitting", "lstm")[1:])
+    assert Config.model_fields  # the walk above starts from the real schema

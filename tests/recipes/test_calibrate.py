@@ -66,6 +66,11 @@ def test_temperature_scaling_fixes_an_overconfident_model_end_to_end(tmp_path):
     assert report["after"]["ece"] <= 0.6 * report["before"]["ece"]  # at least 40% lower
     assert report["after"]["accuracy"] == report["before"]["accuracy"]
     assert (run_dir / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+    # One expected calibration error: the report's equals calibrate's "before", on the same test rows.
+    from trainwright.report.build import report_context
+    from trainwright.rundir import RunDir
+
+    assert report_context(RunDir(run_dir))["evaluation"]["ece"] == pytest.approx(report["before"]["ece"], abs=1e-5)
 
     # From now on predict returns calibrated probabilities, with the same predicted classes.
     from trainwright.data.builtin import BUILTINS

@@ -69,3 +69,18 @@ def test_distill_command_writes_the_comparison(tmp_path):
         "distill", str(tmp_path / "teacher"), "--student", str(EXAMPLES / "student.yaml"), "--set", "data.source=wine"
     )
     assert wrong.returncode == 2 and "teacher's data" in wrong.stderr
+
+
+def test_blends_for_function_matching_and_their_hard_loss():
+    from trainwright.recipes.distill import blend, blended_hard_loss
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (6, 1, 4, 4), dtype=torch.uint8)
+    mixed, partner, lam = blend(images, 1.0)
+    pixels = images.float() / 255
+    expected = lam.view(-1, 1, 1, 1) * pixels + (1 - lam.view(-1, 1, 1, 1)) * pixels[partner]
+    assert mixed.dtype == torch.float32 and torch.allclose(mixed, expected) and ((lam > 0) & (lam < 1)).all()
+    logits, y = torch.randn(6, 3), torch.randint(0, 3, (6,))
+    ce = torch.nn.functional.cross_entropy
+    assert torch.isclose(blended_hard_loss("multiclass")(logits, (y, partner, torch.ones(6))), ce(logits, y))
+    assert torch.isclose(blended_hard_loss("multiclass")(logits, (y, partner, torch.zeros(6))), ce(logits, y[partner]))

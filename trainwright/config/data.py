@@ -32,11 +32,34 @@ class SplitConfig(Frozen):
 
 
 class CleanConfig(Frozen):
-    drop_duplicates: bool = True
+    # Rows identical to another row. group: keep them, each set of identical rows on one side of the
+    # split (copies cannot leak into the test split); keep: keep them and split as usual (repeated
+    # observations); drop: keep the first of each set. auto: group when a feature column is
+    # continuous (an exact copy of a measured row is no coincidence), keep when every feature takes
+    # few values (identical rows are then what such data look like).
+    duplicates: Literal["auto", "group", "keep", "drop"] = "auto"
     drop_constant: bool = True
+    drop_identifiers: bool = Field(True, description="drop identifier-like columns (unique text, integer ids)")
     # Rows with missing feature values: impute them (fit on train) or drop them.
     missing: Literal["impute", "drop"] = "impute"
     impute_numeric: Literal["mean", "median", "most_frequent"] = "median"
+    max_missing: float = Field(0.8, ge=0, le=1, description="drop feature columns missing in more than this share of rows")
+    missing_indicator: float = Field(
+        0.1, ge=0, le=1, description="columns missing in at least this share of rows get an indicator (numbers) "
+        "or a 'missing' category (categories)")
+    max_dropped: float = Field(0.5, ge=0, le=1, description="cleaning that removes more than this share of the rows is an error")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_duplicates(cls, value: Any) -> Any:
+        """``drop_duplicates: true | false`` (older configs) is ``duplicates: drop | auto``."""
+        if isinstance(value, dict) and "drop_duplicates" in value:
+            value = dict(value)
+            drop = value.pop("drop_duplicates")
+            if not isinstance(drop, bool):
+                raise ValueError("drop_duplicates must be true or false (or use duplicates: auto | group | keep | drop)")
+            value.setdefault("duplicates", "drop" if drop else "auto")
+        return value
 
 
 class PreprocessConfig(Frozen):
@@ -92,9 +115,26 @@ class WindowConfig(Frozen):
     lookback: int = Field(48, ge=1)
     horizon: int = Field(1, ge=1)
     stride: int = Field(1, ge=1, description="rows between the starts of consecutive windows")
-    # The seasonal-naive baseline's period in rows; auto: the strongest autocorrelation lag of the
-    # training part, up to lookback.
-    season: int | Literal["auto"] = "auto"
+    # The seasonal-naive baseline's period in rows (and MASE's); auto: searched over the training part
+    # (peaks of its autocorrelation), preferring the season the calendar suggests: 12 for monthly rows,
+    # 4 quarterly, 52 weekly, 7 daily, 24 hourly. Independent of the lookback.
+    season: int | Literal["auto"] = Field("auto", description="rows per season, or auto")
+
+    @field_validator("season")
+    @classmethod
+    def _season_at_least_two(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 2:
+            raise ValueError("season must be auto or a number of rows >= 2")
+        return value
+
+
+class SeriesConfig(Frozen):
+    """Repairs a series may need, each counted and printed (``data/series.py``)."""
+
+    # Missing values (and, with a calendar frequency, missing times: their rows are added first):
+    # none: an error that names them; interpolate: straight lines between the neighbours (it uses the
+    # next known value too); ffill: repeat the last known value (only the past).
+    fill: Literal["none", "interpolate", "ffill"] = "none"
 
 
 # ── augmentation (image training batches only; built by data/augment.py) ───────────────
@@ -166,6 +206,7 @@ class DataConfig(Frozen):
     # Text files (CSV/TSV tables, .txt texts): a byte-order mark wins; else auto = UTF-8, or a codec such as latin-1.
     encoding: str = Field("auto", description="auto (UTF-8, or what a byte-order mark says) or a Python codec: latin-1, cp1252")
     target: str | None = None
+    delimiter: str | None = Field(None, min_length=1, description="a CSV/TSV file's delimiter, e.g. ';' (default: by suffix)")
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     features: list[str] | None = None
     drop_columns: list[str] = Field(default_factory=list)
@@ -186,6 +227,7 @@ class DataConfig(Frozen):
     # (default: every numeric column; the target is always one of them).
     time_column: str | None = None
     window: WindowConfig = WindowConfig()
+    series: SeriesConfig = SeriesConfig()
     # Subsets, for experiments such as transfer learning: keep only the rows with these labels
     # (before the split), then train on a stratified fraction of the training split (validation
     # and test stay whole).

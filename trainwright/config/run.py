@@ -31,6 +31,16 @@ class EvaluateConfig(Frozen):
         description="per-layer gradient norms (gradients.json) on the first optimizer step of each epoch and every Nth after it; "
         "1 = every step",
     )
+    # Binary tasks: predict the second class when its probability reaches this; auto: the threshold with
+    # the best balanced accuracy on the validation split (saved in threshold.json); none: the likelier class.
+    threshold: float | Literal["auto", "none"] = "none"
+
+    @field_validator("threshold")
+    @classmethod
+    def _probability(cls, value: Any) -> Any:
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError("threshold must be none, auto or a probability between 0 and 1")
+        return value
 
 
 class CalibrateConfig(Frozen):
@@ -56,6 +66,14 @@ class Config(Frozen):
         if not isinstance(value, ModelConfig):
             raise ValueError("build configs with trainwright.load_config, which types the model section by its family")  # noqa: TRY004 - pydantic reports ValueErrors
         return value
+
+    @model_validator(mode="after")
+    def _threshold_or_calibrate(self) -> Config:
+        if self.evaluate.threshold != "none" and self.calibrate is not None:
+            raise ValueError(
+                "evaluate.threshold is set on the model's own probabilities, which calibrate would then move; use one of them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unfreeze_needs_a_frozen_backbone(self) -> Config:

@@ -72,6 +72,9 @@ class TrainConfig(Frozen):
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     loss: Literal["auto", "mse", "mae", "huber", "bce", "cross_entropy"] = "auto"
+    # Classifiers: balanced weighs each class's rows in the loss by rows / (classes x the class's rows),
+    # counted on the training split, so a rare class counts as much as a common one.
+    class_weight: Literal["none", "balanced"] = "none"
     l1: float = Field(0.0, ge=0)
     l2: float = Field(0.0, ge=0)
     clip_grad_norm: float | None = Field(None, gt=0)

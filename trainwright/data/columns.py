@@ -1,13 +1,14 @@
 """Column kinds and the coercion of raw values to them, the same at fit time and at predict time.
 
-A feature column is either *numeric* (float64, NaN for missing) or *categorical* (Python
-strings, NaN for missing). The rules:
+A feature column is *numeric* (float64, NaN for missing), *categorical* (Python strings, NaN for
+missing) or a *date* (datetime64, NaT for missing; ``data/dates.py`` turns it into numbers). The rules:
 
-- numbers are numeric; bools, strings, pandas categories and dates are categorical (a date column
-  is usually all distinct and so dropped as identifier-like: derive numeric features from it);
+- numbers are numeric; bools, strings and pandas categories are categorical; datetimes are dates;
 - a text column is numeric when at least 80% of its non-missing values parse as numbers
   (``" 3.5"``, ``"1e3"``); the rest are then junk (``"?"``, ``"abc"``) and an error names them
   with their rows, rather than silently turning the column into a 1000-way category;
+- a text column is a date when at least 80% of its non-missing values look like dates and parse
+  (``2024-03-01``, ``01/03/2024``); the rest are junk, named the same way;
 - infinities are errors: no scaler or model handles them;
 - blank strings and ``nan``/``null``/``none``/``n/a`` (any case) count as missing.
 
@@ -28,9 +29,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from trainwright.data.dates import looks_like_dates, parse_dates
 from trainwright.errors import TrainwrightError, quote
 
-Kind = Literal["numeric", "categorical"]
+Kind = Literal["numeric", "categorical", "date"]
 
 NUMERIC_SHARE = 0.8  # share of parseable values above which a text column is numeric
 _MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none"}
@@ -54,29 +56,39 @@ def _parse_text(series: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def column_kind(series: pd.Series) -> Kind:
-    """``numeric`` or ``categorical``, by the rules in the module docstring."""
+    """``numeric``, ``categorical`` or ``date``, by the rules in the module docstring."""
     if pd.api.types.is_bool_dtype(series):
         return "categorical"
     if pd.api.types.is_numeric_dtype(series):
         return "numeric"
-    if isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_datetime64_any_dtype(series):
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "date"
+    if isinstance(series.dtype, pd.CategoricalDtype):
         return "categorical"
     values = series.dropna()
     if values.empty or values.map(lambda value: isinstance(value, bool)).any():
         return "categorical"
     numbers, junk = _parse_text(values)
     parsed = int(numbers.notna().sum())
-    return "numeric" if parsed and parsed >= NUMERIC_SHARE * (parsed + int(junk.sum())) else "categorical"
+    if parsed and parsed >= NUMERIC_SHARE * (parsed + int(junk.sum())):
+        return "numeric"
+    return "date" if looks_like_dates(values) else "categorical"
+
+
+def _plain(value: object) -> object:
+    """A cell as plain Python, so a message says 3.5, not np.float64(3.5)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _examples(series: pd.Series, mask: pd.Series, limit: int = 3) -> str:
     rows = series.index[mask.to_numpy()]
-    shown = ", ".join(f"{quote(series[row])} (row {row + 1})" for row in rows[:limit])  # a 50 MB cell: its first characters
+    shown = ", ".join(f"{quote(_plain(series[row]))} (row {row + 1})" for row in rows[:limit])
     return shown + (", ..." if len(rows) > limit else "")
 
 
-def numeric_values(series: pd.Series, column: str) -> np.ndarray:
-    """The column as float64 with NaN for missing values; junk text or infinities are errors."""
+def numeric_values(series: pd.Series, column: str, training: bool = True) -> np.ndarray:
+    """The column as float64 with NaN for missing values; junk text or infinities are errors
+    (``training``: the message may suggest a training option; at prediction it speaks of the data only)."""
     if pd.api.types.is_bool_dtype(series):
         raise TrainwrightError(f"column {column!r} holds true/false values where numbers were expected")
     if pd.api.types.is_numeric_dtype(series):
@@ -88,7 +100,7 @@ def numeric_values(series: pd.Series, column: str) -> np.ndarray:
             raise TrainwrightError(
                 f"column {column!r} holds numbers but {count} value{'s are' if count > 1 else ' is'} not a number: "
                 f"{_examples(series, junk)}; fix {'them' if count > 1 else 'it'} or leave the cells empty "
-                f"(empty cells are imputed), or drop the column with data.drop_columns"
+                f"(empty cells are imputed)" + (", or drop the column with data.drop_columns" if training else "")
             )
         values = numbers.to_numpy()
     infinite = np.isinf(values)
@@ -115,13 +127,30 @@ def category_values(series: pd.Series) -> np.ndarray:
     return values
 
 
-def coerce_column(series: pd.Series, column: str, kind: Kind) -> np.ndarray:
-    return numeric_values(series, column) if kind == "numeric" else category_values(series)
+def date_values(series: pd.Series, column: str) -> pd.Series:
+    """The column as datetimes with NaT for missing values; text that is not a date is an error."""
+    times = parse_dates(series)
+    if not pd.api.types.is_datetime64_any_dtype(series):
+        present = series.notna() & ~series.astype(str).str.strip().str.lower().isin(_MISSING_TEXT)
+        junk = present & times.isna()
+        if junk.any():
+            count = int(junk.sum())
+            raise TrainwrightError(
+                f"column {column!r} holds dates but {count} value{'s are' if count > 1 else ' is'} not a date: "
+                f"{_examples(series, junk)}; fix {'them' if count > 1 else 'it'} or leave the cells empty"
+            )
+    return times
 
 
-def coerce_frame(frame: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
+def coerce_column(series: pd.Series, column: str, kind: Kind, training: bool = True) -> np.ndarray | pd.Series:
+    if kind == "numeric":
+        return numeric_values(series, column, training)
+    return date_values(series, column) if kind == "date" else category_values(series)
+
+
+def coerce_frame(frame: pd.DataFrame, kinds: dict[str, Kind], training: bool = True) -> pd.DataFrame:
     """A new frame of exactly the ``kinds`` columns, each coerced to its kind."""
     return pd.DataFrame(
-        {column: coerce_column(frame[column], column, kind) for column, kind in kinds.items()},
+        {column: coerce_column(frame[column], column, kind, training) for column, kind in kinds.items()},
         index=frame.index,
     )

@@ -350,11 +350,18 @@ class ImageRows:
     def strata(self) -> np.ndarray:
         return self.labels
 
+    @property
+    def groups(self) -> np.ndarray | None:
+        """``data.clean.duplicates: group``: identical files (same bytes and label) share a group."""
+        if self.cfg.clean.duplicates != "group":
+            return None
+        keys = [(self.probes[i].digest, str(self.candidates.labels[i])) for i in self.usable]
+        return pd.factorize(pd.Series(keys, dtype=object))[0]
+
     def split(self) -> Split:
         """The configured split (``data.split``, then ``data.train_fraction``)."""
-        return train_subset(
-            split_rows(len(self.usable), self.labels, self.cfg.split), self.labels, self.cfg.train_fraction, self.cfg.split.seed
-        )
+        split = split_rows(len(self.usable), self.labels, self.cfg.split, groups=self.groups)
+        return train_subset(split, self.labels, self.cfg.train_fraction, self.cfg.split.seed)
 
     def prepare(self, split: Split) -> ImageData:
         """Decode each image of the split once, in split order, into the cache; normalize on ``split.train``."""
@@ -470,7 +477,7 @@ def load_images(cfg: DataConfig) -> ImageRows:
             skipped.add(candidates.names[i], result.reason)
             continue
         key = (result.digest, candidates.labels[i])
-        if cfg.clean.drop_duplicates and key in seen:
+        if cfg.clean.duplicates in ("auto", "drop") and key in seen:
             duplicates += 1  # the same file twice could land in train and test
             continue
         seen.add(key)

@@ -1,8 +1,11 @@
 """Time series, from a table to sliding windows: check, split by time, scale on train, window.
 
 The table has a time column and one or more numeric value columns; the target is the column to
-forecast (always the first model input). Rows must be sorted by time, evenly spaced, without
-duplicates or missing values: anything else is a one-line error, never silently repaired. The
+forecast (always the first model input). Rows must be sorted by time, without duplicates, one
+step of their frequency apart (a calendar frequency counts: months, quarters, weeks,
+``data/calendar.py``), and complete: anything else is a one-line error, never silently repaired,
+unless ``data.series.fill`` asks to add the missing times and fill missing values (counted and
+printed). The season is searched over the training part, independently of the lookback. The
 rows are split chronologically (train, then validation, then test: never shuffled across
 time); the per-column mean and standard deviation are fitted on the training rows only.
 
@@ -22,109 +25,121 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from trainwright.config import DataConfig, WindowConfig
+from trainwright.data.calendar import SEASON_TEXT, Frequency, dominant_frequency, grid, infer_frequency, parse_times
 from trainwright.data.sources import load_sequence_table, read_table
 from trainwright.data.split import Split, SplitData, fractions_text
 from trainwright.errors import TrainwrightError, quote
 
-__all__ = ["SeriesData", "SeriesPreprocessor", "SeriesRows", "load_series", "prepare_series"]
+if TYPE_CHECKING:  # torch loads lazily: predicting from an export uses this module without it
+    import torch
+
+__all__ = ["SeriesData", "SeriesPreprocessor", "SeriesRows", "load_series", "parse_times", "prepare_series"]
 
 FORMAT = 1  # version of preprocessor.json for series
+SEASON_ACF = 0.3  # a season is a peak of the training part's autocorrelation above this
 
 
-def parse_times(values: pd.Series, column: str) -> tuple[np.ndarray, str]:
-    """(times as int64 nanoseconds or float steps, "datetime" | "numeric"); unparsable is an error."""
-    if values.isna().any():
-        raise TrainwrightError(f"time column {column!r} has {int(values.isna().sum())} missing values; every row needs a time")
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return values.to_numpy(dtype=np.float64), "numeric"
-    try:
-        times = pd.to_datetime(values, format="mixed")
-    except (ValueError, TypeError) as error:
-        raise TrainwrightError(f"time column {column!r} does not hold times ({' '.join(str(error).split())[:120]})") from None
-    return times.to_numpy(dtype="datetime64[ns]").astype(np.int64), "datetime"
+def _shown(value: object) -> str:
+    """A cell for a message: ``empty`` for a missing value, plain Python for numpy scalars."""
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return "empty"
+    return quote(value.item() if isinstance(value, np.generic) else value)  # a 50 MB cell: its first characters
 
 
-def check_times(times: np.ndarray, column: str, shown: pd.Series) -> float:
-    """The one time step between rows; duplicate, unsorted or unevenly spaced times are errors."""
-    if len(times) < 2:
-        raise TrainwrightError(f"a series needs at least 2 rows to have a time step; it has {len(times)}")
-    steps = np.diff(times)
-    if (steps == 0).any():
-        row = int(np.flatnonzero(steps == 0)[0]) + 1
-        raise TrainwrightError(f"time column {column!r} has duplicate times ({shown.iloc[row]} at rows {row} and {row + 1}); "
-                               f"keep one row per time (aggregate or drop the duplicates)")
-    if (steps < 0).any():
-        row = int(np.flatnonzero(steps < 0)[0]) + 1
-        raise TrainwrightError(f"time column {column!r} is not sorted ({shown.iloc[row]} at row {row + 1} comes after "
-                               f"{shown.iloc[row - 1]}); sort the table by time first")
-    values, counts = np.unique(steps, return_counts=True)
-    step = values[counts.argmax()]
-    if len(values) > 1:
-        row = int(np.flatnonzero(steps != step)[0]) + 1
-        raise TrainwrightError(
-            f"the series has gaps: the step between rows is {_step_text(step, shown)} but {shown.iloc[row - 1]} "
-            f"-> {shown.iloc[row]} (rows {row}-{row + 1}) differs; fill or resample the series to an even step"
-        )
-    return float(step)
-
-
-def _step_text(step: float, shown: pd.Series) -> str:
-    """'1h', '15min', '2D' for times; the number for numeric time steps."""
-    if pd.api.types.is_numeric_dtype(shown):
-        return f"{step:g}"
-    text = pd.tseries.frequencies.to_offset(pd.Timedelta(int(step), unit="ns")).freqstr
-    return text if text[0].isdigit() else f"1{text}"
-
-
-def value_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The value columns as float64 (T, F); non-numeric or missing values are errors naming a row."""
-    out = np.empty((len(frame), len(columns)))
+def value_matrix(frame: pd.DataFrame, columns: list[str], fill: str = "none", training: bool = True) -> tuple[np.ndarray, dict]:
+    """The value columns as float64 (T, F) and the missing values filled per column (``fill``:
+    interpolate | ffill); non-numeric values, and missing ones without ``fill``, are errors naming a row."""
+    out, filled = np.empty((len(frame), len(columns))), {}
     for j, column in enumerate(columns):
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() | ~np.isfinite(values.fillna(0))
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        junk = values.isna() & raw.notna() & ~raw.astype(str).str.strip().str.lower().isin(["", "nan", "na", "n/a", "null"])
+        bad = junk | ~np.isfinite(values.fillna(0))
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise TrainwrightError(
-                f"value column {column!r} has {int(bad.sum())} missing or non-numeric values (first at row {row + 1}: "
-                f"{quote(frame[column].iloc[row])}); a series needs a number in every row"
+                f"value column {column!r} has {int(bad.sum())} non-numeric values (first at row {row + 1}: "
+                f"{_shown(raw.iloc[row])}); a series needs a number in every row"
             )
+        missing = values.isna()
+        if missing.any() and fill == "none":
+            row = int(np.flatnonzero(missing.to_numpy())[0])
+            fix = ("set data.series.fill: interpolate (straight lines between neighbours) or ffill (repeat the last value), "
+                   "or fill them yourself") if training else "fill them"
+            raise TrainwrightError(
+                f"value column {column!r} has {int(missing.sum())} missing value{'s' if missing.sum() > 1 else ''} "
+                f"(first at row {row + 1}); {fix}"
+            )
+        if missing.any():
+            filled[column] = int(missing.sum())
+            values = values.interpolate(limit_direction="both") if fill == "interpolate" else values.ffill().bfill()
         out[:, j] = values.to_numpy(dtype=np.float64)
-    return out
+    return out, filled
 
 
 def windows(values: np.ndarray, lookback: int, horizon: int, stride: int, first: int, end: int) -> tuple[np.ndarray, np.ndarray]:
     """Windows whose forecast lies in rows [first, end): inputs (N, lookback, F), targets (N, horizon) of column 0."""
-    starts = np.arange(max(first - lookback, 0), end - lookback - horizon + 1, stride)
-    starts = starts[starts + lookback >= first]
+    starts = window_starts(lookback, horizon, stride, first, end)
     idx = starts[:, None] + np.arange(lookback)[None, :]  # (N, lookback)
     out = starts[:, None] + lookback + np.arange(horizon)[None, :]  # (N, horizon)
     return values[idx], values[out, 0]
 
 
-def seasonal_period(target: np.ndarray, longest: int) -> int | None:
-    """The lag (2..longest) with the strongest autocorrelation of the differenced series, if clear (> 0.3)."""
-    diffs = np.diff(target)
-    diffs = diffs - diffs.mean()
-    if len(diffs) < 4 or diffs.std() == 0 or longest < 2:
-        return None
-    denom = (diffs**2).sum()
-    acf = [float((diffs[lag:] * diffs[:-lag]).sum() / denom) for lag in range(2, min(longest, len(diffs) // 2) + 1)]
-    if not acf or max(acf) <= 0.3:
-        return None
-    return int(np.argmax(acf)) + 2
+def window_starts(lookback: int, horizon: int, stride: int, first: int, end: int) -> np.ndarray:
+    """The first input row of each window whose forecast lies in rows [first, end)."""
+    starts = np.arange(max(first - lookback, 0), end - lookback - horizon + 1, stride)
+    return starts[starts + lookback >= first]
+
+
+def autocorrelation(values: np.ndarray) -> np.ndarray:
+    """The autocorrelation of ``values`` at lags 0..len-1 (FFT, O(n log n))."""
+    x = values - values.mean()
+    spectrum = np.fft.rfft(x, 2 * len(x))
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: len(x)]
+    return acf / acf[0] if acf[0] > 0 else np.zeros(len(x))
+
+
+def seasonal_period(target: np.ndarray, suggested: int | None = None) -> tuple[int | None, float | None]:
+    """(season in rows, its autocorrelation) of a training part, or (None, None) when there is no clear one.
+
+    The series, less a quadratic trend, is autocorrelated with itself; a season is a peak (a local
+    maximum) of that autocorrelation above 0.3, at most half the rows long (two seasons must fit).
+    The calendar's ``suggested`` season wins when it is such a peak; otherwise the shortest lag within
+    10% of the highest peak (its multiples peak too). Differencing instead of the trend fit would
+    drown a slow season (52 weekly rows) in noise.
+
+    Example:
+        >>> seasonal_period(np.sin(2 * np.pi * np.arange(240) / 12), suggested=12)[0]
+        12
+    """
+    n = len(target)
+    if n < 8 or np.ptp(target) == 0:
+        return None, None
+    t = np.arange(n, dtype=np.float64)
+    acf = autocorrelation(target - np.polyval(np.polyfit(t, target, 2), t))
+    longest = n // 2
+    peaks = [k for k in range(2, longest) if acf[k] > SEASON_ACF and acf[k] >= acf[k - 1] and acf[k] >= acf[k + 1]]
+    if not peaks:
+        return None, None
+    if suggested in peaks:
+        return suggested, float(acf[suggested])
+    best = max(acf[k] for k in peaks)
+    season = min(k for k in peaks if acf[k] >= 0.9 * best)
+    return season, float(acf[season])
 
 
 class SeriesPreprocessor:
-    """Columns, scaling (fitted on the training rows) and window size of a forecasting model.
+    """Columns, scaling (fitted on the training rows), window size and frequency of a forecasting model.
 
     ``inputs(data)`` takes a table of the same columns and forecasts from its last ``lookback``
-    rows (``prediction_frame`` gives the next ``horizon`` times and values).
+    rows (``prediction_frame`` gives the next ``horizon`` times and values); ``labelled_windows(data)``
+    cuts a labelled table into windows to score the model on (``trainwright evaluate``).
 
     Example:
         >>> pre = SeriesPreprocessor.load(Path("runs/sensor-gru-20260101-120000"))
@@ -149,10 +164,18 @@ class SeriesPreprocessor:
         horizon: int,
         step: float,
         time_kind: str,
+        freq: str | None = None,
+        fill: str = "none",
+        season: int | None = None,
+        mase_scale: float | None = None,
     ) -> None:
         self.target, self.time_column, self.columns = target, time_column, list(columns)  # columns[0] is the target
         self.mean, self.std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
         self.lookback, self.horizon, self.step, self.time_kind = lookback, horizon, step, time_kind
+        if freq is None and time_kind == "datetime":  # a run from before calendar frequencies: a fixed step
+            freq = dominant_frequency(np.array([0, step, 2 * step], dtype=np.int64), "datetime").alias
+        self.frequency = Frequency(freq, step)
+        self.fill, self.season, self.mase_scale = fill, season, mase_scale
 
     @property
     def n_outputs(self) -> int:
@@ -165,18 +188,12 @@ class SeriesPreprocessor:
     def scale(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.mean) / self.std).astype(np.float32)
 
-    def encode_target(self, y: pd.Series) -> np.ndarray:
-        raise TrainwrightError(
-            "evaluate scores tables, images and texts; a forecaster's test metrics (MAE, RMSE, MAPE on the "
-            "test windows, beside the naive forecasts) are in its metrics.json"
-        )
-
     def decode_target(self, values: np.ndarray) -> np.ndarray:
         """Scaled target values (any shape) -> original units, flattened (N * horizon,)."""
         return np.asarray(values, dtype=np.float64).reshape(-1) * self.std[0] + self.mean[0]
 
-    def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
-        """(the last ``lookback`` rows, their window float32 (1, lookback, F)), checked as in training."""
+    def _checked(self, data: pd.DataFrame | str | Path, rows: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """The table (at least ``rows`` rows; its times on the trained frequency) and its values (T, F), filled as in training."""
         frame = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(data)
         absent = [c for c in (self.time_column, *self.columns) if c not in frame.columns]
         if absent:
@@ -184,24 +201,37 @@ class SeriesPreprocessor:
                 f"the data lack column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} that the model was "
                 f"trained on; it needs {self.time_column!r} and {', '.join(map(repr, self.columns))}"
             )
-        if len(frame) < self.lookback:
-            raise TrainwrightError(
-                f"the model forecasts from the last {self.lookback} rows, but the data have {len(frame)}; give at least "
-                f"{self.lookback}"
-            )
-        tail = frame.iloc[-self.lookback :].reset_index(drop=True)
-        times, _ = parse_times(tail[self.time_column], self.time_column)
-        if self.lookback > 1 and check_times(times, self.time_column, tail[self.time_column]) != self.step:
-            raise TrainwrightError(
-                f"the rows are {_step_text(np.diff(times)[0], tail[self.time_column])} apart, but the model was trained on "
-                f"a step of {_step_text(self.step, tail[self.time_column])}; resample the series"
-            )
-        return tail, self.scale(value_matrix(tail, self.columns))[None]  # (1, lookback, F)
+        if len(frame) < rows:
+            raise TrainwrightError(f"the model needs at least {rows} rows here (lookback {self.lookback}), but the data have "
+                                   f"{len(frame)}; give more rows")
+        times, kind = parse_times(frame[self.time_column], self.time_column)
+        if len(times) >= 3:
+            found = dominant_frequency(times, kind)
+            if found.offset != self.frequency.offset or (kind == "numeric" and found.step != self.frequency.step):
+                raise TrainwrightError(f"the rows are {found.text}, but the model was trained on rows {self.frequency.text}; "
+                                       "resample the series")
+            infer_frequency(times, kind, self.time_column, frame[self.time_column])  # gaps, duplicates, order
+        values, _ = value_matrix(frame, self.columns, self.fill, training=False)
+        return frame, values
+
+    def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+        """(the last ``lookback`` rows, their window float32 (1, lookback, F)), checked as in training."""
+        frame = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(data)
+        tail, values = self._checked(frame.iloc[-self.lookback :], self.lookback)
+        return tail, self.scale(values)[None]  # (1, lookback, F), numpy: an export predicts without torch
+
+    def labelled_windows(self, data: pd.DataFrame | str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every window of a labelled table (stride 1): inputs float32 (N, lookback, F), the target ahead (N, horizon) scaled."""
+        import torch  # lazy, a heavy dependency: predicting from an export uses this module without torch
+
+        _, values = self._checked(data, self.lookback + self.horizon)
+        x, y = windows(self.scale(values), self.lookback, self.horizon, 1, 0, len(values))
+        return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))
 
     def prediction_frame(self, tail: pd.DataFrame, outputs: np.ndarray) -> pd.DataFrame:
         """The next ``horizon`` times after the tail and the forecast of the target at each."""
         times, _ = parse_times(tail[self.time_column], self.time_column)
-        ahead = times[-1] + self.step * np.arange(1, self.horizon + 1)
+        ahead = self.frequency.ahead(times[-1], self.horizon)
         if self.time_kind == "datetime":
             ahead = pd.to_datetime(ahead.astype(np.int64))
         return pd.DataFrame(
@@ -221,7 +251,11 @@ class SeriesPreprocessor:
             "lookback": self.lookback,
             "horizon": self.horizon,
             "step": self.step,
+            "freq": self.frequency.alias,
             "time_kind": self.time_kind,
+            "fill": self.fill,
+            "season": self.season,
+            "mase_scale": self.mase_scale,
         }
 
     def files(self) -> dict[str, str | bytes]:
@@ -242,6 +276,10 @@ class SeriesPreprocessor:
                 horizon=int(f["horizon"]),
                 step=float(f["step"]),
                 time_kind=f["time_kind"],
+                freq=f.get("freq"),
+                fill=f.get("fill", "none"),
+                season=f.get("season"),
+                mase_scale=f.get("mase_scale"),
             )
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise TrainwrightError(
@@ -252,18 +290,26 @@ class SeriesPreprocessor:
 
 @dataclass(frozen=True)
 class SeriesData(SplitData):
-    """x: float32 (N, lookback, F) windows, scaled, column 0 the target; y: float32 (N, horizon), the scaled target ahead."""
+    """x: float32 (N, lookback, F) windows, scaled, column 0 the target; y: float32 (N, horizon), the scaled target ahead.
+
+    ``target`` is the whole target series in original units and ``forecast_rows[part]`` each window's
+    first forecast row, so baselines may look further back than the lookback (a season of 52 rows
+    behind a lookback of 48)."""
 
     preprocessor: SeriesPreprocessor
     season: int | None  # the seasonal-naive baseline's period in rows, or None
+    target: np.ndarray  # (T,) float64
+    forecast_rows: dict  # part -> (N,) int64
 
     def report_lines(self) -> list[str]:
         s, w = self.summary, self.summary["window"]
         lines = [
             (
-                f"{self.name}: {s['rows']} rows, time {s['time_column']!r} from {s['start']} to {s['end']} (step {s['step']}); "
+                f"{self.name}: {s['rows']} rows, time {s['time_column']!r} from {s['start']} to {s['end']}, {s['frequency']}; "
                 f"forecasting {s['target']!r} from {len(s['columns'])} value column{'s' if len(s['columns']) > 1 else ''}"
             ),
+            *_filled_lines(s.get("filled") or {}),
+            season_line(s["season"]),
             (
                 f"windows: {w['lookback']} rows in -> {w['horizon']} ahead, stride {w['stride']}; chronological split "
                 f"{s['split']['fractions']}: "
@@ -272,6 +318,19 @@ class SeriesData(SplitData):
             ),
         ]
         return lines + s["notes"]
+
+
+def season_line(season: dict) -> str:
+    """One console line: the season found (or set), why, and what the calendar suggested."""
+    rows, suggested, acf = season.get("rows"), season.get("suggested"), season.get("autocorrelation")
+    hint = f", {SEASON_TEXT[suggested]}" if suggested in SEASON_TEXT and rows == suggested else ""
+    if season.get("from") == "data.window.season":
+        return f"season: {rows} rows (data.window.season)"
+    if rows is None:
+        tried = f"; the calendar suggests {suggested} rows" if suggested else ""
+        return (f"season: none found in the training part (no autocorrelation peak above {SEASON_ACF}{tried}): the "
+                "seasonal-naive baseline is left out (set data.window.season)")
+    return f"season: {rows} rows{hint} (autocorrelation {acf:.2f} over the training part; data.window.season sets another)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -283,15 +342,20 @@ class SeriesRows:
     """
 
     cfg: DataConfig
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # with the rows of missing times added (``data.series.fill``)
     name: str
     target: str
     time_column: str
     columns: list[str]
     times: np.ndarray
     time_kind: str
-    step: float
+    frequency: Frequency
     values: np.ndarray  # (T, F) float64, the target first
+    filled: dict  # {"times": rows added, "values": {column: cells filled}}
+
+    @property
+    def step(self) -> float:
+        return self.frequency.step
 
     def __len__(self) -> int:
         return len(self.values)
@@ -324,6 +388,10 @@ class SeriesRows:
         train_end = bounds["train"][1]
         mean, std = self.values[:train_end].mean(0), self.values[:train_end].std(0)
         std = np.where(std > 0, std, 1.0)  # a constant training column keeps unit scale
+        season = _season(w, self.values[:train_end, 0], self.frequency)
+        target = self.values[:, 0]
+        lag = season["rows"] or 1  # MASE's yardstick: the in-sample (seasonal) naive forecast's MAE on the training part
+        naive_error = np.abs(target[lag:train_end] - target[: train_end - lag]).mean() if train_end > lag else 0.0
         pre = SeriesPreprocessor(
             target=self.target,
             time_column=self.time_column,
@@ -334,13 +402,18 @@ class SeriesRows:
             horizon=w.horizon,
             step=self.step,
             time_kind=self.time_kind,
+            freq=self.frequency.alias,
+            fill=cfg.series.fill,
+            season=season["rows"],
+            mase_scale=float(naive_error) if naive_error > 0 else None,
         )
         scaled = pre.scale(self.values)
         parts = {part: windows(scaled, w.lookback, w.horizon, w.stride, *bounds[part]) for part in bounds}
+        forecast_rows = {part: window_starts(w.lookback, w.horizon, w.stride, *bounds[part]) + w.lookback for part in bounds}
         if split.val is split.train:
-            parts["val"] = parts["train"]
+            parts["val"], forecast_rows["val"] = parts["train"], forecast_rows["train"]
         if split.test is split.val:
-            parts["test"] = parts["val"]
+            parts["test"], forecast_rows["test"] = parts["val"], forecast_rows["val"]
         for part, (x, _) in parts.items():
             if len(x) == 0:
                 first, end = bounds[part]
@@ -350,10 +423,11 @@ class SeriesRows:
                     "data.window.lookback/horizon or add rows"
                 )
         notes = list(split.notes)
-        season = _season(w, self.values[:train_end, 0])
-        if season is None:
+        if season["rows"] and season["rows"] > w.lookback:
             notes.append(
-                "no clear seasonal period within the lookback: the seasonal-naive baseline is left out (set data.window.season)"
+                f"the season ({season['rows']} rows) is longer than the lookback ({w.lookback}): the network never sees the "
+                f"value one season back (the seasonal-naive baseline does); consider data.window.lookback: {season['rows']} "
+                "or more"
             )
         shown = self.frame[self.time_column]
         summary = {
@@ -367,8 +441,11 @@ class SeriesRows:
             "rows": n,
             "start": str(shown.iloc[0]),
             "end": str(shown.iloc[-1]),
-            "step": _step_text(self.step, shown),
-            "window": {"lookback": w.lookback, "horizon": w.horizon, "stride": w.stride, "season": season},
+            "frequency": self.frequency.text,
+            "step": self.frequency.alias or f"{self.step:g}",
+            "filled": {**self.filled, "fill": cfg.series.fill},
+            "season": season,
+            "window": {"lookback": w.lookback, "horizon": w.horizon, "stride": w.stride, "season": season["rows"]},
             "split": {
                 "fractions": fractions_text(cfg.split),
                 "chronological": True,
@@ -381,8 +458,22 @@ class SeriesRows:
         }
         tensors = {part: (torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))) for part, (x, y) in parts.items()}
         return SeriesData(
-            *tensors["train"], *tensors["val"], *tensors["test"], pre, "regression", self.name, split.held_out, summary, season
+            *tensors["train"], *tensors["val"], *tensors["test"], pre, "regression", self.name, split.held_out, summary,
+            season["rows"], target, forecast_rows,
         )
+
+
+def _filled_lines(filled: dict) -> list[str]:
+    fill = filled.get("fill")
+    how = {"interpolate": "interpolated between their neighbours", "ffill": "the last known value repeated"}.get(fill, "")
+    lines = []
+    if filled.get("times"):
+        added = filled["times"]
+        lines.append(f"added {added} missing time{'s' if added > 1 else ''} as rows (data.series.fill: {fill})")
+    if filled.get("values"):
+        cells = ", ".join(f"{column} {count}" for column, count in filled["values"].items())
+        lines.append(f"filled {sum(filled['values'].values())} missing values ({how}, data.series.fill): {cells}")
+    return lines
 
 
 def _bounds(rows: np.ndarray) -> tuple[int, int]:
@@ -393,14 +484,16 @@ def _bounds(rows: np.ndarray) -> tuple[int, int]:
 
 
 def load_series(cfg: DataConfig) -> SeriesRows:
-    """Load ``cfg.source`` and check its times and values (sorted, evenly spaced, complete)."""
+    """Load ``cfg.source`` and check its times and values (sorted, evenly spaced on its calendar, complete or filled)."""
     if cfg.classes is not None or cfg.train_fraction < 1:
         key = "classes" if cfg.classes is not None else "train_fraction"
         raise TrainwrightError(
             f"data.{key} keeps rows of classes; a series is split by time only: remove data.{key} "
             "(set data.split.train to train on a shorter history)"
         )
-    frame, default_target, time_column, name = load_sequence_table(cfg.source, cfg.time_column, "time", cfg.encoding)
+    frame, default_target, time_column, name = load_sequence_table(
+        cfg.source, cfg.time_column, "time", cfg.encoding, cfg.delimiter
+    )
     target = cfg.target or default_target
     listed = ", ".join(map(str, frame.columns))
     if target is None or target not in frame.columns or target == time_column:
@@ -413,8 +506,22 @@ def load_series(cfg: DataConfig) -> SeriesRows:
         raise TrainwrightError(f"data.features names {', '.join(map(repr, absent))}, not in {name}; columns are: {listed}")
     columns = [target, *(c for c in others if c not in (time_column, target) and c not in cfg.drop_columns)]
     times, time_kind = parse_times(frame[time_column], time_column)
-    step = check_times(times, time_column, frame[time_column])
-    return SeriesRows(cfg, frame, name, target, time_column, columns, times, time_kind, step, value_matrix(frame, columns))
+    frequency = infer_frequency(times, time_kind, time_column, frame[time_column], fill=cfg.series.fill != "none")
+    frame, times, added = _with_missing_times(frame, time_column, times, time_kind, frequency)
+    values, filled = value_matrix(frame, columns, cfg.series.fill)
+    return SeriesRows(cfg, frame, name, target, time_column, columns, times, time_kind, frequency, values,
+                      {"times": added, "values": filled})
+
+
+def _with_missing_times(frame: pd.DataFrame, column: str, times: np.ndarray, kind: str, frequency: Frequency):
+    """The table with a row (empty values) for every time its frequency skips, the times, and how many were added."""
+    full = grid(times, frequency)
+    if len(full) == len(times):
+        return frame, times, 0
+    position = pd.Index(times).get_indexer(full)  # -1 where a time is missing
+    rows = frame.reindex(position).reset_index(drop=True)  # index -1 is absent from the table: an empty row
+    rows[column] = pd.to_datetime(full) if kind == "datetime" else full
+    return rows, full, int((position < 0).sum())
 
 
 def prepare_series(cfg: DataConfig) -> SeriesData:
@@ -423,12 +530,15 @@ def prepare_series(cfg: DataConfig) -> SeriesData:
     return rows.prepare(rows.split())
 
 
-def _season(w: WindowConfig, train_target: np.ndarray) -> int | None:
+def _season(w: WindowConfig, train_target: np.ndarray, frequency: Frequency) -> dict:
+    """The seasonal period (``data.window.season``, or searched over the training part) with how it was found."""
+    suggested = frequency.season
     if w.season != "auto":
-        if w.season > w.lookback:
+        if w.season >= len(train_target):
             raise TrainwrightError(
-                f"data.window.season = {w.season} is longer than the lookback {w.lookback}; the seasonal-naive "
-                f"forecast needs one season of history in the window"
+                f"data.window.season = {w.season} is not shorter than the {len(train_target)} training rows; "
+                "the seasonal-naive forecast needs one season of history"
             )
-        return int(w.season)
-    return seasonal_period(train_target, w.lookback)
+        return {"rows": int(w.season), "from": "data.window.season", "suggested": suggested, "autocorrelation": None}
+    rows, acf = seasonal_period(train_target, suggested)
+    return {"rows": rows, "from": "auto", "suggested": suggested, "autocorrelation": acf}

@@ -23,7 +23,7 @@ from trainwright.errors import TrainwrightError
 # counts and reports them.
 _READERS = {
     ".csv": ("CSV", lambda path, **text: pd.read_csv(path, **text)),
-    ".tsv": ("TSV", lambda path, **text: pd.read_csv(path, sep="\t", **text)),
+    ".tsv": ("TSV", lambda path, **text: pd.read_csv(path, **{"sep": "\t", **text})),
     ".parquet": ("Parquet", lambda path: pd.read_parquet(path)),
     ".pq": ("Parquet", lambda path: pd.read_parquet(path)),
     ".jsonl": ("JSON lines", lambda path: pd.read_json(path, lines=True)),
@@ -44,9 +44,12 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def read_table(path: str | Path, encoding_errors: str = "strict", encoding: str = "auto") -> pd.DataFrame:
+def read_table(
+    path: str | Path, encoding_errors: str = "strict", encoding: str = "auto", delimiter: str | None = None
+) -> pd.DataFrame:
     """Read a CSV, TSV, Parquet or JSON-lines table, chosen by the file's suffix (CSV and TSV are
-    decoded as ``data/encoding.py`` says: a byte-order mark, else ``encoding``, ``auto`` being UTF-8).
+    decoded as ``data/encoding.py`` says: a byte-order mark, else ``encoding``, ``auto`` being UTF-8;
+    ``delimiter``: a CSV or TSV file's own, such as ``;``, ``data.delimiter``).
 
     Every problem a user can fix (missing file, a directory, unknown suffix, a corrupt file, a
     table without rows or columns) is a one-line TrainwrightError.
@@ -69,6 +72,10 @@ def read_table(path: str | Path, encoding_errors: str = "strict", encoding: str 
         raise TrainwrightError(f"cannot read {path}: unknown file type {suffix or '(no suffix)'!r}; use one of {known}")
     kind, reader = _READERS[suffix]
     text = {"encoding": file_encoding(path, encoding), "encoding_errors": encoding_errors} if kind in ("CSV", "TSV") else {}
+    if delimiter is not None:
+        if kind not in ("CSV", "TSV"):
+            raise TrainwrightError(f"data.delimiter applies to CSV and TSV files; {path} is {kind}: remove data.delimiter")
+        text["sep"] = delimiter
     try:
         frame = reader(path, **text)
     except pd.errors.EmptyDataError:
@@ -87,7 +94,9 @@ def read_table(path: str | Path, encoding_errors: str = "strict", encoding: str 
     return frame
 
 
-def load_source(source: str, encoding_errors: str = "strict", encoding: str = "auto") -> tuple[pd.DataFrame, str | None, str]:
+def load_source(
+    source: str, encoding_errors: str = "strict", encoding: str = "auto", delimiter: str | None = None
+) -> tuple[pd.DataFrame, str | None, str]:
     """Load ``data.source``: returns (frame, the built-in's target or None, a display name).
 
     Rows are renumbered 0..N-1, so a row number in a message is the row's place in the file
@@ -105,7 +114,7 @@ def load_source(source: str, encoding_errors: str = "strict", encoding: str = "a
     if not path.exists() and not path.suffix and len(path.parts) == 1:
         names = ", ".join(BUILTINS)
         raise TrainwrightError(f"data.source {source!r} is neither a built-in data set ({names}) nor an existing file")
-    frame = read_table(path, encoding_errors, encoding)
+    frame = read_table(path, encoding_errors, encoding, delimiter)
     name = path.stem  # houses.csv -> houses; houses.csv.gz -> houses
     if path.suffix.lower() in _COMPRESSION and Path(name).suffix.lower() in _READERS:
         name = Path(name).stem
@@ -113,14 +122,14 @@ def load_source(source: str, encoding_errors: str = "strict", encoding: str = "a
 
 
 def load_sequence_table(
-    source: str, column: str | None, role: str, encoding: str = "auto"
+    source: str, column: str | None, role: str, encoding: str = "auto", delimiter: str | None = None
 ) -> tuple[pd.DataFrame, str | None, str, str]:
     """A text or series table: (frame, the built-in's target or None, its ``role`` column, display name).
 
     ``role`` is ``text`` or ``time``; ``column`` defaults to the built-in's own and must be in the table.
     Text tables are read with invalid UTF-8 bytes replaced by U+FFFD (text cleaning counts them).
     """
-    frame, default_target, name = load_source(source, "replace" if role == "text" else "strict", encoding)
+    frame, default_target, name = load_source(source, "replace" if role == "text" else "strict", encoding, delimiter)
     builtin = BUILTINS.get(source)
     column = column or (getattr(builtin, f"{role}_column") if builtin else None)
     if column not in frame.columns:

@@ -13,6 +13,11 @@ Rules, in order:
 A stratified split needs every class in every split: a class with fewer rows than there are
 splits, or a split with fewer rows than there are classes, is an error that says how to fix it.
 
+Grouped: rows that share a group (identical rows, ``data.clean.duplicates: group``; the rows of one
+patient) all land on one side. The groups are split as the rows would be (the fractions count
+groups, as scikit-learn's GroupShuffleSplit does; stratified on each group's first label), then
+every row follows its group. Groups of one row each give exactly the plain split.
+
 Example:
     >>> split = split_rows(10, None, SplitConfig(train=0.6, val=0.2, test=0.2))
     >>> len(split.train), len(split.val), len(split.test)
@@ -72,6 +77,7 @@ class Split:
     held_out: bool  # False: val and test are training rows, so their metrics are training metrics
     stratified: bool
     notes: tuple[str, ...] = ()
+    groups: int | None = None  # grouped: how many groups the rows formed (None: not grouped)
 
 
 def fractions_text(cfg: SplitConfig) -> str:
@@ -129,11 +135,19 @@ def quantile_strata(values: np.ndarray, cfg: SplitConfig, most: int = 10) -> np.
     return strata if len(counts) >= 2 and counts.min() >= 1 + len(held) else None
 
 
-def split_rows(n: int, labels: np.ndarray | None, cfg: SplitConfig) -> Split:
+def split_rows(n: int, labels: np.ndarray | None, cfg: SplitConfig, groups: np.ndarray | None = None) -> Split:
     """Split positions 0..n-1; ``labels`` (original class labels) turn on stratification.
 
-    Stratification happens when labels are given and ``cfg.stratify`` is true.
+    Stratification happens when labels are given and ``cfg.stratify`` is true. ``groups`` (n,) keeps
+    the rows of each group on one side (see the module docstring).
+
+    Example:
+        >>> split = split_rows(6, None, SplitConfig(train=0.5, val=0.25, test=0.25), groups=np.array([0, 0, 1, 2, 3, 4]))
+        >>> split.groups, any({0, 1} <= set(part) for part in (split.train, split.val, split.test))
+        (5, True)
     """
+    if groups is not None:
+        return _split_groups(n, labels, cfg, np.asarray(groups))
     rows = np.arange(n)
     held = [fraction for fraction in (cfg.val, cfg.test) if fraction > 0]
     if not held:
@@ -179,6 +193,25 @@ def split_rows(n: int, labels: np.ndarray | None, cfg: SplitConfig) -> Split:
     return Split(train, val, test, held_out=True, stratified=stratify, notes=tuple(notes))
 
 
+def _split_groups(n: int, labels: np.ndarray | None, cfg: SplitConfig, groups: np.ndarray) -> Split:
+    """Split the groups (each stratified by its first row's label), then expand to their rows."""
+    if len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} entries for {n} rows")
+    # Groups numbered by first appearance, so that groups of one row each are the rows themselves.
+    codes, uniques = pd.factorize(pd.Series(groups), use_na_sentinel=False)
+    n_groups = len(uniques)
+    first = np.full(n_groups, n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n))  # (groups,) the first row of each group
+    by_group = split_rows(n_groups, None if labels is None else labels[first], cfg)
+    rows = {part: np.flatnonzero(np.isin(codes, getattr(by_group, part))) for part in ("train", "val", "test")}
+    train = rows["train"]
+    val = train if by_group.val is by_group.train else rows["val"]
+    test = val if by_group.test is by_group.val else rows["test"]
+    notes = tuple(note.replace(f"{n_groups} rows are too few", f"{n_groups} groups of rows are too few")
+                  for note in by_group.notes)
+    return Split(train, val, test, by_group.held_out, by_group.stratified, notes, groups=n_groups)
+
+
 def train_subset(split: Split, labels: np.ndarray | None, fraction: float, seed: int) -> Split:
     """Keep ``fraction`` of the training rows (``data.train_fraction``), stratified when the split
     is; validation and test stay whole, so the metrics stay comparable with a full run.
@@ -208,7 +241,7 @@ def train_subset(split: Split, labels: np.ndarray | None, fraction: float, seed:
     how = "stratified" if strata is not None else "shuffled"
     note = (f"data.train_fraction = {fraction:g}: training on {len(train)} of the {len(split.train)} training rows ({how}); "
             "validation and test stay whole")
-    return Split(train, val, test, held_out=True, stratified=split.stratified, notes=(*split.notes, note))
+    return Split(train, val, test, held_out=True, stratified=split.stratified, notes=(*split.notes, note), groups=split.groups)
 
 
 def subset_facts(cfg: DataConfig, rows_before: int, rows_kept: int) -> dict:

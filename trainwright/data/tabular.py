@@ -27,6 +27,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, R
 from trainwright.config import DataConfig
 from trainwright.data.clean import Cleaned, clean_table
 from trainwright.data.columns import Kind, coerce_frame, numeric_values
+from trainwright.data.dates import PART_TEXT, date_features, feature_names
 from trainwright.data.folds import grouped_split
 from trainwright.data.sources import load_source, read_table
 from trainwright.data.split import (
@@ -71,8 +72,11 @@ class TabularPreprocessor:
 
     Numeric columns: median (or mean / most frequent) imputation, then a standard, min-max or
     robust scaler (or none). Categorical columns: most-frequent imputation, then one-hot
-    (unseen categories become all zeros) or ordinal codes (unseen become -1). Regression targets
-    are standardized when ``scale_target``; class labels become indices into ``classes``.
+    (unseen categories become all zeros) or ordinal codes (unseen become -1). Date columns become
+    numbers first (``data/dates.py``) and are numeric from there. Columns in ``indicated`` (missing
+    often) keep that fact: numbers get a missing-value indicator column beside the imputed value
+    (scikit-learn's ``add_indicator``), categories a ``(missing)`` category of their own.
+    Regression targets are standardized when ``scale_target``; class labels become indices into ``classes``.
 
     Example:
         >>> pre = TabularPreprocessor("y", "binary", {"a": "numeric", "b": "categorical"},
@@ -94,6 +98,8 @@ class TabularPreprocessor:
         impute_numeric: str = "median",
         scale_target: bool = True,
         dtypes: dict[str, str] | None = None,
+        indicated: list[str] | tuple[str, ...] = (),
+        dates: dict[str, list[str]] | None = None,
     ) -> None:
         self.target = target
         self.task: Task = task
@@ -106,6 +112,8 @@ class TabularPreprocessor:
         self.impute_numeric = impute_numeric
         self.scale_target = scale_target
         self.dtypes = dict(dtypes or {})
+        self.indicated = list(indicated)
+        self.dates = {column: list(parts) for column, parts in (dates or {}).items()}
         # Learned by fit:
         self.target_mean = 0.0
         self.target_std = 1.0
@@ -119,31 +127,50 @@ class TabularPreprocessor:
 
     # ── fitting ──────────────────────────────────────────────────────────────────────────
     def _build(self) -> ColumnTransformer:
-        numeric_steps = [("impute", SimpleImputer(strategy=self.impute_numeric, keep_empty_features=True))]
-        if self.numeric != "none":
-            numeric_steps.append(("scale", _SCALERS[self.numeric]()))
-        if self.categorical == "onehot":
-            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-        else:
-            encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
-        categorical_steps = [
-            ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
-            ("encode", encoder),
-        ]
-        numeric = [column for column, kind in self.kinds.items() if kind == "numeric"]
+        def numeric_steps(indicate: bool) -> Pipeline:
+            imputer = SimpleImputer(strategy=self.impute_numeric, keep_empty_features=True, add_indicator=indicate)
+            scale = [("scale", _SCALERS[self.numeric]())] if self.numeric != "none" else []
+            return Pipeline([("impute", imputer), *scale])
+
+        def categorical_steps(indicate: bool) -> Pipeline:
+            if self.categorical == "onehot":
+                encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            else:
+                encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+            imputer = (SimpleImputer(strategy="constant", fill_value="(missing)", keep_empty_features=True) if indicate
+                       else SimpleImputer(strategy="most_frequent", keep_empty_features=True))
+            return Pipeline([("impute", imputer), ("encode", encoder)])
+
+        numeric: list[str] = []
+        for column, kind in self.kinds.items():
+            if kind == "numeric":
+                numeric.append(column)
+            elif kind == "date":
+                numeric += feature_names(column, self.dates[column])
+        # A date column's indicator rides on its elapsed days: one indicator per date, not one per part.
+        indicated = {*self.indicated, *(f"{column}.days" for column in self.indicated if column in self.dates)}
         categorical = [column for column, kind in self.kinds.items() if kind == "categorical"]
-        parts = []
-        if numeric:
-            parts.append(("numeric", Pipeline(numeric_steps), numeric))
-        if categorical:
-            parts.append(("categorical", Pipeline(categorical_steps), categorical))
-        return ColumnTransformer(parts, remainder="drop")
+        parts = [
+            ("numeric", numeric_steps(False), [c for c in numeric if c not in indicated]),
+            ("numeric_missing", numeric_steps(True), [c for c in numeric if c in indicated]),
+            ("categorical", categorical_steps(False), [c for c in categorical if c not in indicated]),
+            ("categorical_missing", categorical_steps(True), [c for c in categorical if c in indicated]),
+        ]
+        return ColumnTransformer([part for part in parts if part[2]], remainder="drop")
+
+    def _features(self, frame: pd.DataFrame, training: bool) -> pd.DataFrame:
+        """The feature columns coerced to their kinds, each date column replaced by its numbers."""
+        features = coerce_frame(frame.reset_index(drop=True), self.kinds, training)
+        if not self.dates:
+            return features
+        expanded = [date_features(features[c], c, self.dates[c]) if c in self.dates else features[[c]] for c in features]
+        return pd.concat(expanded, axis=1)
 
     def fit(self, frame: pd.DataFrame, y: pd.Series) -> TabularPreprocessor:
         """Fit on the training rows: the feature transformer and, for regression, the target scale."""
         if not self.feature_columns:
             raise TrainwrightError("there are no feature columns to fit on")
-        features = coerce_frame(frame.reset_index(drop=True), self.kinds)
+        features = self._features(frame, training=True)
         self._transformer = self._build().fit(features)
         self.feature_names = [str(name) for name in self._transformer.get_feature_names_out()]
         self.n_features = len(self.feature_names)
@@ -156,8 +183,9 @@ class TabularPreprocessor:
         return self
 
     # ── applying ─────────────────────────────────────────────────────────────────────────
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Features as float32 (N, n_features); coerced and checked exactly as at fit time."""
+    def transform(self, frame: pd.DataFrame, training: bool = False) -> np.ndarray:
+        """Features as float32 (N, n_features); coerced and checked exactly as at fit time (``training``:
+        the rows are the training data's, so a message may suggest a training option)."""
         if self._transformer is None:
             raise TrainwrightError("the preprocessor is not fitted; call fit() or load() first")
         absent = [column for column in self.feature_columns if column not in frame.columns]
@@ -166,15 +194,14 @@ class TabularPreprocessor:
                 f"the data lack column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} that the model "
                 f"was trained on; it expects {', '.join(self.feature_columns)}"
             )
-        features = coerce_frame(frame.reset_index(drop=True), self.kinds)
+        features = self._features(frame, training)
         x = np.asarray(self._transformer.transform(features), dtype=np.float32)  # (N, n_features)
         if not np.isfinite(x).all():
             # Finite inputs can still overflow float32 (|x| > 3e38) when numeric: none.
             bad = [self.feature_names[j] for j in np.flatnonzero(~np.isfinite(x).all(axis=0))]
-            raise TrainwrightError(
-                f"values in {', '.join(bad[:5])} are too large for float32 after preprocessing; "
-                f"use data.preprocess.numeric: standard or rescale those columns"
-            )
+            fix = ("use data.preprocess.numeric: standard or rescale those columns" if training
+                   else "those values lie far outside what the model was trained on; check them")
+            raise TrainwrightError(f"values in {', '.join(bad[:5])} are too large for float32 after preprocessing; {fix}")
         return x
 
     def categories(self) -> dict[str, list[str]]:
@@ -229,6 +256,8 @@ class TabularPreprocessor:
             "categorical": self.categorical,
             "impute_numeric": self.impute_numeric,
             "scale_target": self.scale_target,
+            "indicated": self.indicated,
+            "dates": self.dates,
             "target_mean": self.target_mean,
             "target_std": self.target_std,
             "n_features": self.n_features,
@@ -270,6 +299,8 @@ class TabularPreprocessor:
                 impute_numeric=facts["impute_numeric"],
                 scale_target=facts["scale_target"],
                 dtypes=facts["dtypes"],
+                indicated=facts.get("indicated", []),
+                dates=facts.get("dates", {}),
             )
             pre.target_mean, pre.target_std = float(facts["target_mean"]), float(facts["target_std"])
             pre.n_features, pre.feature_names = int(facts["n_features"]), list(facts["feature_names"])
@@ -316,12 +347,15 @@ class TabularData(SplitData):
         lines = [
             (f"{self.name}: {s['rows']['raw']} rows x {s['columns_raw']} columns; target {s['target']!r} ({self.task}{inferred})")
         ]
-        lines += [action["message"] for action in s["cleaning"] if action["count"]]
+        # Column drops are listed with the columns below; rows and cells here.
+        column_actions = ("constant_columns", "identifier_columns", "missing_columns")
+        lines += [action["message"] for action in s["cleaning"] if action["count"] and action["action"] not in column_actions]
+        lines += column_lines(s["columns"])
         f = s["features"]
-        n_columns = f["numeric"] + f["categorical"]
+        n_columns = f["numeric"] + f["categorical"] + f.get("date", 0)
         lines.append(
             f"{s['rows']['after_cleaning']} rows; {n_columns} feature column{'s' if n_columns != 1 else ''} "
-            f"({f['numeric']} numeric, {f['categorical']} categorical) -> {f['width']} input{'s' if f['width'] != 1 else ''}"
+            f"-> {f['width']} input{'s' if f['width'] != 1 else ''}"
         )
         if s["classes"]:
             counts = s["class_balance"]["all"]
@@ -334,12 +368,43 @@ class TabularData(SplitData):
                 if split["stratified"]
                 else "shuffled"
             )
+            grouped = "; identical rows kept together" if split.get("groups") is not None else ""
             lines.append(
-                f"split {split['fractions']} ({how}, seed {split['seed']}): "
+                f"split {split['fractions']} ({how}, seed {split['seed']}{grouped}): "
                 f"train {split['train']}, val {split['val']}, test {split['test']} rows"
             )
         lines += s["notes"]
         return lines
+
+
+def _names(items: list[str], most: int = 8) -> str:
+    return ", ".join(items[:most]) + (f", ... ({len(items) - most} more)" if len(items) > most else "")
+
+
+def column_lines(columns: dict[str, dict]) -> list[str]:
+    """One console line per kind of column (data.json's ``columns``): numeric, categorical with their
+    number of categories, date with the numbers it becomes, dropped with why.
+
+    Example:
+        >>> column_lines({"age": {"kind": "numeric"}, "id": {"kind": "dropped", "reason": "identifier (...)"}})
+        ['numeric (1): age', 'dropped (1): id (identifier (...))']
+    """
+    by_kind: dict[str, list[str]] = {"numeric": [], "categorical": [], "date": [], "dropped": []}
+    for name, entry in columns.items():
+        kind = entry.get("kind")
+        indicated = bool(entry.get("indicator"))
+        if kind == "numeric":
+            by_kind["numeric"].append(name + (" (+ a missing indicator)" if indicated else ""))
+        elif kind == "categorical":
+            n = entry.get("categories")
+            text = f"{n} categor{'y' if n == 1 else 'ies'}" + (" + 'missing'" if indicated else "")
+            by_kind["categorical"].append(f"{name} ({text})" if n else name)
+        elif kind == "date":
+            parts = [PART_TEXT[p] for p in entry.get("parts", [])] + (["a missing indicator"] if indicated else [])
+            by_kind["date"].append(f"{name} -> {', '.join(parts)}")
+        elif kind == "dropped":
+            by_kind["dropped"].append(f"{name} ({entry.get('reason', 'unused')})")  # reasons hold no parentheses
+    return [f"{kind} ({len(items)}): {_names(items)}" for kind, items in by_kind.items() if items]
 
 
 def _resolve_columns(frame: pd.DataFrame, cfg: DataConfig, target: str | None, name: str) -> tuple[str, list[str], dict]:
@@ -350,8 +415,9 @@ def _resolve_columns(frame: pd.DataFrame, cfg: DataConfig, target: str | None, n
         raise TrainwrightError(f"data.target is not set: name the column of {name} to predict; columns are: {listed}")
     if target not in frame.columns:
         hint = ""
-        if len(columns) == 1 and any(sep in columns[0] for sep in ";|\t"):
-            hint = " (the file seems to use another delimiter than the one its suffix implies)"
+        found = next((sep for sep in ";|\t" if len(columns) == 1 and sep in columns[0]), None)
+        if found:
+            hint = f" (the file seems to use another delimiter than the one its suffix implies: set data.delimiter: {found!r})"
         raise TrainwrightError(f"target column {target!r} is not in {name}; columns are: {listed}{hint}")
     for key, names in (("features", cfg.features or []), ("drop_columns", cfg.drop_columns)):
         absent = [column for column in names if column not in frame.columns]
@@ -395,6 +461,12 @@ def _summary(
             entry["kind"] = "target"
         elif column in cleaned.kinds:
             entry.update(kind=cleaned.kinds[column], missing=cleaned.missing.get(column, 0))
+            if cleaned.kinds[column] == "categorical":
+                entry["categories"] = int(cleaned.frame[column].nunique())
+            elif cleaned.kinds[column] == "date":
+                entry["parts"] = cleaned.dates[column]
+            if column in cleaned.indicated:
+                entry["indicator"] = True
         else:
             entry.update(kind="dropped", reason=cleaned.dropped.get(column) or left_out.get(column, "unused"))
         columns[column] = entry
@@ -413,7 +485,12 @@ def _summary(
         "columns_raw": int(frame.shape[1]),
         "columns": columns,
         "cleaning": [action.to_dict() for action in cleaned.actions],
-        "features": {"numeric": kinds.count("numeric"), "categorical": kinds.count("categorical"), "width": pre.n_features},
+        "features": {
+            "numeric": kinds.count("numeric"),
+            "categorical": kinds.count("categorical"),
+            **({"date": kinds.count("date")} if "date" in kinds else {}),
+            "width": pre.n_features,
+        },
         "classes": pre.classes,
         "class_balance": class_balance,
         "split": {
@@ -424,6 +501,7 @@ def _summary(
             "train": len(split.train),
             "val": len(split.val),
             "test": len(split.test),
+            **({"groups": split.groups} if split.groups is not None else {}),
         },
         "notes": list(split.notes),
     }
@@ -460,14 +538,20 @@ class TabularRows:
             return self.labels
         return quantile_strata(pd.to_numeric(self.rows[self.target]).to_numpy(np.float64), self.cfg.split)
 
+    @property
+    def groups(self) -> np.ndarray | None:
+        """(rows,) group numbers when identical rows are kept together (``data.clean.duplicates``), else None."""
+        if self.cleaned.duplicates != "group":
+            return None
+        return self.rows.groupby(list(self.rows.columns), dropna=False, sort=False).ngroup().to_numpy()
+
     def split(self) -> Split:
-        """The configured split (``data.split``, then ``data.train_fraction``)."""
+        """The configured split (``data.split``, then ``data.train_fraction``); identical rows grouped when cleaning says so."""
         if self.cfg.split.groups:  # every group on one side (data/folds.py)
             return grouped_split(self, self.cfg)
         strata = self.strata
-        return train_subset(
-            split_rows(len(self.rows), strata, self.cfg.split), strata, self.cfg.train_fraction, self.cfg.split.seed
-        )
+        split = split_rows(len(self.rows), strata, self.cfg.split, groups=self.groups)
+        return train_subset(split, strata, self.cfg.train_fraction, self.cfg.split.seed)
 
     def prepare(self, split: Split) -> TabularData:
         """Fit the preprocessing on ``split.train`` and turn each part into tensors."""
@@ -487,10 +571,12 @@ class TabularRows:
             impute_numeric=cfg.clean.impute_numeric,
             scale_target=cfg.preprocess.scale_target,
             dtypes={column: str(self.frame[column].dtype) for column in self.cleaned.kinds},
+            indicated=self.cleaned.indicated,
+            dates=self.cleaned.dates,
         ).fit(features.iloc[split.train], y.iloc[split.train])
 
         def tensors(positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-            x = torch.from_numpy(pre.transform(features.iloc[positions]))  # (N, F) float32
+            x = torch.from_numpy(pre.transform(features.iloc[positions], training=True))  # (N, F) float32
             return x, torch.from_numpy(pre.encode_target(y.iloc[positions]))  # (N,) int64 or (N, 1) float32
 
         x_train, y_train = tensors(split.train)
@@ -508,7 +594,7 @@ class TabularRows:
 
 def load_tabular(cfg: DataConfig) -> TabularRows:
     """Load and clean ``cfg.source``, keep ``data.classes``, settle the task and the classes."""
-    frame, default_target, name = load_source(cfg.source, encoding=cfg.encoding)
+    frame, default_target, name = load_source(cfg.source, encoding=cfg.encoding, delimiter=cfg.delimiter)
     target, candidates, left_out = _resolve_columns(frame, cfg, cfg.target or default_target, name)
     cleaned = clean_table(frame[[*candidates, target]], target, cfg.clean)
     rows = cleaned.frame  # its index is the row's place in the source, for messages; splits use positions

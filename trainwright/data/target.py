@@ -64,7 +64,7 @@ def resolve_task(y: pd.Series, requested: str, column: str) -> Task:
     distinct = y.nunique(dropna=True) if numbers is None else len(np.unique(numbers))
     task: Task = infer_task(y) if requested == "auto" else requested  # type: ignore[assignment]
     if distinct < 2:
-        value = y.iloc[0]
+        value = _plain(y.iloc[0])  # 3.0, not np.float64(3.0)
         if task == "regression":
             raise TrainwrightError(f"target {column!r} has a single value {quote(value)}; there is nothing to learn")
         raise TrainwrightError(

@@ -39,7 +39,9 @@ def load_texts(cfg: DataConfig) -> RawTexts:
     source = Path(cfg.source).expanduser()
     if cfg.source not in BUILTINS and source.is_dir():
         return _read_folder(source, cfg.target or "label", cfg.encoding)
-    frame, default_target, text_column, name = load_sequence_table(cfg.source, cfg.text_column, "text", cfg.encoding)
+    frame, default_target, text_column, name = load_sequence_table(
+        cfg.source, cfg.text_column, "text", cfg.encoding, cfg.delimiter
+    )
     target = cfg.target or default_target
     columns = ", ".join(map(str, frame.columns))
     if target is None:

@@ -119,12 +119,23 @@ def _fit_isotonic(probs: torch.Tensor, y: torch.Tensor, task: str) -> list[dict]
     return parts
 
 
+def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor) -> float:
+    """ECE: over 15 equal-width bins of the top-class probability, the row-weighted mean gap between
+    confidence and accuracy. The one definition: the report and ``calibrate`` both use it.
+
+    Example:
+        >>> expected_calibration_error(torch.tensor([[0.9, 0.1], [0.4, 0.6]]), torch.tensor([0, 0]))
+        0.35
+    """
+    return float(multiclass_calibration_error(probs, y, probs.shape[1], n_bins=N_BINS, norm="l1"))
+
+
 def calibration_metrics(probs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """ECE and MCE (15 equal-width confidence bins, confidence = top probability), NLL, Brier, accuracy."""
     n_classes = probs.shape[1]
     onehot = F.one_hot(y, n_classes).float()
     return {
-        "ece": float(multiclass_calibration_error(probs, y, n_classes, n_bins=N_BINS, norm="l1")),
+        "ece": expected_calibration_error(probs, y),
         "mce": float(multiclass_calibration_error(probs, y, n_classes, n_bins=N_BINS, norm="max")),
         "nll": float(F.nll_loss(probs.clamp_min(1e-12).log(), y)),
         "brier": float((probs - onehot).pow(2).sum(dim=1).mean()),  # multiclass Brier score

@@ -27,10 +27,14 @@ from typing import Any, Literal
 
 from rich.console import Console
 
-KINDS = ("lr_too_high", "exploding_gradients", "vanishing_gradients", "dead_units", "lr_too_low", "underfitting", "overfitting")
+KINDS = ("lr_too_high", "exploding_gradients", "vanishing_gradients", "dead_units", "lr_too_low", "underfitting", "overfitting",
+         "majority_only", "class_never_predicted", "too_little_data")
 Kind = Literal[
-    "lr_too_high", "exploding_gradients", "vanishing_gradients", "dead_units", "lr_too_low", "underfitting", "overfitting"
+    "lr_too_high", "exploding_gradients", "vanishing_gradients", "dead_units", "lr_too_low", "underfitting", "overfitting",
+    "majority_only", "class_never_predicted", "too_little_data"
 ]
+# Judged from how the scores and losses moved: on a few validation rows that is noise, not a finding.
+STATISTICAL = ("lr_too_low", "underfitting", "overfitting", "majority_only", "class_never_predicted")
 
 # ── thresholds ─────────────────────────────────────────────────────────────────────────
 VANISHING_RATIO = 1e-3  # first layer's gradient norm below this fraction of the largest layer's
@@ -54,38 +58,65 @@ OVERFIT_VAL_RISE = 0.20  # validation loss of the kept weights this fraction abo
 OVERFIT_VAL_RISE_ABS = 0.02  # ... and by at least this much in absolute terms
 OVERFIT_ACCURACY_GAP = 0.08  # training accuracy above validation accuracy by this much (and 3 standard errors)
 OVERFIT_R2_GAP = 0.30  # training R² above validation R² by this much
+MIN_ROWS = 30  # fewer validation rows (or windows) than this: too few to judge fit, learning rate or classes
+ONE_CLASS_SHARE = 0.98  # predicting one class for at least this share of the test rows ...
+IMBALANCED = 0.6  # ... which is the majority class, at least this share of the training rows
+NEVER_PREDICTED_ROWS = 5  # a class with at least this many test rows that the network never predicts
 
-REMEDIES: dict[str, list[str]] = {
+# A remedy is a line for every model family, or {family: line} for the families it fits (a key that
+# exists in that family's config; tests/evaluate/test_diagnose_rules.py checks each against the schema).
+Remedy = str | dict[str, str]
+REMEDIES: dict[str, list[Remedy]] = {
     "overfitting": [
         "regularize: add an L2 penalty (train.l2: 1e-4) or weight decay (train.optimizer: {name: adamw, weight_decay: 0.01})",
-        "add dropout (model.dropout: 0.2 to 0.5)",
+        {"mlp": "add dropout (model.dropout: 0.2 to 0.5)", "cnn": "add dropout before the head (model.dropout: 0.2 to 0.5)",
+         "resnet": "add dropout before the head (model.dropout: 0.2 to 0.5)",
+         "rnn": "add dropout (model.dropout: 0.2 to 0.5; between stacked layers and before the head)",
+         "transformer": "raise dropout (model.dropout: 0.2 to 0.3)"},
         "keep early stopping on with the best weights restored (train.early_stopping: {enabled: true, restore_best: true})",
         "get more data, or augment the data you have",
-        "use a smaller network (fewer or narrower model.hidden layers)",
+        {"mlp": "use a smaller network (fewer or narrower model.hidden layers)",
+         "cnn": "use a smaller network (fewer or narrower stages, model.widths)",
+         "resnet": "use a smaller network (fewer or narrower stages, model.widths, or fewer model.blocks)",
+         "rnn": "use a smaller network (fewer model.hidden units or model.layers)",
+         "transformer": "use a smaller network (a smaller model.d_model or fewer model.layers)"},
     ],
     "underfitting": [
-        "give the model more capacity: wider or more hidden layers (model.hidden)",
+        {"mlp": "give the model more capacity: wider or more hidden layers (model.hidden)",
+         "cnn": "give the model more capacity: wider or more stages (model.widths) or more convolutions per stage (model.convs)",
+         "resnet": "give the model more capacity: wider or more stages (model.widths) or more model.blocks per stage",
+         "rnn": "give the model more capacity: more model.hidden units or model.layers",
+         "transformer": "give the model more capacity: a larger model.d_model, model.ff or more model.layers"},
         "train longer (train.epochs) and check the learning rate is not too low",
         "regularize less (lower model.dropout, train.l2, train.optimizer.weight_decay)",
         "add or engineer features that carry the signal",
     ],
     "vanishing_gradients": [
-        "use ReLU (model.activation: relu) with He initialization (model.init: he)",
-        "for tanh or sigmoid, use Xavier initialization (model.init: xavier), not small random weights",
-        "add batch normalization (model.batch_norm: true)",
-        "use fewer layers",
+        {"mlp": "use ReLU (model.activation: relu) with He initialization (model.init: he)",
+         "cnn": "use ReLU (model.activation: relu) with He initialization (model.init: he)",
+         "resnet": "use ReLU (model.activation: relu) with He initialization (model.init: he)",
+         "rnn": "use an LSTM or a GRU (model.type: lstm or gru), whose gates keep gradients alive through time"},
+        {"mlp": "for tanh or sigmoid, use Xavier initialization (model.init: xavier), not small random weights",
+         "cnn": "for tanh or sigmoid, use Xavier initialization (model.init: xavier), not small random weights"},
+        {"mlp": "add batch normalization (model.batch_norm: true)", "cnn": "add batch normalization (model.batch_norm: true)"},
+        {"mlp": "use fewer layers", "cnn": "use fewer stages (model.widths)", "resnet": "use fewer stages (model.widths)",
+         "rnn": "use fewer layers (model.layers) or shorter windows (data.window.lookback)",
+         "transformer": "use fewer layers (model.layers)"},
     ],
     "exploding_gradients": [
         "clip the gradient norm (train.clip_grad_norm: 1.0)",
         "lower the learning rate (train.optimizer.lr)",
-        "add batch normalization (model.batch_norm: true)",
+        {"mlp": "add batch normalization (model.batch_norm: true)", "cnn": "add batch normalization (model.batch_norm: true)"},
         "check the inputs for extreme values and keep them standardized (data.preprocess.numeric: standard)",
     ],
     "dead_units": [
         "lower the learning rate (train.optimizer.lr)",
-        "use an activation that keeps a gradient below zero (model.activation: leaky_relu or gelu)",
-        "use He initialization (model.init: he)",
-        "add batch normalization (model.batch_norm: true)",
+        {"mlp": "use an activation that keeps a gradient below zero (model.activation: leaky_relu or gelu)",
+         "cnn": "use an activation that keeps a gradient below zero (model.activation: leaky_relu or gelu)",
+         "resnet": "use an activation that keeps a gradient below zero (model.activation: leaky_relu or gelu)"},
+        {"mlp": "use He initialization (model.init: he)", "cnn": "use He initialization (model.init: he)",
+         "resnet": "use He initialization (model.init: he)"},
+        {"mlp": "add batch normalization (model.batch_norm: true)", "cnn": "add batch normalization (model.batch_norm: true)"},
     ],
     "lr_too_high": [
         "lower the learning rate about 10x (train.optimizer.lr)",
@@ -97,7 +128,37 @@ REMEDIES: dict[str, list[str]] = {
         "use Adam (train.optimizer.name: adam, lr 1e-3) or a one-cycle schedule (train.schedule.name: one_cycle)",
         "train for more epochs",
     ],
+    "majority_only": [
+        "weigh the classes in the loss (train.class_weight: balanced)",
+        "for two classes, choose the decision threshold on the validation split (evaluate.threshold: auto)",
+        "judge the model by balanced accuracy or macro F1, not accuracy, which rewards guessing the majority",
+        "add features that tell the classes apart",
+    ],
+    "class_never_predicted": [
+        "weigh the classes in the loss (train.class_weight: balanced)",
+        "for two classes, choose the decision threshold on the validation split (evaluate.threshold: auto)",
+        "get more rows of that class, or merge it with a related one",
+    ],
+    "too_little_data": [
+        "get more data: these findings need a few dozen validation rows at least",
+        "hold out more rows for validation (data.split.val) if the data allow",
+        "train again with other split seeds (data.split.seed) to see how much the scores move",
+    ],
 }
+# The recurrent families share one config (and so one set of remedies).
+_FAMILY = {"lstm": "rnn", "gru": "rnn"}
+
+
+def remedies(kind: str, model_type: str = "mlp") -> list[str]:
+    """The remedies for ``kind`` that fit the model family (each names keys that exist in its config).
+
+    Example:
+        >>> remedies("vanishing_gradients", "lstm")[0]
+        'use an LSTM or a GRU (model.type: lstm or gru), whose gates keep gradients alive through time'
+    """
+    family = _FAMILY.get(model_type, model_type)
+    lines = [entry if isinstance(entry, str) else entry.get(family) for entry in REMEDIES[kind]]
+    return [line for line in lines if line]
 
 
 def finding(kind: Kind, epoch: int | None, evidence: str, layer: str | None = None, remedies: list[str] | None = None) -> dict:
@@ -105,7 +166,7 @@ def finding(kind: Kind, epoch: int | None, evidence: str, layer: str | None = No
     if layer is not None:
         out["layer"] = layer
     out["evidence"] = evidence
-    out["remedies"] = remedies if remedies is not None else list(REMEDIES[kind])
+    out["remedies"] = remedies if remedies is not None else [line for line in REMEDIES[kind] if isinstance(line, str)]
     return out
 
 
@@ -120,6 +181,7 @@ def diagnose(
     majority_share: float | None = None,
     no_skill_loss: float | None = None,
     rows: dict | None = None,
+    model_type: str = "mlp",
 ) -> list[dict]:
     """Findings about one run, most fundamental first; ``[]`` when training looks healthy.
 
@@ -131,8 +193,11 @@ def diagnose(
     ``majority_share``: the share of the most frequent class in the training rows.
     ``no_skill_loss``: the training loss of a model that learned nothing (predicts the class
     frequencies, or the mean), the yardstick for "the loss blew up" and "the loss barely moved".
-    ``rows``: the split sizes (``{"val": n, "test": n}``), to tell a real gap in accuracy from
-    the noise of a small validation or test split.
+    ``rows``: the split sizes (``{"train": n, "val": n, "test": n}``), to tell a real gap in accuracy
+    from the noise of a small validation or test split; with fewer than ``MIN_ROWS`` validation rows
+    the findings judged from scores (over- and underfitting, the learning rate too low, classes) give
+    way to one ``too_little_data`` finding that names them. ``model_type``: the model family, whose
+    config keys the remedies name.
     """
     rows = rows or {}
     grads = gradients or {"layers": [], "activations": [], "epochs": []}
@@ -146,12 +211,61 @@ def diagnose(
     if recorded(history, "val_loss", "lr"):
         findings += lr_too_low(history, no_skill_loss)
     if metrics is not None:
-        # Underfitting is the symptom; a cause found above already explains it.
-        if not findings:
+        # Underfitting, and classes never predicted, are symptoms; a cause found above already explains them.
+        cause = bool(findings)
+        if not cause:
             findings += underfitting(metrics, task, majority_share, rows)
         if recorded(history, "train_loss", "val_loss"):
             findings += overfitting(history, metrics, task, restored_best, rows)
+        classes = [] if cause else class_findings(metrics, task, majority_share)
+        if classes and classes[0]["kind"] == "majority_only":  # the underfitting it implies says less
+            findings = [f for f in findings if f["kind"] != "underfitting"]
+        findings += classes
+    findings = too_little_data(findings, rows)
+    for f in findings:
+        f["remedies"] = remedies(f["kind"], model_type)
     return findings
+
+
+def too_little_data(findings: list[dict], rows: dict) -> list[dict]:
+    """On fewer than ``MIN_ROWS`` validation rows, the findings judged from scores are noise: one finding says so instead."""
+    val = rows.get("val") if rows.get("held_out", True) else rows.get("train")
+    judged = [f for f in findings if f["kind"] in STATISTICAL]
+    if val is None or val >= MIN_ROWS or not judged:
+        return findings
+    named = ", ".join(dict.fromkeys(f["kind"].replace("_", " ") for f in judged))
+    where = f"{val} validation rows" if rows.get("held_out", True) else f"{val} rows, all of them training rows"
+    evidence = (f"with {where} ({rows.get('train', '?')} training), the scores move by chance more than these rules can tell "
+                f"apart, so what they would have said ({named}) is left out")
+    kept = [f for f in findings if f not in judged]
+    return [*kept, finding("too_little_data", None, evidence)]
+
+
+def class_findings(metrics: dict, task: str, majority_share: float | None) -> list[dict]:
+    """A classifier that predicts one class for (nearly) every test row, or never predicts a real class."""
+    matrix = (metrics.get("confusion_matrix") or {}).get("matrix")
+    labels = (metrics.get("confusion_matrix") or {}).get("labels") or []
+    if task == "regression" or not matrix:
+        return []
+    support = [sum(row) for row in matrix]  # true rows per class
+    predicted = [sum(column) for column in zip(*matrix)]
+    total = sum(support)
+    if not total:
+        return []
+    epoch = metrics.get("best_epoch")
+    top = max(range(len(predicted)), key=predicted.__getitem__)
+    test = metrics.get("test") or {}
+    scores = f"accuracy {test.get('accuracy', math.nan):.3f}, balanced accuracy {test.get('balanced_accuracy', math.nan):.3f}"
+    label, count = labels[top], predicted[top]
+    if count >= ONE_CLASS_SHARE * total and support[top] < total and (majority_share or 0) >= IMBALANCED:
+        evidence = (f"on the {total} test rows the network predicted {label!r} {count} times ({count / total:.0%}); "
+                    f"{majority_share:.0%} of the training rows are {label!r}: it learned to guess the majority class ({scores})")
+        return [finding("majority_only", epoch, evidence)]
+    never = [i for i in range(len(labels)) if predicted[i] == 0 and support[i] >= NEVER_PREDICTED_ROWS]
+    if not never:
+        return []
+    shown = ", ".join(f"{labels[i]!r} ({support[i]} test rows)" for i in never)
+    return [finding("class_never_predicted", epoch, f"the network never predicts {shown}: its recall there is 0 ({scores})")]
 
 
 def recorded(history: list[dict], *keys: str) -> bool:
@@ -360,8 +474,14 @@ def dead_units(grads: dict) -> list[dict]:
 
 # ── fit ────────────────────────────────────────────────────────────────────────────────
 def underfitting(metrics: dict, task: str, majority_share: float | None, rows: dict) -> list[dict]:
-    """The training score falls short of what a classical baseline reaches on unseen rows, or of chance."""
+    """The training score falls short of what a classical baseline reaches on unseen rows, or of chance.
+
+    Classifiers are compared on balanced accuracy where it was measured: with a rare class, accuracy
+    rewards a baseline that never predicts it over a network that weighs the classes."""
     key = "r2" if task == "regression" else "accuracy"
+    if task != "regression" and "balanced_accuracy" in (metrics.get("train") or {}):
+        key = "balanced_accuracy"
+        majority_share = 1 / len(metrics["confusion_matrix"]["labels"]) if metrics.get("confusion_matrix") else None
     train = (metrics.get("train") or {}).get(key)
     if train is None:
         return []
@@ -376,14 +496,17 @@ def underfitting(metrics: dict, task: str, majority_share: float | None, rows: d
                 finding(
                     "underfitting",
                     epoch,
-                    (f"the network's training {key} is {train:.3f}, below the {best:.3f} that {name} reaches on the test rows: "
+                    (f"the network's training {key.replace('_', ' ')} is {train:.3f}, below the {best:.3f} that {name} reaches "
+                     "on the test rows: "
                      "it does not even fit the training rows as well as a classical model predicts unseen ones"),
                 )
             ]
     chance = 0.0 if task == "regression" else majority_share
     if chance is not None and train < chance + CHANCE_MARGIN:
-        what = "predicting the mean" if task == "regression" else f"always guessing the most frequent class ({chance:.3f})"
-        return [finding("underfitting", epoch, f"the network's training {key} is {train:.3f}, no better than {what}")]
+        what = ("predicting the mean" if task == "regression" else f"always guessing the most frequent class ({chance:.3f})"
+                if key == "accuracy" else f"guessing one class for every row ({chance:.3f})")
+        evidence = f"the network's training {key.replace('_', ' ')} is {train:.3f}, no better than {what}"
+        return [finding("underfitting", epoch, evidence)]
     return []
 
 

@@ -29,6 +29,11 @@ def calibrate_run(run_dir: str | Path, method: Method = "temperature") -> dict:
     model = load(run.path, calibrated=False)
     if model.task == "regression":
         raise TrainwrightError("calibration applies to classifiers; this run does regression")
+    if model.threshold is not None:
+        raise TrainwrightError(
+            f"{run.path} predicts with a decision threshold set on its own probabilities (threshold.json); calibrating "
+            "would move them under it: train again without evaluate.threshold to calibrate"
+        )
     data = prepare_data(model.config.data)
     check_same_data(run, data, "calibration")
     if not data.held_out:

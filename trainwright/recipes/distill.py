@@ -60,14 +60,43 @@ def class_logits(outputs: torch.Tensor, task: str) -> torch.Tensor:
 
 
 def kd_loss(task: str, hard_loss, temperature: float, alpha: float):
-    """A loss over (student outputs, (labels, teacher outputs)) for the supervised loop."""
+    """A loss over (student outputs, (labels, teacher outputs)) for the supervised loop.
 
-    def loss(outputs: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    ``hard_loss(outputs, y)`` is the task's loss; for blended inputs (``mixup``) it is called with
+    ``y`` a pair of labels and their weights, see ``blended_hard_loss``."""
+
+    def loss(outputs: torch.Tensor, targets: tuple) -> torch.Tensor:
         y, teacher = targets
         student_log = F.log_softmax(class_logits(outputs, task) / temperature, dim=1)
         teacher_p = F.softmax(class_logits(teacher, task) / temperature, dim=1)
         soft = F.kl_div(student_log, teacher_p, reduction="batchmean") * temperature**2
         return alpha * soft + (1 - alpha) * hard_loss(outputs, y)
+
+    return loss
+
+
+def blend(xb: torch.Tensor, share: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(blended inputs, the partner of each row, lam (B,)): lam * x + (1 - lam) * x[partner], lam ~ Beta(share, share).
+
+    uint8 images are blended as 0..1 pixels (the model's input stage takes either)."""
+    x = xb.float() / 255 if xb.dtype == torch.uint8 else xb
+    lam = torch.distributions.Beta(share, share).sample((len(x),)).to(x.device)  # (B,)
+    partner = torch.randperm(len(x), device=x.device)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    return lam.view(shape) * x + (1 - lam.view(shape)) * x[partner], partner, lam
+
+
+def blended_hard_loss(task: str):
+    """The task's loss on a blend: lam x the loss of the row's label + (1 - lam) x its partner's (mixup's rule)."""
+
+    def per_row(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if task == "binary":
+            return F.binary_cross_entropy_with_logits(outputs.squeeze(1), target.to(outputs.dtype), reduction="none")
+        return F.cross_entropy(outputs, target, reduction="none")
+
+    def loss(outputs: torch.Tensor, labels: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        y, partner, lam = labels
+        return (lam * per_row(outputs, y) + (1 - lam) * per_row(outputs, y[partner])).mean()
 
     return loss
 
@@ -188,7 +217,16 @@ def train_student(
     run = build_fit(cfg, module, data, device, run_dir, console)
     kd = kd_loss(data.task, build_loss(resolve_loss(data.task, cfg.train.loss)), settings.temperature, settings.alpha)
     teacher = teacher.to(device).eval()
-    if data.train_transform is None:
+    if settings.mixup > 0:
+        # Function matching: the teacher labels blends of the (augmented) training inputs, per batch.
+        blended = kd_loss(data.task, blended_hard_loss(data.task), settings.temperature, settings.alpha)
+
+        def step_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            mixed, partner, lam = blend(xb, settings.mixup)
+            return blended(module(mixed), ((yb, partner, lam), teacher_outputs(teacher, mixed)))
+
+        run.step_loss = step_loss
+    elif data.train_transform is None:
         # The teacher's view of every training example, computed once: (N, outputs), shuffled with the labels.
         logits = predict_outputs(teacher, data.x_train.to(device), cfg.evaluate.batch_size).float().cpu()
         run.batches = make_batches(

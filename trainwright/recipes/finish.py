@@ -27,11 +27,12 @@ from trainwright.compute import Estimate, compute_metrics, compute_summary
 from trainwright.config import Config
 from trainwright.data.images import ImageData
 from trainwright.data.prepare import Prepared
-from trainwright.evaluate.baselines import fit_baselines, verdict
+from trainwright.evaluate.baselines import baseline_predictions, comparable, judge, score_baselines, verdict
 from trainwright.evaluate.calibration import calibrate_outputs
 from trainwright.evaluate.diagnose import print_findings
 from trainwright.evaluate.image_grids import examples_png, misclassified_png
-from trainwright.evaluate.metrics import predict_outputs
+from trainwright.evaluate.intervals import CONFIDENCE, metric_intervals
+from trainwright.evaluate.metrics import choose_threshold, predict_outputs, predicted_classes
 from trainwright.predict import TrainedModel, load, score
 from trainwright.report import write_report
 from trainwright.rundir import RunDir
@@ -77,11 +78,12 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
     pre = data.preprocessor
     stopper = next(cb for cb in fit.callbacks if isinstance(cb, EarlyStopping))
     val_outputs, test_outputs = outputs_for(module, data.x_val, device, cfg), outputs_for(module, data.x_test, device, cfg)
+    threshold = decision_threshold(cfg, data, val_outputs, run_dir, console)
     metrics = {
         "task": data.task,
-        "test": score(test_outputs, data.y_test, pre),
-        "val": score(val_outputs, data.y_val, pre),
-        "train": score(outputs_for(module, data.x_train, device, cfg), data.y_train, pre),
+        "test": score(test_outputs, data.y_test, pre, threshold=threshold),
+        "val": score(val_outputs, data.y_val, pre, threshold=threshold),
+        "train": score(outputs_for(module, data.x_train, device, cfg), data.y_train, pre, threshold=threshold),
         "held_out": data.held_out,
         "best_epoch": stopper.best_epoch,
         "epochs": fit.epoch,
@@ -93,8 +95,19 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
         matrix = metrics[split].pop("confusion_matrix", None)
         if split == "test" and matrix is not None:
             metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
+    # How sure: 95% intervals of the headline test metrics, and the network against the best baseline on the same rows.
+    ours, truth = comparable_test(test_outputs, data, threshold)
+    n_classes, scale = len(pre.classes), getattr(pre, "mase_scale", None)
+    metrics["intervals"] = {"test": metric_intervals(ours, truth, data.task, n_classes, scale)}
+    if threshold is not None:
+        metrics["threshold"] = threshold
     if cfg.evaluate.baseline and (hasattr(pre, "feature_columns") or getattr(pre, "modality", "") in ("text", "series")):
-        metrics["baselines"] = fit_baselines(data)  # tables: classical models; text: TF-IDF; series: naive forecasts
+        predictions = baseline_predictions(data)  # tables: classical models; text: TF-IDF; series: naive forecasts, ridge AR
+        metrics["baselines"] = score_baselines(predictions, data)
+        comparable_predictions = {name: comparable(p, data.task) for name, p in predictions.items()}
+        metrics["intervals"]["baselines"], metrics["comparison"] = judge(
+            ours, comparable_predictions, metrics["baselines"], truth, data.task, n_classes, scale
+        )
     run_dir.save_weights(module)
     run_dir.write_text(run_dir.predictions, test_predictions(test_outputs, data).to_csv(index=False))
     run_dir.write_json(run_dir.metrics, metrics)
@@ -115,6 +128,33 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
 
     finish(run_dir, console, trackers=trackers_in(fit.callbacks))
     return Run(run_dir.path, cfg, metrics, fit.history)
+
+
+def decision_threshold(cfg: Config, data: Prepared, val_outputs: torch.Tensor, run_dir: RunDir, console: Console) -> float | None:
+    """``evaluate.threshold``: a binary decision threshold, fixed or chosen on the validation split (written to
+    threshold.json, which predict reads); None: the likelier class."""
+    setting = cfg.evaluate.threshold
+    if setting == "none" or data.task != "binary":
+        return None
+    if setting == "auto":
+        threshold = choose_threshold(probabilities(val_outputs, data.task), data.y_val)
+        how = "chosen on the validation split for the best balanced accuracy"
+    else:
+        threshold, how = float(setting), "evaluate.threshold"
+    run_dir.write_json(run_dir.path / "threshold.json", {"threshold": threshold, "how": how})
+    console.print(f"decision threshold: predict {data.preprocessor.classes[1]!r} from probability {threshold:.3g} ({how})",
+                  highlight=False, soft_wrap=True)
+    return threshold
+
+
+def comparable_test(outputs: torch.Tensor, data: Prepared, threshold: float | None):
+    """The network's test predictions and the truth, as intervals and comparisons read them: class indices,
+    values (N,) or forecasts (N, horizon), in original units."""
+    pre = data.preprocessor
+    if data.task != "regression":
+        return predicted_classes(probabilities(outputs, data.task), threshold).numpy(), data.y_test.numpy()
+    shape = tuple(data.y_test.shape) if getattr(pre, "modality", "") == "series" else (-1,)  # forecasts (N, horizon)
+    return pre.decode_target(outputs.numpy()).reshape(shape), pre.decode_target(data.y_test.numpy()).reshape(shape)
 
 
 def outputs_for(module: nn.Module, x: torch.Tensor, device: torch.device, cfg: Config) -> torch.Tensor:
@@ -140,12 +180,16 @@ def test_predictions(outputs: torch.Tensor, data: Prepared) -> pd.DataFrame:
 
 def print_metrics(console: Console, metrics: dict) -> None:
     where = "test split" if metrics["held_out"] else "training rows (the set was too small to hold any out)"
+    intervals = (metrics.get("intervals") or {}).get("test") or {}
     table = Table(title=f"metrics on the {where}", title_justify="left")
     table.add_column("metric")
     for split in ("test", "val", "train"):
         table.add_column(split, justify="right")
+    if intervals:
+        table.add_column(f"test {CONFIDENCE:.0%} interval", justify="right")
     for key, value in metrics["test"].items():
-        table.add_row(key, _fmt(value), _fmt(metrics["val"].get(key)), _fmt(metrics.get("train", {}).get(key)))
+        cells = [_fmt(value), _fmt(metrics["val"].get(key)), _fmt(metrics.get("train", {}).get(key))]
+        table.add_row(key, *cells, *([_span(intervals.get(key))] if intervals else []))
     console.print(table)
     console.print(
         f"best epoch {metrics['best_epoch']} of {metrics['epochs']}, {metrics['train_seconds']:.2f} s training", highlight=False
@@ -158,6 +202,11 @@ def print_metrics(console: Console, metrics: dict) -> None:
             table.add_column(name, justify="right")
         for key, value in metrics["test"].items():
             table.add_row(key, _fmt(value), *(_fmt(scores.get(key)) for scores in baselines.values()))
+        comparison = metrics.get("comparison")
+        if comparison:
+            key, spans = comparison["metric"], (metrics.get("intervals") or {}).get("baselines") or {}
+            table.add_row(f"{key} {CONFIDENCE:.0%}", _span(intervals.get(key)),
+                          *(_span((spans.get(name) or {}).get(key)) for name in baselines))
         console.print(table)
         console.print(verdict(metrics), highlight=False, soft_wrap=True)
 
@@ -174,6 +223,10 @@ def print_calibration(console: Console, result: dict) -> None:
     for key in result["before"]:
         table.add_row(key, _fmt(result["before"][key]), _fmt(result["after"][key]))
     console.print(table)
+
+
+def _span(interval: list[float] | None) -> str:
+    return "-" if not interval or any(math.isnan(v) for v in interval) else f"{interval[0]:.3f}..{interval[1]:.3f}"
 
 
 def _fmt(value: float | None) -> str:

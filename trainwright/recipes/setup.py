@@ -41,7 +41,7 @@ from trainwright.tracking.tensorboard import TensorBoard
 from trainwright.training import transfer
 from trainwright.training.callbacks import CallbackList, Checkpoint, EarlyStopping, GradientStats, HistoryCSV, ProgressBar
 from trainwright.training.loop import Fit, supervised_loss
-from trainwright.training.losses import build_loss, resolve_loss
+from trainwright.training.losses import balanced_class_weights, build_loss, resolve_loss
 from trainwright.training.optim import Schedule, build_optimizer
 from trainwright.training.precision import grad_scaler
 
@@ -128,6 +128,10 @@ def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:
         )
     if cfg.calibrate is not None and task == "regression":
         raise TrainwrightError("calibrate applies to classifiers; this task is regression: remove the calibrate section")
+    if tc.class_weight != "none" and task == "regression":
+        raise TrainwrightError("train.class_weight weighs classes; this task is regression: remove train.class_weight")
+    if cfg.evaluate.threshold != "none" and task != "binary":
+        raise TrainwrightError(f"evaluate.threshold decides between two classes; this task is {task}: remove evaluate.threshold")
     monitors = {"train_loss", "val_loss", "val_r2" if task == "regression" else "val_accuracy"}
     if tc.early_stopping.monitor not in monitors:
         raise TrainwrightError(
@@ -146,7 +150,8 @@ def model_line(cfg: Config, module: nn.Module, data: Prepared, device: torch.dev
     modality = getattr(data.preprocessor, "modality", "")
     shape = f"{data.input_shape[0]} tokens" if modality == "text" else shape_text(data.input_shape)
     outputs = data.preprocessor.n_outputs
-    return f"model: {cfg.model.type}, {n_params:,} parameters, input {shape} -> {outputs} outputs, device {device}"
+    plural = "s" if outputs != 1 else ""
+    return f"model: {cfg.model.type}, {n_params:,} parameters, input {shape} -> {outputs} output{plural}, device {device}"
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -223,7 +228,9 @@ def check_same_data(run_dir: RunDir, data: Prepared, purpose: str = "resume") ->
 def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.device, run_dir: RunDir, console: Console) -> Fit:
     """Everything the supervised loop needs: batches on the device, loss, optimizer, schedule, callbacks."""
     tc = cfg.train
-    task_loss = build_loss(resolve_loss(data.task, tc.loss))  # validation always scores the task's own loss
+    weights = class_weights(cfg, data, console)
+    weights = weights.to(device) if weights is not None else None
+    task_loss = build_loss(resolve_loss(data.task, tc.loss), weights)  # validation scores the same (weighted) loss
     batches = make_batches(
         data.x_train,
         data.y_train,
@@ -277,6 +284,18 @@ def tracking_callbacks(cfg: Config, run_dir: RunDir) -> list[Tracker]:
     if track.tensorboard:
         trackers.append(TensorBoard(run_dir.path / "tensorboard", every=cfg.evaluate.gradient_every))
     return trackers
+
+
+def class_weights(cfg: Config, data: Prepared, console: Console | None = None) -> torch.Tensor | None:
+    """``train.class_weight: balanced``: one weight per class from the training split's counts (printed), else None."""
+    if cfg.train.class_weight == "none":
+        return None
+    classes = data.preprocessor.classes
+    weights = balanced_class_weights(data.y_train, len(classes))
+    if console is not None:
+        shown = ", ".join(f"{label} {w:.3g}" for label, w in zip(classes, weights.tolist()))
+        console.print(f"class weights in the loss (balanced, from the training split): {shown}", highlight=False, soft_wrap=True)
+    return weights
 
 
 def make_validate(loss_fn, x_val: torch.Tensor, y_val: torch.Tensor, task: str, batch_size: int):

@@ -23,9 +23,11 @@ from typing import Any
 
 import jinja2
 import numpy as np
+import torch
 
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.baselines import verdict
+from trainwright.evaluate.calibration import N_BINS, expected_calibration_error
 from trainwright.evaluate.diagnose import read_history
 from trainwright.report import plots
 from trainwright.report.cv import write_cv_report
@@ -267,9 +269,13 @@ def _training_section(history: list[dict], gradients: dict | None, metrics: dict
 def _evaluation_section(run: RunDir, metrics: dict | None, data: dict) -> dict:
     if metrics is None:
         return {}
+    intervals = metrics.get("intervals") or {}
     out: dict[str, Any] = {
         "splits": [s for s in ("test", "val", "train") if s in metrics],
         "baselines": metrics.get("baselines") or {},
+        "intervals": intervals.get("test") or {},
+        "baseline_intervals": intervals.get("baselines") or {},
+        "comparison": metrics.get("comparison"),
     }
     out["verdict"] = verdict(metrics)
     out["metric_names"] = list(metrics["test"])
@@ -299,7 +305,9 @@ def _evaluation_section(run: RunDir, metrics: dict | None, data: dict) -> dict:
         y_true = np.array([index[label] for label in predictions["actual"]])
         if len(np.unique(y_true)) > 1:  # a curve needs two classes among the test rows (an update may test one)
             out["roc"] = plots.roc_curves(labels, y_true, probs)
-        out["reliability"], out["ece"] = plots.reliability(probs.max(1), (probs.argmax(1) == y_true).astype(float))
+        # One expected calibration error for the report and `calibrate`: the same function and bins.
+        out["ece"] = expected_calibration_error(torch.from_numpy(probs).float(), torch.from_numpy(y_true))
+        out["reliability"] = plots.reliability(probs.max(1), (probs.argmax(1) == y_true).astype(float), out["ece"], N_BINS)
     return out
 
 

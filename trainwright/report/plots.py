@@ -207,14 +207,13 @@ def roc_curves(labels: Sequence[str], y_true: np.ndarray, probs: np.ndarray) -> 
     return _uri(fig)
 
 
-def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[str, float]:
-    """Reliability diagram of the top-class confidence; returns the URI and the expected calibration error."""
+def reliability(confidence: np.ndarray, correct: np.ndarray, ece: float, bins: int) -> str:
+    """Reliability diagram of the top-class confidence in ``bins`` equal-width bins, titled with the
+    expected calibration error ``ece`` (computed by ``evaluate.calibration``, as ``calibrate`` does)."""
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
     counts = np.bincount(which, minlength=bins)
     accuracy = np.bincount(which, weights=correct, minlength=bins) / np.maximum(counts, 1)
-    mean_conf = np.bincount(which, weights=confidence, minlength=bins) / np.maximum(counts, 1)
-    ece = float(np.sum(counts * np.abs(accuracy - mean_conf)) / max(len(confidence), 1))
     fig, ax = _figure(5.6, 4.4)
     filled = counts > 0
     centers = (edges[:-1] + edges[1:]) / 2
@@ -228,7 +227,7 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> 
         ylim=(0, 1.02),
     )
     ax.legend(loc="upper left")
-    return _uri(fig), ece
+    return _uri(fig)
 
 
 def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, target: str) -> str:

@@ -29,12 +29,23 @@ def resolve_loss(task: str, name: str) -> str:
     return name
 
 
-def build_loss(name: str) -> LossFn:
-    """Example: ``build_loss("cross_entropy")(logits (B, C), labels (B,)) -> scalar``."""
+def build_loss(name: str, class_weights: torch.Tensor | None = None) -> LossFn:
+    """Example: ``build_loss("cross_entropy")(logits (B, C), labels (B,)) -> scalar``.
+
+    ``class_weights`` (C,): each row's loss weighted by its class's weight, the mean taken over the
+    weights (PyTorch's weighted cross-entropy; the same for the binary loss).
+    """
     if name == "bce":
-        return lambda out, y: F.binary_cross_entropy_with_logits(out.squeeze(1), y.to(out.dtype))
+        if class_weights is None:
+            return lambda out, y: F.binary_cross_entropy_with_logits(out.squeeze(1), y.to(out.dtype))
+
+        def weighted_bce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            w = class_weights[y]  # (B,)
+            return (F.binary_cross_entropy_with_logits(out.squeeze(1), y.to(out.dtype), reduction="none") * w).sum() / w.sum()
+
+        return weighted_bce
     if name == "cross_entropy":
-        return F.cross_entropy
+        return F.cross_entropy if class_weights is None else lambda out, y: F.cross_entropy(out, y, weight=class_weights)
     if name == "mae":
         return F.l1_loss
     if name == "huber":
@@ -48,3 +59,15 @@ def probabilities(outputs: torch.Tensor, task: str) -> torch.Tensor:
         p = torch.sigmoid(outputs.squeeze(1).float())
         return torch.stack([1 - p, p], dim=1)
     return torch.softmax(outputs.float(), dim=1)
+
+
+def balanced_class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """rows / (classes x the class's rows) for each class of ``y`` (N,) (scikit-learn's "balanced"); a class
+    absent from ``y`` gets weight 0 (it has no rows to weigh).
+
+    Example:
+        >>> balanced_class_weights(torch.tensor([0, 0, 0, 1]), 2)
+        tensor([0.6667, 2.0000])
+    """
+    counts = torch.bincount(y, minlength=n_classes).double()
+    return torch.where(counts > 0, len(y) / (n_classes * counts.clamp_min(1)), 0.0).float()
