@@ -69,7 +69,7 @@ def test_four_workers_one_killed_mid_trial_end_with_every_trial(postgres, tmp_pa
         "data": {"source": "iris"}, "model": {"type": "mlp", "hidden": [8], "dropout": 0.0},
         "train": {"epochs": 6}, "evaluate": {"baseline": False},
         "tune": {"space": {"train.optimizer.lr": {"log_uniform": [1e-3, 1e-1]}}, "pruner": "none",
-                 "heartbeat_seconds": 1, "grace_seconds": 4},
+                 "heartbeat_seconds": 1, "grace_seconds": 10},
     }))
     env = {**os.environ, "COLUMNS": "120"}
     command = [str(TRAINWRIGHT), "tune", str(config), "--trials", str(TRIALS), "--storage", postgres, "--name", "shared",
@@ -103,8 +103,13 @@ def test_four_workers_one_killed_mid_trial_end_with_every_trial(postgres, tmp_pa
     assert len(finished) == TRIALS
     dead = next(t for t in trials if t.number == killed)
     assert dead.state == optuna.trial.TrialState.FAIL  # found by the heartbeat, not left running
+    # Its parameters ran again, to the end, exactly once. (On a very busy machine a live worker's heartbeat can lag past
+    # the grace period: then that retry is failed as stale and retried again, still under the killed trial's number.)
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
-    assert len(retry) == 1 and retry[0].state == optuna.trial.TrialState.COMPLETE and retry[0].params == dead.params
+    done = [t for t in retry if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 1 and done[0].params == dead.params
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in retry if t is not done[0])
     # Any other failed trial is one a worker gave back for want of budget, never one left unrun.
-    assert all(t.user_attrs.get("excess") for t in trials if t.state == optuna.trial.TrialState.FAIL and t.number != killed)
+    assert all(t.user_attrs.get("excess") for t in trials if t.state == optuna.trial.TrialState.FAIL
+               and t.number != killed and t.number not in {r.number for r in retry})
     assert not [t for t in trials if t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)]
