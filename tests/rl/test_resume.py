@@ -1,0 +1,68 @@
+"""A killed run resumed from its last checkpoint ends with the same policy, bit for bit, as one never stopped."""
+
+import pytest
+import torch
+
+from trainwright.config.rl import rl_config
+from trainwright.rl.agent import Observer
+from trainwright.rl.train import train, training_state
+from trainwright.training.checkpoint import load_state, save_state
+
+RUNS = {
+    # Small budgets; a 12-step time limit puts truncations (bootstrapped) and resets inside the rollouts;
+    # observation normalization puts running statistics in the state.
+    "ppo": {"algo": {"name": "ppo", "steps": 480, "n_steps": 20, "minibatch_size": 16, "epochs": 2}, "normalize_obs": True},
+    "dqn": {"algo": {"name": "dqn", "steps": 480, "learning_starts": 60, "train_freq": 20, "gradient_steps": 4, "batch_size": 16,
+                     "buffer_size": 200, "target_update_interval": 50}, "normalize_obs": False},
+    "reinforce": {"algo": {"name": "reinforce", "steps": 480, "n_steps": 20}, "normalize_obs": True},
+}
+
+
+def config(name):
+    run = RUNS[name]
+    return rl_config({
+        "seed": 3,
+        "env": {"id": "CartPole-v1", "n_envs": 2, "max_episode_steps": 12, "normalize_obs": run["normalize_obs"]},
+        "algo": run["algo"], "model": {"hidden": [16]}, "evaluate": {"interval": 120, "episodes": 2, "final_episodes": 2},
+    })
+
+
+class KillAfter(Observer):
+    """Checkpoint after every update (through the real file format), and die after ``updates``."""
+
+    def __init__(self, path, evaluator_of, updates):
+        self.path, self.evaluator_of, self.updates = path, evaluator_of, updates
+
+    def on_update(self, agent, progress):
+        save_state(self.path, training_state(agent, self.evaluator_of()))
+        if progress.updates == self.updates:
+            agent.request_stop("killed")
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_resume_mid_run_equals_an_uninterrupted_run(tmp_path, name):
+    whole = train(config(name))
+
+    holder = {}
+    import trainwright.rl.train as rl_train
+
+    original = rl_train.Evaluator
+
+    class Remembered(original):  # lets the kill observer save the evaluator the run built
+        def __init__(self, cfg):
+            super().__init__(cfg)
+            holder["evaluator"] = self
+
+    rl_train.Evaluator = Remembered
+    try:
+        killed = train(config(name), [KillAfter(tmp_path / "ckpt.safetensors", lambda: holder["evaluator"], updates=4)])
+    finally:
+        rl_train.Evaluator = original
+    assert killed.agent.stop_reason == "killed" and 0 < killed.agent.env_steps < whole.agent.env_steps
+
+    resumed = train(config(name), resume=load_state(tmp_path / "ckpt.safetensors"))
+    assert resumed.agent.env_steps == whole.agent.env_steps and resumed.agent.updates == whole.agent.updates
+    for (key, a), b in zip(whole.agent.policy.state_dict().items(), resumed.agent.policy.state_dict().values()):
+        assert torch.equal(a, b), key
+    assert [h["mean"] for h in resumed.evaluator.history] == [h["mean"] for h in whole.evaluator.history]
+    assert resumed.final.returns.tolist() == whole.final.returns.tolist()
