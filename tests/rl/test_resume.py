@@ -10,11 +10,11 @@ from trainwright.training.checkpoint import load_state, save_state
 
 RUNS = {
     # Small budgets; a 12-step time limit puts truncations (bootstrapped) and resets inside the rollouts;
-    # observation normalization puts running statistics in the state.
-    "ppo": {"algo": {"name": "ppo", "steps": 480, "n_steps": 20, "minibatch_size": 16, "epochs": 2}, "normalize_obs": True},
+    # observation and reward normalization put running statistics in the state.
+    "ppo": {"algo": {"name": "ppo", "steps": 480, "n_steps": 20, "minibatch_size": 16, "epochs": 2}, "normalize": True},
     "dqn": {"algo": {"name": "dqn", "steps": 480, "learning_starts": 60, "train_freq": 20, "gradient_steps": 4, "batch_size": 16,
-                     "buffer_size": 200, "target_update_interval": 50}, "normalize_obs": False},
-    "reinforce": {"algo": {"name": "reinforce", "steps": 480, "n_steps": 20}, "normalize_obs": True},
+                     "buffer_size": 200, "target_update_interval": 50}, "normalize": False},
+    "reinforce": {"algo": {"name": "reinforce", "steps": 480, "n_steps": 20}, "normalize": True},
 }
 
 
@@ -22,7 +22,7 @@ def config(name):
     run = RUNS[name]
     return rl_config({
         "seed": 3,
-        "env": {"id": "CartPole-v1", "n_envs": 2, "max_episode_steps": 12, "normalize_obs": run["normalize_obs"]},
+        "env": {"id": "CartPole-v1", "n_envs": 2, "max_episode_steps": 12, "normalize_obs": run["normalize"], "normalize_reward": run["normalize"]},
         "algo": run["algo"], "model": {"hidden": [16]}, "evaluate": {"interval": 120, "episodes": 2, "final_episodes": 2},
     })
 

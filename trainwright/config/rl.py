@@ -34,6 +34,8 @@ class EnvConfig(Frozen):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the environment's constructor")
     # A running mean/std of the observations, kept inside the policy so a saved policy carries it.
     normalize_obs: bool = False
+    # Rewards divided by the running std of the discounted return (SB3's VecNormalize); ppo and reinforce.
+    normalize_reward: bool = False
     max_episode_steps: int | None = Field(None, ge=1, description="truncate episodes here (default: the id's own limit)")
 
 
@@ -108,7 +110,7 @@ class PolicyNetConfig(Frozen):
 class RLEvaluateConfig(Frozen):
     """Separate evaluation episodes during training (the best policy is kept) and at the end."""
 
-    interval: int = Field(10_000, ge=1, description="env steps between evaluations")
+    interval: int = Field(5_000, ge=1, description="env steps between evaluations")
     episodes: int = Field(10, ge=1, description="episodes per evaluation during training")
     final_episodes: int = Field(100, ge=1, description="episodes of the final evaluation of the kept policy")
     deterministic: bool = Field(True, description="greedy actions (argmax, the Gaussian's mean)")
@@ -135,6 +137,8 @@ class RLConfig(Frozen):
                     f"algo.minibatch_size = {algo.minibatch_size} is larger than a rollout "
                     f"(env.n_envs * algo.n_steps = {rollout}); lower it or raise algo.n_steps"
                 )
+        if isinstance(algo, DQNConfig) and self.env.normalize_reward:
+            raise ValueError("env.normalize_reward is for ppo and reinforce; DQN learns Q-values in the reward's own scale (remove it)")
         if isinstance(algo, DQNConfig) and algo.epsilon_end > algo.epsilon_start:
             raise ValueError(f"algo.epsilon_end = {algo.epsilon_end} is above algo.epsilon_start = {algo.epsilon_start}; epsilon falls")
         return self
@@ -162,7 +166,7 @@ TUNED: dict[tuple[str, str], dict] = {
     },
     # rl-zoo3 ppo.yml Acrobot-v1 (normalize: true; 1M steps there), within our 200k budget.
     ("ppo", "Acrobot-v1"): {
-        "env": {"n_envs": 16, "normalize_obs": True},
+        "env": {"n_envs": 16, "normalize_obs": True, "normalize_reward": True},
         "algo": {"steps": 200_000, "n_steps": 256, "gae_lambda": 0.94, "gamma": 0.99, "epochs": 4, "ent_coef": 0.0},
     },
     # rl-zoo3 dqn.yml CartPole-v1 ("almost tuned", 50k steps there): train_freq 256 with 128 gradient steps,

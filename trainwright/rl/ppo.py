@@ -29,6 +29,7 @@ from trainwright.rl.agent import EpisodeStats, Observer, Progress, explained_var
 from trainwright.rl.envs import action_spec, env_state, load_env_state, make_envs, obs_size, to_env_actions
 from trainwright.rl.policies import ActorCritic
 from trainwright.rl.returns import gae
+from trainwright.rl.scaling import RewardScaler
 
 
 def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip: float) -> torch.Tensor:
@@ -63,6 +64,7 @@ class PPO:
         self.seconds = 0.0
         self.stop_reason: str | None = None
         self.episodes = EpisodeStats(n)
+        self.reward_scaler = RewardScaler(n, algo.gamma, config.env.normalize_reward)
         obs, _ = self.envs.reset(seed=config.seed)
         self.next_obs = torch.tensor(obs, dtype=torch.float32).reshape(n, features)  # (N, F)
         # Rollout storage, (T, N, ...), rewritten by every rollout.
@@ -96,7 +98,7 @@ class PPO:
                 obs, reward, terminated, truncated, info = self.envs.step(to_env_actions(action, self.action))
                 done = terminated | truncated
                 self.episodes.step(reward, done)
-                reward = torch.as_tensor(reward, dtype=torch.float32)
+                reward = self.reward_scaler(reward, done)  # (N,) float32, as is unless env.normalize_reward
                 # A time limit cut the episode, it did not end: its last reward gets gamma * V(final observation).
                 cut = truncated & ~terminated
                 if cut.any():
@@ -169,7 +171,8 @@ class PPO:
         return {
             "algo": "ppo", "env_steps": self.env_steps, "updates": self.updates, "seconds": self.seconds,
             "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-            "next_obs": self.next_obs.clone(), "episodes": self.episodes.state_dict(), "envs": env_state(self.envs),
+            "next_obs": self.next_obs.clone(), "episodes": self.episodes.state_dict(), "reward_scaler": self.reward_scaler.state_dict(),
+            "envs": env_state(self.envs),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -180,6 +183,7 @@ class PPO:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.episodes.load_state_dict(state["episodes"])
+        self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.next_obs = state["next_obs"].clone()
         if not load_env_state(self.envs, state["envs"]):  # a native simulator: start fresh episodes, seeded by the step count
             obs, _ = self.envs.reset(seed=self.config.seed + self.env_steps)
