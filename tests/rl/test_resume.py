@@ -5,6 +5,7 @@ import torch
 
 from trainwright.config.rl import rl_config
 from trainwright.rl.agent import Observer
+from trainwright.rl.evaluation import Evaluator
 from trainwright.rl.train import train, training_state
 from trainwright.training.checkpoint import load_state, save_state
 
@@ -30,11 +31,11 @@ def config(name):
 class KillAfter(Observer):
     """Checkpoint after every update (through the real file format), and die after ``updates``."""
 
-    def __init__(self, path, evaluator_of, updates):
-        self.path, self.evaluator_of, self.updates = path, evaluator_of, updates
+    def __init__(self, path, evaluator, updates):
+        self.path, self.evaluator, self.updates = path, evaluator, updates
 
     def on_update(self, agent, progress):
-        save_state(self.path, training_state(agent, self.evaluator_of()))
+        save_state(self.path, training_state(agent, self.evaluator))
         if progress.updates == self.updates:
             agent.request_stop("killed")
 
@@ -43,21 +44,8 @@ class KillAfter(Observer):
 def test_resume_mid_run_equals_an_uninterrupted_run(tmp_path, name):
     whole = train(config(name))
 
-    holder = {}
-    import trainwright.rl.train as rl_train
-
-    original = rl_train.Evaluator
-
-    class Remembered(original):  # lets the kill observer save the evaluator the run built
-        def __init__(self, cfg):
-            super().__init__(cfg)
-            holder["evaluator"] = self
-
-    rl_train.Evaluator = Remembered
-    try:
-        killed = train(config(name), [KillAfter(tmp_path / "ckpt.safetensors", lambda: holder["evaluator"], updates=4)])
-    finally:
-        rl_train.Evaluator = original
+    evaluator = Evaluator(config(name))
+    killed = train(config(name), [KillAfter(tmp_path / "ckpt.safetensors", evaluator, updates=4)], evaluator=evaluator)
     assert killed.agent.stop_reason == "killed" and 0 < killed.agent.env_steps < whole.agent.env_steps
 
     resumed = train(config(name), resume=load_state(tmp_path / "ckpt.safetensors"))

@@ -15,10 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from torch import nn
+
 from trainwright.config.rl import RLConfig, rl_config
-from trainwright.rl.agent import Agent, Observer
+from trainwright.rl.agent import Agent, Observer, seeded
 from trainwright.rl.dqn import DQN
+from trainwright.rl.envs import action_spec, make_envs, obs_size
 from trainwright.rl.evaluation import EvalResult, Evaluator, final_evaluation
+from trainwright.rl.policies import ActorCritic, QNetwork
 from trainwright.rl.ppo import PPO
 from trainwright.rl.reinforce import Reinforce
 
@@ -33,6 +37,25 @@ def make_agent(config: RLConfig | dict) -> Agent:
     """
     config = rl_config(config)
     return AGENTS[config.algo.name](config)
+
+
+def make_policy(config: RLConfig | dict) -> nn.Module:
+    """A fresh policy of the architecture ``config`` trains, without an agent: load saved weights into it to play.
+
+    Example:
+        >>> policy = make_policy(config)
+        >>> policy.load_state_dict(best_weights)
+        >>> evaluate(policy, config.env, episodes=10, seed=0).mean
+    """
+    config = rl_config(config)
+    envs = make_envs(config.env, n_envs=1)
+    spec, features = action_spec(envs), obs_size(envs)
+    envs.close()
+    model, normalize = config.model, config.env.normalize_obs
+    with seeded(config.seed):
+        if config.algo.name == "dqn":
+            return QNetwork(features, spec.size, model.hidden, model.activation, normalize)
+        return ActorCritic(features, spec.discrete, spec.size, model.hidden, model.activation, normalize)
 
 
 @dataclass
@@ -57,11 +80,17 @@ def training_state(agent: Agent, evaluator: Evaluator) -> dict[str, Any]:
     return {"agent": agent.state_dict(), "evaluator": evaluator.state_dict()}
 
 
-def train(config: RLConfig | dict, observers: list[Observer] | tuple[Observer, ...] = (), resume: dict[str, Any] | None = None) -> TrainResult:
+def train(
+    config: RLConfig | dict,
+    observers: list[Observer] | tuple[Observer, ...] = (),
+    resume: dict[str, Any] | None = None,
+    evaluator: Evaluator | None = None,
+) -> TrainResult:
     """Train ``config``'s agent with periodic evaluation (the evaluator sees each update before ``observers``),
-    then evaluate the best policy on fresh seeds. ``resume``: a ``training_state`` to continue from."""
+    then evaluate the best policy on fresh seeds. ``resume``: a ``training_state`` to continue from;
+    ``evaluator``: pass your own to hand it to a checkpoint observer as well."""
     agent = make_agent(config)
-    evaluator = Evaluator(agent.config)
+    evaluator = evaluator if evaluator is not None else Evaluator(agent.config)
     if resume is not None:
         agent.load_state_dict(resume["agent"])
         evaluator.load_state_dict(resume["evaluator"])
