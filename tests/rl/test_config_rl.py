@@ -34,3 +34,15 @@ def test_invalid_configs_are_one_line_naming_the_key(raw, fragment):
     with pytest.raises(TrainwrightError, match="invalid rl config") as info:
         rl_config(raw)
     assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_example_configs_validate():
+    from pathlib import Path
+
+    import yaml
+
+    examples = sorted((Path(__file__).parents[2] / "examples" / "rl").glob("*.yaml"))
+    assert len(examples) == 3
+    for path in examples:
+        config = rl_config(yaml.safe_load(path.read_text()))
+        assert config.recipe == "rl" and config.algo.steps > 0

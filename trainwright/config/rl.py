@@ -89,7 +89,9 @@ class ReinforceConfig(Frozen):
     steps: int = _STEPS
     gamma: float = Field(0.99, ge=0, le=1)
     lr: float = Field(1e-3, gt=0)
-    n_steps: int = Field(256, ge=1, description="steps per environment in one rollout (the return is bootstrapped at its end)")
+    # 64 x 8 envs: ~200 updates in 100k steps (CartPole-v1 reaches 500 by 80k on seed 0); longer rollouts give
+    # truer Monte-Carlo returns but few updates (256 reached only ~200).
+    n_steps: int = Field(64, ge=1, description="steps per environment in one rollout (the return is bootstrapped at its end)")
     ent_coef: float = Field(0.0, ge=0)
     vf_coef: float = Field(0.5, ge=0)
     max_grad_norm: float = Field(0.5, gt=0)
@@ -151,7 +153,8 @@ class RLConfig(Frozen):
 # ── defaults per algorithm, then per (algorithm, environment) ──────────────────────────────────────
 ALGO_DEFAULTS: dict[str, dict] = {
     "ppo": {"env": {"n_envs": 8}},
-    "reinforce": {"env": {"n_envs": 8}},
+    # Reward scaling keeps the baseline's squared error from swamping the policy's share of the clipped gradient.
+    "reinforce": {"env": {"n_envs": 8, "normalize_reward": True}},
     "dqn": {"env": {"n_envs": 1}, "model": {"activation": "relu"}},
 }
 
