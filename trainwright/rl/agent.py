@@ -99,6 +99,10 @@ class EpisodeStats:
             self.returns[ended] = 0.0
             self.lengths[ended] = 0
 
+    def restart(self) -> None:
+        """Forget the running episodes (the environments were reset without ending them)."""
+        self.returns[:], self.lengths[:] = 0.0, 0
+
     def pop(self) -> tuple[list[float], list[int]]:
         """The episodes that ended since the last pop."""
         ended = self.ended_returns, self.ended_lengths

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from trainwright.config.rl import DQNConfig, RLConfig
 from trainwright.errors import TrainwrightError
 from trainwright.rl.agent import EpisodeStats, Observer, Progress, notify, seeded
-from trainwright.rl.envs import action_spec, env_state, load_env_state, make_envs, obs_size
+from trainwright.rl.envs import action_spec, env_state, make_envs, obs_size, restore_envs
 from trainwright.rl.policies import QNetwork
 from trainwright.rl.replay import ReplayBuffer
 
@@ -178,7 +178,7 @@ class DQN:
         self.generator.set_state(state["generator"])
         self.episodes.load_state_dict(state["episodes"])
         self.next_obs = state["next_obs"].clone()
-        if not load_env_state(self.envs, state["envs"]):  # a native simulator: start fresh episodes, seeded by the step count
-            obs, _ = self.envs.reset(seed=self.config.seed + self.env_steps)
-            self.next_obs = torch.tensor(obs, dtype=torch.float32).reshape(self.envs.num_envs, -1)
-            self.episodes.returns[:], self.episodes.lengths[:] = 0.0, 0
+        fresh = restore_envs(self.envs, state["envs"], seed=self.config.seed + self.env_steps)
+        if fresh is not None:  # a native simulator (Box2D, MuJoCo) is not captured: fresh episodes, seeded by the step count
+            self.next_obs = fresh
+            self.episodes.restart()

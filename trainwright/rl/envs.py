@@ -149,6 +149,15 @@ def load_env_state(envs: SyncVectorEnv, state: list[list[dict[str, Any]]]) -> bo
     return exact
 
 
+def restore_envs(envs: SyncVectorEnv, state: list[list[dict[str, Any]]], seed: int) -> torch.Tensor | None:
+    """``load_env_state``, and where that could not be exact, fresh episodes reset with ``seed``: their
+    observations (N, F) are returned then, None otherwise (the checkpoint's observations stand)."""
+    if load_env_state(envs, state):
+        return None
+    obs, _ = envs.reset(seed=seed)
+    return torch.tensor(obs, dtype=torch.float32).reshape(envs.num_envs, -1)
+
+
 _PLAIN = (bool, int, float, type(None))
 
 

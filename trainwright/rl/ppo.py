@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from trainwright.config.rl import PPOConfig, RLConfig
 from trainwright.errors import TrainwrightError
 from trainwright.rl.agent import EpisodeStats, Observer, Progress, explained_variance, notify, seeded
-from trainwright.rl.envs import action_spec, env_state, load_env_state, make_envs, obs_size, to_env_actions
+from trainwright.rl.envs import action_spec, env_state, make_envs, obs_size, restore_envs, to_env_actions
 from trainwright.rl.policies import ActorCritic
 from trainwright.rl.returns import gae
 from trainwright.rl.scaling import RewardScaler
@@ -185,7 +185,8 @@ class PPO:
         self.episodes.load_state_dict(state["episodes"])
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.next_obs = state["next_obs"].clone()
-        if not load_env_state(self.envs, state["envs"]):  # a native simulator: start fresh episodes, seeded by the step count
-            obs, _ = self.envs.reset(seed=self.config.seed + self.env_steps)
-            self.next_obs = torch.tensor(obs, dtype=torch.float32).reshape(self.envs.num_envs, -1)
-            self.episodes.returns[:], self.episodes.lengths[:] = 0.0, 0
+        fresh = restore_envs(self.envs, state["envs"], seed=self.config.seed + self.env_steps)
+        if fresh is not None:  # a native simulator (Box2D, MuJoCo) is not captured: fresh episodes, seeded by the step count
+            self.next_obs = fresh
+            self.episodes.restart()
+            self.reward_scaler.restart()

@@ -38,6 +38,10 @@ class RewardScaler:
         self.returns[torch.from_numpy(np.asarray(dones))] = 0.0
         return scaled.float()
 
+    def restart(self) -> None:
+        """Forget the running returns (the environments were reset without ending their episodes)."""
+        self.returns.zero_()
+
     def state_dict(self) -> dict[str, Any]:
         return {"stats": self.stats.state_dict(), "returns": self.returns.clone()}
 
