@@ -19,7 +19,7 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Categorical, Distribution, Normal
+from torch.distributions import Normal
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -102,12 +102,12 @@ class ActorCritic(nn.Module):
         self.critic = mlp(obs_size, hidden, 1, activation, out_gain=1.0)
         self.log_std = None if discrete else nn.Parameter(torch.full((action_size,), float(log_std_init)))
 
-    def distribution(self, x: torch.Tensor) -> Distribution:
-        """The action distribution for already-normalized observations x (B, F)."""
-        out = self.actor(x)
-        if self.discrete:
-            return Categorical(logits=out, validate_args=False)
-        return Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
+    # The categorical head works on log-softmax directly rather than through torch.distributions.Categorical:
+    # the same numbers with a third of the autograd nodes, and PPO's update on CartPole is bound by nodes, not FLOPs.
+    def gaussian(self, x: torch.Tensor) -> Normal:
+        """The Gaussian for already-normalized observations x (B, F): mean (B, D), std (D,) broadcast."""
+        mean = self.actor(x)
+        return Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(obs): (B, F) -> (B,)."""
@@ -116,32 +116,49 @@ class ActorCritic(nn.Module):
     def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For a rollout: actions (B,) or (B, D), their log-probabilities (B,) and the values (B,)."""
         x = self.obs_norm(obs)
-        dist = self.distribution(x)
         if self.discrete:
-            action = torch.multinomial(dist.probs, 1, generator=generator).squeeze(-1)
-            log_prob = dist.log_prob(action)
+            log_p = torch.log_softmax(self.actor(x), -1)  # (B, A)
+            action = torch.multinomial(log_p.exp(), 1, generator=generator)  # (B, 1)
+            log_prob = log_p.gather(-1, action).squeeze(-1)
+            action = action.squeeze(-1)
         else:
+            dist = self.gaussian(x)
             action = dist.mean + dist.stddev * torch.randn(dist.mean.shape, generator=generator)
-            log_prob = dist.log_prob(action).sum(-1)
+            log_prob = dist.log_prob(action).sum(-1)  # independent dimensions: sum over D
         return action, log_prob, self.critic(x).squeeze(-1)
 
-    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For an update: log-probabilities (B,), entropies (B,) and values (B,) of stored actions."""
+    def evaluate(
+        self, obs: torch.Tensor, actions: torch.Tensor, entropy_grad: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For an update: log-probabilities (B,), entropies (B,) and values (B,) of stored actions.
+
+        ``entropy_grad=False`` computes the entropy outside the graph (a metric only, as when ent_coef is 0).
+        """
         x = self.obs_norm(obs)
-        dist = self.distribution(x)
-        log_prob, entropy = dist.log_prob(actions), dist.entropy()
-        if not self.discrete:  # independent dimensions: sum over D
-            log_prob, entropy = log_prob.sum(-1), entropy.sum(-1)
+        if self.discrete:
+            log_p = torch.log_softmax(self.actor(x), -1)  # (B, A)
+            log_prob = log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                entropy = -(log_p.exp() * log_p).sum(-1)
+        else:
+            dist = self.gaussian(x)
+            log_prob = dist.log_prob(actions).sum(-1)
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                entropy = dist.entropy().sum(-1)
         return log_prob, entropy, self.critic(x).squeeze(-1)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
         """Actions for observations (B, F): the mode when deterministic, else a sample."""
-        dist = self.distribution(self.obs_norm(obs))
-        if deterministic:
-            return dist.probs.argmax(-1) if self.discrete else dist.mean
+        x = self.obs_norm(obs)
         if self.discrete:
-            return torch.multinomial(dist.probs, 1, generator=generator).squeeze(-1)
+            logits = self.actor(x)
+            if deterministic:
+                return logits.argmax(-1)
+            return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
+        dist = self.gaussian(x)
+        if deterministic:
+            return dist.mean
         return dist.mean + dist.stddev * torch.randn(dist.mean.shape, generator=generator)
 
 

@@ -126,7 +126,8 @@ class PPO:
                 order = torch.randperm(batch, generator=self.generator)
                 for start in range(0, batch, algo.minibatch_size):
                     idx = order[start : start + algo.minibatch_size]
-                    log_prob, entropy, value = self.policy.evaluate(b_obs[idx], b_actions[idx])
+                    # With no entropy bonus the entropy is only reported: kept out of the graph it costs no backward.
+                    log_prob, entropy, value = self.policy.evaluate(b_obs[idx], b_actions[idx], entropy_grad=algo.ent_coef > 0)
                     log_ratio = log_prob - b_log_probs[idx]
                     ratio = log_ratio.exp()
                     adv = b_advantages[idx]
@@ -137,7 +138,9 @@ class PPO:
                         value = b_values[idx] + (value - b_values[idx]).clamp(-algo.clip_value, algo.clip_value)
                     value_loss = F.mse_loss(value, b_returns[idx])
                     entropy = entropy.mean()
-                    loss = policy_loss - algo.ent_coef * entropy + algo.vf_coef * value_loss
+                    loss = policy_loss + algo.vf_coef * value_loss
+                    if algo.ent_coef > 0:
+                        loss = loss - algo.ent_coef * entropy
 
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
