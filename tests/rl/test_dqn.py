@@ -55,7 +55,8 @@ def test_dqn_refuses_continuous_actions_and_names_the_fix():
 def test_a_short_dqn_run_learns_on_replayed_transitions():
     config = rl_config({
         "env": {"id": "CartPole-v1"},
-        "algo": {"name": "dqn", "steps": 600, "learning_starts": 100, "train_freq": 50, "gradient_steps": 5, "batch_size": 32},
+        "algo": {"name": "dqn", "steps": 600, "learning_starts": 100, "train_freq": 50, "gradient_steps": 5, "batch_size": 32,
+                 "anneal_lr": True, "lr": 1e-3},
     })
     seen = []
 
@@ -69,3 +70,4 @@ def test_a_short_dqn_run_learns_on_replayed_transitions():
     assert agent.env_steps == 600 and agent.buffer.size == 600
     assert agent.gradient_steps == 5 * 11  # every round that ended at step 100 or later trained
     assert "q_loss" in seen[-1].metrics and seen[-1].metrics["epsilon"] < 1.0
+    assert seen[0].metrics["lr"] == pytest.approx(1e-3) and seen[-1].metrics["lr"] == pytest.approx(1e-3 * 50 / 600)

@@ -68,6 +68,7 @@ class DQNConfig(Frozen):
     steps: int = _STEPS
     gamma: float = Field(0.99, ge=0, le=1)
     lr: float = Field(1e-4, gt=0)
+    anneal_lr: bool = Field(False, description="lr falls linearly to 0 over the budget (SB3's lin_<lr> schedule)")
     buffer_size: int = Field(100_000, ge=1)
     batch_size: int = Field(64, ge=1)
     learning_starts: int = Field(1000, ge=0, description="env steps of uniformly random actions before learning")

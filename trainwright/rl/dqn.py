@@ -85,7 +85,7 @@ class DQN:
         algo, n = self.config.algo, self.envs.num_envs
         notify(observers, "on_train_begin", self)
         while self.env_steps < self.total_steps and self.stop_reason is None:
-            started = time.perf_counter()
+            started, round_start = time.perf_counter(), self.env_steps
             # ── collect: train_freq env steps (whole vector steps), epsilon-greedy ──
             for _ in range(max(1, algo.train_freq // n)):
                 if self.env_steps + n > self.total_steps:
@@ -116,6 +116,9 @@ class DQN:
             # ── learn: gradient_steps of the TD loss on replayed minibatches ──
             losses, q_means = torch.zeros(()), torch.zeros(())
             learned = self.env_steps >= algo.learning_starts and self.buffer.size >= algo.batch_size
+            lr = algo.lr * (1.0 - round_start / self.total_steps) if algo.anneal_lr else algo.lr  # as of the round's start
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
             for _ in range(algo.gradient_steps if learned else 0):
                 obs_b, actions_b, rewards_b, next_b, terminated_b = self.buffer.sample(algo.batch_size, self.generator)
                 with torch.no_grad():
@@ -140,7 +143,7 @@ class DQN:
             self.updates += 1
             self.seconds += time.perf_counter() - started
             k = algo.gradient_steps if learned else 0
-            metrics = {"epsilon": 1.0 if self.env_steps < algo.learning_starts else self.epsilon(), "lr": algo.lr}
+            metrics = {"epsilon": 1.0 if self.env_steps < algo.learning_starts else self.epsilon(), "lr": lr}
             if k:
                 metrics.update(q_loss=float(losses) / k, q_mean=float(q_means) / k)
             ended_returns, ended_lengths = self.episodes.pop()
