@@ -98,7 +98,8 @@ def main() -> None:
         a = ours(seed, args.steps)
         print(f"seed {seed} trainwright: {a['steps'] / a['seconds']:.0f} env steps/s ({a['steps']} in {a['seconds']:.1f} s), 475 at {a['solved_at']}", flush=True)
         b = sb3(seed, args.steps)
-        print(f"seed {seed} SB3:         {b['steps'] / b['seconds']:.0f} env steps/s ({b['steps']} in {b['seconds']:.1f} s), 475 at {b['solved_at']}", flush=True)
+        print(f"seed {seed} SB3:         {b['steps'] / b['seconds']:.0f} env steps/s ({b['steps']} in {b['seconds']:.1f} s), 475 at {b['solved_at']}; "
+              f"ratio {(a['steps'] / a['seconds']) / (b['steps'] / b['seconds']):.2f}", flush=True)
         rows.append((a, b))
     ratio = statistics.median((a["steps"] / a["seconds"]) / (b["steps"] / b["seconds"]) for a, b in rows)
     for name, side in (("trainwright", 0), ("SB3", 1)):
