@@ -82,7 +82,8 @@ def sb3(seed: int, steps: int) -> dict:
     probe = Probe()
     started = time.perf_counter()
     model.learn(steps, callback=probe)
-    return {"steps": model.num_timesteps, "seconds": time.perf_counter() - started - probe.eval_seconds, "solved_at": probe.solved_at}
+    seconds = time.perf_counter() - started - probe.eval_seconds
+    return {"steps": model.num_timesteps, "seconds": seconds, "solved_at": probe.solved_at}
 
 
 def main() -> None:
@@ -96,9 +97,11 @@ def main() -> None:
     rows = []
     for seed in seeds:
         a = ours(seed, args.steps)
-        print(f"seed {seed} trainwright: {a['steps'] / a['seconds']:.0f} env steps/s ({a['steps']} in {a['seconds']:.1f} s), 475 at {a['solved_at']}", flush=True)
+        print(f"seed {seed} trainwright: {a['steps'] / a['seconds']:.0f} env steps/s ({a['steps']} in {a['seconds']:.1f} s), "
+              f"475 at {a['solved_at']}", flush=True)
         b = sb3(seed, args.steps)
-        print(f"seed {seed} SB3:         {b['steps'] / b['seconds']:.0f} env steps/s ({b['steps']} in {b['seconds']:.1f} s), 475 at {b['solved_at']}; "
+        print(f"seed {seed} SB3:         {b['steps'] / b['seconds']:.0f} env steps/s ({b['steps']} in {b['seconds']:.1f} s), "
+              f"475 at {b['solved_at']}; "
               f"ratio {(a['steps'] / a['seconds']) / (b['steps'] / b['seconds']):.2f}", flush=True)
         rows.append((a, b))
     ratio = statistics.median((a["steps"] / a["seconds"]) / (b["steps"] / b["seconds"]) for a, b in rows)
@@ -107,7 +110,8 @@ def main() -> None:
         solved = [r[side]["solved_at"] for r in rows]
         reached = [s for s in solved if s is not None]
         median_solved = f"{np.median(reached):.0f}" if reached else "never"
-        print(f"{name}: median {statistics.median(speeds):.0f} env steps/s; reached 475 in {len(reached)}/{len(rows)} runs, median at {median_solved} steps")
+        print(f"{name}: median {statistics.median(speeds):.0f} env steps/s; reached 475 in {len(reached)}/{len(rows)} runs, "
+              f"median at {median_solved} steps")
     print(f"speed trainwright/SB3 = {ratio:.2f} (median of per-seed ratios)")
 
 

@@ -14,7 +14,8 @@ def test_epsilon_falls_linearly_then_stays():
 
 
 def test_dqn_epsilon_follows_the_budget_fraction():
-    config = rl_config({"env": {"id": "CartPole-v1"}, "algo": {"name": "dqn", "steps": 1000, "exploration_fraction": 0.5, "epsilon_end": 0.2}})
+    algo = {"name": "dqn", "steps": 1000, "exploration_fraction": 0.5, "epsilon_end": 0.2}
+    config = rl_config({"env": {"id": "CartPole-v1"}, "algo": algo})
     agent = DQN(config)
     agent.env_steps = 250
     assert agent.epsilon() == pytest.approx(0.6)
@@ -40,7 +41,8 @@ def test_replay_buffer_wraps_around_and_overwrites_the_oldest():
 
 def test_replay_buffer_state_round_trip():
     buffer = ReplayBuffer(capacity=4, obs_size=2)
-    buffer.add(torch.ones(3, 2), torch.tensor([0, 1, 0]), torch.tensor([1.0, 2.0, 3.0]), torch.zeros(3, 2), torch.tensor([0.0, 1.0, 0.0]))
+    rewards, terminated = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 1.0, 0.0])
+    buffer.add(torch.ones(3, 2), torch.tensor([0, 1, 0]), rewards, torch.zeros(3, 2), terminated)
     copy = ReplayBuffer(capacity=4, obs_size=2)
     copy.load_state_dict(buffer.state_dict())
     assert (copy.pos, copy.size) == (3, 3)
@@ -48,7 +50,7 @@ def test_replay_buffer_state_round_trip():
 
 
 def test_dqn_refuses_continuous_actions_and_names_the_fix():
-    with pytest.raises(TrainwrightError, match="dqn needs Discrete actions, but Pendulum-v1 has continuous .* use algo.name: ppo"):
+    with pytest.raises(TrainwrightError, match="dqn needs Discrete actions, but Pendulum-v1 has continuous .* use algo.name: ppo"):  # noqa: E501
         DQN(rl_config({"env": {"id": "Pendulum-v1"}, "algo": {"name": "dqn"}}))
 
 

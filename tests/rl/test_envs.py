@@ -26,7 +26,8 @@ def test_an_unimportable_user_class_says_what_to_do():
 
 @pytest.mark.skipif(importlib.util.find_spec("Box2D") is not None, reason="Box2D is installed here")
 def test_box2d_without_its_package_names_the_extra():
-    with pytest.raises(TrainwrightError, match=r"env.id 'LunarLander-v3' needs a package that is not installed: pip install 'trainwright\[box2d\]'"):
+    missing = r"env.id 'LunarLander-v3' needs a package that is not installed: pip install 'trainwright\[box2d\]'"
+    with pytest.raises(TrainwrightError, match=missing):
         make_envs(EnvConfig(id="LunarLander-v3"))
 
 

@@ -30,7 +30,8 @@ def test_a_short_ppo_run_on_cartpole_beats_the_random_policy():
 
 
 def test_continuous_actions_train_with_a_gaussian_head():
-    config = rl_config({"env": {"id": "Pendulum-v1", "n_envs": 2}, "algo": {"name": "ppo", "steps": 512, "n_steps": 64, "epochs": 2}})
+    algo = {"name": "ppo", "steps": 512, "n_steps": 64, "epochs": 2}
+    config = rl_config({"env": {"id": "Pendulum-v1", "n_envs": 2}, "algo": algo})
     agent = PPO(config)
     stds = []
 

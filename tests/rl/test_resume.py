@@ -7,6 +7,7 @@ from trainwright.config.rl import rl_config
 from trainwright.rl.agent import Observer
 from trainwright.rl.evaluation import Evaluator
 from trainwright.rl.train import train, training_state
+from trainwright.rundir import RunDir
 from trainwright.training.checkpoint import load_state, save_state
 
 RUNS = {
@@ -23,7 +24,8 @@ def config(name):
     run = RUNS[name]
     return rl_config({
         "seed": 3,
-        "env": {"id": "CartPole-v1", "n_envs": 2, "max_episode_steps": 12, "normalize_obs": run["normalize"], "normalize_reward": run["normalize"]},
+        "env": {"id": "CartPole-v1", "n_envs": 2, "max_episode_steps": 12,
+                "normalize_obs": run["normalize"], "normalize_reward": run["normalize"]},
         "algo": run["algo"], "model": {"hidden": [16]}, "evaluate": {"interval": 120, "episodes": 2, "final_episodes": 2},
     })
 
@@ -35,7 +37,7 @@ class KillAfter(Observer):
         self.path, self.evaluator, self.updates = path, evaluator, updates
 
     def on_update(self, agent, progress):
-        save_state(self.path, training_state(agent, self.evaluator))
+        save_state(RunDir(self.path.parent), self.path, training_state(agent, self.evaluator))
         if progress.updates == self.updates:
             agent.request_stop("killed")
 

@@ -19,5 +19,7 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value_per_enviro
     dones = torch.zeros(3, 2)
     last = torch.tensor([10.0, -1.0])
     advantages = gae(rewards, values, dones, last, gamma=0.5, lam=1.0)
-    returns = torch.tensor([[1 + 0.5 + 0.25 + 0.125 * 10, 0 + 0.5 + 0.5 - 0.125], [1 + 0.5 + 0.25 * 10, 1 + 1 - 0.25], [1 + 5.0, 2 - 0.5]])
+    returns = torch.tensor(
+        [[1 + 0.5 + 0.25 + 0.125 * 10, 0 + 0.5 + 0.5 - 0.125], [1 + 0.5 + 0.25 * 10, 1 + 1 - 0.25], [1 + 5.0, 2 - 0.5]]
+    )
     torch.testing.assert_close(advantages + values, returns)

@@ -122,7 +122,8 @@ class EpisodeStats:
 
 
 def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
-    """1 - Var(target - predicted) / Var(target): 1 is a perfect value function, 0 no better than a constant, NaN if the target is constant.
+    """1 - Var(target - predicted) / Var(target): 1 is a perfect value function, 0 no better than a constant,
+    NaN if the target is constant.
 
     Example:
         >>> explained_variance(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0]))

@@ -37,7 +37,10 @@ def iqm(scores: Sequence[float] | np.ndarray) -> float:
 
 
 def iqm_interval(
-    scores: Sequence[float] | Sequence[Sequence[float]] | np.ndarray, confidence: float = 0.95, resamples: int = 50_000, seed: int = 0
+    scores: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+    confidence: float = 0.95,
+    resamples: int = 50_000,
+    seed: int = 0,
 ) -> IQMInterval:
     """IQM over every run of every task and its stratified-bootstrap percentile interval.
 

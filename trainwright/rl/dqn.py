@@ -105,8 +105,10 @@ class DQN:
                 real_next = next_obs.clone()  # where an episode ended, the buffer needs its final observation
                 if done.any():
                     ended = np.flatnonzero(done)
-                    real_next[ended] = torch.tensor(np.stack(info["final_obs"][ended]), dtype=torch.float32).reshape(len(ended), -1)
-                self.buffer.add(self.next_obs, actions, torch.as_tensor(reward, dtype=torch.float32), real_next, torch.from_numpy(terminated).float())
+                    final = np.stack(info["final_obs"][ended])
+                    real_next[ended] = torch.tensor(final, dtype=torch.float32).reshape(len(ended), -1)
+                rewards, ends = torch.as_tensor(reward, dtype=torch.float32), torch.from_numpy(terminated).float()
+                self.buffer.add(self.next_obs, actions, rewards, real_next, ends)
                 self.next_obs = next_obs
                 self.env_steps += n
                 if self.env_steps - self.last_target_update >= algo.target_update_interval:
@@ -147,7 +149,9 @@ class DQN:
             if k:
                 metrics.update(q_loss=float(losses) / k, q_mean=float(q_means) / k)
             ended_returns, ended_lengths = self.episodes.pop()
-            progress = Progress(self.env_steps, self.total_steps, self.updates, self.seconds, ended_returns, ended_lengths, metrics)
+            progress = Progress(
+                self.env_steps, self.total_steps, self.updates, self.seconds, ended_returns, ended_lengths, metrics
+            )
             notify(observers, "on_update", self, progress)
             if self.env_steps + n > self.total_steps:
                 break  # the budget has no room for another vector step

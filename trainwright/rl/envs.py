@@ -45,7 +45,7 @@ class ActionSpec:
 
 
 def make_envs(env: EnvConfig, n_envs: int | None = None, render_mode: str | None = None) -> SyncVectorEnv:
-    """``n_envs`` (default ``env.n_envs``) copies of the environment; reset them with ``envs.reset(seed=seed)`` (seeds seed, seed+1, ...).
+    """``n_envs`` (default ``env.n_envs``) copies of the environment; ``envs.reset(seed=seed)`` seeds them seed, seed+1, ...
 
     Example:
         >>> envs = make_envs(EnvConfig(id="Acrobot-v1"), n_envs=2)
@@ -108,9 +108,13 @@ def check_spaces(envs: SyncVectorEnv, env_id: str) -> None:
             "(wrap the environment with gymnasium.wrappers.FlattenObservation or a one-hot wrapper)"
         )
     if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
-        raise TrainwrightError(f"{env_id} has a {type(act_space).__name__} action space; only Discrete and Box actions are supported")
+        raise TrainwrightError(
+            f"{env_id} has a {type(act_space).__name__} action space; only Discrete and Box actions are supported"
+        )
     if isinstance(act_space, gym.spaces.Discrete) and act_space.start != 0:
-        raise TrainwrightError(f"{env_id} has Discrete actions starting at {act_space.start}; only actions starting at 0 are supported")
+        raise TrainwrightError(
+            f"{env_id} has Discrete actions starting at {act_space.start}; only actions starting at 0 are supported"
+        )
 
 
 def to_env_actions(actions: torch.Tensor, spec: ActionSpec) -> np.ndarray:
@@ -120,7 +124,7 @@ def to_env_actions(actions: torch.Tensor, spec: ActionSpec) -> np.ndarray:
     return np.clip(actions.numpy(), spec.low, spec.high)
 
 
-# ── state for an exact resume ─────────────────────────────────────────────────────────────────
+# ── state for an exact resume ───────────────────────────────────────────────────────────────
 def env_state(envs: SyncVectorEnv) -> list[list[dict[str, Any]]]:
     """Each environment's state as plain data: per wrapper layer its plain attributes (numbers, arrays
     as tensors), and the random generator. Enough for gymnasium's classic-control set and for most
@@ -133,12 +137,16 @@ def env_state(envs: SyncVectorEnv) -> list[list[dict[str, Any]]]:
 def load_env_state(envs: SyncVectorEnv, state: list[list[dict[str, Any]]]) -> bool:
     """Put back what ``env_state`` captured; False when a layer had state it could not capture."""
     if len(state) != len(envs.envs):
-        raise TrainwrightError(f"the checkpoint holds {len(state)} environments, the config makes {len(envs.envs)}; keep env.n_envs")
+        raise TrainwrightError(
+            f"the checkpoint holds {len(state)} environments, the config makes {len(envs.envs)}; keep env.n_envs"
+        )
     exact = True
     for env, layers in zip(envs.envs, state):
         for layer, saved in zip(_layers(env), layers):
             if saved["class"] != type(layer).__name__:
-                raise TrainwrightError(f"the checkpoint's environment is {saved['class']}, the config makes {type(layer).__name__}; keep env.id")
+                raise TrainwrightError(
+                    f"the checkpoint's environment is {saved['class']}, the config makes {type(layer).__name__}; keep env.id"
+                )
             for name, value in saved["attrs"].items():
                 setattr(layer, name, _from_plain(value))
             if saved["rng"] is not None:
@@ -178,7 +186,8 @@ def _layer_state(layer: gym.Env) -> dict[str, Any]:
         elif type(value).__module__.startswith("Box2D") or type(value).__module__.startswith("mujoco"):
             complete = False
     rng = getattr(layer, "_np_random", None) if not isinstance(layer, gym.Wrapper) else None
-    return {"class": type(layer).__name__, "attrs": attrs, "rng": rng.bit_generator.state if rng is not None else None, "complete": complete}
+    state = rng.bit_generator.state if rng is not None else None
+    return {"class": type(layer).__name__, "attrs": attrs, "rng": state, "complete": complete}
 
 
 def _to_plain(value: Any) -> Any:
@@ -202,15 +211,20 @@ def _user_class(env_id: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise TrainwrightError(f"env.id {env_id!r}: cannot import {module_name} ({error}); install it or run from the folder that holds it") from None
+        raise TrainwrightError(
+            f"env.id {env_id!r}: cannot import {module_name} ({error}); install it or run from the folder that holds it"
+        ) from None
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, gym.Env)):
         found = "is missing" if cls is None else "is not a gymnasium.Env subclass"
-        raise TrainwrightError(f"env.id {env_id!r}: {module_name}.{class_name} {found}; give package.module:EnvClass of a gymnasium.Env")
+        raise TrainwrightError(
+            f"env.id {env_id!r}: {module_name}.{class_name} {found}; give package.module:EnvClass of a gymnasium.Env"
+        )
     return cls
 
 
 def _missing_dependency(env_id: str, spec: EnvSpec, error: Exception) -> str:
     entry = spec.entry_point if isinstance(spec.entry_point, str) else ""
     extra = next((name for prefix, name in EXTRAS.items() if entry.startswith(prefix)), "rl")
-    return f"env.id {env_id!r} needs a package that is not installed: pip install 'trainwright[{extra}]' ({str(error).splitlines()[0]})"
+    reason = str(error).splitlines()[0]
+    return f"env.id {env_id!r} needs a package that is not installed: pip install 'trainwright[{extra}]' ({reason})"

@@ -56,7 +56,9 @@ class EvalResult:
         }
 
 
-def evaluate(policy: nn.Module, env: EnvConfig, episodes: int, seed: int, deterministic: bool = True, max_envs: int = 16) -> EvalResult:
+def evaluate(
+    policy: nn.Module, env: EnvConfig, episodes: int, seed: int, deterministic: bool = True, max_envs: int = 16
+) -> EvalResult:
     """Play ``episodes`` episodes with ``policy.act`` on new environments reset with ``seed``.
 
     Example:
@@ -78,7 +80,8 @@ def evaluate(policy: nn.Module, env: EnvConfig, episodes: int, seed: int, determ
     policy.eval()
     try:
         while (played < quota).any():
-            actions = policy.act(torch.tensor(obs, dtype=torch.float32).reshape(n, -1), deterministic=deterministic, generator=generator)
+            observations = torch.tensor(obs, dtype=torch.float32).reshape(n, -1)
+            actions = policy.act(observations, deterministic=deterministic, generator=generator)
             obs, reward, terminated, truncated, _ = envs.step(to_env_actions(actions, spec))
             running += reward
             length += 1

@@ -174,7 +174,9 @@ class QNetwork(nn.Module):
         return self.net(self.obs_norm(obs))
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None, epsilon: float = 0.05) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None, epsilon: float = 0.05
+    ) -> torch.Tensor:
         """Greedy actions (B,); not deterministic: epsilon-greedy, the usual way to evaluate a DQN stochastically."""
         q = self(obs)
         greedy = q.argmax(-1)

@@ -41,7 +41,8 @@ class Reinforce:
         n, steps, features = self.envs.num_envs, algo.n_steps, obs_size(self.envs)
         with seeded(config.seed):
             self.policy = ActorCritic(
-                features, self.action.discrete, self.action.size, config.model.hidden, config.model.activation, config.env.normalize_obs
+                features, self.action.discrete, self.action.size,
+                config.model.hidden, config.model.activation, config.env.normalize_obs,
             )
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=algo.lr, fused=True)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -114,7 +115,8 @@ class Reinforce:
                 "explained_variance": explained_variance(value.detach(), returns), "lr": algo.lr,
             }
             ended_returns, ended_lengths = self.episodes.pop()
-            progress = Progress(self.env_steps, self.total_updates * batch, self.updates, self.seconds, ended_returns, ended_lengths, metrics)
+            planned = self.total_updates * batch
+            progress = Progress(self.env_steps, planned, self.updates, self.seconds, ended_returns, ended_lengths, metrics)
             notify(observers, "on_update", self, progress)
         notify(observers, "on_train_end", self)
         return self
@@ -124,7 +126,8 @@ class Reinforce:
         return {
             "algo": "reinforce", "env_steps": self.env_steps, "updates": self.updates, "seconds": self.seconds,
             "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-            "next_obs": self.next_obs.clone(), "episodes": self.episodes.state_dict(), "reward_scaler": self.reward_scaler.state_dict(),
+            "next_obs": self.next_obs.clone(), "episodes": self.episodes.state_dict(),
+            "reward_scaler": self.reward_scaler.state_dict(),
             "envs": env_state(self.envs),
         }
 

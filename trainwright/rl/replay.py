@@ -30,8 +30,11 @@ class ReplayBuffer:
         self.pos = 0  # the next row to write
         self.size = 0  # rows that hold a transition
 
-    def add(self, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> None:
-        """Store N transitions at once (one vector-env step): obs (N, F), actions (N,), rewards (N,), next_obs (N, F), terminated (N,)."""
+    def add(
+        self, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor
+    ) -> None:
+        """Store N transitions at once (one vector-env step): obs (N, F), actions (N,), rewards (N,), next_obs (N, F),
+        terminated (N,)."""
         rows = (self.pos + torch.arange(len(actions))) % self.capacity  # wraps around the end of the ring
         self.obs[rows], self.next_obs[rows] = obs, next_obs
         self.actions[rows], self.rewards[rows], self.terminated[rows] = actions, rewards, terminated
@@ -54,7 +57,9 @@ class ReplayBuffer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         n = state["size"]
         if n > self.capacity:
-            raise ValueError(f"the checkpoint's replay buffer holds {n} transitions, more than algo.buffer_size = {self.capacity}")
+            raise ValueError(
+                f"the checkpoint's replay buffer holds {n} transitions, more than algo.buffer_size = {self.capacity}"
+            )
         for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
             getattr(self, name)[:n] = state[name]
         self.pos, self.size = state["pos"], n
