@@ -2,16 +2,17 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2.
+# The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2. It is named again
+# beside the extras (rl: gymnasium 1.x with pygame-ce, which need no torch) so no extra can move it.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup browser clean bench bench-images
+.PHONY: demo test setup browser clean bench bench-images bench-rl
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,rl]' $(TORCH)
 	touch $@
 
 setup: $(BIN)/trainwright
@@ -43,6 +44,14 @@ bench: setup
 bench-images: setup
 	$(BIN)/python benchmarks/images.py
 	$(BIN)/python benchmarks/image_accuracy.py
+
+# RL quality bars over 5 seeds (PPO and DQN on CartPole-v1, PPO on Acrobot-v1), then PPO's speed against
+# Stable-Baselines3's with the same settings (about an hour on one busy CPU core; see README "Reinforcement learning").
+bench-rl: setup
+	$(BIN)/pip install --quiet -e '.[bench]' $(TORCH)
+	$(BIN)/python benchmarks/rl_cartpole.py
+	$(BIN)/python benchmarks/rl_acrobot.py
+	$(BIN)/python benchmarks/rl_speed.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

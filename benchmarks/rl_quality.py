@@ -7,7 +7,8 @@ episodes on seeds it was not selected on (``final_evaluation``). A seed reaches 
 seeds with its 95% stratified-bootstrap interval (rliable's method), env steps per second of the
 training loop (evaluation excluded) and the wall time. Each seed's line is also appended as JSON to
 ``--out`` so a long sweep can be read while it runs. The last policy's 100-episode mean is printed
-beside the kept one's, to show what selection by evaluation bought.
+beside the kept one's, to show what selection by evaluation bought. Each seed's history is also
+diagnosed (``evaluate/diagnose_rl.py``) as ``trainwright train`` would: a tuned run should have no findings.
 
     python benchmarks/rl_cartpole.py            # PPO and DQN on CartPole-v1, seeds 0-4
     python benchmarks/rl_acrobot.py             # PPO on Acrobot-v1, seeds 0-4
@@ -23,9 +24,12 @@ from pathlib import Path
 import torch
 
 from trainwright.config.rl import rl_config
+from trainwright.evaluate.diagnose_rl import diagnose_rl
 from trainwright.rl.aggregate import iqm_interval
-from trainwright.rl.evaluation import FINAL_SEED_OFFSET, evaluate
-from trainwright.rl.train import train
+from trainwright.rl.envs import env_spec
+from trainwright.rl.evaluation import FINAL_SEED_OFFSET, Evaluator, evaluate
+from trainwright.rl.history import History
+from trainwright.rl.train import planned_updates, train
 
 
 def run_seed(algo: str, env_id: str, seed: int, overrides: dict) -> dict:
@@ -35,12 +39,19 @@ def run_seed(algo: str, env_id: str, seed: int, overrides: dict) -> dict:
         raw.setdefault(section, {}).update(values)
     config = rl_config(raw)
     started = time.perf_counter()
-    result = train(config)
+    evaluator = Evaluator(config)
+    history = History(evaluator, planned_updates(config)[0])  # the rows a run's history.csv would hold
+    result = train(config, [history], evaluator=evaluator)
     last = evaluate(result.agent.policy, config.env, config.evaluate.final_episodes, config.eval_seed + FINAL_SEED_OFFSET)
+    actions = result.agent.envs.single_action_space
+    threshold = env_spec(config.env).reward_threshold
+    env = {"reward_threshold": threshold, "discrete": hasattr(actions, "n"), "actions": getattr(actions, "n", 0)}
+    findings = diagnose_rl(history.rows, {"test": {"mean_return": result.final.mean}}, env=env, algo=algo)
     return {
         "algo": algo, "env": env_id, "seed": seed, "budget": config.algo.steps, **result.summary(),
         "last_mean": last.mean, "wall_seconds": time.perf_counter() - started,
         "evaluations": [(h["env_steps"], h["mean"]) for h in result.evaluator.history],
+        "findings": [f"{f['kind']}: {f['evidence']}" for f in findings],
     }
 
 
@@ -52,9 +63,11 @@ def sweep(algo: str, env_id: str, seeds: list[int], bar: float, overrides: dict,
         record = run_seed(algo, env_id, seed, overrides)
         records.append(record)
         print(
-            f"seed {seed}: kept policy {record['final_mean']:8.2f} +- {record['final_std']:6.2f} (from step {record['best_env_steps']}, "
+            f"seed {seed}: kept policy {record['final_mean']:8.2f} +- {record['final_std']:6.2f} "
+            f"(from step {record['best_env_steps']}, "
             f"10-episode eval {record['best_eval_return']:.1f}); last policy {record['last_mean']:8.2f}; "
-            f"{record['env_steps']} env steps, {record['steps_per_second']:.0f} steps/s, wall {record['wall_seconds']:.0f} s",
+            f"{record['env_steps']} env steps, {record['steps_per_second']:.0f} steps/s, wall {record['wall_seconds']:.0f} s; "
+            f"diagnosis: {'; '.join(record['findings']) or 'no findings'}",
             flush=True,
         )
         if out is not None:

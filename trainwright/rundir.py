@@ -17,6 +17,7 @@ runs/<name>/
 ├── misclassified.png      images only: a grid of the misclassified test images
 ├── examples.png           images only: a few training images per class, before and after augmentation
 ├── predictions_test.csv   the test rows' true values, predictions and class probabilities
+├── env.json, episode.gif  rl only: the environment's facts; one episode of the kept policy (seeds.json with --seeds)
 ├── diagnosis.json         what went wrong in training: findings with evidence and remedies
 ├── report.html            the HTML report of all of the above
 └── checkpoints/last.safetensors   everything needed to resume
@@ -80,6 +81,9 @@ class RunDir:
         self.misclassified = self.path / "misclassified.png"  # images only
         self.examples = self.path / "examples.png"  # images only
         self.checkpoint = self.path / "checkpoints" / "last.safetensors"
+        self.env_info = self.path / "env.json"  # rl only: the environment's id, spaces, solved level
+        self.episode = self.path / "episode.gif"  # rl only: one episode of the kept policy
+        self.seeds = self.path / "seeds.json"  # rl only, with --seeds: every seed's final return and the IQM
 
     @classmethod
     def create(cls, runs_dir: str | Path, name: str) -> RunDir:

@@ -19,9 +19,14 @@ def test_an_untuned_pair_gets_the_algorithm_defaults():
 @pytest.mark.parametrize(
     ("raw", "fragment"),
     [
-        ({"env": {"id": "CartPole-v1"}, "algo": {"name": "ppo", "steps": 0}}, "algo.steps = 0: the step budget must be a positive number"),
-        ({"env": {"id": "CartPole-v1"}, "algo": {"name": "dqn", "steps": -5}}, "algo.steps = -5: the step budget must be a positive number"),
-        ({"env": {"id": "CartPole-v1"}, "algo": {"name": "a2c"}}, "algo.name = 'a2c' is not an algorithm; choose one of ppo, dqn, reinforce"),
+        ({"env": {"id": "CartPole-v1"}, "algo": {"name": "ppo", "steps": 0}},
+         "algo.steps = 0: the step budget must be a positive number"),
+        ({"env": {"id": "CartPole-v1"}, "algo": {"name": "dqn", "steps": -5}},
+         "algo.steps = -5: the step budget must be a positive number"),
+        ({"env": {"id": "CartPole-v1"}, "algo": {"name": "a2c"}},
+         "algo.name = 'a2c' is not an algorithm; choose one of ppo, dqn, reinforce"),
+        ({"env": {"id": "CartPole-v1"}, "algo": {"name": "ppo", "steps": 100}},
+         "algo.steps = 100 is less than one rollout (env.n_envs * algo.n_steps = 256)"),
         ({"env": {"id": "CartPole-v1"}, "algo": {}}, "algo.name is required"),
         ({"algo": {"name": "ppo"}}, "env.id is required"),
         ({"env": {"id": "CartPole-v1"}, "algo": {"name": "ppo", "n_step": 3}}, "unknown key 'algo.n_step'"),

@@ -53,7 +53,9 @@ class PPOConfig(Frozen):
     gae_lambda: float = Field(0.95, ge=0, le=1)
     clip: float = Field(0.2, gt=0, description="the ratio clip of the surrogate objective")
     anneal_clip: bool = False
-    clip_value: float | None = Field(None, gt=0, description="clip the value update like the ratio (CleanRL's clip_vloss); off as in SB3")
+    clip_value: float | None = Field(
+        None, gt=0, description="clip the value update like the ratio (CleanRL's clip_vloss); off as in SB3"
+    )
     ent_coef: float = Field(0.0, ge=0)
     vf_coef: float = Field(0.5, ge=0)
     max_grad_norm: float = Field(0.5, gt=0)
@@ -133,6 +135,15 @@ class RLConfig(Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> RLConfig:
         algo = self.algo
+        if isinstance(algo, (PPOConfig, ReinforceConfig)) and algo.steps < self.env.n_envs * algo.n_steps:
+            raise ValueError(
+                f"algo.steps = {algo.steps} is less than one rollout (env.n_envs * algo.n_steps = "
+                f"{self.env.n_envs * algo.n_steps}); raise algo.steps or lower algo.n_steps"
+            )
+        if isinstance(algo, DQNConfig) and algo.steps < self.env.n_envs:
+            raise ValueError(
+                f"algo.steps = {algo.steps} is less than one step of the {self.env.n_envs} environments; raise algo.steps"
+            )
         if isinstance(algo, PPOConfig):
             rollout = self.env.n_envs * algo.n_steps
             if algo.minibatch_size > rollout:
@@ -141,9 +152,13 @@ class RLConfig(Frozen):
                     f"(env.n_envs * algo.n_steps = {rollout}); lower it or raise algo.n_steps"
                 )
         if isinstance(algo, DQNConfig) and self.env.normalize_reward:
-            raise ValueError("env.normalize_reward is for ppo and reinforce; DQN learns Q-values in the reward's own scale (remove it)")
+            raise ValueError(
+                "env.normalize_reward is for ppo and reinforce; DQN learns Q-values in the reward's own scale (remove it)"
+            )
         if isinstance(algo, DQNConfig) and algo.epsilon_end > algo.epsilon_start:
-            raise ValueError(f"algo.epsilon_end = {algo.epsilon_end} is above algo.epsilon_start = {algo.epsilon_start}; epsilon falls")
+            raise ValueError(
+                f"algo.epsilon_end = {algo.epsilon_end} is above algo.epsilon_start = {algo.epsilon_start}; epsilon falls"
+            )
         return self
 
     @property
@@ -239,7 +254,9 @@ def describe_rl_error(error: ValidationError) -> str:
         elif kind == "missing":
             problems.append(f"{key} is required" + (": give env.id, e.g. CartPole-v1" if key in ("env", "env.id") else ""))
         elif key.endswith(".steps") and kind in ("greater_than", "int_parsing", "int_from_float"):
-            problems.append(f"{key} = {item.get('input')!r}: the step budget must be a positive number of environment steps, e.g. 100000")
+            problems.append(
+                f"{key} = {item.get('input')!r}: the step budget must be a positive number of environment steps, e.g. 100000"
+            )
         else:
             problems.append(f"{key} = {item.get('input')!r}: {message}" if key else message)
     return "invalid rl config: " + "; ".join(problems)

@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,28 @@ def render_gif(
     width: int | None = 320,
     fps: int = 30,
 ) -> dict[str, Any]:
-    """Play one episode with ``policy`` on an environment reset with ``seed`` and write it to ``path``."""
+    """Play one episode with ``policy`` on an environment reset with ``seed`` and write it to ``path`` (atomically)."""
+    gif, info = render_episode(policy, env, seed, deterministic, every, width, fps)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gif)
+    return {**info, "path": str(path)}
+
+
+def render_episode(
+    policy: nn.Module,
+    env: EnvConfig,
+    seed: int = 0,
+    deterministic: bool = True,
+    every: int = 2,
+    width: int | None = 320,
+    fps: int = 30,
+) -> tuple[bytes, dict[str, Any]]:
+    """One episode as GIF bytes, and its return, length and frame count (a run directory writes the bytes itself)."""
+    # rgb_array frames need no window: SDL's dummy video driver keeps pygame from looking for a display (and
+    # printing an error on a headless machine); a user's own settings win.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     try:
         envs = make_envs(env, n_envs=1, render_mode="rgb_array")
         # The vector env resets a finished episode at once, so frames come from the one environment inside it.
@@ -44,12 +67,15 @@ def render_gif(
         obs, _ = single.reset(seed=seed)
         frames = [single.render()]
     except gym.error.DependencyNotInstalled as error:
-        raise TrainwrightError(f"rendering {env.id} needs pygame: pip install 'trainwright[rl]' ({str(error).splitlines()[0]})") from None
+        raise TrainwrightError(
+            f"rendering {env.id} needs pygame: pip install 'trainwright[rl]' ({str(error).splitlines()[0]})"
+        ) from None
     spec = action_spec(envs)
     generator = torch.Generator().manual_seed(seed)
     total, length, done = 0.0, 0, False
     while not done:
-        action = policy.act(torch.tensor(np.asarray(obs), dtype=torch.float32).reshape(1, -1), deterministic=deterministic, generator=generator)
+        observation = torch.tensor(np.asarray(obs), dtype=torch.float32).reshape(1, -1)
+        action = policy.act(observation, deterministic=deterministic, generator=generator)
         obs, reward, terminated, truncated, _ = single.step(to_env_actions(action, spec)[0])
         total, length, done = total + float(reward), length + 1, terminated or truncated
         if length % every == 0 or done:
@@ -58,10 +84,9 @@ def render_gif(
     images = [_scaled(Image.fromarray(np.asarray(frame)), width) for frame in frames if frame is not None]
     if not images:
         raise TrainwrightError(f"{env.id} returned no rgb_array frames; it cannot be rendered to a GIF")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 * every / fps), loop=0)
-    return {"return": total, "length": length, "frames": len(images), "path": str(path)}
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 * every / fps), loop=0)
+    return buffer.getvalue(), {"return": total, "length": length, "frames": len(images)}
 
 
 def _scaled(image: Image.Image, width: int | None) -> Image.Image:

@@ -58,6 +58,27 @@ def make_policy(config: RLConfig | dict) -> nn.Module:
         return ActorCritic(features, spec.discrete, spec.size, model.hidden, model.activation, normalize)
 
 
+def planned_updates(config: RLConfig) -> tuple[int, int]:
+    """(updates, env steps per update) that the budget buys: whole rollouts of n_envs * n_steps for PPO and
+    REINFORCE; for DQN rounds of train_freq env steps (whole vector steps), the last one possibly shorter.
+
+    Example:
+        >>> planned_updates(rl_config({"env": {"id": "CartPole-v1"}, "algo": {"name": "ppo"}}))
+        (390, 256)
+    """
+    algo, n = config.algo, config.env.n_envs
+    if config.algo.name == "dqn":
+        per_round = max(1, algo.train_freq // n)  # vector steps per round, as DQN.train collects them
+        return -(-(algo.steps // n) // per_round), per_round * n
+    return max(1, algo.steps // (n * algo.n_steps)), n * algo.n_steps
+
+
+def planned_env_steps(config: RLConfig) -> int:
+    """The env steps the budget buys: whole rollouts (PPO, REINFORCE) or whole vector steps (DQN), at most algo.steps."""
+    updates, per_update = planned_updates(config)
+    return min(updates * per_update, config.algo.steps // config.env.n_envs * config.env.n_envs)
+
+
 @dataclass
 class TrainResult:
     agent: Agent
