@@ -103,5 +103,11 @@ def estimate(
     Example:
         >>> est = estimate("examples/digits.yaml", device="H100")
         >>> est.total_seconds, est.flops_per_step, est.memory.total
+        >>> estimate("examples/rl/cartpole_ppo.yaml").lines()   # recipe: rl: env steps/s and policy FLOPs per update
     """
+    raw = read_raw(config, overrides)
+    if raw.get("recipe") == "rl":
+        if device not in (None, "cpu") or model is not None:
+            raise TrainwrightError("an RL estimate runs on the CPU for the policy its config describes; drop --device and model=")
+        return rl_recipe().estimate(rl_config(raw))
     return estimate_recipe.estimate(load_config(config, overrides), model=model, device=device, console=console)

@@ -141,6 +141,10 @@ def estimate(
 
     overrides = [*set_, *([f"train.epochs={epochs}"] if epochs is not None else [])]
     est = tw.estimate(config, overrides=overrides, device=device, console=console)
+    if not hasattr(est, "step"):  # an RL run's estimate (recipe: rl): its arithmetic, line by line
+        for line in est.lines():
+            console.print(line, soft_wrap=True)
+        return
     table = Table(title=f"FLOPs per step (batch {est.step.batch_size}, forward + backward)", title_justify="left")
     for column in ("layer", "kind", "forward", "backward", "total", "share"):
         table.add_column(column, justify="left" if column in ("layer", "kind") else "right")

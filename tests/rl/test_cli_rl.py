@@ -15,8 +15,10 @@ import yaml
 from browser import check_page, find_chromium
 from helpers import TRAINWRIGHT, expect_clear_error, run_cli
 from PIL import Image
+from rich.console import Console
 from safetensors.torch import load_file
 
+import trainwright as tw
 from trainwright.training.checkpoint import load_state
 
 # Small and quick (about a second of training on one core); a 100-step time limit puts truncations into the
@@ -45,7 +47,7 @@ def test_train_writes_the_run_directory_with_the_estimate_and_the_compute(whole)
     _, _, run, result = whole
     lines = result.stdout.strip().splitlines()
     assert lines[-1] == str(run)
-    assert any(line.startswith("estimate: 100 updates x (64 env steps at") and "FLOP per update" in line for line in lines)
+    assert any(line.startswith("estimate: 100 updates x ") and "FLOP per update" in line for line in lines)
     assert any(line.startswith("final evaluation: the kept policy") for line in lines)
     assert any(line.startswith("trained 6,400 env steps (100 updates) in") for line in lines)
     assert "error" not in result.stderr.lower()  # nothing from pygame or SDL either
@@ -159,3 +161,15 @@ def test_bad_rl_input_is_one_line_and_exit_code_2(tmp_path, env, algo, fragments
     runs = tmp_path / "runs"
     expect_clear_error(run_cli("train", str(config), "--runs-dir", str(runs)), *fragments)
     assert not runs.exists() or not any(runs.iterdir())  # nothing written
+
+
+def test_several_seeds_get_their_iqm_in_every_run_and_report(tmp_path):
+    evaluate = {"interval": 640, "episodes": 2, "final_episodes": 2}
+    config = {**CONFIG, "algo": {**CONFIG["algo"], "steps": 1280}, "evaluate": evaluate}
+    runs = tw.train(config, seeds=2, runs_dir=tmp_path, name="two", console=Console(quiet=True))
+    assert [run.dir.name for run in runs] == ["two-seed1", "two-seed2"]
+    summary = json.loads((runs[0].dir / "seeds.json").read_text())
+    assert summary == json.loads((runs[1].dir / "seeds.json").read_text())
+    assert [r["seed"] for r in summary["runs"]] == [1, 2] and summary["low"] <= summary["iqm"] <= summary["high"]
+    assert [r["mean_return"] for r in summary["runs"]] == [run.metrics["test"]["mean_return"] for run in runs]
+    assert "IQM over 2 seeds" in (runs[1].dir / "report.html").read_text(encoding="utf-8")

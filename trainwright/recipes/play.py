@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 from trainwright.config.rl import RLConfig, rl_config
 from trainwright.configure import read_raw
 from trainwright.errors import TrainwrightError
+from trainwright.recipes.rl import torch_threads
 from trainwright.rl.aggregate import iqm
 from trainwright.rl.evaluation import evaluate
 from trainwright.rl.gif import render_gif
@@ -59,13 +60,13 @@ def play(
             f"continue it with trainwright train --resume {run_dir.path}"
         )
     config = rl_config(read_raw(run_dir.config))
-    policy = make_policy(config)
-    try:
-        policy.load_state_dict(load_file(str(run_dir.weights)))
-    except (RuntimeError, OSError) as error:
-        raise TrainwrightError(
-            f"{run_dir.weights} does not fit the policy its config.yaml describes ({str(error).splitlines()[0]})"
-        ) from None
-    result = evaluate(policy, config.env, episodes, seed, deterministic)
-    written = render_gif(policy, config.env, gif, seed=seed, deterministic=deterministic) if gif is not None else None
+    with torch_threads(config.threads):
+        policy = make_policy(config)
+        try:
+            policy.load_state_dict(load_file(str(run_dir.weights)))
+        except (RuntimeError, OSError) as error:
+            reason = str(error).splitlines()[0]
+            raise TrainwrightError(f"{run_dir.weights} does not fit the policy its config.yaml describes ({reason})") from None
+        result = evaluate(policy, config.env, episodes, seed, deterministic)
+        written = render_gif(policy, config.env, gif, seed=seed, deterministic=deterministic) if gif is not None else None
     return PlayResult(config, result.returns, result.lengths, seed, deterministic, written)

@@ -58,46 +58,47 @@ def train(config: RLConfig, *, runs_dir: str | Path = "runs", name: str | None =
           console: Console | None = None) -> Run:
     """Train ``config``'s agent into a new run directory, or continue ``resume`` from its checkpoint."""
     console = console or Console()
-    # ① The agent: environments built and reset, the policy seeded.
-    agent = make_agent(config)
-    console.print(env_line(config, agent), highlight=False, soft_wrap=True)
-    console.print(agent_line(config, agent), highlight=False, soft_wrap=True)
+    with torch_threads(config.threads):  # the caller's setting comes back afterwards
+        # ① The agent: environments built and reset, the policy seeded.
+        agent = make_agent(config)
+        console.print(env_line(config, agent), highlight=False, soft_wrap=True)
+        console.print(agent_line(config, agent), highlight=False, soft_wrap=True)
 
-    # ② The estimate (throwaway copies of the environments and the policy), then the run directory.
-    est = estimate_rl(config, agent.policy)
-    console.print(est.summary(), highlight=False, soft_wrap=True)
-    evaluator = Evaluator(config)
-    history = History(evaluator, planned_updates(config)[0])
-    if resume is None:
-        run_dir = start_run(config, agent, runs_dir=runs_dir, name=name)
-    else:
-        run_dir = resume
-        resume_from_checkpoint(run_dir, config, agent, evaluator, history, console)
+        # ② The estimate (throwaway copies of the environments and the policy), then the run directory.
+        est = estimate_rl(config, agent.policy)
+        console.print(est.summary(), highlight=False, soft_wrap=True)
+        evaluator = Evaluator(config)
+        history = History(evaluator, planned_updates(config)[0])
+        if resume is None:
+            run_dir = start_run(config, agent, runs_dir=runs_dir, name=name)
+        else:
+            run_dir = resume
+            resume_from_checkpoint(run_dir, config, agent, evaluator, history, console)
 
-    # ③ The loop: the evaluator sees each update first, then the history, the files and the display.
-    files = RunFiles(run_dir, evaluator, history)
-    files.saved_steps = agent.env_steps
-    display = ProgressDisplay(console, evaluator, planned_env_steps(config))
-    try:
-        with terminate_as_interrupt():
-            agent.train([evaluator, history, StopOnNonFinite(), files, display])
-    except KeyboardInterrupt:
-        display.close()
-        files.close()
-        saved = (f"the checkpoint holds {files.saved_steps:,}: continue with trainwright train --resume {run_dir.path}"
-                 if run_dir.checkpoint.is_file() else "it had no checkpoint yet: train it again")
-        console.print(f"interrupted at {agent.env_steps:,} env steps; {saved}", highlight=False, soft_wrap=True)
-        raise
-    finally:
-        display.close()
-        files.close()
-    if agent.stop_reason:
-        console.print(agent.stop_reason, highlight=False)
+        # ③ The loop: the evaluator sees each update first, then the history, the files and the display.
+        files = RunFiles(run_dir, evaluator, history)
+        files.saved_steps = agent.env_steps
+        display = ProgressDisplay(console, evaluator, planned_env_steps(config))
+        try:
+            with terminate_as_interrupt():
+                agent.train([evaluator, history, StopOnNonFinite(), files, display])
+        except KeyboardInterrupt:
+            display.close()
+            files.close()
+            saved = (f"the checkpoint holds {files.saved_steps:,}: continue with trainwright train --resume {run_dir.path}"
+                     if run_dir.checkpoint.is_file() else "it had no checkpoint yet: train it again")
+            console.print(f"interrupted at {agent.env_steps:,} env steps; {saved}", highlight=False, soft_wrap=True)
+            raise
+        finally:
+            display.close()
+            files.close()
+        if agent.stop_reason:
+            console.print(agent.stop_reason, highlight=False)
 
-    # ④ Finish: the kept policy on fresh episodes, its weights, an episode as a GIF, metrics; diagnosis, report.
-    metrics = finish_rl(run_dir, config, agent, evaluator, est, console)
-    finish(run_dir, console)
-    return Run(run_dir.path, config, metrics, history.rows)
+        # ④ Finish: the kept policy on fresh episodes, its weights, an episode as a GIF, metrics; diagnosis, report.
+        metrics = finish_rl(run_dir, config, agent, evaluator, est, console)
+        finish(run_dir, console)
+        return Run(run_dir.path, config, metrics, history.rows)
 
 
 def train_seeds(config: RLConfig, seeds: int, *, runs_dir: str | Path = "runs", name: str | None = None,
@@ -133,6 +134,28 @@ def train_seeds(config: RLConfig, seeds: int, *, runs_dir: str | Path = "runs", 
         soft_wrap=True,
     )
     return runs
+
+
+def estimate(config: RLConfig) -> RLEstimate:
+    """The estimate alone (``trainwright estimate``): the agent is built, so a bad id or space fails here; nothing is written."""
+    with torch_threads(config.threads):
+        agent = make_agent(config)
+        try:
+            return estimate_rl(config, agent.policy)
+        finally:
+            agent.envs.close()
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run a block on ``threads`` torch threads (None: as they are), then restore the caller's setting."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ── ① and ② ───────────────────────────────────────────────────────────────────────────
