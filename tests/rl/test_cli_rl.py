@@ -60,7 +60,7 @@ def test_train_writes_the_run_directory_with_the_estimate_and_the_compute(whole)
     assert compute["flops_per_update"] > 0 and compute["env_steps_per_second"] > 0 and compute["estimated_seconds"] > 0
     header = (run / "history.csv").read_text().splitlines()[0].split(",")
     assert {"env_steps", "episode_return", "entropy", "value_loss", "explained_variance", "lr", "eval_return"} <= set(header)
-    assert json.loads((run / "env.json").read_text())["reward_threshold"] == 475.0
+    assert json.loads((run / "env.json").read_text())["reward_threshold"] is None  # max_episode_steps 100: 475 is out of reach
 
 
 def test_play_reports_the_returns_and_writes_a_gif(whole, tmp_path):

@@ -110,8 +110,9 @@ class RLEstimate:
             (f"FLOPs per update: {per_env} forward passes for the actions x {_si(self.flops_per_action)}FLOP + "
              f"{self.grad_steps_per_update} gradient steps on {self.batch_size} rows x {_si(self.flops_per_grad_step)}FLOP "
              f"(forward + backward, counted by torch's FlopCounterMode) = {_si(learning)}FLOP"),
-            (f"an update: {_duration(self.seconds_per_update)} (measured over {self.timed_updates} updates of a throwaway "
-             f"agent: {_si(self.flops_per_update / self.seconds_per_update)}FLOP/s)"),
+            (f"an update: {_duration(self.seconds_per_update)} (measured over {self.timed_updates} "
+             f"update{'s' if self.timed_updates > 1 else ''} of a throwaway agent: "
+             f"{_si(self.flops_per_update / self.seconds_per_update)}FLOP/s)"),
         ]
         if collect:
             lines.append(f"before learning starts: {collect} rounds of env steps only, {_duration(self.collect_seconds)} each")

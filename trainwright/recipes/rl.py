@@ -116,7 +116,7 @@ def train_seeds(config: RLConfig, seeds: int, *, runs_dir: str | Path = "runs", 
         )
     scores = [run.metrics["test"]["mean_return"] for run in runs]
     interval = iqm_interval(scores)
-    threshold = env_spec(config.env).reward_threshold
+    threshold = solved_level(config)
     summary = {
         "runs": [{"seed": run.config.seed, "run": run.dir.name, "mean_return": score} for run, score in zip(runs, scores)],
         "iqm": interval.iqm, "low": interval.low, "high": interval.high, "confidence": 0.95,
@@ -162,11 +162,19 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 def env_line(config: RLConfig, agent: Agent) -> str:
     spec, envs = env_spec(config.env), agent.envs
     end = f"episodes end at {spec.max_episode_steps} steps" if spec.max_episode_steps else "no time limit"
-    solved = f"; solved at a mean return of {spec.reward_threshold:g}" if spec.reward_threshold is not None else ""
+    threshold = solved_level(config)
+    solved = f"; solved at a mean return of {threshold:g}" if threshold is not None else ""
     return (
         f"env: {config.env.id}, {config.env.n_envs} in parallel; observations {space_text(envs.single_observation_space)}, "
         f"actions {space_text(envs.single_action_space)}; {end}{solved}"
     )
+
+
+def solved_level(config: RLConfig) -> float | None:
+    """The mean return gymnasium calls solved for this id; unknown (None) when env.max_episode_steps changes its episodes."""
+    spec = env_spec(config.env)
+    registered = env_spec(config.env.model_copy(update={"max_episode_steps": None}))
+    return spec.reward_threshold if spec.max_episode_steps == registered.max_episode_steps else None
 
 
 def space_text(space: Any) -> str:
@@ -220,7 +228,7 @@ def env_facts(config: RLConfig, agent: Agent) -> dict[str, Any]:
         "discrete": discrete,
         "actions": int(action.n) if discrete else int(action.shape[0]),
         "max_episode_steps": spec.max_episode_steps,
-        "reward_threshold": spec.reward_threshold,
+        "reward_threshold": solved_level(config),
         "normalize_obs": config.env.normalize_obs,
         "normalize_reward": config.env.normalize_reward,
     }
@@ -394,7 +402,7 @@ def finish_rl(
         **episode,
     }
     run_dir.write_json(run_dir.metrics, metrics)
-    threshold = env_spec(config.env).reward_threshold
+    threshold = solved_level(config)
     verdict = ""
     if threshold is not None:
         verdict = f"; solved (>= {threshold:g})" if final.mean >= threshold else f"; below the solved level {threshold:g}"
