@@ -6,7 +6,7 @@ Classic-control environments draw with pygame (``pip install 'trainwright[rl]'``
 
 Example:
     >>> render_gif(agent.policy, config.env, "episode.gif", seed=0)
-    {'return': 500.0, 'length': 500, 'frames': 250, 'path': 'episode.gif'}
+    {'return': 500.0, 'length': 500, 'frames': 251, 'path': 'episode.gif'}
 """
 
 from __future__ import annotations
