@@ -2,16 +2,17 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2.
+# The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2. It is named again
+# beside the extras (rl: gymnasium 1.x with pygame-ce, which need no torch) so no extra can move it.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve bench-kills bench-distill
+.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve bench-kills bench-distill bench-rl
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev,tune,track,export,serve]'
+	$(BIN)/pip install --quiet -e '.[dev,tune,track,export,serve,rl]' $(TORCH)
 	touch $@
 
 setup: $(BIN)/trainwright
@@ -68,6 +69,13 @@ bench-kills: setup
 # and from scratch, seeds 0-2 (minutes on a CPU); the last line is the share of the teacher-scratch gap recovered.
 bench-distill: setup
 	$(BIN)/python benchmarks/distill_augmented.py
+# RL quality bars over 5 seeds (PPO and DQN on CartPole-v1, PPO on Acrobot-v1), then PPO's speed against
+# Stable-Baselines3's with the same settings (about an hour on one busy CPU core; see README "Reinforcement learning").
+bench-rl: setup
+	$(BIN)/pip install --quiet -e '.[bench]' $(TORCH)
+	$(BIN)/python benchmarks/rl_cartpole.py
+	$(BIN)/python benchmarks/rl_acrobot.py
+	$(BIN)/python benchmarks/rl_speed.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -25,6 +25,7 @@ _EXPORTS = {
     "Run": "trainwright.recipes.finish",
     "train": "trainwright.api",
     "estimate": "trainwright.api",
+    "play": "trainwright.api",
     "Estimate": "trainwright.compute",
     "TrainedModel": "trainwright.predict",
     "load": "trainwright.predict",
@@ -40,11 +41,12 @@ __all__ = [
     "estimate",
     "load",
     "load_config",
+    "play",
     "train",
 ]
 
 if TYPE_CHECKING:
-    from trainwright.api import estimate, train
+    from trainwright.api import estimate, play, train
     from trainwright.compute import Estimate
     from trainwright.config import Config
     from trainwright.configure import load_config

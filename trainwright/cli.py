@@ -72,6 +72,7 @@ def train(
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
     name: Annotated[str | None, typer.Option("--name", help="run directory name (default: data-model-timestamp)")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="continue an interrupted run from its last checkpoint")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", help="RL: train this many seeds, one run directory each, and their IQM")] = 1,
 ) -> None:
     """Train a model; the last line printed is the run directory."""
     import trainwright as tw
@@ -86,8 +87,38 @@ def train(
             "nothing to train: pass a config file (trainwright train examples/digits.yaml) or --data NAME_OR_PATH"
         )
     source = config if config is not None else ({} if resume is None else None)
-    run = tw.train(source, overrides=overrides, runs_dir=runs_dir, name=name, resume=resume, console=console)
-    print(run.dir, flush=True)
+    run = tw.train(source, overrides=overrides, runs_dir=runs_dir, name=name, resume=resume, console=console, seeds=seeds)
+    for each in run if isinstance(run, list) else [run]:  # --seeds: one run directory per seed
+        print(each.dir, flush=True)
+
+
+@app.command()
+@user_errors
+def play(
+    run_dir: Annotated[Path, typer.Argument(help="an RL run directory written by train")],
+    episodes: Annotated[int, typer.Option("--episodes", help="episodes to play")] = 10,
+    gif: Annotated[Path | None, typer.Option("--gif", help="also write an episode as an animated GIF here")] = None,
+    stochastic: Annotated[bool, typer.Option("--stochastic", help="sample actions instead of taking the most likely")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="the environments are reset with seed, seed + 1, ...")] = 0,
+) -> None:
+    """Run a trained RL policy (its kept weights) and report the returns: mean, std and interquartile mean."""
+    import trainwright as tw
+
+    result = tw.play(run_dir, episodes, gif=gif, deterministic=not stochastic, seed=seed)
+    s = result.summary()
+    how = "stochastic" if stochastic else "deterministic"
+    console.print(
+        f"{result.config.env.id}, {episodes} episodes ({how} policy, seeds {seed}+): "
+        f"return mean {s['mean']:.2f} +- {s['std']:.2f}, IQM {s['iqm']:.2f}, min {s['min']:.1f}, max {s['max']:.1f}; "
+        f"mean length {result.lengths.mean():.1f} steps",
+        soft_wrap=True,
+    )
+    if result.gif is not None:
+        console.print(
+            f"wrote {result.gif['path']}: one episode, return {result.gif['return']:.1f} in {result.gif['length']} steps "
+            f"({result.gif['frames']} frames)",
+            soft_wrap=True,
+        )
 
 
 def quick_overrides(set_: list[str], data: str | None, target: str | None, model: str | None, text_column: str | None,
@@ -135,6 +166,10 @@ def estimate(
     overrides = quick_overrides([*set_, *([f"train.epochs={epochs}"] if epochs is not None else [])], data, target, model,
                                 text_column, time_column)
     est = tw.estimate(config if config is not None else {}, overrides=overrides, device=device, console=console)
+    if not hasattr(est, "step"):  # an RL run's estimate (recipe: rl): its arithmetic, line by line
+        for line in est.lines():
+            console.print(line, soft_wrap=True)
+        return
     table = Table(title=f"FLOPs per step (batch {est.step.batch_size}, forward + backward)", title_justify="left")
     for column in ("layer", "kind", "forward", "backward", "total", "share"):
         table.add_column(column, justify="left" if column in ("layer", "kind") else "right")

@@ -17,6 +17,7 @@ runs/<name>/
 ├── misclassified.png      images only: a grid of the misclassified test images
 ├── examples.png           images only: a few training images per class, before and after augmentation
 ├── predictions_test.csv   the test rows' true values, predictions and class probabilities
+├── env.json, episode.gif  rl only: the environment's facts; one episode of the kept policy (seeds.json with --seeds)
 ├── diagnosis.json         what went wrong in training: findings with evidence and remedies
 ├── report.html            the HTML report of all of the above
 ├── resumes.json           each --resume: when, from where, which settings it changed
@@ -122,6 +123,9 @@ class RunDir:
         self.manifest = self.path / "manifest.json"
         self.lock_file = self.path / ".lock"
         self.checkpoint = self.path / "checkpoints" / "last.safetensors"
+        self.env_info = self.path / "env.json"  # rl only: the environment's id, spaces, solved level
+        self.episode = self.path / "episode.gif"  # rl only: one episode of the kept policy
+        self.seeds = self.path / "seeds.json"  # rl only, with --seeds: every seed's final return and the IQM
 
     @property
     def start_files(self) -> list[Path]:

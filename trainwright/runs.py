@@ -13,13 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainwright.configure import load_config
+from trainwright.config.rl import rl_config
+from trainwright.configure import load_config, read_raw
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.diagnose import diagnose, no_skill_loss, read_history
+from trainwright.evaluate.diagnose_rl import diagnose_rl, read_rl_history
 from trainwright.rundir import RunDir
 from trainwright.training.losses import resolve_loss
 
-KEY_METRIC = {"regression": "r2", "binary": "accuracy", "multiclass": "accuracy"}
+KEY_METRIC = {"regression": "r2", "binary": "accuracy", "multiclass": "accuracy", "rl": "mean_return"}
+
+
+def recipe_of(run: RunDir) -> str:
+    """The way a run was trained: its config's ``recipe`` key (``supervised`` when absent)."""
+    return read_raw(run.config).get("recipe", "supervised")
 
 
 def summarize_run(run: RunDir) -> dict:
@@ -31,6 +38,9 @@ def summarize_run(run: RunDir) -> dict:
             return {}
 
     data, model, metrics, env = optional(run.data), optional(run.model_info), optional(run.metrics), optional(run.environment)
+    if run.env_info.is_file():  # an RL run: its environment stands where a data set would
+        data = {"name": optional(run.env_info).get("id"), "task": "rl"}
+        model = {**model, "type": model.get("algo")}
     task = data.get("task") or metrics.get("task")
     key = KEY_METRIC.get(task or "", "accuracy")
     return {
@@ -79,7 +89,7 @@ def compare_runs(run_dirs: list[str | Path]) -> tuple[list[str], dict[str, list]
     if len(run_dirs) < 2:
         raise TrainwrightError("compare needs at least two run directories, e.g. trainwright compare runs/a runs/b")
     runs = [RunDir.open(path) for path in run_dirs]
-    configs = [_flatten(load_config(run.config).to_dict()) for run in runs]
+    configs = [_flatten(_config_dict(run)) for run in runs]
     keys = list(dict.fromkeys(key for config in configs for key in config))
     missing = object()
     differ = {
@@ -96,6 +106,13 @@ def compare_runs(run_dirs: list[str | Path]) -> tuple[list[str], dict[str, list]
     return [run.path.name for run in runs], differ, metrics
 
 
+def _config_dict(run: RunDir) -> dict:
+    """The run's resolved config as plain data, validated by its recipe's schema."""
+    if recipe_of(run) == "rl":
+        return rl_config(read_raw(run.config)).model_dump(mode="json")
+    return load_config(run.config).to_dict()
+
+
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     """``{"train": {"optimizer": {"lr": 0.1}}}`` -> ``{"train.optimizer.lr": 0.1}``."""
     flat: dict[str, Any] = {}
@@ -110,8 +127,12 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 def diagnose_run(run_dir: str | Path, diverged: dict | None = None) -> list[dict]:
     """Diagnose a run from its directory alone (``diverged`` for a run whose loss became NaN)."""
     run = RunDir.open(run_dir)
-    cfg = load_config(run.config)
     metrics = run.read_json(run.metrics) if run.metrics.is_file() else None
+    if recipe_of(run) == "rl":
+        env = run.read_json(run.env_info) if run.env_info.is_file() else {}
+        algo = rl_config(read_raw(run.config)).algo.name
+        return diagnose_rl(read_rl_history(run.history), metrics, env=env, algo=algo)
+    cfg = load_config(run.config)
     gradients = run.read_json(run.gradients) if run.gradients.is_file() else None
     data = run.read_json(run.data) if run.data.is_file() else {}
     task = data.get("task") or (metrics or {}).get("task", "multiclass")

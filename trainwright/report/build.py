@@ -31,8 +31,9 @@ from trainwright.evaluate.calibration import N_BINS, expected_calibration_error
 from trainwright.evaluate.diagnose import read_history
 from trainwright.report import plots
 from trainwright.report.cv import write_cv_report
+from trainwright.report.rl import render_rl_report
 from trainwright.rundir import RunDir
-from trainwright.runs import KEY_METRIC, diagnose_run
+from trainwright.runs import KEY_METRIC, diagnose_run, recipe_of
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("trainwright.report", "templates"),
@@ -78,6 +79,8 @@ def write_report(run_dir: str | Path) -> Path:
 
 
 def render_report(run: RunDir) -> str:
+    if recipe_of(run) == "rl":  # no data set, no test split: a report of its own (report/rl.py)
+        return render_rl_report(run, _TEMPLATES)
     return _TEMPLATES.get_template("report.html.j2").render(**report_context(run))
 
 
