@@ -229,7 +229,7 @@ def test_plots_and_diagnosis_skip_what_a_run_did_not_record(hostile_run, tmp_pat
     # A loop of another kind (a GAN, an RL policy) records other quantities: no validation loss, no learning rate.
     copy = tmp_path / "other-loop"
     shutil.copytree(hostile_run, copy)
-    (copy / "history.csv").write_text("epoch,train_loss,seconds\n1,0.9,0.1\n2,0.7,0.1\n3,0.6,0.1\n", encoding="utf-8")
+    RunDir(copy).write_text("history.csv", "epoch,train_loss,seconds\n1,0.9,0.1\n2,0.7,0.1\n3,0.6,0.1\n")  # the manifest follows
     result = run_cli("report", str(copy))
     assert result.returncode == 0, result.stderr
     html = (copy / "report.html").read_text(encoding="utf-8")

@@ -10,8 +10,8 @@ rows must fit it. Each difference is one error that names it:
 - categories the one-hot (or ordinal) encoder never saw: they would all encode as "unknown", so
   the model could not tell them apart.
 
-Rows without a label are dropped and counted; exact duplicate rows too when
-``data.clean.drop_duplicates`` (as ``train`` does). Labels are read the way the old ones were
+Rows without a label are dropped and counted; exact duplicate rows too under
+``data.clean.duplicates: drop`` (as ``train`` does; by default identical rows are kept). Labels are read the way the old ones were
 (``"9"`` in a CSV is the class ``9`` of an integer target).
 
 Example:
@@ -89,7 +89,7 @@ def read_new_rows(pre, source: str, cfg: DataConfig, old_columns: list[str] | No
         read = len(frame)
         frame, unlabelled = _labelled(frame, target)
         duplicates = 0
-        if cfg.clean.drop_duplicates:
+        if cfg.clean.duplicates == "drop":  # as train: identical rows are kept unless asked
             repeated = frame.duplicated().to_numpy()
             duplicates = int(repeated.sum())
             frame = frame[~repeated]

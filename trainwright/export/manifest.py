@@ -68,7 +68,8 @@ class Manifest(Frozen):
 
 
 def is_exported(directory: str | Path) -> bool:
-    return (Path(directory) / MANIFEST).is_file()
+    """An exported directory: its manifest, and no ``config.yaml`` (a run directory's ``manifest.json`` is its checksums)."""
+    return (Path(directory) / MANIFEST).is_file() and not (Path(directory) / "config.yaml").is_file()
 
 
 def output_meaning(task: str, modality: str, classes: list) -> str:

@@ -135,7 +135,13 @@ def work(study: optuna.Study, objective, trials: int, timeout: float | None, tun
         if state["finished"] + state["running"] >= trials and not state["waiting"]:
             wait_for_others(min(1.0, tune.heartbeat_seconds))  # another worker holds the last trials; they may die
             continue
-        study.optimize(objective, n_trials=1, catch=(TrainingDiverged, ExcessTrial))
+        try:
+            study.optimize(objective, n_trials=1, catch=(TrainingDiverged, ExcessTrial))
+        except ValueError as error:
+            # Another worker failed this trial as stale (its heartbeat lagged past grace_seconds on a busy machine)
+            # while it ran; the failed trial's retry runs its parameters again, so this worker goes on.
+            if "Cannot tell a FAIL trial" not in str(error):
+                raise
 
 
 def run_trial(trial: optuna.Trial, *, cfg: Config, rows, split, data: Prepared, metric: str, study_dir: Path, total: int,
