@@ -5,7 +5,7 @@ A leaf like the rest of the schema: it imports only pydantic and ``trainwright.c
 Example:
     >>> cfg = GANConfig(loss="hinge", d_steps=2)
     >>> cfg.lr_g, cfg.betas, cfg.ema
-    (0.0002, (0.5, 0.999), 0.999)
+    (0.0002, (0.5, 0.999), 0.99)
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class GANConfig(Frozen):
 
     loss: Literal["non_saturating", "hinge", "wgan_gp"] = "non_saturating"
     gp_weight: float = Field(10.0, ge=0, description="wgan_gp: weight of the gradient penalty")
-    r1: float = Field(0.0, ge=0, description="weight gamma of the R1 penalty gamma/2 * |grad D(real)|^2; 0: off")
+    r1: float = Field(0.001, ge=0, description="weight gamma of the R1 penalty gamma/2 * |grad D(real)|^2 (Mescheder et al. 2018); 0: off")
     d_steps: int = Field(1, ge=1, description="discriminator steps per generator step")
     lr_g: float = Field(2e-4, gt=0)
     lr_d: float = Field(2e-4, gt=0)
@@ -50,13 +50,13 @@ class GANConfig(Frozen):
     lr_decay: Literal["none", "linear"] = Field("linear", description="linear: both rates fall to 0 over the last part of training")
     decay_from: float = Field(0.5, ge=0, lt=1, description="linear decay: share of the generator steps before it starts")
     spectral_norm: bool = Field(False, description="spectral normalization of every discriminator layer")
-    ema: float | None = Field(0.999, gt=0, lt=1, description="decay of the generator's moving average used to sample; null: off")
-    latent_size: int = Field(64, ge=1, description="size of the noise vector z")
+    ema: float | None = Field(0.99, gt=0, lt=1, description="decay of the generator's moving average used to sample; null: off")
+    latent_size: int | Literal["auto"] = Field("auto", description="size of the noise vector z; auto: 16 for MLPs, 64 for DCGAN")
     conditional: bool = Field(False, description="feed class labels to both networks (needs a labelled target)")
     pack: int = Field(1, ge=1, description="PacGAN: the discriminator judges this many samples at once")
     # MLP networks (tables, 2-D points)
-    g_hidden: list[int] = Field([256, 256, 256], description="MLP generator: widths of the hidden layers")
-    d_hidden: list[int] = Field([256, 256, 256], description="MLP discriminator: widths of the hidden layers")
+    g_hidden: list[int] = Field([128, 128, 128, 128], description="MLP generator: widths of the hidden layers")
+    d_hidden: list[int] = Field([128, 128], description="MLP discriminator: widths of the hidden layers")
     # Convolutional networks (images, DCGAN style)
     width: int = Field(64, ge=1, description="conv: channels next to the image; they double at each halving of the size")
     g_norm: Literal["batch", "layer", "none"] = Field("batch", description="normalization in the generator (DCGAN: batch)")
@@ -70,6 +70,13 @@ class GANConfig(Frozen):
         if not widths or any(width < 1 for width in widths):
             raise ValueError("hidden widths must be a non-empty list of integers >= 1")
         return widths
+
+    @field_validator("latent_size")
+    @classmethod
+    def _latent(cls, size: int | str) -> int | str:
+        if isinstance(size, int) and size < 1:
+            raise ValueError("latent_size must be >= 1 or auto")
+        return size
 
     @field_validator("betas")
     @classmethod

@@ -209,8 +209,13 @@ def _check_shape(data_shape: tuple[int, ...]) -> None:
         )
 
 
+MLP_LATENT, CONV_LATENT = 16, 64  # latent_size: auto
+
+
 def build_generator(cfg: GANConfig, data_shape: tuple[int, ...], n_classes: int = 0) -> nn.Module:
     """The generator for samples of ``data_shape``; ``n_classes`` > 0 makes it class-conditional.
+
+    Its ``latent_size`` attribute is the size of z it takes (``cfg.latent_size``, resolved when auto).
 
     Example:
         >>> g = build_generator(GANConfig(latent_size=16, width=8), (1, 8, 8), n_classes=10)
@@ -218,10 +223,12 @@ def build_generator(cfg: GANConfig, data_shape: tuple[int, ...], n_classes: int 
         torch.Size([2, 1, 8, 8])
     """
     _check_shape(data_shape)
-    if len(data_shape) == 1:
-        model: nn.Module = MLPGenerator(cfg.latent_size, data_shape[0], cfg.g_hidden, n_classes, cfg.g_norm)
+    mlp = len(data_shape) == 1
+    latent = cfg.latent_size if cfg.latent_size != "auto" else (MLP_LATENT if mlp else CONV_LATENT)
+    if mlp:
+        model: nn.Module = MLPGenerator(latent, data_shape[0], cfg.g_hidden, n_classes, cfg.g_norm)
     else:
-        model = ConvGenerator(cfg.latent_size, data_shape, cfg.width, n_classes, cfg.g_norm)  # type: ignore[arg-type]
+        model = ConvGenerator(latent, data_shape, cfg.width, n_classes, cfg.g_norm)  # type: ignore[arg-type]
     return model.apply(dcgan_init)
 
 

@@ -9,7 +9,7 @@ device, so a loop never waits for the device inside an epoch.
 Example:
     >>> from trainwright.config.gan import GANConfig
     >>> from trainwright.models.gan import build_discriminator, build_generator
-    >>> cfg = GANConfig(latent_size=4, g_hidden=[16], d_hidden=[16])
+    >>> cfg = GANConfig(g_hidden=[16], d_hidden=[16])
     >>> gan = GANSteps(build_generator(cfg, (2,)), build_discriminator(cfg, (2,)), cfg)
     >>> d = gan.d_step(torch.randn(8, 2)); g = gan.g_step(8)
     >>> gan.sample(5).shape
@@ -68,7 +68,7 @@ class GANSteps:
     ):
         self.generator, self.discriminator = generator, discriminator
         self.loss, self.gp_weight, self.r1, self.pack = cfg.loss, cfg.gp_weight, cfg.r1, cfg.pack
-        self.latent_size, self.n_classes = cfg.latent_size, n_classes
+        self.latent_size, self.n_classes = generator.latent_size, n_classes  # the builders resolve latent_size: auto
         self.opt_g = opt_g if opt_g is not None else adam(generator.parameters(), cfg.lr_g, cfg.betas)
         self.opt_d = opt_d if opt_d is not None else adam(discriminator.parameters(), cfg.lr_d, cfg.betas)
         self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
