@@ -54,4 +54,7 @@ def test_gradient_penalty_takes_the_norm_over_a_pack():
 
 def test_r1_is_the_squared_slope_on_real_samples():
     critic = linear_critic([3.0, 4.0])
-    assert r1_penalty(lambda x: critic(x).squeeze(1), torch.randn(5, 2)).item() == pytest.approx(25.0)
+    real = torch.randn(5, 2, requires_grad=True)
+    assert r1_penalty(critic(real).squeeze(1), real).item() == pytest.approx(25.0)
+    packed = torch.randn(6, 2, requires_grad=True)  # two samples per logit: |grad| per pack^2 = 25 + 25
+    assert r1_penalty(critic(packed).squeeze(1).reshape(3, 2).sum(1), packed, pack=2).item() == pytest.approx(50.0)

@@ -5,8 +5,8 @@ maps samples (B, *data_shape) [and labels] to one logit per pack of ``cfg.pack``
 (B // pack,). Packing (PacGAN, Lin et al. 2018) lets the discriminator see several samples at once,
 so a generator that puts them all on one mode is easy to tell apart: the standard cure for mode collapse.
 
-Class conditioning feeds one-hot labels to both networks: concatenated to z for the generator, to the
-features (MLP) or as constant channels (conv) for the discriminator, before packing.
+Class conditioning feeds labels to both networks: one-hot, concatenated to z for the generators and to
+the features of the MLP discriminator (before packing); the DCGAN discriminator uses a projection.
 
 Example:
     >>> from trainwright.config.gan import GANConfig
@@ -37,9 +37,9 @@ def dcgan_init(module: nn.Module) -> None:
     Example:
         >>> _ = nn.Linear(3, 4).apply(dcgan_init)
     """
-    if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+    if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
         nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
+        if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
@@ -176,7 +176,12 @@ class ConvGenerator(nn.Module):
 
 
 class ConvDiscriminator(nn.Module):
-    """DCGAN discriminator: (B, C [+ K label planes], H, W), packed on channels -> [Conv 4/2 -> LeakyReLU]... -> (B // pack,)."""
+    """DCGAN discriminator: (B, C, H, W), packed on channels -> [Conv 4/2 -> LeakyReLU]... -> features -> (B // pack,).
+
+    Conditioning is by projection (Miyato & Koyama 2018): the logit gains the inner product of the final
+    features (B // pack, F) with a learned embedding of the label (summed over a pack), which judges
+    "is this a real image of class y" far better than label planes concatenated to the input.
+    """
 
     def __init__(self, image_shape: tuple[int, int, int], width: int, n_classes: int = 0, pack: int = 1, batch_norm: bool = False):
         super().__init__()
@@ -185,19 +190,25 @@ class ConvDiscriminator(nn.Module):
         doublings = upsamplings(height, side)
         end = (height // 2**doublings, side // 2**doublings)
         widths = [width * 2**index for index in range(doublings)]  # e.g. 64, 128, 256, 512 for 64x64
-        layers: list[nn.Module] = [nn.Conv2d((channels + n_classes) * pack, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = [nn.Conv2d(channels * pack, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
         for before, after in itertools.pairwise(widths):
             layers += [nn.Conv2d(before, after, 4, 2, 1, bias=not batch_norm)]
             layers += [nn.BatchNorm2d(after)] if batch_norm else []
             layers += [nn.LeakyReLU(0.2)]
-        layers.append(nn.Conv2d(widths[-1], 1, end))  # (B // pack, 1, 1, 1)
-        self.net = nn.Sequential(*layers)
+        self.features = nn.Sequential(*layers, nn.Flatten())  # (B // pack, F = widths[-1] * h0 * w0)
+        features = widths[-1] * end[0] * end[1]
+        self.head = nn.Linear(features, 1)  # = a convolution over the whole h0 x w0 map, as in DCGAN
+        self.embed = nn.Embedding(n_classes, features) if n_classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.n_classes:
-            planes = _one_hot(labels, self.n_classes, x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])  # (B, K, H, W)
-            x = torch.cat([x, planes], dim=1)
-        return self.net(_pack(x, self.pack)).flatten()  # (B // pack,)
+        features = self.features(_pack(x, self.pack))  # (B // pack, F)
+        logits = self.head(features).squeeze(1)  # (B // pack,)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this network is class-conditional: pass labels")
+            embedded = self.embed(labels).reshape(features.shape[0], self.pack, -1).sum(dim=1)  # (B // pack, F)
+            logits = logits + (embedded * features).sum(dim=1)
+        return logits
 
 
 # ── builders ─────────────────────────────────────────────────────────────────────────────

@@ -65,7 +65,7 @@ def gradient_penalty(
     Example:
         >>> d = torch.nn.Linear(2, 1, bias=False)
         >>> _ = d.weight.data.copy_(torch.tensor([[3.0, 4.0]]))  # gradient norm 5 everywhere
-        >>> float(gradient_penalty(lambda x, y=None: d(x).squeeze(1), torch.zeros(4, 2), torch.ones(4, 2)))
+        >>> float(gradient_penalty(lambda x, y=None: d(x).squeeze(1), torch.zeros(4, 2), torch.ones(4, 2)).detach())
         16.0
     """
     alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)  # (B, 1, ...)
@@ -76,19 +76,19 @@ def gradient_penalty(
     return (norms - 1).square().mean()
 
 
-def r1_penalty(discriminator: Callable[..., torch.Tensor], real: torch.Tensor, labels: torch.Tensor | None = None, pack: int = 1) -> torch.Tensor:
-    """R1 (Mescheder et al. 2018): mean squared norm of grad_x D(x) on real samples (B, ...), per pack.
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor, pack: int = 1) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): mean squared norm of grad_x D(x) on the real samples ``real`` (B, ...), per pack.
 
-    Penalizing the discriminator's slope on the data damps the circling of the two players around the
-    equilibrium, so the generator settles onto the data instead of oscillating about it.
+    ``real_logits`` (B // pack,) must come from ``real`` with ``requires_grad``, so the discriminator's forward
+    pass on the real batch serves both its loss and this penalty. Penalizing the slope on the data damps
+    the circling of the two players around the equilibrium, so the generator settles onto the data.
 
     Example:
         >>> d = torch.nn.Linear(2, 1, bias=False)
         >>> _ = d.weight.data.copy_(torch.tensor([[3.0, 4.0]]))
-        >>> float(r1_penalty(lambda x, y=None: d(x).squeeze(1), torch.zeros(4, 2)))
+        >>> x = torch.zeros(4, 2, requires_grad=True)
+        >>> float(r1_penalty(d(x).squeeze(1), x).detach())
         25.0
     """
-    real = real.detach().requires_grad_(True)
-    logits = discriminator(real, labels) if labels is not None else discriminator(real)  # (B // pack,)
-    (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)  # (B, ...)
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)  # (B, ...)
     return grad.reshape(grad.shape[0] // pack, -1).square().sum(dim=1).mean()

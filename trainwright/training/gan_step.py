@@ -26,7 +26,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from trainwright.config.gan import GANConfig
-from trainwright.training.gan_losses import discriminator_loss, generator_loss, gradient_penalty
+from trainwright.training.gan_losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 
 
 def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -109,8 +109,7 @@ class GANSteps:
         if self.loss == "wgan_gp":
             loss = loss + self.gp_weight * gradient_penalty(self.discriminator, real, fake, labels, self.pack)
         if self.r1:
-            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)  # (B, ...)
-            loss = loss + self.r1 / 2 * grad.reshape(grad.shape[0] // self.pack, -1).square().sum(dim=1).mean()
+            loss = loss + self.r1 / 2 * r1_penalty(d_real, real, self.pack)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
@@ -126,12 +125,14 @@ class GANSteps:
             labels = labels[:batch_size]
         for param in self._d_params:  # D's weight gradients are not needed here: skip computing them
             param.requires_grad_(False)
-        loss = generator_loss(self.loss, self.discriminator(self.generator(self.noise(batch_size, device), labels), labels))
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        try:
+            loss = generator_loss(self.loss, self.discriminator(self.generator(self.noise(batch_size, device), labels), labels))
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+        finally:
+            for param in self._d_params:
+                param.requires_grad_(True)
         self.opt_g.step()
-        for param in self._d_params:
-            param.requires_grad_(True)
         if self.ema is not None:
             self.ema.update_parameters(self.generator)
         for schedule in self.schedules:
