@@ -61,14 +61,14 @@ def fit_mixture(name: str, seed: int, cfg: GANConfig, steps: int = MIXTURE_STEPS
     return mode_coverage(samples, mixture.means, mixture.std)
 
 
-def mixtures(names: list[str], seeds: list[int], cfg: GANConfig) -> bool:
+def mixtures(names: list[str], seeds: list[int], cfg: GANConfig, steps: int = MIXTURE_STEPS) -> bool:
     passed = True
     for name in names:
         modes_bar, quality_bar = BARS[name]
         results = []
         for seed in seeds:
             started = time.perf_counter()
-            results.append(fit_mixture(name, seed, cfg))
+            results.append(fit_mixture(name, seed, cfg, steps))
             q = results[-1]
             print(f"{name} seed {seed}: modes {q.modes}/{len(q.counts)}, high quality {q.high_quality:.1%}, "
                   f"reverse KL {q.reverse_kl:.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -241,12 +241,13 @@ def main() -> None:
     parser.add_argument("--section", choices=["all", "mixtures", "digits", "speed"], default="all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--mixtures", nargs="+", choices=list(BARS), default=list(BARS))
+    parser.add_argument("--mixture-steps", type=int, default=MIXTURE_STEPS, help="generator steps per mixture run")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = GANConfig()
     print(f"GANConfig defaults: {cfg.model_dump(exclude={'sample', 'evaluate'})}", flush=True)
     if args.section in ("all", "mixtures"):
-        mixtures(args.mixtures, args.seeds, cfg)
+        mixtures(args.mixtures, args.seeds, cfg, args.mixture_steps)
     if args.section in ("all", "digits"):
         digits(args.seeds[0], cfg)
     if args.section in ("all", "speed"):
