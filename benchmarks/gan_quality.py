@@ -35,7 +35,7 @@ from trainwright.evaluate.gan_quality import ModeCoverage, asked_class_rate, cla
 from trainwright.models.gan import build_discriminator, build_generator
 from trainwright.training.gan_step import GANSteps
 
-MIXTURE_STEPS, MIXTURE_BATCH = 6000, 256  # generator steps (one discriminator step each), samples per batch
+MIXTURE_STEPS, MIXTURE_BATCH = 10_000, 256  # generator steps (one discriminator step each), samples per batch
 DIGITS_STEPS, DIGITS_BATCH = 2000, 64
 BARS = {"ring": (7.8, 0.90), "grid": (24.0, 0.90)}
 
