@@ -169,10 +169,13 @@ def digits(seed: int, cfg: GANConfig) -> bool:
     shares = class_shares(cnn, samples, 10)
     quality = image_quality(cnn, x_train, x_test, samples)
     unconditional_ok = bool((shares > 0).all() and shares.min() >= 0.04)
-    print(f"digits unconditional seed {seed}: class shares of 1000 samples {' '.join(f'{s:.1%}' for s in shares.tolist())}; "
-          f"smallest {shares.min():.1%} (bar: all 10, none under 4%) {'PASS' if unconditional_ok else 'FAIL'}; "
-          f"FID {quality.fid:.2f} (floor {quality.fid_floor:.2f}), precision {quality.precision:.2f}, recall {quality.recall:.2f}, "
-          f"density {quality.density:.2f}, coverage {quality.coverage:.2f} ({time.perf_counter() - started:.0f} s)", flush=True)
+    print(
+        f"digits unconditional seed {seed}: class shares of 1000 samples {' '.join(f'{s:.1%}' for s in shares.tolist())}; "
+        f"smallest {shares.min():.1%} (bar: all 10, none under 4%) {'PASS' if unconditional_ok else 'FAIL'}; "
+        f"FID {quality.fid:.2f} (floor {quality.fid_floor:.2f}), precision {quality.precision:.2f}, recall {quality.recall:.2f}, "
+        f"density {quality.density:.2f}, coverage {quality.coverage:.2f} ({time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
     return conditional_ok and unconditional_ok
 
 
@@ -185,7 +188,10 @@ def hand_written(cfg: GANConfig, data: list[torch.Tensor], steps: int) -> float:
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas, fused=True)
     ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     start = cfg.decay_from * steps
-    decay = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1.0 if s < start else (steps - s) / (steps - start)) for o in (opt_g, opt_d)]
+    decay = [
+        torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1.0 if s < start else (steps - s) / (steps - start))
+        for o in (opt_g, opt_d)
+    ]
     batch = len(data[0])
     started = time.perf_counter()
     for step in range(steps):
@@ -222,7 +228,9 @@ def with_steps(cfg: GANConfig, data: list[torch.Tensor], steps: int) -> float:
 
 
 def speed(cfg: GANConfig, steps: int = 300, repeats: int = 5) -> float:
-    assert cfg.loss == "non_saturating" and cfg.r1 > 0 and cfg.ema and cfg.pack == 1 and cfg.d_steps == 1, "hand_written mirrors these"
+    assert cfg.loss == "non_saturating" and cfg.r1 > 0 and cfg.ema and cfg.pack == 1 and cfg.d_steps == 1, (
+        "hand_written mirrors these"
+    )
     batches = MIXTURES["ring"].batches(MIXTURE_BATCH, seed=0)
     data = [next(batches) for _ in range(steps)]
     hand_written(cfg, data, 50), with_steps(cfg, data, 50)  # warm-up
@@ -232,7 +240,8 @@ def speed(cfg: GANConfig, steps: int = 300, repeats: int = 5) -> float:
         ratios.append(ours / hand)
         print(f"speed run {repeat + 1}: hand-written {hand:.2f} s, GANSteps {ours:.2f} s, ratio {ratios[-1]:.3f}", flush=True)
     ratio = statistics.median(ratios)
-    print(f"speed: {steps} steps of batch {MIXTURE_BATCH} on the ring, GANSteps/hand-written = {ratio:.3f} (median of {repeats} pairs; bar <= 1.05)")
+    print(f"speed: {steps} steps of batch {MIXTURE_BATCH} on the ring, GANSteps/hand-written = {ratio:.3f} "
+          f"(median of {repeats} pairs; bar <= 1.05)")
     return ratio
 
 

@@ -12,7 +12,9 @@ SMALL = GANConfig(latent_size=4, g_hidden=[16], d_hidden=[16], width=8)
 
 def make(cfg: GANConfig, shape=(2,), n_classes: int = 0, total_steps: int | None = None) -> GANSteps:
     torch.manual_seed(0)
-    return GANSteps(build_generator(cfg, shape, n_classes), build_discriminator(cfg, shape, n_classes), cfg, n_classes, total_steps)
+    return GANSteps(
+        build_generator(cfg, shape, n_classes), build_discriminator(cfg, shape, n_classes), cfg, n_classes, total_steps
+    )
 
 
 @pytest.mark.parametrize("loss", ["non_saturating", "hinge", "wgan_gp"])

@@ -55,7 +55,11 @@ def generator_loss(kind: LossKind, fake: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(
-    discriminator: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None, pack: int = 1
+    discriminator: Callable[..., torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    pack: int = 1,
 ) -> torch.Tensor:
     """WGAN-GP's penalty: mean of (||grad_x D(x)|| - 1)^2 at random points x between real and fake samples.
 
