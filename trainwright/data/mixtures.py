@@ -36,10 +36,22 @@ class Mixture:
             >>> MIXTURES["grid"].sample(3, seed=1).shape
             torch.Size([3, 2])
         """
+        return self.labelled(n, seed, generator)[0]
+
+    def labelled(
+        self, n: int, seed: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` points (n, 2) and the index of the mode each was drawn from (n,).
+
+        Example:
+            >>> points, modes = MIXTURES["ring"].labelled(4, seed=0)
+            >>> points.shape, modes.shape
+            (torch.Size([4, 2]), torch.Size([4]))
+        """
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else seed)
         modes = torch.randint(len(self.means), (n,), generator=generator)  # (n,)
-        return self.means[modes] + self.std * torch.randn(n, 2, generator=generator)
+        return self.means[modes] + self.std * torch.randn(n, 2, generator=generator), modes
 
     def batches(self, batch_size: int, seed: int = 0) -> Iterator[torch.Tensor]:
         """An endless stream of fresh batches (batch_size, 2) from one seeded generator.
