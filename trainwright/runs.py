@@ -13,9 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainwright.configure import load_config
+from trainwright.configure import load_config, read_raw, validate_gan_config
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.diagnose import diagnose, no_skill_loss, read_history
+from trainwright.evaluate.gan_diagnose import diagnose_gan
 from trainwright.rundir import RunDir
 from trainwright.training.losses import resolve_loss
 
@@ -33,6 +34,8 @@ def summarize_run(run: RunDir) -> dict:
     data, model, metrics, env = optional(run.data), optional(run.model_info), optional(run.metrics), optional(run.environment)
     task = data.get("task") or metrics.get("task")
     key = KEY_METRIC.get(task or "", "accuracy")
+    if metrics.get("recipe") == "gan":  # a GAN has no test metric: its quality measure (higher is better)
+        key, metrics = "quality", {**metrics, "test": {"quality": metrics["quality"].get("quality")}}
     return {
         "name": run.path.name,
         "path": run.path,
@@ -77,7 +80,7 @@ def compare_runs(run_dirs: list[str | Path]) -> tuple[list[str], dict[str, list]
     if len(run_dirs) < 2:
         raise TrainwrightError("compare needs at least two run directories, e.g. trainwright compare runs/a runs/b")
     runs = [RunDir.open(path) for path in run_dirs]
-    configs = [_flatten(load_config(run.config).to_dict()) for run in runs]
+    configs = [_flatten(_resolved(run).to_dict()) for run in runs]
     keys = list(dict.fromkeys(key for config in configs for key in config))
     missing = object()
     differ = {
@@ -94,6 +97,12 @@ def compare_runs(run_dirs: list[str | Path]) -> tuple[list[str], dict[str, list]
     return [run.path.name for run in runs], differ, metrics
 
 
+def _resolved(run: RunDir):
+    """A run's config with every default filled in, by the schema of its recipe."""
+    raw = read_raw(run.config)
+    return validate_gan_config(raw) if raw.get("recipe") == "gan" else load_config(raw)
+
+
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     """``{"train": {"optimizer": {"lr": 0.1}}}`` -> ``{"train.optimizer.lr": 0.1}``."""
     flat: dict[str, Any] = {}
@@ -108,8 +117,11 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 def diagnose_run(run_dir: str | Path, diverged: dict | None = None) -> list[dict]:
     """Diagnose a run from its directory alone (``diverged`` for a run whose loss became NaN)."""
     run = RunDir.open(run_dir)
-    cfg = load_config(run.config)
+    raw = read_raw(run.config)
     metrics = run.read_json(run.metrics) if run.metrics.is_file() else None
+    if raw.get("recipe") == "gan":
+        return diagnose_gan(read_history(run.history), metrics, loss=validate_gan_config(raw).gan.loss, diverged=diverged)
+    cfg = load_config(raw)
     gradients = run.read_json(run.gradients) if run.gradients.is_file() else None
     data = run.read_json(run.data) if run.data.is_file() else {}
     task = data.get("task") or (metrics or {}).get("task", "multiclass")
