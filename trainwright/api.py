@@ -15,11 +15,12 @@ from rich.console import Console
 from torch import nn
 
 from trainwright.compute import Estimate
+from trainwright.compute.gan_estimate import GANEstimate
 from trainwright.config import Config
-from trainwright.configure import load_config, read_raw, validate_config
+from trainwright.configure import load_config, read_raw, validate_config, validate_gan_config
 from trainwright.errors import TrainwrightError
 from trainwright.recipes import estimate as estimate_recipe
-from trainwright.recipes import supervised
+from trainwright.recipes import gan, supervised
 from trainwright.recipes.finish import Run
 from trainwright.rundir import RunDir
 
@@ -56,7 +57,13 @@ def train(
                 "the config has a continual: section: run it with `trainwright continual CONFIG` (train ignores it), or remove it"
             )
         return supervised.train(cfg, model=model, runs_dir=runs_dir, name=name, resume=run_dir, console=console)
-    raise TrainwrightError(f"recipe = {recipe!r}: unknown way of training; use supervised (the default)")
+    if recipe == "gan":
+        if model is not None:
+            raise TrainwrightError(
+                "model= trains your own network in a supervised run; a GAN's networks are set in its gan: section"
+            )
+        return gan.train_gan(validate_gan_config(raw), runs_dir=runs_dir, name=name, resume=run_dir, console=console)
+    raise TrainwrightError(f"recipe = {recipe!r}: unknown way of training; use supervised (the default) or gan")
 
 
 def estimate(
@@ -66,11 +73,15 @@ def estimate(
     overrides: list[str] | tuple[str, ...] = (),
     device: str | None = None,
     console: Console | None = None,
-) -> Estimate:
-    """How long ``config`` will train and how much memory it needs, without training it or writing anything.
+) -> Estimate | GANEstimate:
+    """How long ``config`` will train and how much memory it needs, without training it or writing anything
+    (a GAN config, ``recipe: gan``: how long, from both networks' FLOPs and a few timed steps).
 
     Example:
         >>> est = estimate("examples/digits.yaml", device="H100")
         >>> est.total_seconds, est.flops_per_step, est.memory.total
     """
+    raw = read_raw(config, overrides)
+    if raw.get("recipe") == "gan":
+        return gan.estimate_gan_run(validate_gan_config(raw), device=device, console=console)
     return estimate_recipe.estimate(load_config(config, overrides), model=model, device=device, console=console)

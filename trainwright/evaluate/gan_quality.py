@@ -25,6 +25,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from prdc import compute_prdc
 from scipy.stats import entropy, ks_2samp, wasserstein_distance
@@ -44,7 +45,9 @@ class ModeCoverage:
     counts: tuple[int, ...]  # high-quality samples per mode
 
 
-def mode_coverage(samples: torch.Tensor, means: torch.Tensor, std: float, threshold: float = 3.0, min_samples: int = 1) -> ModeCoverage:
+def mode_coverage(
+    samples: torch.Tensor, means: torch.Tensor, std: float, threshold: float = 3.0, min_samples: int = 1
+) -> ModeCoverage:
     """How many of the modes ``means`` (K, D) the ``samples`` (N, D) cover, and how many samples are near any.
 
     Example:
@@ -124,7 +127,9 @@ def asked_class_rate(classifier: nn.Module, images: torch.Tensor, asked: torch.T
     return float((predict_classes(classifier, images, batch_size) == asked.to(images.device)).double().mean())
 
 
-def frechet_distance(features: PenultimateFeatures, images_a: torch.Tensor, images_b: torch.Tensor, batch_size: int = 512) -> float:
+def frechet_distance(
+    features: PenultimateFeatures, images_a: torch.Tensor, images_b: torch.Tensor, batch_size: int = 512
+) -> float:
     """Fréchet distance between two image sets in ``features`` (torchmetrics' FID with a custom extractor).
 
     Example:
@@ -159,22 +164,78 @@ class ImageQuality:
     coverage: float  # share of real samples with a generated neighbour; ~0.97 for identical sets
 
 
-def image_quality(classifier: nn.Module, real_train: torch.Tensor, real_test: torch.Tensor, generated: torch.Tensor, k: int = 5) -> ImageQuality:
+def image_quality(
+    classifier: nn.Module, real_train: torch.Tensor, real_test: torch.Tensor, generated: torch.Tensor, k: int = 5
+) -> ImageQuality:
     """FID (and its floor) and precision/recall/density/coverage against ``real_train`` in the classifier's features.
 
     The manifold measures compare ``generated`` with as many real training images, the smaller count of the two.
 
     Example: ``image_quality(cnn, x_train, x_test, gan.sample(1000)).fid``.
     """
-    features = PenultimateFeatures(classifier)
-    fid = frechet_distance(features, real_train, generated)
-    floor = frechet_distance(features, real_train, real_test)
-    n = min(len(real_train), len(generated))
-    real_features = _batched(features, real_train[:n], 512).double().cpu().numpy()
-    fake_features = _batched(features, generated[:n], 512).double().cpu().numpy()
-    with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
-        prdc = compute_prdc(real_features, fake_features, nearest_k=k)
-    return ImageQuality(fid, floor, **{name: float(value) for name, value in prdc.items()})
+    return ImageJudge(classifier, real_train, real_test, len(generated), k).quality(generated)
+
+
+class ImageJudge:
+    """A classifier trained on the real images, judging generated ones again and again: the real images'
+    features, their Fréchet statistics and the train-vs-test floor are computed once.
+
+    ``judge`` gives every image measure of one set of samples: FID beside its floor, precision, recall,
+    density and coverage (k-NN manifolds of ``n`` real training images), the share of each class, and with
+    ``asked`` labels the share classified as asked. Images are floats in [0, 1] (what the classifier's input
+    stage takes), (N, C, H, W).
+
+    Example:
+        >>> judge = ImageJudge(cnn, x_train, x_test, n=1000)
+        >>> judge.judge(samples, asked=labels)["asked_rate"]
+    """
+
+    def __init__(
+        self, classifier: nn.Module, real_train: torch.Tensor, real_test: torch.Tensor, n: int, k: int = 5, batch_size: int = 512
+    ):
+        self.classifier, self.k, self.batch_size = classifier, k, batch_size
+        self.features = PenultimateFeatures(classifier)
+        self.n_classes = self.classifier_outputs(real_train[:2])
+        self.floor = frechet_distance(self.features, real_train, real_test, batch_size)
+        # torchmetrics keeps the real statistics across resets when reset_real_features is off
+        self.fid = FrechetInceptionDistance(feature=self.features, reset_real_features=False).to(real_train.device)
+        with torch.no_grad():
+            for start in range(0, len(real_train), batch_size):
+                self.fid.update(real_train[start : start + batch_size], real=True)
+        self.n = min(n, len(real_train))
+        self.real_features = _batched(self.features, real_train[: self.n], batch_size).double().cpu().numpy()
+
+    def classifier_outputs(self, images: torch.Tensor) -> int:
+        return int(_batched(self.classifier, images, self.batch_size).shape[1])
+
+    def quality(self, generated: torch.Tensor) -> ImageQuality:
+        """FID beside its floor and the k-NN manifold measures of ``generated``."""
+        was_training = self.features.training
+        self.features.eval()
+        try:
+            self.fid.reset()
+            with torch.no_grad():
+                for start in range(0, len(generated), self.batch_size):
+                    self.fid.update(generated[start : start + self.batch_size], real=False)
+                fid = float(self.fid.compute())
+        finally:
+            self.features.train(was_training)
+        n = min(self.n, len(generated))
+        fake_features = _batched(self.features, generated[:n], self.batch_size).double().cpu().numpy()
+        with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
+            prdc = compute_prdc(self.real_features[:n], fake_features, nearest_k=self.k)
+        return ImageQuality(fid, self.floor, **{name: float(value) for name, value in prdc.items()})
+
+    def judge(self, generated: torch.Tensor, asked: torch.Tensor | None = None) -> dict[str, float | list[float]]:
+        """Every measure of ``generated`` as plain numbers: fid, fid_floor, precision, recall, density, coverage,
+        class_shares (one per class), min_class_share, and asked_rate when ``asked`` labels are given."""
+        predicted = predict_classes(self.classifier, generated, self.batch_size)
+        shares = torch.bincount(predicted, minlength=self.n_classes).double() / len(predicted)
+        out: dict[str, float | list[float]] = {**vars(self.quality(generated))}
+        out.update(class_shares=shares.tolist(), min_class_share=float(shares.min()))
+        if asked is not None:
+            out["asked_rate"] = float((predicted == asked.to(predicted.device)).double().mean())
+        return out
 
 
 # ── tables ───────────────────────────────────────────────────────────────────────────────
@@ -203,6 +264,31 @@ def table_quality(real: np.ndarray, synthetic: np.ndarray) -> TableQuality:
     off_diagonal = ~np.eye(real.shape[1], dtype=bool)
     gap = np.abs(np.corrcoef(real, rowvar=False) - np.corrcoef(synthetic, rowvar=False))[off_diagonal]
     return TableQuality(wasserstein, ks, float(np.nan_to_num(gap, nan=1.0).mean()) if gap.size else 0.0)
+
+
+def column_distances(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Per column of two tables in original units: numeric columns the Kolmogorov-Smirnov statistic and the
+    Wasserstein-1 distance in units of the real column's standard deviation; categorical columns the total
+    variation distance between the category shares. Each column's ``distance`` is its KS or TV, in [0, 1].
+
+    Example:
+        >>> real = pd.DataFrame({"a": [1.0, 2.0, 3.0], "c": ["x", "y", "y"]})
+        >>> column_distances(real, real, {"a": "numeric", "c": "categorical"})["c"]
+        {'total_variation': 0.0, 'distance': 0.0}
+    """
+    out: dict[str, dict[str, float]] = {}
+    for column, kind in kinds.items():
+        if kind == "numeric":
+            a = pd.to_numeric(real[column], errors="coerce").dropna().to_numpy(np.float64)
+            b = pd.to_numeric(synthetic[column], errors="coerce").dropna().to_numpy(np.float64)
+            ks = float(ks_2samp(a, b).statistic)
+            out[column] = {"ks": ks, "wasserstein": float(wasserstein_distance(a, b) / (a.std() + 1e-12)), "distance": ks}
+        else:
+            p = real[column].astype(str).value_counts(normalize=True)
+            q = synthetic[column].astype(str).value_counts(normalize=True)
+            tv = float(0.5 * p.subtract(q, fill_value=0.0).abs().sum())
+            out[column] = {"total_variation": tv, "distance": tv}
+    return out
 
 
 @dataclass(frozen=True)
@@ -234,5 +320,7 @@ def synthetic_utility(
         model_kind, metric = HistGradientBoostingClassifier, "accuracy"
     else:
         model_kind, metric = HistGradientBoostingRegressor, "r2"
-    scores = [model_kind(random_state=seed).fit(x, y).score(test_x, test_y) for x, y in ((synthetic_x, synthetic_y), (train_x, train_y))]
+    scores = [
+        model_kind(random_state=seed).fit(x, y).score(test_x, test_y) for x, y in ((synthetic_x, synthetic_y), (train_x, train_y))
+    ]
     return SyntheticUtility(float(scores[0]), float(scores[1]), metric)

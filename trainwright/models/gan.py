@@ -123,6 +123,38 @@ class MLPDiscriminator(nn.Module):
         return self.net(_pack(x, self.pack)).squeeze(1)  # (B // pack,)
 
 
+class OneHotBlocks(nn.Module):
+    """A table generator's output with each one-hot block (a categorical column, or the class) made one-hot.
+
+    Training: straight-through Gumbel-softmax (Jang et al. 2017; CTGAN's choice for categories, Xu et al.
+    2019): the forward pass is exactly one-hot, as the real rows are, so the discriminator cannot tell them
+    apart by softness; the gradient is the softmax's. Evaluation: the largest entry's one-hot.
+
+    Example:
+        >>> g = OneHotBlocks(MLPGenerator(4, 5, [8]), [(2, 5)])
+        >>> g.eval()(torch.randn(3, 4))[:, 2:].sum(dim=1)
+        tensor([1., 1., 1.])
+    """
+
+    def __init__(self, generator: nn.Module, spans: list[tuple[int, int]], temperature: float = 0.2):
+        super().__init__()
+        self.generator, self.spans, self.temperature = generator, list(spans), temperature
+        self.latent_size, self.n_classes = generator.latent_size, generator.n_classes
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.generator(z, labels)  # (B, features)
+        parts, last = [], 0
+        for start, end in self.spans:
+            logits = x[:, start:end]
+            if self.training:
+                block = F.gumbel_softmax(logits, tau=self.temperature, hard=True)
+            else:
+                block = F.one_hot(logits.argmax(dim=1), end - start).to(x.dtype)
+            parts += [x[:, last:start], block]
+            last = end
+        return torch.cat([*parts, x[:, last:]], dim=1) if self.spans else x
+
+
 # ── DCGAN: images ────────────────────────────────────────────────────────────────────────
 def upsamplings(height: int, width: int) -> int:
     """How many 2x upsamplings make (height, width) from a start of at least 4 pixels a side (DCGAN starts at 4x4).
@@ -132,7 +164,10 @@ def upsamplings(height: int, width: int) -> int:
         (4, 2, 1)
     """
     doublings = 0
-    while height % 2 ** (doublings + 1) == 0 and width % 2 ** (doublings + 1) == 0 and min(height, width) // 2 ** (doublings + 1) >= 4:
+    while True:
+        factor = 2 ** (doublings + 1)
+        if height % factor or width % factor or min(height, width) // factor < 4:
+            break
         doublings += 1
     if not (MIN_SIDE <= min(height, width) and max(height, width) <= MAX_SIDE and doublings >= 1):
         raise TrainwrightError(
@@ -183,7 +218,9 @@ class ConvDiscriminator(nn.Module):
     "is this a real image of class y" far better than label planes concatenated to the input.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], width: int, n_classes: int = 0, pack: int = 1, batch_norm: bool = False):
+    def __init__(
+        self, image_shape: tuple[int, int, int], width: int, n_classes: int = 0, pack: int = 1, batch_norm: bool = False
+    ):
         super().__init__()
         self.n_classes, self.pack = n_classes, pack
         channels, height, side = image_shape

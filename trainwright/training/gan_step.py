@@ -66,7 +66,7 @@ class GANSteps:
         opt_g: torch.optim.Optimizer | None = None,
         opt_d: torch.optim.Optimizer | None = None,
     ):
-        self.generator, self.discriminator = generator, discriminator
+        self.generator, self.discriminator, self.cfg = generator, discriminator, cfg
         self.loss, self.gp_weight, self.r1, self.pack = cfg.loss, cfg.gp_weight, cfg.r1, cfg.pack
         self.latent_size, self.n_classes = generator.latent_size, n_classes  # the builders resolve latent_size: auto
         self.opt_g = opt_g if opt_g is not None else adam(generator.parameters(), cfg.lr_g, cfg.betas)
@@ -89,7 +89,9 @@ class GANSteps:
         device = device if device is not None else next(self.generator.parameters()).device
         return torch.randn(n, self.latent_size, device=device, generator=generator)
 
-    def random_labels(self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None) -> torch.Tensor | None:
+    def random_labels(
+        self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor | None:
         """Uniform class labels (n,) for a conditional GAN, None for an unconditional one."""
         if not self.n_classes:
             return None
@@ -140,7 +142,9 @@ class GANSteps:
         return loss.detach()
 
     @torch.no_grad()
-    def sample(self, n: int, labels: torch.Tensor | None = None, ema: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int, labels: torch.Tensor | None = None, ema: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``n`` samples (n, ...) from the moving average (or the live generator), in eval mode; ``generator`` seeds z.
 
         Example: ``gan.sample(100, labels=torch.full((100,), 3))`` draws 100 samples of class 3.
