@@ -243,7 +243,7 @@ def continue_(
 @user_errors
 def sample(
     run_dir: Annotated[Path, typer.Argument(help="a GAN run directory (trained with recipe: gan)")],
-    n: Annotated[int, typer.Option("-n", min=1, help="samples to draw")] = 64,
+    n: Annotated[int, typer.Option("-n", min=1, help="samples to draw (conditional, no --class: n // classes of each)")] = 64,
     class_: Annotated[
         str | None, typer.Option("--class", help="a conditional run: the class to draw (default: every class)")
     ] = None,
@@ -256,7 +256,7 @@ def sample(
     from trainwright.recipes.gan import sample_run
 
     written = sample_run(run_dir, n, output, label=class_, seed=seed)
-    console.print(f"wrote {n} samples to {written}")
+    console.print(f"wrote {written}", highlight=False)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 import trainwright as tw
 from trainwright.errors import TrainwrightError
 from trainwright.recipes.gan import sample_run
+from trainwright.runs import compare_runs, list_runs
 
 QUIET = Console(quiet=True)
 RING = """recipe: gan
@@ -70,6 +71,9 @@ def test_a_ring_run_writes_both_networks_samples_and_a_report_and_resumes_bit_id
     assert pd.read_csv(tmp_path / "cut" / "history.csv")["d_loss"].tolist() == history["d_loss"].tolist()
     with pytest.raises(TrainwrightError, match="already trained 60 generator steps"):  # its config now says 60
         tw.train(resume=tmp_path / "cut", console=QUIET)
+    listed = {row["name"]: row for row in list_runs(tmp_path)}  # what `trainwright runs` and `compare` show
+    assert listed["whole"]["metric"] == "quality" and listed["whole"]["model"] == "gan-mlp" and listed["whole"]["finished"]
+    assert compare_runs([run, tmp_path / "cut"])[0] == ["whole", "cut"]
 
 
 def test_a_conditional_image_run_is_judged_by_its_own_classifier_and_samples_a_class(tmp_path):
