@@ -107,6 +107,9 @@ def validate_gan_config(raw: dict) -> GANRunConfig:
         8
     """
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    if isinstance(raw.get("train"), dict) and "epochs" in raw["train"]:
+        raise TrainwrightError("a GAN trains for a number of generator steps, not epochs: set train.steps (e.g. --set "
+                               "train.steps=10000) instead of train.epochs")
     builtin = BUILTINS.get(data.get("source")) if isinstance(data.get("source"), str) else None
     if builtin is not None:
         defaults = deep_merge({"data": builtin.config_defaults.get("data", {})}, builtin.gan_defaults)

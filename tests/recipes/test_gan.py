@@ -154,4 +154,6 @@ def test_bad_input_is_one_line_with_the_fix(tmp_path):
     for data, gan, message in refused:
         with pytest.raises(TrainwrightError, match=message):
             tw.train({"recipe": "gan", "data": data, "gan": gan}, runs_dir=tmp_path, console=QUIET)
+    with pytest.raises(TrainwrightError, match="generator steps, not epochs.*train.steps"):
+        tw.estimate({"recipe": "gan", "data": {"source": "ring"}}, overrides=["train.epochs=3"], console=QUIET)
     assert not any(tmp_path.iterdir())  # nothing written
