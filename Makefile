@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # beside the extras (rl: gymnasium 1.x with pygame-ce, which need no torch) so no extra can move it.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve bench-kills bench-distill bench-rl
+.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve bench-kills bench-distill bench-rl bench-gan
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ bench-rl: setup
 	$(BIN)/python benchmarks/rl_cartpole.py
 	$(BIN)/python benchmarks/rl_acrobot.py
 	$(BIN)/python benchmarks/rl_speed.py
+
+# GANs' quality bars: the ring and the grid over seeds 0-4, digits conditional and unconditional, and the
+# speed against a hand-written loop (hours on a busy 2-core CPU: the mixtures are 10,000 steps a seed).
+bench-gan: setup
+	nice -n 19 $(BIN)/python benchmarks/gan_quality.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -15,12 +15,13 @@ from rich.console import Console
 from torch import nn
 
 from trainwright.compute import Estimate
+from trainwright.compute.gan_estimate import GANEstimate
 from trainwright.config import Config
 from trainwright.config.rl import rl_config
-from trainwright.configure import load_config, read_raw, validate_config
+from trainwright.configure import load_config, read_raw, validate_config, validate_gan_config
 from trainwright.errors import TrainwrightError
 from trainwright.recipes import estimate as estimate_recipe
-from trainwright.recipes import supervised
+from trainwright.recipes import gan, supervised
 from trainwright.recipes.finish import Run
 from trainwright.rundir import RunDir
 
@@ -70,7 +71,13 @@ def train(
         if seeds > 1:
             return rl.train_seeds(cfg, seeds, runs_dir=runs_dir, name=name, console=console)
         return rl.train(cfg, runs_dir=runs_dir, name=name, resume=run_dir, console=console)
-    raise TrainwrightError(f"recipe = {recipe!r}: unknown way of training; use supervised (the default) or rl")
+    if recipe == "gan":
+        if model is not None:
+            raise TrainwrightError(
+                "model= trains your own network in a supervised run; a GAN's networks are set in its gan: section"
+            )
+        return gan.train_gan(validate_gan_config(raw), runs_dir=runs_dir, name=name, resume=run_dir, console=console)
+    raise TrainwrightError(f"recipe = {recipe!r}: unknown way of training; use supervised (the default), gan or rl")
 
 
 def play(run: str | Path, episodes: int = 10, *, gif: str | Path | None = None, deterministic: bool = True, seed: int = 0):
@@ -103,8 +110,9 @@ def estimate(
     overrides: list[str] | tuple[str, ...] = (),
     device: str | None = None,
     console: Console | None = None,
-) -> Estimate:
-    """How long ``config`` will train and how much memory it needs, without training it or writing anything.
+) -> Estimate | GANEstimate:
+    """How long ``config`` will train and how much memory it needs, without training it or writing anything
+    (a GAN config, ``recipe: gan``: how long, from both networks' FLOPs and a few timed steps).
 
     Example:
         >>> est = estimate("examples/digits.yaml", device="H100")
@@ -116,4 +124,6 @@ def estimate(
         if device not in (None, "cpu") or model is not None:
             raise TrainwrightError("an RL estimate runs on the CPU for the policy its config describes; drop --device and model=")
         return rl_recipe().estimate(rl_config(raw))
+    if raw.get("recipe") == "gan":
+        return gan.estimate_gan_run(validate_gan_config(raw), device=device, console=console)
     return estimate_recipe.estimate(load_config(config, overrides), model=model, device=device, console=console)

@@ -157,6 +157,7 @@ def estimate(
 ) -> None:
     """Estimate training time and memory before training: FLOPs per step, device peak, the arithmetic."""
     import trainwright as tw
+    from trainwright.compute.gan_estimate import GANEstimate
     from trainwright.compute.memory import human_bytes
 
     if config is None and data is None:
@@ -166,6 +167,8 @@ def estimate(
     overrides = quick_overrides([*set_, *([f"train.epochs={epochs}"] if epochs is not None else [])], data, target, model,
                                 text_column, time_column)
     est = tw.estimate(config if config is not None else {}, overrides=overrides, device=device, console=console)
+    if isinstance(est, GANEstimate):  # recipe: gan; the recipe printed both networks' FLOPs and the timed steps
+        return
     if not hasattr(est, "step"):  # an RL run's estimate (recipe: rl): its arithmetic, line by line
         for line in est.lines():
             console.print(line, soft_wrap=True)
@@ -367,6 +370,26 @@ def continue_(
 
     run = continue_run(run_dir, data, strategy=strategy, overrides=list(set_), runs_dir=runs_dir, name=name, console=console)
     print(run.dir, flush=True)
+
+
+@app.command()
+@user_errors
+def sample(
+    run_dir: Annotated[Path, typer.Argument(help="a GAN run directory (trained with recipe: gan)")],
+    n: Annotated[int, typer.Option("-n", min=1, help="samples to draw (conditional, no --class: n // classes of each)")] = 64,
+    class_: Annotated[
+        str | None, typer.Option("--class", help="a conditional run: the class to draw (default: every class)")
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="samples.png (a picture) or samples.csv (tables, points)")
+    ] = Path("samples.png"),
+    seed: Annotated[int | None, typer.Option("--seed", help="seed of the noise (default: the run's gan.sample.seed)")] = None,
+) -> None:
+    """Draw samples from a trained GAN: a grid of images, points over the real ones, or rows in original units."""
+    from trainwright.recipes.gan import sample_run
+
+    written = sample_run(run_dir, n, output, label=class_, seed=seed)
+    console.print(f"wrote {written}", highlight=False)
 
 
 @app.command()

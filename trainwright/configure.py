@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from trainwright.config import Config, Frozen, ModelConfig
+from trainwright.config.gan import GANRunConfig
 from trainwright.data.builtin import BUILTINS
 from trainwright.data.modality import source_modality
 from trainwright.errors import TrainwrightError, quote
@@ -99,6 +100,28 @@ def validate_config(raw: dict) -> Config:
     if problems:
         raise TrainwrightError(describe_problems(problems))
     return config
+
+
+def validate_gan_config(raw: dict) -> GANRunConfig:
+    """A GAN run's config (``recipe: gan``) from plain data: a built-in data set's own data keys (an image
+    column, a size) and its GAN defaults under the user's keys, every problem named in one line.
+
+    Example:
+        >>> validate_gan_config({"recipe": "gan", "data": {"source": "digits-images"}}).data.image.size
+        8
+    """
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    if isinstance(raw.get("train"), dict) and "epochs" in raw["train"]:
+        raise TrainwrightError("a GAN trains for a number of generator steps, not epochs: set train.steps (e.g. --set "
+                               "train.steps=10000) instead of train.epochs")
+    builtin = BUILTINS.get(data.get("source")) if isinstance(data.get("source"), str) else None
+    if builtin is not None:
+        defaults = deep_merge({"data": builtin.config_defaults.get("data", {})}, builtin.gan_defaults)
+        raw = deep_merge(defaults, raw)
+    try:
+        return GANRunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise TrainwrightError(describe_validation_error(error)) from None
 
 
 def model_config(value: Any) -> ModelConfig:

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from trainwright.config.rl import rl_config
-from trainwright.configure import load_config, read_raw
+from trainwright.configure import load_config, read_raw, validate_gan_config
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.diagnose import diagnose, no_skill_loss, read_history
 from trainwright.evaluate.diagnose_rl import diagnose_rl, read_rl_history
+from trainwright.evaluate.gan_diagnose import diagnose_gan
 from trainwright.rundir import RunDir
 from trainwright.training.losses import resolve_loss
 
@@ -43,6 +44,8 @@ def summarize_run(run: RunDir) -> dict:
         model = {**model, "type": model.get("algo")}
     task = data.get("task") or metrics.get("task")
     key = KEY_METRIC.get(task or "", "accuracy")
+    if metrics.get("recipe") == "gan":  # a GAN has no test metric: its quality measure (higher is better)
+        key, metrics = "quality", {**metrics, "test": {"quality": metrics["quality"].get("quality")}}
     return {
         "name": run.path.name,
         "path": run.path,
@@ -108,8 +111,11 @@ def compare_runs(run_dirs: list[str | Path]) -> tuple[list[str], dict[str, list]
 
 def _config_dict(run: RunDir) -> dict:
     """The run's resolved config as plain data, validated by its recipe's schema."""
-    if recipe_of(run) == "rl":
+    recipe = recipe_of(run)
+    if recipe == "rl":
         return rl_config(read_raw(run.config)).model_dump(mode="json")
+    if recipe == "gan":
+        return validate_gan_config(read_raw(run.config)).to_dict()
     return load_config(run.config).to_dict()
 
 
@@ -132,6 +138,9 @@ def diagnose_run(run_dir: str | Path, diverged: dict | None = None) -> list[dict
         env = run.read_json(run.env_info) if run.env_info.is_file() else {}
         algo = rl_config(read_raw(run.config)).algo.name
         return diagnose_rl(read_rl_history(run.history), metrics, env=env, algo=algo)
+    if recipe_of(run) == "gan":
+        raw = read_raw(run.config)
+        return diagnose_gan(read_history(run.history), metrics, loss=validate_gan_config(raw).gan.loss, diverged=diverged)
     cfg = load_config(run.config)
     gradients = run.read_json(run.gradients) if run.gradients.is_file() else None
     data = run.read_json(run.data) if run.data.is_file() else {}

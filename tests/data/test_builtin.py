@@ -15,6 +15,8 @@ EXPECTED = {  # name: (task, rows, feature columns after cleaning, classes)
     "breast_cancer": ("binary", 569, 30, 2),
     "diabetes": ("regression", 442, 10, 0),
     "linear": ("regression", 6, 1, 0),
+    "ring": ("multiclass", 100_000, 2, 8),  # PacGAN's mixtures: 2-D points labelled by the mode they were drawn from
+    "grid": ("multiclass", 100_000, 2, 25),
 }
 
 

@@ -32,6 +32,7 @@ class Builtin:
     modality: str = "tabular"  # "images": the frame holds one image per row (see data/images.py); "text"; "series"
     text_column: str | None = None  # text: the column of raw text
     time_column: str | None = None  # series: the column of times
+    gan_defaults: dict = field(default_factory=dict)  # config keys a GAN run (recipe: gan) on this set starts from
 
 
 # scikit-learn is imported inside the loaders: config.py imports this module, and the CLI
@@ -183,6 +184,21 @@ def _python_docs() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "topic"])
 
 
+def _mixture(name: str, n: int = 100_000, seed: int = 0) -> pd.DataFrame:
+    """``n`` points of a built-in 2-D Gaussian mixture (``data/mixtures.py``) and the mode each was drawn
+    from; 100,000 as in PacGAN's protocol."""
+    import pandas as pd
+
+    from trainwright.data.mixtures import MIXTURES
+
+    points, modes = MIXTURES[name].labelled(n, seed=seed)
+    return pd.DataFrame({"x": points[:, 0].numpy(), "y": points[:, 1].numpy(), "mode": modes.numpy()})
+
+
+# A GAN (recipe: gan) on these sets starts from the batch and steps benchmarks/gan_quality.py measured (README, "GANs").
+MIXTURE_GAN_DEFAULTS = {"train": {"batch_size": 256}}
+DIGITS_IMAGES_GAN_DEFAULTS = {"train": {"steps": 2000}}
+
 WORD_ORDER_DEFAULTS = {"data": {"tokenizer": {"kind": "bpe", "vocab_size": 128}}}
 PYTHON_DOCS_DEFAULTS = {"data": {"tokenizer": {"max_length": 48}}}
 SEASONAL_DEFAULTS = {"data": {"window": {"lookback": 48, "horizon": 12, "stride": 1}}}
@@ -205,6 +221,7 @@ BUILTINS: dict[str, Builtin] = {
             _digits_images,
             DIGITS_IMAGES_DEFAULTS,
             modality="images",
+            gan_defaults=DIGITS_IMAGES_GAN_DEFAULTS,
         ),
         Builtin(
             "iris",
@@ -263,6 +280,22 @@ BUILTINS: dict[str, Builtin] = {
             PYTHON_DOCS_DEFAULTS,
             modality="text",
             text_column="text",
+        ),
+        Builtin(
+            "ring",
+            "8 Gaussians on a circle of radius 1, std 0.01 (PacGAN's mode-collapse benchmark); 100,000 2-D points",
+            "mode",
+            "multiclass",
+            lambda: _mixture("ring"),
+            gan_defaults=MIXTURE_GAN_DEFAULTS,
+        ),
+        Builtin(
+            "grid",
+            "25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (PacGAN's mode-collapse benchmark); 100,000 2-D points",
+            "mode",
+            "multiclass",
+            lambda: _mixture("grid"),
+            gan_defaults=MIXTURE_GAN_DEFAULTS,
         ),
         Builtin(
             "seasonal",

@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler
 
 from trainwright.config import DataConfig
+from trainwright.data.builtin import BUILTINS
 from trainwright.data.clean import Cleaned, clean_table
 from trainwright.data.columns import Kind, coerce_frame, numeric_values
 from trainwright.data.dates import PART_TEXT, date_features, feature_names
@@ -214,6 +215,51 @@ class TabularPreprocessor:
         encoder = self._transformer.named_transformers_["categorical"].named_steps["encode"]
         columns = [column for column, kind in self.kinds.items() if kind == "categorical"]
         return {column: [str(value) for value in values] for column, values in zip(columns, encoder.categories_, strict=True)}
+
+    def onehot_spans(self) -> list[tuple[int, int]]:
+        """Where each one-hot encoded column's block lies in ``transform``'s output: [(start, end), ...].
+
+        The numeric columns come first, then each categorical column's categories (``categories()``).
+        """
+        if self.categorical != "onehot":
+            return []
+        start, spans = sum(kind == "numeric" for kind in self.kinds.values()), []
+        for values in self.categories().values():
+            spans.append((start, start + len(values)))
+            start += len(values)
+        return spans
+
+    def inverse_transform(self, x: np.ndarray) -> pd.DataFrame:
+        """Features (N, n_features) as ``transform`` makes them -> rows in the original units and categories.
+
+        A one-hot block becomes its largest entry's category (so generated, soft blocks map back too); an
+        ordinal code is rounded to the nearest category. Imputation is not undone: a missing value stays filled.
+
+        Example:
+            >>> pre.inverse_transform(pre.transform(frame))   # frame's feature columns, missing values imputed
+        """
+        if self._transformer is None:
+            raise TrainwrightError("the preprocessor is not fitted; call fit() or load() first")
+        x = np.asarray(x, dtype=np.float64)
+        numeric = [column for column, kind in self.kinds.items() if kind == "numeric"]
+        out: dict[str, np.ndarray] = {}
+        if numeric:
+            block = x[:, : len(numeric)]
+            steps = self._transformer.named_transformers_["numeric"].named_steps
+            if "scale" in steps:
+                block = steps["scale"].inverse_transform(block)
+            out.update({column: block[:, j] for j, column in enumerate(numeric)})
+        categories = self.categories()
+        if categories:
+            encoder = self._transformer.named_transformers_["categorical"].named_steps["encode"]
+            if self.categorical == "onehot":
+                codes = np.column_stack([x[:, a:b].argmax(axis=1) for a, b in self.onehot_spans()])  # (N, categorical)
+            else:
+                sizes = np.array([len(values) for values in categories.values()])
+                codes = np.clip(np.rint(x[:, len(numeric):]), 0, sizes - 1).astype(np.int64)
+            decoded = [np.asarray(values, dtype=object)[codes[:, j]] for j, values in enumerate(encoder.categories_)]
+            out.update({column: decoded[j] for j, column in enumerate(categories)})
+        return pd.DataFrame({column: out[column] for column in self.feature_columns})
 
     def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
         """(the rows, their features): ``data`` is a frame or a table file (read by its suffix)."""
@@ -604,7 +650,9 @@ def load_tabular(cfg: DataConfig) -> TabularRows:
             raise TrainwrightError("data.classes keeps rows by class label; it does not apply to data.task: regression")
         rows = rows[selected_rows(coerce_labels(y, label_kind(y), target), cfg.classes, target)]
         y = rows[target]
-    task = resolve_task(y, cfg.task, target)
+    builtin = BUILTINS.get(cfg.source) if isinstance(cfg.source, str) else None
+    declared = builtin is not None and cfg.task == "auto" and cfg.classes is None and target == builtin.target
+    task = resolve_task(y, builtin.task if declared else cfg.task, target)  # the grid's 25 integer modes are classes
     classes: list = []
     labels = None
     kind: LabelKind = "str"

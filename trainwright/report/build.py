@@ -103,6 +103,7 @@ def report_context(run: RunDir) -> dict[str, Any]:
     task = data.get("task") or (metrics or {}).get("task", "")
     continual = _json(run, run.path / "continual.json")
     continual = continual if isinstance(continual, dict) and continual.get("matrix") else None
+    gan = _gan_section(run, metrics, history) if (run.path / "gan.json").is_file() else None
     return {
         "name": run.path.name,
         "data": data,
@@ -110,11 +111,12 @@ def report_context(run: RunDir) -> dict[str, Any]:
         "metrics": metrics,
         "model": model,
         "environment": environment,
-        "status": _status(metrics, history, continual),
+        "status": _gan_status(metrics, history) if gan is not None else _status(metrics, history, continual),
         "key_metric": KEY_METRIC.get(task, "accuracy"),
         "data_section": _data_section(run, data),
-        "training": _training_section(history, gradients, metrics),
-        "evaluation": _evaluation_section(run, metrics, data),
+        "training": _training_section(history, gradients, metrics) if gan is None else {},
+        "evaluation": _evaluation_section(run, metrics, data) if gan is None else {},
+        "gan": gan,
         "compute": _compute_section(run, metrics, model, data, history, environment),
         "continual": _continual_section(continual),
         "findings": findings,
@@ -374,3 +376,52 @@ def _continual_section(result: dict | None) -> dict:
         "curves": plots.task_curves(matrix, columns, curve if curve and all(v is not None for v in curve) else None,
                                     joint.get("average_accuracy"), stages),
     }
+
+
+# ── GAN runs ─────────────────────────────────────────────────────────────────────────────
+def _gan_status(metrics: dict | None, history: list[dict]) -> str:
+    if metrics is not None:
+        return (f"finished: {metrics['steps']:,} generator steps, the generator kept at step {metrics['best_step']:,} "
+                f"({'best quality' if metrics.get('kept') == 'quality' else 'the last'})")
+    done = f"after generator step {int(history[-1]['step']):,}" if history else "before the first evaluation"
+    return f"did not finish: training failed or was interrupted {done} (see the diagnosis)"
+
+
+# What each kind of data's quality measures are called in the plots.
+GAN_MEASURES = {
+    "points": [("modes", "modes covered"), ("high_quality", "share of high-quality samples")],
+    "images": [("asked_rate", "classified as the class asked for"), ("coverage", "coverage"), ("precision", "precision"),
+               ("recall", "recall"), ("min_class_share", "smallest class share")],
+    "table": [("column_distance", "mean per-column distance"), ("correlation_gap", "correlation gap")],
+}
+
+
+def _gan_section(run: RunDir, metrics: dict | None, history: list[dict]) -> dict:
+    """A GAN run's samples (kept generator, then along training), losses, D's scores and quality over steps."""
+    facts = _json(run, run.path / "gan.json") or {}
+    kind = facts.get("kind", "")
+    best = (metrics or {}).get("best_step")
+    snapshots = sorted((run.path / "samples").glob("step_*.png")) if (run.path / "samples").is_dir() else []
+    out: dict[str, Any] = {
+        "kind": kind, "facts": facts, "samples": _png(run.path / "samples.png"),
+        "snapshots": [(int(path.stem.removeprefix("step_")), _png(path)) for path in snapshots],
+        "quality": (metrics or {}).get("quality") or {}, "reference": (metrics or {}).get("reference") or {},
+        "plots": [],
+    }
+    if not history:
+        return out
+    plots_ = [
+        plots.gan_curves(history, [("d_loss", "discriminator"), ("g_loss", "generator")], "Losses", "loss", best),
+        plots.gan_curves(history, [("d_real", "on real samples"), ("d_fake", "on generated samples")],
+                         "The discriminator's mean logit", "logit", best),
+        plots.gan_curves(history, [("g_grad_norm", "generator")], "The generator's gradient norm", "norm", best, log=True),
+        plots.gan_curves(history, [("quality", "quality (the generator is kept by it)")], "Quality measure", "quality", best),
+    ]
+    for key, label in GAN_MEASURES.get(kind, []):
+        if key in history[0]:
+            plots_.append(plots.gan_curves(history, [(key, label)], label[0].upper() + label[1:], label, best))
+    if "fid" in history[0]:
+        plots_.append(plots.gan_curves(history, [("fid", "generated vs real training images")],
+                                       "Fréchet distance in the classifier's features", "FID", best, log=True))
+    out["plots"] = plots_
+    return out

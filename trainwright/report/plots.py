@@ -288,3 +288,24 @@ def task_curves(matrix: list[list[float | None]], columns: Sequence[str], averag
     ax.set(ylim=(-0.03, 1.03), ylabel="test accuracy", title="Accuracy per task as training goes on")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside: the lines fill the axes
     return _uri(fig)
+
+
+def gan_curves(history: list[dict], series: Sequence[tuple[str, str]], title: str, ylabel: str,
+               best_step: int | None = None, log: bool = False) -> str:
+    """A GAN run's recorded values per evaluation, against generator steps: ``series`` is ``[(key, label), ...]``,
+    each drawn where the history has it; ``best_step`` marks the kept generator."""
+    fig, ax = _figure()
+    steps = [row.get("step", row["epoch"]) for row in history]
+    values = []
+    for (key, label), color in zip(series, (TRAIN, VAL, "#2ca02c", "#d62728", "#9467bd")):
+        if key in history[0]:
+            column = [row[key] for row in history]
+            ax.plot(steps, column, color=color, label=label, marker="." if len(steps) < 30 else None)
+            values += [v for v in column if v is not None and np.isfinite(v)]
+    if log and values and min(values) > 0:
+        _log_y(ax, values)
+    if best_step:
+        ax.axvline(best_step, color=MARK, linestyle="--", linewidth=1, label=f"kept: step {best_step:,}")
+    ax.set(xlabel="generator step", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    return _uri(fig)

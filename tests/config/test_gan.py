@@ -1,0 +1,31 @@
+import pytest
+from pydantic import ValidationError
+
+from trainwright.config.gan import GANConfig
+
+
+def test_defaults_are_the_benchmarked_settings():
+    cfg = GANConfig()
+    assert (cfg.loss, cfg.lr_g, cfg.lr_d, cfg.betas, cfg.d_steps) == ("non_saturating", 2e-4, 2e-4, (0.5, 0.999), 1)
+    assert cfg.r1 > 0 and cfg.ema == 0.99 and cfg.lr_decay == "linear" and cfg.latent_size == "auto"
+    assert cfg.sample.n == 64 and cfg.evaluate.n_samples == 2500
+
+
+def test_unknown_keys_and_bad_values_are_refused():
+    with pytest.raises(ValidationError, match="extra"):
+        GANConfig(lr=1e-3)
+    with pytest.raises(ValidationError):
+        GANConfig(loss="minimax")
+    with pytest.raises(ValidationError, match="betas"):
+        GANConfig(betas=(0.5, 1.0))
+    with pytest.raises(ValidationError, match="hidden widths"):
+        GANConfig(g_hidden=[])
+    with pytest.raises(ValidationError, match="batch_norm_d"):
+        GANConfig(batch_norm_d=True, loss="wgan_gp")
+
+
+def test_frozen_and_parsed_from_yaml_like_dicts():
+    cfg = GANConfig.model_validate({"loss": "hinge", "ema": None, "betas": [0.0, 0.9], "evaluate": {"every_steps": 100}})
+    assert cfg.ema is None and cfg.betas == (0.0, 0.9) and cfg.evaluate.every_steps == 100
+    with pytest.raises(ValidationError):
+        cfg.loss = "wgan_gp"

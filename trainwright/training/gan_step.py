@@ -1,0 +1,186 @@
+"""One discriminator step and one generator step of a GAN, for a recipe loop to call per batch.
+
+``GANSteps`` holds the two networks, their Adam optimizers, the loss kind and the exponential moving
+average of the generator's weights (torch's ``AveragedModel``), which is what ``sample`` draws from:
+averaging the generator over its last ~1/(1 - decay) steps smooths out the oscillation of adversarial
+training (Yazıcı et al. 2019). The steps return their losses and mean logits as tensors on the
+device, so a loop never waits for the device inside an epoch.
+
+Example:
+    >>> from trainwright.config.gan import GANConfig
+    >>> from trainwright.models.gan import build_discriminator, build_generator
+    >>> cfg = GANConfig(g_hidden=[16], d_hidden=[16])
+    >>> gan = GANSteps(build_generator(cfg, (2,)), build_discriminator(cfg, (2,)), cfg)
+    >>> d = gan.d_step(torch.randn(8, 2)); g = gan.g_step(8)
+    >>> gan.sample(5).shape
+    torch.Size([5, 2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from trainwright.config.gan import GANConfig
+from trainwright.training.gan_losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+
+
+def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """Adam with torch's fused kernel (one pass per tensor) where the parameters allow it, else the default one."""
+    params = list(params)
+    if all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
+        try:
+            return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+        except (RuntimeError, TypeError):  # a torch without the fused CPU kernel
+            pass
+    return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+class DiscriminatorStep(NamedTuple):
+    """What a discriminator step measured, each a 0-d tensor on the device."""
+
+    loss: torch.Tensor  # the loss minimized, penalty included
+    real: torch.Tensor  # mean logit on real samples: D's score on the data
+    fake: torch.Tensor  # mean logit on generated samples
+
+
+class GANSteps:
+    """A generator and a discriminator with their optimizers, stepped by ``d_step`` and ``g_step``.
+
+    ``n_classes`` > 0 makes both steps class-conditional: ``d_step`` takes the real labels (the fakes are
+    asked for the same ones), ``g_step`` draws labels uniformly unless given some. ``total_steps`` (generator
+    steps) enables the linear learning-rate decay; ``opt_g``/``opt_d`` replace the default fused Adam.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        cfg: GANConfig,
+        n_classes: int = 0,
+        total_steps: int | None = None,
+        opt_g: torch.optim.Optimizer | None = None,
+        opt_d: torch.optim.Optimizer | None = None,
+    ):
+        self.generator, self.discriminator, self.cfg = generator, discriminator, cfg
+        self.loss, self.gp_weight, self.r1, self.pack = cfg.loss, cfg.gp_weight, cfg.r1, cfg.pack
+        self.latent_size, self.n_classes = generator.latent_size, n_classes  # the builders resolve latent_size: auto
+        self.opt_g = opt_g if opt_g is not None else adam(generator.parameters(), cfg.lr_g, cfg.betas)
+        self.opt_d = opt_d if opt_d is not None else adam(discriminator.parameters(), cfg.lr_d, cfg.betas)
+        self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
+        self._d_params = list(discriminator.parameters())
+        # Linear decay to 0 over the last (1 - decay_from) of the generator steps: with a constant rate the
+        # samples keep circling the modes; a falling one lets them settle (Mimicry's lr_decay="linear").
+        self.schedules: list[torch.optim.lr_scheduler.LRScheduler] = []
+        if cfg.lr_decay == "linear" and total_steps:
+            start = cfg.decay_from * total_steps
+
+            def factor(step: int) -> float:
+                return 1.0 if step < start else max(0.0, (total_steps - step) / (total_steps - start))
+
+            self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (self.opt_g, self.opt_d)]
+
+    def noise(self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Latent noise z ~ N(0, I), (n, latent_size)."""
+        device = device if device is not None else next(self.generator.parameters()).device
+        return torch.randn(n, self.latent_size, device=device, generator=generator)
+
+    def random_labels(
+        self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor | None:
+        """Uniform class labels (n,) for a conditional GAN, None for an unconditional one."""
+        if not self.n_classes:
+            return None
+        device = device if device is not None else next(self.generator.parameters()).device
+        return torch.randint(self.n_classes, (n,), device=device, generator=generator)
+
+    def d_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> DiscriminatorStep:
+        """One update of the discriminator on a batch of real samples (B, ...) and as many generated ones."""
+        usable = real.shape[0] - real.shape[0] % self.pack  # whole packs only
+        real, labels = real[:usable], (labels[:usable] if labels is not None else None)
+        with torch.no_grad():  # no graph through G: its weights do not change in this step
+            fake = self.generator(self.noise(usable, real.device), labels)
+        if self.r1:  # the penalty needs the gradient with respect to the real samples
+            real = real.detach().requires_grad_(True)
+        d_real, d_fake = self.discriminator(real, labels), self.discriminator(fake, labels)  # (B // pack,) each
+        loss = discriminator_loss(self.loss, d_real, d_fake)
+        if self.loss == "wgan_gp":
+            loss = loss + self.gp_weight * gradient_penalty(self.discriminator, real, fake, labels, self.pack)
+        if self.r1:
+            loss = loss + self.r1 / 2 * r1_penalty(d_real, real, self.pack)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return DiscriminatorStep(loss.detach(), d_real.detach().mean(), d_fake.detach().mean())
+
+    def g_step(self, batch_size: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """One update of the generator on ``batch_size`` generated samples; updates the moving average. Returns the loss."""
+        batch_size -= batch_size % self.pack
+        device = next(self.generator.parameters()).device
+        if labels is None:
+            labels = self.random_labels(batch_size, device)
+        else:
+            labels = labels[:batch_size]
+        for param in self._d_params:  # D's weight gradients are not needed here: skip computing them
+            param.requires_grad_(False)
+        try:
+            loss = generator_loss(self.loss, self.discriminator(self.generator(self.noise(batch_size, device), labels), labels))
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+        finally:
+            for param in self._d_params:
+                param.requires_grad_(True)
+        self.opt_g.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+        for schedule in self.schedules:
+            schedule.step()
+        return loss.detach()
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, labels: torch.Tensor | None = None, ema: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``n`` samples (n, ...) from the moving average (or the live generator), in eval mode; ``generator`` seeds z.
+
+        Example: ``gan.sample(100, labels=torch.full((100,), 3))`` draws 100 samples of class 3.
+        """
+        model = self.ema.module if ema and self.ema is not None else self.generator
+        device = next(model.parameters()).device
+        if labels is None:
+            labels = self.random_labels(n, device, generator)
+        was_training = model.training
+        model.eval()  # BatchNorm uses its running statistics: a sample does not depend on its batch
+        try:
+            return model(self.noise(n, device, generator), labels)
+        finally:
+            model.train(was_training)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint needs to resume: both networks, both optimizers, the moving average."""
+        state = {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.schedules:
+            state["schedules"] = [schedule.state_dict() for schedule in self.schedules]
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        for schedule, schedule_state in zip(self.schedules, state.get("schedules", [])):
+            schedule.load_state_dict(schedule_state)
