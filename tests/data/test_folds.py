@@ -95,8 +95,8 @@ def test_grouped_folds_keep_each_group_on_one_side(tmp_path):
 
 
 def test_folds_larger_than_a_class_say_how_to_fix_it():
-    rows = load_data(DataConfig(source="iris"))  # a duplicate row dropped: virginica keeps 49
-    with pytest.raises(TrainwrightError, match=r"class .virginica. has only 49 rows, too few for 60 stratified folds"):
+    rows = load_data(DataConfig(source="iris"))  # its repeated row kept (identical rows are): 50 rows per class
+    with pytest.raises(TrainwrightError, match=r"class .setosa. has only 50 rows, too few for 60 stratified folds"):
         cv_folds(rows, rows.cfg, 60)
 
 
