@@ -114,7 +114,7 @@ def test_json_rows_columns_and_csv_get_what_predict_gives(table, tmp_path):
 
 def test_a_messy_table_with_a_threshold_is_served_as_the_run_predicts(tmp_path_factory, tmp_path):
     """Dates, dropped ids, missing values and a decision threshold: JSON rows, a date field in the schema and a
-    semicolon CSV upload, from the ONNX export, answer what the run's own predict gives."""
+    semicolon Latin-1 CSV upload, from the ONNX export, answer what the run's own predict gives."""
     import trainwright as tw
 
     run = tiny_run(tmp_path_factory, "messy-table")
@@ -125,7 +125,7 @@ def test_a_messy_table_with_a_threshold_is_served_as_the_run_predicts(tmp_path_f
     records = json.loads(frame.to_json(orient="records"))
     with running(tmp_path / "onnx") as url:
         assert_same_predictions(answered(httpx.post(f"{url}/predict", json=records))[predicted], want[predicted])
-        csv = frame.to_csv(index=False, sep=";").encode()
+        csv = frame.to_csv(index=False, sep=";").encode("latin-1")  # as the run's data were
         assert_same_predictions(answered(httpx.post(f"{url}/predict", files={"file": ("new.csv", csv, "text/csv")})), want)
         body = httpx.get(f"{url}/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]["content"]
         assert set(body["application/json"]["schema"]["anyOf"][1]["required"]) == {"age", "dose", "ward", "admitted"}

@@ -91,10 +91,11 @@ class TrainedModel:
         return frame, torch.as_tensor(x)
 
     def _table(self, data: Rows) -> pd.DataFrame | str | Path:
-        """``as_table``; a table file is read with the delimiter it was trained with (``data.delimiter``). Image tables
-        are left to the image preprocessor, which reads their paths relative to the table."""
-        images = getattr(self.preprocessor, "modality", "") == "images"
-        return as_table(data, None if images else self.config.data.delimiter)
+        """``as_table``; a table file is read with the delimiter and encoding it was trained with (``data.delimiter``,
+        ``data.encoding``). Image tables are left to the image preprocessor, which reads their paths relative to the table."""
+        if getattr(self.preprocessor, "modality", "") == "images":
+            return as_table(data)
+        return as_table(data, self.config.data.delimiter, self.config.data.encoding)
 
     def _outputs(self, x: torch.Tensor) -> torch.Tensor:
         return predict_outputs(self.module, x.to(self.device), self.config.evaluate.batch_size).float().cpu()

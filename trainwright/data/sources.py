@@ -98,18 +98,19 @@ def read_table(
 Rows = pd.DataFrame | str | Path | dict | list  # what predict and evaluate take: see ``as_table``
 
 
-def as_table(data: Rows, delimiter: str | None = None) -> pd.DataFrame | str | Path:
-    """A frame as given; a dict of columns or a list of rows as a frame; a table file read with
-    ``delimiter`` (``data.delimiter``) when one is given, else left as a path for the preprocessor
-    to read (an image folder, a table of image paths); anything else a clear error.
+def as_table(data: Rows, delimiter: str | None = None, encoding: str = "auto") -> pd.DataFrame | str | Path:
+    """A frame as given; a dict of columns or a list of rows as a frame; a table file read with the
+    run's ``delimiter`` and ``encoding`` (``data.delimiter``, ``data.encoding``) when it has either, else
+    left as a path for the preprocessor to read (an image folder, a table of image paths); anything
+    else a clear error.
 
     Example:
         >>> as_table({"size": [3.1, 2.0], "color": ["red", "blue"]}).shape
         (2, 2)
     """
     if isinstance(data, str | Path):
-        if delimiter and Path(data).is_file():
-            return read_table(data, delimiter=delimiter)
+        if (delimiter or encoding != "auto") and Path(data).is_file():
+            return read_table(data, encoding=encoding, delimiter=delimiter)
         return data
     if isinstance(data, pd.DataFrame):
         return data

@@ -154,6 +154,7 @@ def _manifest(trained, run, format, graph, opset, versions, modality, captured, 
         output_meaning=output_meaning(pre.task, modality, list(pre.classes)),
         sequence=captured.sequence, max_sequence=max_sequence if captured.sequence == "dynamic" else None, note=captured.note,
         files=files, batch_size=int(trained.config.evaluate.batch_size), delimiter=trained.config.data.delimiter,
+        encoding=trained.config.data.encoding,
         parity={k: parity[k] for k in ("max_abs", "max_rel", "passed", "rtol", "atol")},
     )
 

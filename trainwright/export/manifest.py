@@ -49,7 +49,8 @@ class Manifest(Frozen):
     note: str = ""
     files: dict[str, str]  # role -> file name
     batch_size: int  # rows per run of the graph at prediction
-    delimiter: str | None = None  # the run's data.delimiter: table files to predict are read with it
+    delimiter: str | None = None  # the run's data.delimiter and data.encoding: table files to predict are read with them
+    encoding: str = "auto"
     parity: dict[str, Any]  # max_abs, max_rel, passed (parity.json has every check)
 
     def write(self, directory: Path) -> None:

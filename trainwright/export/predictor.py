@@ -37,11 +37,11 @@ class Predictor:
     """Preprocessing + a backend's raw outputs + the numpy steps of ``predict``."""
 
     def __init__(self, preprocessor: Any, calibration: Calibration | None, modality: str, batch_size: int = 4096, name: str = "",
-                 threshold: float | None = None, delimiter: str | None = None):
+                 threshold: float | None = None, delimiter: str | None = None, encoding: str = "auto"):
         self.preprocessor, self.calibration, self.modality, self.batch_size = preprocessor, calibration, modality, batch_size
         self.name = name  # the run's name
         self.threshold = threshold  # binary: predict the second class from this probability (threshold.json)
-        self.delimiter = delimiter  # the run's data.delimiter: table files are read with it
+        self.delimiter, self.encoding = delimiter, encoding  # the run's data.delimiter and data.encoding, for table files
 
     @property
     def task(self) -> str:
@@ -53,7 +53,8 @@ class Predictor:
 
     def inputs(self, data: Rows) -> tuple[pd.DataFrame, np.ndarray]:
         """(the rows, their model inputs (N, ...)) exactly as the run preprocessed them."""
-        frame, x = self.preprocessor.inputs(as_table(data, None if self.modality == "images" else self.delimiter))
+        table = as_table(data) if self.modality == "images" else as_table(data, self.delimiter, self.encoding)
+        frame, x = self.preprocessor.inputs(table)
         return frame, np.asarray(x)
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
@@ -96,7 +97,7 @@ class OnnxPredictor(Predictor):
         self.input_name = self.session.get_inputs()[0].name
         self.dtype = np.dtype(manifest.inputs[0].dtype)
         super().__init__(load_preprocessor(directory), Calibration.load(directory), manifest.modality, manifest.batch_size,
-                         manifest.run, load_threshold(directory), manifest.delimiter)
+                         manifest.run, load_threshold(directory), manifest.delimiter, manifest.encoding)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x.astype(self.dtype, copy=False)})[0]
