@@ -65,7 +65,7 @@ def infinite(tmp_path):
         (
             lambda p: write(p, frame()),
             ["--target", "label", "--set", "train.optimizer.lr=-1"],
-            ["train.optimizer.lr", "greater than 0"],
+            ["train.optimizer.lr", "must be a number > 0"],
         ),
         (
             lambda p: write(p, frame()),

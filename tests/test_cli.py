@@ -73,6 +73,7 @@ def test_config_file_with_overrides_and_regression_predictions(tmp_path):
     assert result.returncode == 0, result.stderr
     run_dir = Path(result.stdout.strip().splitlines()[-1])
     assert run_dir.name.startswith("diabetes-mlp-")
+    assert "input 10 features -> 1 output, device" in result.stdout  # one output, not "1 outputs"
     resolved = (run_dir / "config.yaml").read_text()
     assert "lr: 0.01" in resolved and "- 16\n  - 8" in resolved
     metrics = json.loads((run_dir / "metrics.json").read_text())

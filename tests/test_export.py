@@ -50,6 +50,9 @@ def test_onnx_export_matches_the_run(tmp_path_factory, tmp_path, name):
     # The exported directory predicts what the run predicts, through onnxruntime.
     frame = rows(name, tmp_path)
     assert_same_predictions(load_predictor(out).predict(frame), tw.load(run).predict(frame))
+    if name != "images":  # a dict of columns, as the run's predict takes it
+        columns = frame.to_dict("list")
+        assert_same_predictions(load_predictor(out).predict(columns), tw.load(run).predict(columns))
 
 
 def test_torch_export_program_matches_the_run(tmp_path_factory, tmp_path):
@@ -73,6 +76,30 @@ def test_the_calibration_travels_with_the_export(tmp_path_factory, tmp_path):
     assert_same_predictions(ours, theirs)
     uncalibrated = tw.load(copy, calibrated=False).predict(frame)
     assert not np.allclose(ours.filter(like="probability_").to_numpy(), uncalibrated.filter(like="probability_").to_numpy())
+
+
+def test_a_messy_table_and_its_decision_threshold_predict_the_same_through_onnx(tmp_path_factory, tmp_path):
+    """Dropped ids, missing indicators, date features, a semicolon Latin-1 file and threshold.json: the export predicts
+    what the run predicts from a frame, a dict of columns, a list of rows and the file, with the run's threshold."""
+    run = tiny_run(tmp_path_factory, "messy-table")
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    frame = rows("messy-table", tmp_path, n=40)
+    probs = tw.load(copy).predict_proba(frame)[:, 1]
+    threshold = float(np.median(probs))  # halfway through these rows, so it decides some of them
+    (copy / "threshold.json").write_text(json.dumps({"threshold": threshold, "how": "test"}))
+    result = export_run(copy, "onnx", tmp_path / "onnx", echo=None)
+    assert result["files"]["threshold"] == "threshold.json" and (result["delimiter"], result["encoding"]) == (";", "latin-1")
+    exported, trained = load_predictor(tmp_path / "onnx"), tw.load(copy)
+    assert exported.threshold == trained.threshold == threshold
+    frame.to_csv(tmp_path / "new.csv", index=False, sep=";", encoding="latin-1")
+    for data in (frame, frame.to_dict("list"), frame.to_dict("records"), tmp_path / "new.csv"):
+        assert_same_predictions(exported.predict(data), trained.predict(data))
+    ours = exported.predict(frame)
+    classes = np.asarray(trained.classes)
+    np.testing.assert_array_equal(ours["prediction"], classes[(ours[f"probability_{classes[1]}"] >= threshold).astype(int)])
+    assert (ours["prediction"] != classes[probs.round().astype(int)]).any()  # the threshold, not 0.5, decided
+    assert_same_predictions(exported.predict(frame.iloc[0].to_dict()), trained.predict(frame.iloc[:1]))  # one row
 
 
 class Net(nn.Module):

@@ -112,6 +112,25 @@ def test_json_rows_columns_and_csv_get_what_predict_gives(table, tmp_path):
     pd.testing.assert_frame_equal(answered(httpx.post(f"{url}/predict", content=csv, headers={"content-type": "text/csv"})), got)
 
 
+def test_a_messy_table_with_a_threshold_is_served_as_the_run_predicts(tmp_path_factory, tmp_path):
+    """Dates, dropped ids, missing values and a decision threshold: JSON rows, a date field in the schema and a
+    semicolon Latin-1 CSV upload, from the ONNX export, answer what the run's own predict gives."""
+    import trainwright as tw
+
+    run = tiny_run(tmp_path_factory, "messy-table")
+    export_run(run, "onnx", tmp_path / "onnx", echo=None)
+    frame = rows("messy-table", tmp_path)
+    want = tw.load(run).predict(frame)
+    predicted = [c for c in want.columns if c not in frame.columns]  # JSON rows come back with the run's columns first
+    records = json.loads(frame.to_json(orient="records"))
+    with running(tmp_path / "onnx") as url:
+        assert_same_predictions(answered(httpx.post(f"{url}/predict", json=records))[predicted], want[predicted])
+        csv = frame.to_csv(index=False, sep=";").encode("latin-1")  # as the run's data were
+        assert_same_predictions(answered(httpx.post(f"{url}/predict", files={"file": ("new.csv", csv, "text/csv")})), want)
+        body = httpx.get(f"{url}/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]["content"]
+        assert set(body["application/json"]["schema"]["anyOf"][1]["required"]) == {"age", "dose", "ward", "admitted"}
+
+
 def test_image_uploads_get_what_predict_gives(images, tmp_path):
     url, run = images
     arrays = list(rows("images", tmp_path, n=3)["image"])

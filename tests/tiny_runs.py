@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from helpers import penguins_like
+from helpers import hospital_like, penguins_like
 from rich.console import Console
 
 import trainwright as tw
@@ -27,10 +27,23 @@ def table_csv(directory: Path) -> Path:
     return path
 
 
+def messy_csv(directory: Path) -> Path:
+    """A semicolon CSV in Latin-1 with a case id, a panel id, a 94%-missing column, a missing-often one and a date."""
+    path = directory / "visits.csv"
+    if not path.exists():
+        frame = hospital_like()
+        frame["ward"] = frame["ward"].replace({"a": "médecine"})
+        frame.to_csv(path, index=False, sep=";", encoding="latin-1")
+    return path
+
+
 def configs(directory: Path) -> dict[str, dict]:
     return {
         "table": {"data": {"source": str(table_csv(directory)), "target": "species"}, "model": {"type": "mlp"},
                   "evaluate": {"baseline": False}, "train": {"epochs": 3}},
+        # ids dropped, missing indicators, date features, a semicolon file and a decision threshold (threshold.json)
+        "messy-table": {"data": {"source": str(messy_csv(directory)), "target": "y", "delimiter": ";", "encoding": "latin-1"},
+                        "model": {"type": "mlp"}, "evaluate": {"baseline": False, "threshold": "auto"}, "train": {"epochs": 3}},
         "images": {"data": {"source": "digits-images", "augment": []}, "model": {"type": "cnn"}, **FAST},
         "text-lstm": {"data": {"source": "word-order"}, "model": {"type": "lstm"}, **FAST},
         "text-transformer": {"data": {"source": "word-order"}, "model": {"type": "transformer"}, **FAST},
@@ -55,6 +68,8 @@ def rows(name: str, directory: Path, n: int = 12) -> pd.DataFrame:
 
     if name == "table":
         return pd.read_csv(table_csv(directory)).drop(columns=["species"]).iloc[:n]
+    if name == "messy-table":
+        return pd.read_csv(messy_csv(directory), sep=";", encoding="latin-1").drop(columns=["y"]).iloc[:n]
     if name == "images":
         return BUILTINS["digits-images"].load().drop(columns=["digit"]).iloc[:n]
     if name.startswith("text"):

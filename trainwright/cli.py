@@ -285,7 +285,7 @@ def predict(
 
         result = tw.load(run_dir).predict(data)
     write_table(result, output)
-    console.print(f"wrote {len(result)} predictions to {output}")
+    console.print(f"wrote {len(result)} prediction{'' if len(result) == 1 else 's'} to {output}")
 
 
 @app.command()

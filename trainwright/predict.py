@@ -25,7 +25,7 @@ from torch import nn
 from trainwright.config import Config
 from trainwright.configure import load_config
 from trainwright.data.prepare import Preprocessor, load_preprocessor, with_input_stage
-from trainwright.data.sources import read_table
+from trainwright.data.sources import Rows, as_table, read_table
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.calibration import Calibrator
 from trainwright.evaluate.metrics import (
@@ -39,8 +39,6 @@ from trainwright.evaluate.metrics import (
 from trainwright.models.registry import build_model
 from trainwright.rundir import RunDir
 from trainwright.training.losses import probabilities
-
-Rows = pd.DataFrame | str | Path | dict | list  # what predict and evaluate take: see ``as_table``
 
 
 def load_weights(path: Path, model: nn.Module) -> None:
@@ -93,14 +91,11 @@ class TrainedModel:
         return frame, torch.as_tensor(x)
 
     def _table(self, data: Rows) -> pd.DataFrame | str | Path:
-        """``as_table``; a table file is read with the delimiter it was trained with (``data.delimiter``). Image tables
-        are left to the image preprocessor, which reads their paths relative to the table."""
-        data = as_table(data)
-        delimiter = self.config.data.delimiter
-        images = getattr(self.preprocessor, "modality", "") == "images"
-        if delimiter and isinstance(data, str | Path) and Path(data).is_file() and not images:
-            return read_table(data, delimiter=delimiter)
-        return data
+        """``as_table``; a table file is read with the delimiter and encoding it was trained with (``data.delimiter``,
+        ``data.encoding``). Image tables are left to the image preprocessor, which reads their paths relative to the table."""
+        if getattr(self.preprocessor, "modality", "") == "images":
+            return as_table(data)
+        return as_table(data, self.config.data.delimiter, self.config.data.encoding)
 
     def _outputs(self, x: torch.Tensor) -> torch.Tensor:
         return predict_outputs(self.module, x.to(self.device), self.config.evaluate.batch_size).float().cpu()
@@ -155,26 +150,6 @@ class TrainedModel:
             raise TrainwrightError(f"no labelled rows: every value of {target!r} is missing")
         y = torch.from_numpy(np.asarray(self.preprocessor.encode_target(frame[target][labelled])))
         return score(self._outputs(x[torch.from_numpy(labelled)]), y, self.preprocessor, self.calibrator, self.threshold)
-
-
-def as_table(data: Rows) -> pd.DataFrame | str | Path:
-    """A frame or a path as given; a dict of columns or a list of rows as a frame; anything else a clear error."""
-    if isinstance(data, pd.DataFrame | str | Path):
-        return data
-    if isinstance(data, dict):
-        scalars = all(np.ndim(value) == 0 for value in data.values())
-        try:
-            return pd.DataFrame([data] if scalars else data)
-        except ValueError as error:  # columns of different lengths
-            raise TrainwrightError(
-                f"the dict of columns does not make a table ({error}); give every column as many values"
-            ) from None
-    if isinstance(data, list | tuple) and all(isinstance(row, dict) for row in data) and data:
-        return pd.DataFrame(list(data))
-    raise TrainwrightError(
-        f"cannot predict from a {type(data).__name__}: pass a pandas DataFrame, a table file, a dict of columns "
-        "({'size': [3.1, 2.0]}) or a list of rows ([{'size': 3.1}, ...])"
-    )
 
 
 def score(outputs: torch.Tensor, y: torch.Tensor, preprocessor: Preprocessor, calibrator: Calibrator | None = None,

@@ -95,7 +95,7 @@ def test_grouped_folds_keep_each_group_on_one_side(tmp_path):
 
 
 def test_folds_larger_than_a_class_say_how_to_fix_it():
-    rows = load_data(DataConfig(source="iris"))  # 50 rows per class (its repeated row is kept)
+    rows = load_data(DataConfig(source="iris"))  # its repeated row kept (identical rows are): 50 rows per class
     with pytest.raises(TrainwrightError, match=r"class .setosa. has only 50 rows, too few for 60 stratified folds"):
         cv_folds(rows, rows.cfg, 60)
 

@@ -10,8 +10,9 @@ rows must fit it. Each difference is one error that names it:
 - categories the one-hot (or ordinal) encoder never saw: they would all encode as "unknown", so
   the model could not tell them apart.
 
-Rows without a label are dropped and counted; exact duplicate rows too under
-``data.clean.duplicates: drop`` (as ``train`` does; by default identical rows are kept). Labels are read the way the old ones were
+Rows without a label are dropped and counted; exact duplicate rows too when
+``data.clean.duplicates: drop`` (as ``train`` does; otherwise identical rows are kept). A table file is
+read with the run's ``data.delimiter`` and ``data.encoding``. Labels are read the way the old ones were
 (``"9"`` in a CSV is the class ``9`` of an integer target).
 
 Example:
@@ -84,12 +85,12 @@ def read_new_rows(pre, source: str, cfg: DataConfig, old_columns: list[str] | No
         )
     target = pre.target
     if modality == "tabular":
-        frame = load_source(source)[0]
+        frame = load_source(source, encoding=cfg.encoding, delimiter=cfg.delimiter)[0]
         _check_columns(frame, pre, source, old_columns)
         read = len(frame)
         frame, unlabelled = _labelled(frame, target)
         duplicates = 0
-        if cfg.clean.duplicates == "drop":  # as train: identical rows are kept unless asked
+        if cfg.clean.duplicates == "drop":
             repeated = frame.duplicated().to_numpy()
             duplicates = int(repeated.sum())
             frame = frame[~repeated]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from trainwright.data.builtin import BUILTINS
@@ -92,6 +93,41 @@ def read_table(
     # Column names are used as config keys and in messages: make them strings.
     frame.columns = [str(column) for column in frame.columns]
     return frame
+
+
+Rows = pd.DataFrame | str | Path | dict | list  # what predict and evaluate take: see ``as_table``
+
+
+def as_table(data: Rows, delimiter: str | None = None, encoding: str = "auto") -> pd.DataFrame | str | Path:
+    """A frame as given; a dict of columns or a list of rows as a frame; a table file read with the
+    run's ``delimiter`` and ``encoding`` (``data.delimiter``, ``data.encoding``) when it has either, else
+    left as a path for the preprocessor to read (an image folder, a table of image paths); anything
+    else a clear error.
+
+    Example:
+        >>> as_table({"size": [3.1, 2.0], "color": ["red", "blue"]}).shape
+        (2, 2)
+    """
+    if isinstance(data, str | Path):
+        if (delimiter or encoding != "auto") and Path(data).is_file():
+            return read_table(data, encoding=encoding, delimiter=delimiter)
+        return data
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, dict):
+        scalars = all(np.ndim(value) == 0 for value in data.values())
+        try:
+            return pd.DataFrame([data] if scalars else data)
+        except ValueError as error:  # columns of different lengths
+            raise TrainwrightError(
+                f"the dict of columns does not make a table ({error}); give every column as many values"
+            ) from None
+    if isinstance(data, list | tuple) and all(isinstance(row, dict) for row in data) and data:
+        return pd.DataFrame(list(data))
+    raise TrainwrightError(
+        f"cannot predict from a {type(data).__name__}: pass a pandas DataFrame, a table file, a dict of columns "
+        "({'size': [3.1, 2.0]}) or a list of rows ([{'size': 3.1}, ...])"
+    )
 
 
 def load_source(

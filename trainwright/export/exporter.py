@@ -9,6 +9,7 @@
 ├── preprocessor.skops       tables: the fitted scikit-learn preprocessing
 ├── tokenizer.json           text: the tokenizer
 ├── calibration.json         when the run was calibrated
+├── threshold.json           when the run has a binary decision threshold (evaluate.threshold)
 └── model.json               the run's architecture facts, for reference
 ```
 Everything is written into a temporary directory beside ``<out>`` and renamed at the end, after
@@ -44,7 +45,7 @@ from trainwright.predict import load
 from trainwright.rundir import RunDir
 
 COPIED = {"preprocessor_facts": "preprocessor.json", "preprocessor": "preprocessor.skops", "tokenizer": "tokenizer.json",
-          "calibration": "calibration.json", "model_facts": "model.json"}
+          "calibration": "calibration.json", "threshold": "threshold.json", "model_facts": "model.json"}
 
 
 def _require_onnx() -> dict[str, str]:
@@ -152,7 +153,8 @@ def _manifest(trained, run, format, graph, opset, versions, modality, captured, 
         outputs=[TensorSpec(name="output", dtype="float32", shape=["batch", n_out])],
         output_meaning=output_meaning(pre.task, modality, list(pre.classes)),
         sequence=captured.sequence, max_sequence=max_sequence if captured.sequence == "dynamic" else None, note=captured.note,
-        files=files, batch_size=int(trained.config.evaluate.batch_size),
+        files=files, batch_size=int(trained.config.evaluate.batch_size), delimiter=trained.config.data.delimiter,
+        encoding=trained.config.data.encoding,
         parity={k: parity[k] for k in ("max_abs", "max_rel", "passed", "rtol", "atol")},
     )
 

@@ -49,6 +49,8 @@ class Manifest(Frozen):
     note: str = ""
     files: dict[str, str]  # role -> file name
     batch_size: int  # rows per run of the graph at prediction
+    delimiter: str | None = None  # the run's data.delimiter and data.encoding: table files to predict are read with them
+    encoding: str = "auto"
     parity: dict[str, Any]  # max_abs, max_rel, passed (parity.json has every check)
 
     def write(self, directory: Path) -> None:
@@ -68,7 +70,8 @@ class Manifest(Frozen):
 
 
 def is_exported(directory: str | Path) -> bool:
-    """An exported directory: its manifest, and no ``config.yaml`` (a run directory's ``manifest.json`` is its checksums)."""
+    """An exported directory: a manifest.json and no config.yaml (a run directory has both: its manifest.json
+    lists the run's files, see rundir.py)."""
     return (Path(directory) / MANIFEST).is_file() and not (Path(directory) / "config.yaml").is_file()
 
 

@@ -2,7 +2,8 @@
 
 The same steps as ``TrainedModel.predict``: probabilities (softmax, or sigmoid as ``[1 - p, p]``
 for binary), through the run's calibration when it has one (``calibration.json``: temperature,
-vector scaling or isotonic maps), then the rows with a ``prediction`` column and one
+vector scaling or isotonic maps), then the rows with a ``prediction`` column (for two classes,
+the second from the run's decision threshold when it has one, ``threshold.json``) and one
 ``probability_<class>`` column per class; a forecaster's frame comes from its preprocessor.
 
 Example:
@@ -82,10 +83,30 @@ def class_probabilities(outputs: np.ndarray, task: str, calibration: Calibration
     return calibration.probabilities(outputs) if calibration else probabilities(outputs, task)
 
 
+def load_threshold(directory: Path) -> float | None:
+    """The binary decision threshold saved in ``directory`` (``threshold.json``, ``evaluate.threshold``), or None."""
+    path = Path(directory) / "threshold.json"
+    if not path.is_file():
+        return None
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
+    except (ValueError, KeyError, TypeError):
+        raise TrainwrightError(f"{path} is damaged; train the run again (evaluate.threshold writes it)") from None
+
+
+def predicted_classes(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """(N,) class indices: the most probable class, or for two classes p(second) >= ``threshold`` when one is set
+    (``evaluate.metrics.predicted_classes`` in numpy)."""
+    if threshold is not None and probs.shape[1] == 2:
+        return (probs[:, 1] >= np.float32(threshold)).astype(np.int64)
+    return probs.argmax(1)
+
+
 def prediction_frame(preprocessor, frame: pd.DataFrame, outputs: np.ndarray,
-                     calibration: Calibration | None = None) -> pd.DataFrame:
+                     calibration: Calibration | None = None, threshold: float | None = None) -> pd.DataFrame:
     """The rows with ``prediction`` and, for classification, ``probability_<class>`` columns,
-    exactly the columns ``TrainedModel.predict`` writes. ``outputs``: the model's (N, outputs)."""
+    exactly the columns ``TrainedModel.predict`` writes. ``outputs``: the model's (N, outputs);
+    ``threshold``: a binary decision threshold (else the likelier class)."""
     outputs = np.asarray(outputs)
     if hasattr(preprocessor, "prediction_frame"):  # series: the next horizon times after the tail
         return preprocessor.prediction_frame(frame, outputs)
@@ -94,7 +115,7 @@ def prediction_frame(preprocessor, frame: pd.DataFrame, outputs: np.ndarray,
         result[free_name(result, "prediction")] = preprocessor.decode_target(outputs)
         return result
     probs = class_probabilities(outputs, preprocessor.task, calibration)
-    result[free_name(result, "prediction")] = preprocessor.decode_target(probs.argmax(1))
+    result[free_name(result, "prediction")] = preprocessor.decode_target(predicted_classes(probs, threshold))
     for i, label in enumerate(preprocessor.classes):
         result[free_name(result, f"probability_{label}")] = probs[:, i]
     return result

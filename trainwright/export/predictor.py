@@ -1,8 +1,10 @@
 """Predicting from an exported directory (onnxruntime, no torch) or a run directory, one interface.
 
-``Predictor.predict(data)`` returns what ``TrainedModel.predict`` returns (the rows, a
-``prediction`` column, and ``probability_<class>`` columns; a forecaster's next ``horizon``
-times), computed as preprocessing -> ``outputs(x)`` -> numpy (``outputs.py``). Three backends
+``Predictor.predict(data)`` takes what ``TrainedModel.predict`` takes (a frame, a table file, a
+dict of columns or a list of rows) and returns what it returns (the rows, a ``prediction`` column
+from the run's decision threshold when it has one, and ``probability_<class>`` columns; a
+forecaster's next ``horizon`` times), computed as preprocessing -> ``outputs(x)`` -> numpy
+(``outputs.py``). Three backends
 give ``outputs``: ``OnnxPredictor`` (onnxruntime), ``TorchExportPredictor`` (the ``.pt2``
 program) and ``RunPredictor`` (the run's own PyTorch module, for serving a run directory).
 
@@ -25,17 +27,21 @@ import numpy as np
 import pandas as pd
 
 from trainwright.data.preprocessors import load_preprocessor
+from trainwright.data.sources import Rows, as_table
 from trainwright.errors import TrainwrightError
 from trainwright.export.manifest import Manifest, is_exported
-from trainwright.export.outputs import Calibration, class_probabilities, prediction_frame
+from trainwright.export.outputs import Calibration, class_probabilities, load_threshold, prediction_frame
 
 
 class Predictor:
     """Preprocessing + a backend's raw outputs + the numpy steps of ``predict``."""
 
-    def __init__(self, preprocessor: Any, calibration: Calibration | None, modality: str, batch_size: int = 4096, name: str = ""):
+    def __init__(self, preprocessor: Any, calibration: Calibration | None, modality: str, batch_size: int = 4096, name: str = "",
+                 threshold: float | None = None, delimiter: str | None = None, encoding: str = "auto"):
         self.preprocessor, self.calibration, self.modality, self.batch_size = preprocessor, calibration, modality, batch_size
         self.name = name  # the run's name
+        self.threshold = threshold  # binary: predict the second class from this probability (threshold.json)
+        self.delimiter, self.encoding = delimiter, encoding  # the run's data.delimiter and data.encoding, for table files
 
     @property
     def task(self) -> str:
@@ -45,9 +51,10 @@ class Predictor:
     def classes(self) -> list:
         return self.preprocessor.classes
 
-    def inputs(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    def inputs(self, data: Rows) -> tuple[pd.DataFrame, np.ndarray]:
         """(the rows, their model inputs (N, ...)) exactly as the run preprocessed them."""
-        frame, x = self.preprocessor.inputs(data)
+        table = as_table(data) if self.modality == "images" else as_table(data, self.delimiter, self.encoding)
+        frame, x = self.preprocessor.inputs(table)
         return frame, np.asarray(x)
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
@@ -59,14 +66,14 @@ class Predictor:
         raise NotImplementedError
 
     def results(self, frame: pd.DataFrame, outputs: np.ndarray) -> pd.DataFrame:
-        return prediction_frame(self.preprocessor, frame, outputs, self.calibration)
+        return prediction_frame(self.preprocessor, frame, outputs, self.calibration, self.threshold)
 
-    def predict(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
+    def predict(self, data: Rows) -> pd.DataFrame:
         """The rows with a ``prediction`` column and, for classification, ``probability_<class>`` columns."""
         frame, x = self.inputs(data)
         return self.results(frame, self.outputs(x))
 
-    def predict_proba(self, data: pd.DataFrame | str | Path) -> np.ndarray:
+    def predict_proba(self, data: Rows) -> np.ndarray:
         """(N, classes) probabilities, columns in the order of ``classes``."""
         if self.task == "regression":
             raise TrainwrightError("predict_proba needs a classification model; this one does regression")
@@ -90,7 +97,7 @@ class OnnxPredictor(Predictor):
         self.input_name = self.session.get_inputs()[0].name
         self.dtype = np.dtype(manifest.inputs[0].dtype)
         super().__init__(load_preprocessor(directory), Calibration.load(directory), manifest.modality, manifest.batch_size,
-                         manifest.run)
+                         manifest.run, load_threshold(directory), manifest.delimiter, manifest.encoding)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x.astype(self.dtype, copy=False)})[0]

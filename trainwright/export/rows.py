@@ -28,7 +28,8 @@ def test_inputs(trained: TrainedModel, run: RunDir) -> tuple[np.ndarray, str]:
         raise TrainwrightError(f"the data differ from when {run.path} was trained (see its data.json); the export's parity check "
                                f"needs the run's test rows: restore the data, or give rows of your own (rows=..., --rows FILE)")
     where = "test split" if data.held_out else "training rows (the run held none out)"
-    return data.x_test.numpy(), f"{len(data.x_test)} rows of the run's {where}, rebuilt from its config"
+    unit = "windows" if getattr(trained.preprocessor, "modality", "") == "series" else "rows"  # a forecaster's inputs
+    return data.x_test.numpy(), f"{len(data.x_test)} {unit} of the run's {where}, rebuilt from its config"
 
 
 def rows_inputs(trained: TrainedModel, rows: pd.DataFrame | str | Path) -> tuple[np.ndarray, str]:

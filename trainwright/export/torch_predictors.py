@@ -18,7 +18,7 @@ import torch
 from trainwright.data.preprocessors import load_preprocessor, saved_modality
 from trainwright.export.graph import load_pt2
 from trainwright.export.manifest import Manifest
-from trainwright.export.outputs import Calibration
+from trainwright.export.outputs import Calibration, load_threshold
 from trainwright.export.predictor import Predictor
 from trainwright.predict import load
 
@@ -30,7 +30,7 @@ class TorchExportPredictor(Predictor):
         self.module = load_pt2(directory / manifest.graph)
         self.dtype = np.dtype(manifest.inputs[0].dtype)
         super().__init__(load_preprocessor(directory), Calibration.load(directory), manifest.modality, manifest.batch_size,
-                         manifest.run)
+                         manifest.run, load_threshold(directory), manifest.delimiter, manifest.encoding)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -44,7 +44,8 @@ class RunPredictor(Predictor):
         self.trained = load(run_dir, model=model, device="cpu")
         batch_size = self.trained.config.evaluate.batch_size
         super().__init__(self.trained.preprocessor, Calibration.load(run_dir), saved_modality(run_dir), batch_size,
-                         Path(run_dir).resolve().name)
+                         Path(run_dir).resolve().name, self.trained.threshold, self.trained.config.data.delimiter,
+                         self.trained.config.data.encoding)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         x = x if x.flags.writeable else x.copy()  # torch refuses read-only arrays

@@ -42,7 +42,7 @@ form.addEventListener("submit", async (event) => {
     for (const field of form.querySelectorAll("[data-column]")) {
       const value = field.value;
       row[field.dataset.column] = field.dataset.kind === "numeric" ? (value.trim() === "" ? null : Number(value))
-                                : (field.dataset.kind === "categorical" && value === "" ? null : value);
+                                : (field.dataset.kind !== "text" && value === "" ? null : value);
     }
     request = {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify([row])};
   }

@@ -2,7 +2,7 @@
 the OpenAPI schema, and the fields of the HTML form.
 
 Tables: one field per feature column (numeric: a number or null, which the run's imputer fills;
-categorical: a string or number). Text: the text column. Series: the time column and the value
+categorical: a string or number; date: a date string or null). Text: the text column. Series: the time column and the value
 columns (a request sends at least ``lookback`` rows). Images: no JSON rows, an upload.
 Other keys are kept and echoed back, as ``predict`` keeps a frame's other columns (an id, the
 columns cleaning dropped); a misspelt column still fails, as the real one is then missing.
@@ -42,6 +42,7 @@ class RowSchema:
 TYPES: dict[str, Any] = {
     "numeric": float | None,  # null: missing, filled as in training
     "categorical": str | int | float | bool | None,
+    "date": str | None,  # a date or datetime string ("2024-03-01 12:30"), turned into numbers as in training
     "text": str,
     "time": str | float,  # a datetime string, or a number for numeric time steps
     "value": float,
