@@ -98,6 +98,7 @@ def cross_validate(cfg: Config, *, folds: int = 10, repeats: int = 1, refit: boo
         cv_dir.write_json(cv_dir.path / "cv.json", result)
         console.print(f"refit on all {len(rows)} rows for {run.metrics['epochs']} epochs (the folds' median best epoch): "
                       f"{run.dir}", highlight=False, soft_wrap=True)
+    cv_dir.unlock()  # written: another process may open it
     return result
 
 

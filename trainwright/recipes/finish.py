@@ -70,6 +70,7 @@ def finish(run_dir: RunDir, console: Console, diverged: dict | None = None, trac
         tracker.close()
         if line := tracker.summary():
             console.print(line, highlight=False, soft_wrap=True)
+    run_dir.unlock()  # the run is whole: another process may open it now, though this one (a notebook's) lives on
 
 
 def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, fit: Fit,

@@ -57,6 +57,7 @@ def lr_find(cfg: Config, *, runs_dir: str | Path = "runs", name: str | None = No
     for line in sweep_lines(sweep):
         console.print(line, highlight=False, soft_wrap=True)
     console.print(f"plot: {run_dir.path / 'lr_find.png'}", highlight=False, soft_wrap=True)
+    run_dir.unlock()  # written: another process may open it
     return {**result, "dir": str(run_dir.path)}
 
 
