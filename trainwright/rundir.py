@@ -220,8 +220,9 @@ class RunDir:
         """Whether this process holds the run's lock."""
         return self._key() in _LOCKS
 
-    def lock(self) -> None:
-        """Hold the run's lock until ``unlock`` (or the process ends); another holder is a RunLocked error."""
+    def lock(self, wait: float = 0.0) -> None:
+        """Hold the run's lock until ``unlock`` (or the process ends); another holder is a RunLocked error
+        (after waiting up to ``wait`` seconds for it to let go: processes that share a directory briefly)."""
         if not self.writes or fcntl is None or self.locked:
             return
         try:
@@ -229,8 +230,16 @@ class RunDir:
             fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as error:
             raise self._write_failed(self.lock_file, error) from None
+        deadline = time.monotonic() + wait
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
         except BlockingIOError:
             holder = os.read(fd, 200).decode("utf-8", "replace").split()
             os.close(fd)
@@ -274,12 +283,12 @@ class RunDir:
         return None
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self, wait: float = 0.0) -> Iterator[None]:
         """Hold the lock for a few reads and writes (unless this process holds it already), so no
-        other process writes the run in between."""
+        other process writes the run in between (``wait``: see ``lock``)."""
         held = self.locked
         if not held:
-            self.lock()
+            self.lock(wait)
         try:
             yield
         finally:

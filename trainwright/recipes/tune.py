@@ -79,7 +79,8 @@ def tune(cfg: Config, *, trials: int, storage: str | None = None, workers: int =
             console.print(line, highlight=False, soft_wrap=True)
     study_dir = Path(runs_dir) / (name or f"{data.name}-{cfg.model.type}-tune")
     study_dir.mkdir(parents=True, exist_ok=True)
-    RunDir(study_dir).write_text(study_dir / "config.yaml", cfg.to_yaml())
+    with (shared := RunDir(study_dir)).writing(wait=SHARED_WAIT):  # workers share the study's directory
+        shared.write_text(study_dir / "config.yaml", cfg.to_yaml())
 
     # ② The study, new or resumed (a new one starts with the config's own values when they lie in the space).
     direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
@@ -122,6 +123,10 @@ def resolve_metric(cfg: Config, task: str) -> str:
         raise TrainwrightError("with tune.cv_folds a trial is scored on its held-out folds by accuracy or R²; set "
                                "tune.metric to val_accuracy (val_r2 for regression) or auto")
     return metric
+
+
+# Workers share a study's directory: a write waits this long for another worker's (a report takes seconds).
+SHARED_WAIT = 120.0
 
 
 def work(study: optuna.Study, objective, trials: int, timeout: float | None, tune) -> None:
@@ -239,29 +244,31 @@ def finish_study(study: optuna.Study, cfg: Config, study_dir: Path, metric: str,
     if not complete:
         raise TrainwrightError(f"no trial of the study {study_dir.name} completed ({state['failed']} failed); "
                                "see the trial runs in " + str(study_dir / "trials"))
-    best = study.best_trial
-    best_run = Path(best.user_attrs.get("run", ""))
     run_dir = RunDir(study_dir)
-    raw = without_tune(cfg.to_dict())  # the config as written (its evaluate settings too), with the best trial's values
-    for key, value in best.params.items():
-        raw = with_value(raw, key, decode(value))
-    run_dir.write_text(study_dir / "best.yaml", load_config(raw).to_yaml())
-    total_epochs = sum(t.user_attrs.get("epochs", 0) for t in study.trials if t.state in (
-        optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
-    result = {
-        "study": study_dir.name, "storage": where, "metric": metric, "direction": direction, "trials": trials,
-        "counts": state, "epochs": total_epochs, "pruner": cfg.tune.pruner,
-        "best": {"number": best.number, "value": best.value, "params": {k: decode(v) for k, v in best.params.items()},
-                 "run": str(best_run), "config": str(study_dir / "best.yaml"), "test": best.user_attrs.get("test")},
-        "from_config": next(({"number": t.number, "value": t.value} for t in complete if t.user_attrs.get("from_config")), None),
-        "all": [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
-                 "params": {k: decode(v) for k, v in t.params.items()}, "epochs": t.user_attrs.get("epochs"),
-                 "run": t.user_attrs.get("run"), "excess": bool(t.user_attrs.get("excess")),
-                 "retry_of": t.system_attrs.get("failed_trial")} for t in study.trials],
-    }
-    run_dir.write_json(study_dir / "study.json", result)
-    print_study(console, result)
-    console.print(f"report: {write_study_report(study_dir, study, result)}", highlight=False, soft_wrap=True)
+    with run_dir.writing(wait=SHARED_WAIT):  # every worker ends here: one writes the study's files at a time
+        best = study.best_trial
+        best_run = Path(best.user_attrs.get("run", ""))
+        raw = without_tune(cfg.to_dict())  # the config as written (its evaluate settings too), with the best trial's values
+        for key, value in best.params.items():
+            raw = with_value(raw, key, decode(value))
+        run_dir.write_text(study_dir / "best.yaml", load_config(raw).to_yaml())
+        total_epochs = sum(t.user_attrs.get("epochs", 0) for t in study.trials if t.state in (
+            optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+        result = {
+            "study": study_dir.name, "storage": where, "metric": metric, "direction": direction, "trials": trials,
+            "counts": state, "epochs": total_epochs, "pruner": cfg.tune.pruner,
+            "best": {"number": best.number, "value": best.value, "params": {k: decode(v) for k, v in best.params.items()},
+                     "run": str(best_run), "config": str(study_dir / "best.yaml"), "test": best.user_attrs.get("test")},
+            "from_config": next(({"number": t.number, "value": t.value} for t in complete if t.user_attrs.get("from_config")),
+                                None),
+            "all": [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
+                     "params": {k: decode(v) for k, v in t.params.items()}, "epochs": t.user_attrs.get("epochs"),
+                     "run": t.user_attrs.get("run"), "excess": bool(t.user_attrs.get("excess")),
+                     "retry_of": t.system_attrs.get("failed_trial")} for t in study.trials],
+        }
+        run_dir.write_json(study_dir / "study.json", result)
+        print_study(console, result)
+        console.print(f"report: {write_study_report(study_dir, study, result)}", highlight=False, soft_wrap=True)
     return {**result, "dir": str(study_dir)}
 
 
