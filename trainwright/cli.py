@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 import warnings
@@ -45,16 +46,32 @@ def user_errors(command):
             try:
                 return command(*args, **kwargs)
             except TrainwrightError as error:
-                errors.print(f"error: {error}", soft_wrap=True, markup=False)
+                report_error(str(error))
                 raise typer.Exit(2) from None
             except Interrupted as stop:
-                errors.print(f"error: {stop.message()}", soft_wrap=True, markup=False)
+                report_error(stop.message())
                 raise typer.Exit(stop.exit_code) from None
             except KeyboardInterrupt:
                 errors.print("error: interrupted")
                 raise typer.Exit(130) from None
 
     return wrapper
+
+
+# Set by `train --nproc-per-node` for the processes it starts: it says their errors in one line itself.
+LAUNCHED_BY_TRAINWRIGHT = "TRAINWRIGHT_LAUNCHER"
+
+
+def report_error(text: str) -> None:
+    """One ``error:`` line on stderr; in a process torchrun started, also in the error file its agent reads
+    (the launcher of ``train --nproc-per-node`` then prints it, with which process failed, instead)."""
+    if "TORCHELASTIC_ERROR_FILE" in os.environ:
+        from trainwright.training.distributed import record_failure
+
+        record_failure(text)
+    if os.environ.get(LAUNCHED_BY_TRAINWRIGHT) != "1":
+        rank = os.environ.get("RANK", "0")
+        errors.print(f"error: {text}" if rank == "0" else f"error (rank {rank}): {text}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -72,8 +89,23 @@ def train(
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
     name: Annotated[str | None, typer.Option("--name", help="run directory name (default: data-model-timestamp)")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="continue an interrupted run from its last checkpoint")] = None,
+    nproc_per_node: Annotated[int | None, typer.Option(
+        "--nproc-per-node", min=1, help="data-parallel: train in N processes on this machine through torchrun")] = None,
+    nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="with --nproc-per-node: machines taking part")] = 1,
+    node_rank: Annotated[int | None, typer.Option("--node-rank", min=0, help="with --nnodes: this machine's number")] = None,
+    rdzv_endpoint: Annotated[str | None, typer.Option(
+        "--rdzv-endpoint", help="with --nnodes: HOST:PORT of the first machine, where the processes meet")] = None,
 ) -> None:
     """Train a model; the last line printed is the run directory."""
+    from trainwright.training.distributed import launch, launched
+
+    if (nproc_per_node is not None or nnodes > 1) and not launched():
+        if nnodes > 1 and rdzv_endpoint is None:
+            raise TrainwrightError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT, the first machine's address (on every machine)")
+        os.environ[LAUNCHED_BY_TRAINWRIGHT] = "1"  # inherited by the processes torchrun starts
+        code = launch(worker_arguments(sys.argv[1:]), nproc_per_node or 1, nnodes, rdzv_endpoint, node_rank)
+        raise typer.Exit(code)
+
     import trainwright as tw
 
     signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C; while training, the loop defers both to a batch boundary
@@ -87,7 +119,24 @@ def train(
         )
     source = config if config is not None else ({} if resume is None else None)
     run = tw.train(source, overrides=overrides, runs_dir=runs_dir, name=name, resume=resume, console=console)
-    print(run.dir, flush=True)
+    if os.environ.get("RANK", "0") == "0":  # data-parallel (torchrun): rank 0 says where the run is
+        print(run.dir, flush=True)
+
+
+LAUNCH_OPTIONS = ("--nproc-per-node", "--nnodes", "--node-rank", "--rdzv-endpoint")
+
+
+def worker_arguments(argv: list[str]) -> list[str]:
+    """The command line each process runs: this one without the launcher's own options."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in LAUNCH_OPTIONS:
+            skip = True
+        elif not arg.startswith(tuple(f"{option}=" for option in LAUNCH_OPTIONS)):
+            kept.append(arg)
+    return kept
 
 
 def quick_overrides(set_: list[str], data: str | None, target: str | None, model: str | None, text_column: str | None,

@@ -43,6 +43,7 @@ from trainwright.training import transfer
 from trainwright.training.callbacks import Callback
 from trainwright.training.checkpoint import load_state
 from trainwright.training.compiled import compile_forward
+from trainwright.training.distributed import Replicas, peer_lost, record_failure
 from trainwright.training.loop import Fit, fit
 from trainwright.training.precision import check_precision
 
@@ -56,7 +57,9 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
     ``resume``: an existing run (``RunDir.open``); ``cfg`` is its config with the overrides a
     resume may make (``recipes/resume.py``), checked here before the data are read.
     """
-    console = console or Console()
+    # Data-parallel (started by torchrun): join the others; rank 0 prints and writes, the others are quiet.
+    replicas = Replicas.join(resolve_device(cfg.train.device))
+    console = (console or Console()) if replicas.rank == 0 else Console(quiet=True)
     cfg = with_custom_model(cfg, model)
     if resume is not None:
         resume_changes(with_custom_model(load_config(resume.config), model), cfg)
@@ -68,7 +71,8 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
             console.print(line, highlight=False, soft_wrap=True)
         # ② Model: seeded, so the same config gives the same initial weights.
         module = build_module(cfg, data, model)
-        return train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console)
+        return train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console,
+                              replicas=replicas)
     except KeyboardInterrupt as stop:
         if resume is None:
             raise
@@ -76,14 +80,17 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
     finally:
         if resume is not None:
             resume.unlock()
+        replicas.close()
 
 
 def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: str | Path = "runs", name: str | None = None,
-                   resume: RunDir | None = None, console: Console | None = None, callbacks: Sequence[Callback] = ()) -> Run:
+                   resume: RunDir | None = None, console: Console | None = None, callbacks: Sequence[Callback] = (),
+                   replicas: Replicas | None = None) -> Run:
     """Stages ③-⑤ on prepared data and a built model (other recipes reuse it on their own data, adding
-    ``callbacks`` to the loop's own: a search's pruning)."""
+    ``callbacks`` to the loop's own: a search's pruning). ``replicas``: data-parallel (``Replicas.join``)."""
     console = console or Console()
-    device = resolve_device(cfg.train.device)
+    replicas = replicas or Replicas()
+    device = replicas.device(resolve_device(cfg.train.device))
     check_precision(device, cfg.train.precision)
     module = module.to(device)
     console.print(model_line(cfg, module, data, device), highlight=False)
@@ -110,10 +117,13 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
             write_start_files(run_dir, cfg, data, module, device, backbone)
     # The run directory is locked from here to the end. A signal outside the loop (the loop defers
     # them to a batch boundary) or a full disk still ends with the command that continues the run.
-    trained = False
+    trained, run = False, None
     try:
         # ④ The loop.
-        run = build_fit(cfg, module, data, device, run_dir, console)
+        if replicas.active:  # what the launcher says if a process dies: the run, and the command that continues it
+            resume_with = replicas.resume_command(run_dir.path)
+            record_failure(f"the last checkpoint of {run_dir.path} is kept; continue with `{resume_with}`")
+        run = build_fit(cfg, module, data, device, run_dir, console, replicas)
         for callback in callbacks:
             run.callbacks.append(callback)
         if cfg.train.compile:
@@ -134,6 +144,10 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     except WriteFailed as error:
         resume = f"trainwright train --resume {run_dir.path}"
         raise WriteFailed(f"{error}; when there is room again, continue with `{resume}`") from None
+    except RuntimeError as error:
+        if not peer_lost(error):
+            raise
+        raise lost_peer(run_dir, run, replicas) from None
     finally:
         run_dir.unlock()
 
@@ -173,8 +187,20 @@ def fit_or_diagnose(run: Fit, run_dir: RunDir, console: Console) -> float:
     try:
         fit(run)
     except TrainingDiverged as error:
-        # The run failed, but its history and gradient norms show why: diagnose and report it.
+        # The run failed, but its history and gradient norms show why: diagnose and report it (rank 0 writes).
         diverged = {"epoch": error.epoch, "loss": error.loss, "lr": run.optimizer.param_groups[0]["lr"]}
-        finish(run_dir, console, diverged=diverged, trackers=trackers_in(run.callbacks))
+        if run_dir.writes:
+            finish(run_dir, console, diverged=diverged, trackers=trackers_in(run.callbacks))
         raise
     return time.perf_counter() - started
+
+
+def lost_peer(run_dir: RunDir, run: Fit | None, replicas: Replicas) -> TrainwrightError:
+    """Another process of a data-parallel run died: where the checkpoint holds the run, and how to go on."""
+    held = "has no checkpoint yet, so a resume starts from the beginning"
+    if run is not None and run.saved_step is not None:
+        held = f"its checkpoint holds it {run.position(run.saved_epoch, run.saved_step)}"
+    message = (f"another process of this run stopped, so every process stops; {run_dir.path} {held}; continue with "
+               f"`{replicas.resume_command(run_dir.path)}`")
+    record_failure(message)
+    return TrainwrightError(message)

@@ -1,0 +1,264 @@
+"""Data-parallel training on torch.distributed: the processes that train one model together.
+
+torchrun (``python -m torch.distributed.run``) starts one process per device and tells each its
+place through the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+``MASTER_PORT``). ``Replicas.join(device)`` reads it, joins the process group (gloo on the CPU,
+nccl on CUDA) and is then what the loop asks about the others:
+
+- **data**: every process draws the same shuffle and takes its share of each global batch
+  (``TensorBatches.shard``), so the global batch, and the learning rate that goes with it, stay
+  what one process uses; validation and test rows are split in contiguous shards and their
+  outputs gathered back without duplicates (``shard_rows``, ``gather_rows``);
+- **gradients**: the model runs wrapped in ``DistributedDataParallel`` (``wrap``), which averages
+  them across processes during the backward pass; ``no_sync`` skips that on all but the last
+  batch of an accumulation group; the checkpoint, the callbacks and the finish step see the plain
+  module, so checkpoints hold plain weights and a run resumes on any number of processes;
+- **decisions**: the loss is summed across processes (``sum``), and whether to checkpoint (time,
+  a signal on any process) and whether to stop are agreed (``any``, ``from_rank0``), so every
+  process takes the same branch and none waits forever in a collective the others skipped.
+
+One process alone is ``Replicas()``: every method is then a no-op, so one code path serves both
+(torchtune's rule). Only rank 0 writes the run directory (``rundir.is_writer``).
+
+Example (inside a process torchrun started):
+    >>> replicas = Replicas.join(torch.device("cpu"))      # rank 1 of 2, gloo
+    >>> model = replicas.wrap(module)                      # DistributedDataParallel(module)
+    >>> replicas.sum(torch.tensor(1.0))                    # tensor(2.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from trainwright.errors import TrainwrightError
+
+# How long a process waits for the others to join the process group (a rendezvous that cannot be reached).
+JOIN_TIMEOUT = datetime.timedelta(seconds=60)
+
+
+def launched() -> bool:
+    """Whether torchrun (or another launcher that follows its contract) started this process."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+@dataclass
+class Replicas:
+    """This process's place among the processes training one model; ``Replicas()`` is one process alone."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    local_size: int = 1  # processes on this machine
+    wrapper: nn.Module | None = field(default=None, repr=False)  # the DistributedDataParallel the step runs
+
+    @classmethod
+    def join(cls, device: torch.device) -> Replicas:
+        """Join the process group torchrun set up (gloo on the CPU, nccl on CUDA); one process alone when
+        torchrun did not start this one (or started one process)."""
+        if not launched():
+            return cls()
+        rank, size, local = (int(os.environ[key]) for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+        local_size = int(os.environ.get("LOCAL_WORLD_SIZE", size))
+        if size == 1:
+            return cls()
+        if device.type == "cuda":
+            torch.cuda.set_device(local)  # this process's own GPU
+        if not dist.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+            try:
+                dist.init_process_group(backend, timeout=JOIN_TIMEOUT, rank=rank, world_size=size)
+            except (RuntimeError, ValueError) as error:  # DistNetworkError, DistStoreError: no rendezvous
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise TrainwrightError(
+                    f"process rank {rank} cannot reach the rendezvous at {where} ({first}); start the same command on "
+                    "every machine with the first machine's address and a port its firewall lets through"
+                ) from None
+        return cls(rank, size, local, local_size)
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+    def resume_command(self, run: object) -> str:
+        """The command that continues ``run`` on as many processes (any number would do)."""
+        if self.size == self.local_size:
+            return f"trainwright train --resume {run} --nproc-per-node {self.size}"
+        return f"torchrun <the same options on every machine> -m trainwright train --resume {run}"
+
+    def device(self, device: torch.device) -> torch.device:
+        """A process's own GPU (``cuda:LOCAL_RANK``) when the run trains on CUDA."""
+        return torch.device("cuda", self.local_rank) if self.active and device.type == "cuda" else device
+
+    # ── the model ────────────────────────────────────────────────────────────────────────
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """The module the training step runs: ``module`` itself, or its ``DistributedDataParallel`` wrapper
+        (which starts by copying rank 0's weights to every process). ``module`` stays what checkpoints hold."""
+        if not self.active:
+            return module
+        ids = [module_device(module).index] if module_device(module).type == "cuda" else None
+        if ids is not None:  # batch statistics over the whole global batch, as one process computes them
+            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        self.wrapper = DistributedDataParallel(module, device_ids=ids)
+        return self.wrapper
+
+    def no_sync(self, unless: bool) -> contextlib.AbstractContextManager:
+        """Skip the gradient all-reduce for this batch's backward, ``unless`` it ends an accumulation group
+        (it then carries every batch's gradients of the group)."""
+        if self.wrapper is None or unless:
+            return contextlib.nullcontext()
+        return self.wrapper.no_sync()
+
+    # ── numbers every process must agree on ──────────────────────────────────────────────
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over every process (a new tensor; ``tensor`` itself is left as it was)."""
+        if not self.active:
+            return tensor
+        total = tensor.detach().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+    def any(self, *flags: float) -> list[float]:
+        """Each of ``flags`` as its largest value over every process: one small all-reduce."""
+        if not self.active:
+            return list(flags)
+        values = torch.tensor(flags, dtype=torch.float64, device=self._collective_device())
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return values.tolist()
+
+    def from_rank0(self, value):
+        """Rank 0's ``value`` (any picklable object) on every process."""
+        return from_rank0(value)
+
+    # ── rows split across processes ───────────────────────────────────────────────────────
+    def shard_rows(self, n: int) -> slice:
+        """This process's contiguous share of ``n`` rows (shares differ by at most one row; none repeats)."""
+        return slice(n * self.rank // self.size, n * (self.rank + 1) // self.size)
+
+    def gather_rows(self, local: torch.Tensor, n: int) -> torch.Tensor:
+        """Every process's ``local`` rows (its ``shard_rows(n)``), in order: (n, ...) on every process."""
+        if not self.active:
+            return local
+        sizes = [n * (r + 1) // self.size - n * r // self.size for r in range(self.size)]
+        device = self._collective_device(local.device)
+        padded = torch.zeros((max(sizes), *local.shape[1:]), dtype=local.dtype, device=device)
+        padded[: len(local)] = local.to(device)
+        parts = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(parts, padded)  # equal shapes; the padding is cut off below, so no row counts twice
+        return torch.cat([part[:size] for part, size in zip(parts, sizes)]).to(local.device)
+
+    def _collective_device(self, device: torch.device | None = None) -> torch.device:
+        return collective_device(device)
+
+    def close(self) -> None:
+        """Leave the process group (the end of a run)."""
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def from_rank0(value):
+    """Rank 0's ``value`` (any picklable object) on every process of the group; ``value`` when there is none."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0, device=collective_device())
+    return box[0]
+
+
+def collective_device(device: torch.device | None = None) -> torch.device:
+    """Where a collective's tensors must be: nccl moves CUDA tensors only, gloo CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu") if device is None or device.type != "cpu" else device
+
+
+def peer_lost(error: BaseException) -> bool:
+    """Whether ``error`` is a collective failing because another process of the group is gone."""
+    text = str(error).lower()
+    return dist.is_initialized() and (
+        isinstance(error, dist.DistError) or any(s in text for s in ("connection closed", "connection reset", "gloo", "nccl"))
+    )
+
+
+def module_device(module: nn.Module) -> torch.device:
+    return next(module.parameters(), torch.empty(0)).device
+
+
+# ── the launcher: `trainwright train ... --nproc-per-node N` ─────────────────────────────
+def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | None = None,
+           node_rank: int | None = None) -> int:
+    """Run ``python -m trainwright ARGV`` in ``nproc_per_node`` processes through torchrun (this process is
+    its agent); returns the exit code. A process that fails ends the run on every process, and the error
+    names it (rank, exit code or signal) with what the failed processes said."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError  # torchrun's machinery, only here
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
+    from torch.distributed.launcher.api import elastic_launch
+    from torch.distributed.run import config_from_args, get_args_parser
+
+    # One machine: the processes meet on localhost, on a free port; several: at the first machine's HOST:PORT.
+    endpoint, run_id = (rdzv_endpoint, "trainwright") if rdzv_endpoint is not None else ("localhost:0", uuid.uuid4().hex)
+    options = ["--nproc-per-node", str(nproc_per_node), "--nnodes", str(nnodes), "--max-restarts", "0",
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", run_id]
+    if node_rank is not None:
+        options += ["--node-rank", str(node_rank)]
+    # The machine's cores shared out between its processes (torchrun would give each one thread, and say so).
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc_per_node)))
+    args = get_args_parser().parse_args([*options, "-m", "trainwright", *argv])
+    config, command, command_args = config_from_args(args)
+    try:
+        elastic_launch(config, command)(*command_args)
+    except ChildFailedError as failed:
+        raise TrainwrightError(failure_message(failed.failures)) from None
+    except RendezvousError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TrainwrightError(
+            f"cannot reach the rendezvous at {rdzv_endpoint or 'localhost'} ({first}); start the same command on every "
+            "machine with the first machine's address and a port its firewall lets through"
+        ) from None
+    return 0
+
+
+def failure_message(failures: dict) -> str:
+    """One line from torchrun's failures (global rank -> ProcessFailure): which process died, how, and
+    what the processes that saw it said (rank 0's line names the checkpoint and the command that resumes)."""
+    died, said = [], []
+    for rank, failure in sorted(failures.items()):
+        if failure.exitcode < 0:
+            died.append(f"process rank {rank} was killed by {signal.Signals(-failure.exitcode).name}")
+        elif failure.exitcode not in (1, 2) or not told(failure):
+            died.append(f"process rank {rank} exited with code {failure.exitcode}")
+        if told(failure):
+            said.append(f"rank {rank}: {told(failure)}")
+    if not died:  # every failed process ended with its own message: the first one (by rank) stopped first
+        died = [f"process rank {min(failures)} failed"]
+    return "; ".join(died) + "; the run stopped on every process" + ("; " + "; ".join(said) if said else "")
+
+
+def told(failure) -> str:
+    """The message a failed process recorded in its torchrun error file (``record_failure``), or ''."""
+    message = failure.message
+    message = str(message.get("message", "") if isinstance(message, dict) else message or "")
+    return "" if failure.exitcode < 0 or message.startswith("To enable traceback") else message
+
+
+def record_failure(message: str) -> None:
+    """Leave ``message`` where torchrun's agent reads a failed process's error (its error file), so the
+    launcher's one line can say it; nothing outside torchrun."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path or not launched():
+        return
+    with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as file:
+        json.dump({"message": message, "timestamp": int(time.time())}, file)
