@@ -69,7 +69,7 @@ def report_error(text: str) -> None:
         from trainwright.training.distributed import record_failure
 
         record_failure(text)
-    if os.environ.get(LAUNCHED_BY_TRAINWRIGHT) != "1":
+    if not ("RANK" in os.environ and os.environ.get(LAUNCHED_BY_TRAINWRIGHT) == "1"):
         rank = os.environ.get("RANK", "0")
         errors.print(f"error: {text}" if rank == "0" else f"error (rank {rank}): {text}", soft_wrap=True, markup=False)
 
@@ -118,7 +118,10 @@ def train(
             "nothing to train: pass a config file (trainwright train examples/digits.yaml) or --data NAME_OR_PATH"
         )
     source = config if config is not None else ({} if resume is None else None)
-    run = tw.train(source, overrides=overrides, runs_dir=runs_dir, name=name, resume=resume, console=console)
+    try:
+        run = tw.train(source, overrides=overrides, runs_dir=runs_dir, name=name, resume=resume, console=console)
+    finally:  # a SIGTERM now (torchrun stopping the other processes of a failed run) ends the process quietly
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if os.environ.get("RANK", "0") == "0":  # data-parallel (torchrun): rank 0 says where the run is
         print(run.dir, flush=True)
 

@@ -28,6 +28,9 @@ CASES = {
     # 104 training rows in batches of 16: six full batches and one of 8 (shares of 4 on each of 2 processes).
     "mlp": {"data": {"source": "iris"}, "model": {"type": "mlp", "hidden": [16, 16], "dropout": 0.0},
             "train": {**TRAIN, "batch_size": 16}},
+    # 104 rows in batches of 103: the last batch is one row, so one process's share of it is empty.
+    "mlp_last_row_alone": {"data": {"source": "iris"}, "model": {"type": "mlp", "hidden": [16], "dropout": 0.0},
+                           "train": {**TRAIN, "batch_size": 103}},
     # 215 images of 8x8 in batches of 24: shares of 12 (and 11 / 12 of the last 23) on 2 processes; no batch norm,
     # no dropout, no augmentation: each would draw or normalize per share, not per global batch.
     "cnn": {"data": {"source": "digits-images", "augment": [], "split": {"train": 0.12, "val": 0.08, "test": 0.8}},

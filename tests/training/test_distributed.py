@@ -22,7 +22,7 @@ from trainwright.data.batches import TensorBatches
 from trainwright.training.distributed import Replicas, failure_message
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ddp_parity import ACCUMULATE, CASES, train_weights  # noqa: E402
+from ddp_parity import ACCUMULATE, CASES, train_weights
 
 ROOT = Path(__file__).parents[2]
 
@@ -60,7 +60,7 @@ def test_two_processes_train_the_same_weights_as_one(case, accumulate, two_proce
 
 def test_each_process_takes_its_share_of_the_same_global_batches():
     x, y = torch.arange(11.0)[:, None], torch.arange(11)
-    generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    generator = lambda: torch.Generator().manual_seed(0)
     whole = [xb.flatten().tolist() for xb, _ in TensorBatches(x, y, 4).epoch(generator())]
     shares = [[xb.flatten().tolist() for xb, _ in TensorBatches(x, y, 4).shard(r, 2).epoch(generator())] for r in range(2)]
     assert [a + b for a, b in zip(*shares)] == whole  # every row once, in the same global batches
@@ -74,10 +74,16 @@ def test_rows_split_across_processes_cover_each_row_once():
 
 def test_a_dead_process_is_named_with_what_the_others_said():
     class Failure:  # torchrun's ProcessFailure, as its agent reports it
-        def __init__(self, exitcode, message):
-            self.exitcode, self.message = exitcode, message
+        def __init__(self, exitcode, message, prerecorded=False):
+            self.exitcode, self.message, self.error_file_data = exitcode, message, {"prerecorded": prerecorded}
 
-    message = failure_message({0: Failure(2, "another process of this run stopped; continue with `x`"),
+    # Rank 1 was killed; rank 0 saw it, said so, and was then sent the agent's SIGTERM.
+    message = failure_message({0: Failure(-15, "another process of this run stopped; continue with `x`"),
                                1: Failure(-9, "Signal 9 (SIGKILL) received by PID 12")})
-    assert message.startswith("process rank 1 was killed by SIGKILL; the run stopped on every process")
-    assert "rank 0: another process of this run stopped; continue with `x`" in message
+    assert message == ("process rank 1 was killed by SIGKILL; the run stopped on every process; "
+                       "rank 0: another process of this run stopped; continue with `x`")
+    # Rank 0 itself was killed: what it left in advance says where the run is.
+    message = failure_message({0: Failure(-9, "the last checkpoint of runs/x is kept; continue with `x`", prerecorded=True),
+                               1: Failure(-15, "Signal 15 (SIGTERM) received by PID 13")})
+    assert message == ("process rank 0 was killed by SIGKILL; the run stopped on every process; "
+                       "rank 0: the last checkpoint of runs/x is kept; continue with `x`")

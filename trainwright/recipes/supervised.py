@@ -71,8 +71,10 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
             console.print(line, highlight=False, soft_wrap=True)
         # ② Model: seeded, so the same config gives the same initial weights.
         module = build_module(cfg, data, model)
-        return train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console,
-                              replicas=replicas)
+        run = train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console,
+                             replicas=replicas)
+        replicas.close()  # every process leaves once rank 0 has written the results (a failure leaves at once)
+        return run
     except KeyboardInterrupt as stop:
         if resume is None:
             raise
@@ -80,7 +82,6 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
     finally:
         if resume is not None:
             resume.unlock()
-        replicas.close()
 
 
 def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: str | Path = "runs", name: str | None = None,
@@ -122,7 +123,7 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
         # ④ The loop.
         if replicas.active:  # what the launcher says if a process dies: the run, and the command that continues it
             resume_with = replicas.resume_command(run_dir.path)
-            record_failure(f"the last checkpoint of {run_dir.path} is kept; continue with `{resume_with}`")
+            record_failure(f"the last checkpoint of {run_dir.path} is kept; continue with `{resume_with}`", in_advance=True)
         run = build_fit(cfg, module, data, device, run_dir, console, replicas)
         for callback in callbacks:
             run.callbacks.append(callback)
@@ -197,10 +198,10 @@ def fit_or_diagnose(run: Fit, run_dir: RunDir, console: Console) -> float:
 
 def lost_peer(run_dir: RunDir, run: Fit | None, replicas: Replicas) -> TrainwrightError:
     """Another process of a data-parallel run died: where the checkpoint holds the run, and how to go on."""
-    held = "has no checkpoint yet, so a resume starts from the beginning"
+    held = f"{run_dir.path} has no checkpoint yet, so a resume starts from the beginning"
     if run is not None and run.saved_step is not None:
-        held = f"its checkpoint holds it {run.position(run.saved_epoch, run.saved_step)}"
-    message = (f"another process of this run stopped, so every process stops; {run_dir.path} {held}; continue with "
-               f"`{replicas.resume_command(run_dir.path)}`")
+        held = f"the checkpoint of {run_dir.path} holds the run {run.position(run.saved_epoch, run.saved_step)}"
+    resume_with = replicas.resume_command(run_dir.path)
+    message = f"another process of this run stopped, so every process stops; {held}; continue with `{resume_with}`"
     record_failure(message)
     return TrainwrightError(message)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import logging
 import os
 import signal
 import time
@@ -45,8 +46,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from trainwright.errors import TrainwrightError
 
-# How long a process waits for the others to join the process group (a rendezvous that cannot be reached).
-JOIN_TIMEOUT = datetime.timedelta(seconds=60)
+# How long a process waits for the others: to join the process group (a rendezvous that cannot be reached),
+# in a collective, and at the end for rank 0 to finish writing the results.
+TIMEOUT = datetime.timedelta(minutes=30)
 
 
 def launched() -> bool:
@@ -80,7 +82,7 @@ class Replicas:
             backend = "nccl" if device.type == "cuda" else "gloo"
             where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
             try:
-                dist.init_process_group(backend, timeout=JOIN_TIMEOUT, rank=rank, world_size=size)
+                dist.init_process_group(backend, timeout=TIMEOUT, rank=rank, world_size=size)
             except (RuntimeError, ValueError) as error:  # DistNetworkError, DistStoreError: no rendezvous
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise TrainwrightError(
@@ -141,7 +143,7 @@ class Replicas:
 
     def from_rank0(self, value):
         """Rank 0's ``value`` (any picklable object) on every process."""
-        return from_rank0(value)
+        return from_rank0(value) if self.active else value
 
     # ── rows split across processes ───────────────────────────────────────────────────────
     def shard_rows(self, n: int) -> slice:
@@ -164,8 +166,9 @@ class Replicas:
         return collective_device(device)
 
     def close(self) -> None:
-        """Leave the process group (the end of a run)."""
+        """Leave the process group together, once rank 0 has written the results (the end of a run)."""
         if self.active and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
@@ -217,6 +220,7 @@ def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpo
     # The machine's cores shared out between its processes (torchrun would give each one thread, and say so).
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc_per_node)))
     args = get_args_parser().parse_args([*options, "-m", "trainwright", *argv])
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its notes on each stop: the error says it
     config, command, command_args = config_from_args(args)
     try:
         elastic_launch(config, command)(*command_args)
@@ -232,33 +236,36 @@ def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpo
 
 
 def failure_message(failures: dict) -> str:
-    """One line from torchrun's failures (global rank -> ProcessFailure): which process died, how, and
-    what the processes that saw it said (rank 0's line names the checkpoint and the command that resumes)."""
-    died, said = [], []
-    for rank, failure in sorted(failures.items()):
-        if failure.exitcode < 0:
-            died.append(f"process rank {rank} was killed by {signal.Signals(-failure.exitcode).name}")
-        elif failure.exitcode not in (1, 2) or not told(failure):
-            died.append(f"process rank {rank} exited with code {failure.exitcode}")
-        if told(failure):
-            said.append(f"rank {rank}: {told(failure)}")
-    if not died:  # every failed process ended with its own message: the first one (by rank) stopped first
-        died = [f"process rank {min(failures)} failed"]
-    return "; ".join(died) + "; the run stopped on every process" + ("; " + "; ".join(said) if said else "")
+    """One line from torchrun's failures (global rank -> ProcessFailure): which process died and how, then
+    what the processes that saw it said (rank 0 names the checkpoint and the command that resumes).
+
+    When one process dies, the agent stops the others with SIGTERM: a SIGTERM is named only when no
+    process died of anything else, and a process that said why it stopped is quoted instead."""
+    real = {rank: said(f) for rank, f in failures.items() if said(f) and not f.error_file_data.get("prerecorded")}
+    silent = {rank: f for rank, f in failures.items() if rank not in real}
+    killed = {rank: f for rank, f in silent.items() if f.exitcode < 0}
+    causes = {rank: f for rank, f in killed.items() if f.exitcode != -signal.SIGTERM} or killed
+    died = [f"process rank {rank} was killed by {signal.Signals(-f.exitcode).name}" for rank, f in sorted(causes.items())]
+    died += [f"process rank {rank} exited with code {f.exitcode}" for rank, f in sorted(silent.items()) if f.exitcode > 0]
+    quoted = real or {rank: said(f) for rank, f in failures.items() if said(f)}  # else what rank 0 left in advance
+    text = "; ".join([*died, "the run stopped on every process"]) if died else "the run stopped on every process"
+    return text + "".join(f"; rank {rank}: {message}" for rank, message in sorted(quoted.items()))
 
 
-def told(failure) -> str:
-    """The message a failed process recorded in its torchrun error file (``record_failure``), or ''."""
+def said(failure) -> str:
+    """What a failed process recorded in its torchrun error file (``record_failure``), or ''."""
     message = failure.message
     message = str(message.get("message", "") if isinstance(message, dict) else message or "")
-    return "" if failure.exitcode < 0 or message.startswith("To enable traceback") else message
+    generated = message.startswith("To enable traceback") or (message.startswith("Signal ") and "received by PID" in message)
+    return "" if generated else message
 
 
-def record_failure(message: str) -> None:
+def record_failure(message: str, in_advance: bool = False) -> None:
     """Leave ``message`` where torchrun's agent reads a failed process's error (its error file), so the
-    launcher's one line can say it; nothing outside torchrun."""
+    launcher's one line can say it; nothing outside torchrun. ``in_advance``: what to say should the process
+    be killed without a word (a real error later replaces it)."""
     path = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if not path or not launched():
         return
     with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as file:
-        json.dump({"message": message, "timestamp": int(time.time())}, file)
+        json.dump({"message": message, "timestamp": int(time.time()), "prerecorded": in_advance}, file)

@@ -190,7 +190,8 @@ def fit(run: Fit) -> Fit:
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
                     run.schedule.step_batch()
-                loss_sum += loss.detach() * len(xb)
+                if len(xb):  # a process's share of a last batch smaller than the processes may be empty (its loss: nan)
+                    loss_sum += loss.detach() * len(xb)
                 run.step = step + 1
                 callbacks.on_batch_end(run)
                 if stepped:
