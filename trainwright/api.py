@@ -66,6 +66,8 @@ def estimate(
     overrides: list[str] | tuple[str, ...] = (),
     device: str | None = None,
     console: Console | None = None,
+    processes: int = 1,
+    machines: int = 1,
 ) -> Estimate:
     """How long ``config`` will train and how much memory it needs, without training it or writing anything.
 
@@ -73,4 +75,5 @@ def estimate(
         >>> est = estimate("examples/digits.yaml", device="H100")
         >>> est.total_seconds, est.flops_per_step, est.memory.total
     """
-    return estimate_recipe.estimate(load_config(config, overrides), model=model, device=device, console=console)
+    return estimate_recipe.estimate(load_config(config, overrides), model=model, device=device, console=console,
+                                    processes=processes, machines=machines)

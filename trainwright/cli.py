@@ -175,6 +175,9 @@ def estimate(
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="epochs to estimate (default: train.epochs)")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
+    nproc_per_node: Annotated[int, typer.Option(
+        "--nproc-per-node", min=1, help="data-parallel: processes per machine (adds the gradients' all-reduce)")] = 1,
+    nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="data-parallel: machines")] = 1,
 ) -> None:
     """Estimate training time and memory before training: FLOPs per step, device peak, the arithmetic."""
     import trainwright as tw
@@ -186,7 +189,8 @@ def estimate(
         )
     overrides = quick_overrides([*set_, *([f"train.epochs={epochs}"] if epochs is not None else [])], data, target, model,
                                 text_column, time_column)
-    est = tw.estimate(config if config is not None else {}, overrides=overrides, device=device, console=console)
+    est = tw.estimate(config if config is not None else {}, overrides=overrides, device=device, console=console,
+                      processes=nproc_per_node, machines=nnodes)
     table = Table(title=f"FLOPs per step (batch {est.step.batch_size}, forward + backward)", title_justify="left")
     for column in ("layer", "kind", "forward", "backward", "total", "share"):
         table.add_column(column, justify="left" if column in ("layer", "kind") else "right")
