@@ -72,7 +72,8 @@ def worker(workload: str, epochs: int, device: str, out: Path) -> None:
     run = build_fit(cfg, module, data, place, run_dir, Console(quiet=True), replicas)
     fit(run)
     run_dir.unlock()
-    epoch_seconds = statistics.median(row["seconds"] for row in run.history[1:])
+    epoch_seconds, steps = statistics.median(row["seconds"] for row in run.history[1:]), len(run.batches)
+    del run  # it holds the DistributedDataParallel wrapper, which must go before the process group (Replicas.close)
     gradients = torch.zeros(sum(p.numel() for p in module.parameters()), device=place)
     reduce_seconds = 0.0
     if replicas.active:
@@ -86,7 +87,7 @@ def worker(workload: str, epochs: int, device: str, out: Path) -> None:
         reduce_seconds = (time.perf_counter() - started) / 20
     if replicas.rank == 0:
         print("RESULT " + json.dumps({"samples_per_second": len(data.x_train) / epoch_seconds,
-                                      "steps": len(run.batches), "epoch_seconds": epoch_seconds,
+                                      "steps": steps, "epoch_seconds": epoch_seconds,
                                       "parameters": gradients.numel(), "reduce_seconds": reduce_seconds}), flush=True)
     replicas.close()
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import json
 import logging
 import os
@@ -166,8 +167,14 @@ class Replicas:
         return collective_device(device)
 
     def close(self) -> None:
-        """Leave the process group together, once rank 0 has written the results (the end of a run)."""
+        """Leave the process group together, once rank 0 has written the results (the end of a run).
+
+        The DistributedDataParallel wrapper goes first: its reducer holds the group and its last
+        all-reduce's work, and gloo's threads freeing that work while the interpreter shuts down abort
+        the process (pytorch PR #179291). Drop every other reference to the wrapper before this."""
         if self.active and dist.is_initialized():
+            self.wrapper = None
+            gc.collect()
             dist.barrier()
             dist.destroy_process_group()
 
