@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 is what set-up installs; the package itself accepts torch>=2.2.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve bench-kills bench-distill
+.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve bench-kills bench-distill bench-ddp
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-kills: setup
 # and from scratch, seeds 0-2 (minutes on a CPU); the last line is the share of the teacher-scratch gap recovered.
 bench-distill: setup
 	$(BIN)/python benchmarks/distill_augmented.py
+# Data-parallel throughput: the digits MLP and a compute-bound MLP on 1 process and on 2 gloo processes
+# (and 1 GPU where there is one), each with its share of the cores; samples/s and the all-reduce's time.
+bench-ddp: setup
+	$(BIN)/python benchmarks/ddp_throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -92,18 +92,19 @@ def train(
     nproc_per_node: Annotated[int | None, typer.Option(
         "--nproc-per-node", min=1, help="data-parallel: train in N processes on this machine through torchrun")] = None,
     nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="with --nproc-per-node: machines taking part")] = 1,
-    node_rank: Annotated[int | None, typer.Option("--node-rank", min=0, help="with --nnodes: this machine's number")] = None,
     rdzv_endpoint: Annotated[str | None, typer.Option(
         "--rdzv-endpoint", help="with --nnodes: HOST:PORT of the first machine, where the processes meet")] = None,
 ) -> None:
     """Train a model; the last line printed is the run directory."""
+    if nproc_per_node is not None or nnodes > 1:  # before torch loads: its C++ notes on each connection retry are noise
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     from trainwright.training.distributed import launch, launched
 
     if (nproc_per_node is not None or nnodes > 1) and not launched():
         if nnodes > 1 and rdzv_endpoint is None:
             raise TrainwrightError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT, the first machine's address (on every machine)")
         os.environ[LAUNCHED_BY_TRAINWRIGHT] = "1"  # inherited by the processes torchrun starts
-        code = launch(worker_arguments(sys.argv[1:]), nproc_per_node or 1, nnodes, rdzv_endpoint, node_rank)
+        code = launch(worker_arguments(sys.argv[1:]), nproc_per_node or 1, nnodes, rdzv_endpoint)
         raise typer.Exit(code)
 
     import trainwright as tw
@@ -126,7 +127,7 @@ def train(
         print(run.dir, flush=True)
 
 
-LAUNCH_OPTIONS = ("--nproc-per-node", "--nnodes", "--node-rank", "--rdzv-endpoint")
+LAUNCH_OPTIONS = ("--nproc-per-node", "--nnodes", "--rdzv-endpoint")
 
 
 def worker_arguments(argv: list[str]) -> list[str]:

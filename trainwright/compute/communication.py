@@ -33,9 +33,9 @@ class Link:
 
 
 LINKS: dict[str, Link] = {
-    # Measured here: 2 gloo processes on loopback, one thread each, all-reducing 0.34 MB and 6.3 MB of
-    # gradients (benchmarks/ddp_throughput.py): ~0.6 GB/s and ~1 ms each, on a busy 2-core machine.
-    "loopback": Link("gloo over loopback (CPU processes on one machine)", 0.6e9, 1e-3, "measured on a 2-core machine"),
+    # Measured here: 2 gloo processes on loopback, one thread each, all-reducing 0.34 MB and 6.34 MB of
+    # gradients took 3.8 ms and 10.6 ms (benchmarks/ddp_throughput.py, a busy 2-core machine): ~0.9 GB/s, ~3 ms.
+    "loopback": Link("gloo over loopback (CPU processes on one machine)", 0.9e9, 3e-3, "measured on a busy 2-core machine"),
     # nccl-tests all_reduce_perf bus bandwidth at large sizes: ~450 GB/s on 8 x H100 SXM (NVLink 4), ~230 GB/s
     # on 8 x A100 SXM (NVLink 3); PCIe 4.0 x16 without NVLink: ~20 GB/s. Latency: ~30 us for small messages.
     "nvlink4": Link("NVLink 4 (H100/H200 SXM, nccl)", 450e9, 30e-6, "nominal, nccl-tests bus bandwidth"),

@@ -208,8 +208,7 @@ def module_device(module: nn.Module) -> torch.device:
 
 
 # ── the launcher: `trainwright train ... --nproc-per-node N` ─────────────────────────────
-def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | None = None,
-           node_rank: int | None = None) -> int:
+def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | None = None) -> int:
     """Run ``python -m trainwright ARGV`` in ``nproc_per_node`` processes through torchrun (this process is
     its agent); returns the exit code. A process that fails ends the run on every process, and the error
     names it (rank, exit code or signal) with what the failed processes said."""
@@ -222,13 +221,12 @@ def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpo
     endpoint, run_id = (rdzv_endpoint, "trainwright") if rdzv_endpoint is not None else ("localhost:0", uuid.uuid4().hex)
     options = ["--nproc-per-node", str(nproc_per_node), "--nnodes", str(nnodes), "--max-restarts", "0",
                "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", run_id]
-    if node_rank is not None:
-        options += ["--node-rank", str(node_rank)]
     # The machine's cores shared out between its processes (torchrun would give each one thread, and say so).
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc_per_node)))
     args = get_args_parser().parse_args([*options, "-m", "trainwright", *argv])
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its notes on each stop: the error says it
     config, command, command_args = config_from_args(args)
+    started = time.monotonic()
     try:
         elastic_launch(config, command)(*command_args)
     except ChildFailedError as failed:
@@ -236,8 +234,9 @@ def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpo
     except RendezvousError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrainwrightError(
-            f"cannot reach the rendezvous at {rdzv_endpoint or 'localhost'} ({first}); start the same command on every "
-            "machine with the first machine's address and a port its firewall lets through"
+            f"cannot reach the rendezvous at {rdzv_endpoint or 'localhost'} after {time.monotonic() - started:.0f} s "
+            f"({first}); start the same command on every machine with the first machine's address and a port its "
+            "firewall lets through"
         ) from None
     return 0
 
