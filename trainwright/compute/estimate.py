@@ -85,8 +85,8 @@ class Estimate:
         return self.epochs * self.epoch_seconds
 
     def seconds_for(self, epochs: int) -> float:
-        """The estimate for ``epochs`` epochs (an early stop trains fewer than planned)."""
-        return epochs * self.epoch_seconds
+        """The estimate for ``epochs`` epochs (an early stop trains fewer than planned); data-parallel, on its processes."""
+        return epochs * (self.parallel.epoch_seconds if self.parallel is not None else self.epoch_seconds)
 
     def summary(self) -> str:
         """One line, printed before training."""
@@ -95,6 +95,7 @@ class Estimate:
             f"at {_si(self.sustained_flops_per_second)}FLOP/s ({_percent(self.efficiency)} of the "
             f"{_si(self.peak_flops_per_second)}FLOP/s "
             f"{self.precision} peak) + validation = {_duration(self.total_seconds)}; memory {human_bytes(self.memory.total)}"
+            + (self.parallel.summary() if self.parallel is not None else "")
         )
 
     def lines(self) -> list[str]:
@@ -242,6 +243,12 @@ class DataParallelEstimate:
     def total_seconds(self) -> float:
         return self.single.epochs * self.epoch_seconds
 
+    def summary(self) -> str:
+        """The one-line estimate's data-parallel part."""
+        bound = "communication" if self.communication_bound else "compute"
+        return (f"; on {self.processes * self.machines} processes, {self.local_batch} rows each: "
+                f"{_duration(self.total_seconds)} with a {_duration(self.reduce.seconds)} all-reduce per step ({bound}-bound)")
+
     def lines(self) -> list[str]:
         single, reduce = self.single, self.reduce
         where = f"{self.processes} processes" + (f" on {self.machines} machines" if self.machines > 1 else "")
@@ -273,16 +280,17 @@ class DataParallelEstimate:
 
 
 def estimate_data_parallel(cfg: Config, data: Prepared, model: nn.Module, device: torch.device | GPU, single: Estimate,
-                           processes: int, machines: int = 1) -> DataParallelEstimate:
+                           processes: int, machines: int = 1, share_threads: bool = True) -> DataParallelEstimate:
     """``single`` (the one-process estimate) on ``processes`` processes per machine x ``machines``: each
-    process's step timed at its share of the batch (on a CPU with its share of the threads), plus the
-    gradients' all-reduce over the link between them (``compute/communication.py``)."""
+    process's step timed at its share of the batch (on a CPU with its share of the threads, unless this
+    process already has only its share: ``share_threads=False``), plus the gradients' all-reduce over the
+    link between them (``compute/communication.py``)."""
     tc, world = cfg.train, processes * machines
     local_batch = max(1, -(-single.batch_size // world))
     gradient_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     if isinstance(device, torch.device):
         threads = torch.get_num_threads()
-        share = max(1, threads // processes) if device.type == "cpu" else threads
+        share = max(1, threads // processes) if device.type == "cpu" and share_threads else threads
         loss_fn = build_loss(resolve_loss(data.task, tc.loss))
         rows = min(len(data.x_train), local_batch * 4 * STEPS_PER_ROUND)
         x, y = data.x_train[:rows].to(device), data.y_train[:rows].to(device)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from torch import nn
 
 from trainwright.compute import estimate_training
+from trainwright.compute.estimate import estimate_data_parallel
 from trainwright.config import Config
 from trainwright.configure import load_config
 from trainwright.data.prepare import Prepared, prepare_data
@@ -105,6 +107,10 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     # ③ The estimate (a few timed steps on a throwaway copy: the model and the random streams are left
     # as they were), then the run directory, created once the data and the model are known to be good.
     est = estimate_training(cfg, data, module, device)
+    if replicas.active:  # each process's share of a step (on its own threads), and the gradients' all-reduce
+        machines = replicas.size // replicas.local_size
+        est = replace(est, parallel=estimate_data_parallel(cfg, data, module, device, est, replicas.local_size, machines,
+                                                           share_threads=False))
     console.print(est.summary(), highlight=False, soft_wrap=True)
     if resume is None:
         run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone)

@@ -20,6 +20,13 @@ nccl on CUDA) and is then what the loop asks about the others:
 One process alone is ``Replicas()``: every method is then a no-op, so one code path serves both
 (torchtune's rule). Only rank 0 writes the run directory (``rundir.is_writer``).
 
+Another recipe's loop joins the same way (the supervised and distillation recipes do; a GAN's would):
+``replicas = Replicas.join(device)`` once per process, ``batches.shard(replicas.rank, replicas.size)``,
+``replicas.wrap(module)`` for each trained module (its step calls the wrapper; a second wrapper's
+``no_sync`` is its own), each share's loss weighted by ``len(share) * replicas.size / len(global
+batch)``, ``replicas.sum`` on what it logs, ``replicas.from_rank0`` on its stop decision,
+``Checkpoint(..., replicas=replicas)``, and ``replicas.close()`` at the end.
+
 Example (inside a process torchrun started):
     >>> replicas = Replicas.join(torch.device("cpu"))      # rank 1 of 2, gloo
     >>> model = replicas.wrap(module)                      # DistributedDataParallel(module)
