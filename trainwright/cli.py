@@ -342,15 +342,25 @@ def distill(
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="repeat distilled vs scratch over this many seeds")] = 1,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
     name: Annotated[str | None, typer.Option("--name", help="the student's run directory name")] = None,
+    nproc_per_node: Annotated[int | None, typer.Option(
+        "--nproc-per-node", min=1, help="data-parallel: train in N processes on this machine through torchrun")] = None,
 ) -> None:
     """Distill a trained teacher into a smaller student; compares it with the student trained from scratch."""
+    if nproc_per_node is not None:  # before torch loads: its C++ notes on each connection retry are noise
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    from trainwright.training.distributed import launch, launched
+
+    if nproc_per_node is not None and not launched():
+        os.environ[LAUNCHED_BY_TRAINWRIGHT] = "1"  # inherited by the processes torchrun starts
+        raise typer.Exit(launch(worker_arguments(sys.argv[1:]), nproc_per_node))
     from trainwright.recipes.distill import distill as run_distill
 
     try:
         run = run_distill(teacher, student, overrides=list(set_), runs_dir=runs_dir, name=name, seeds=seeds, console=console)
     except Interrupted as stop:  # its student is trained with the teacher: `train --resume` would train it without
         raise Interrupted(stop.signum, "a distillation is not resumed; run the command again") from None
-    print(run.dir, flush=True)
+    if os.environ.get("RANK", "0") == "0":  # data-parallel (torchrun): rank 0 says where the run is
+        print(run.dir, flush=True)
 
 
 @app.command()
