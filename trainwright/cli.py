@@ -96,16 +96,10 @@ def train(
         "--rdzv-endpoint", help="with --nnodes: HOST:PORT of the first machine, where the processes meet")] = None,
 ) -> None:
     """Train a model; the last line printed is the run directory."""
-    if nproc_per_node is not None or nnodes > 1:  # before torch loads: its C++ notes on each connection retry are noise
-        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-    from trainwright.training.distributed import launch, launched
-
-    if (nproc_per_node is not None or nnodes > 1) and not launched():
+    if (nproc_per_node is not None or nnodes > 1) and "RANK" not in os.environ:
         if nnodes > 1 and rdzv_endpoint is None:
             raise TrainwrightError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT, the first machine's address (on every machine)")
-        os.environ[LAUNCHED_BY_TRAINWRIGHT] = "1"  # inherited by the processes torchrun starts
-        code = launch(worker_arguments(sys.argv[1:]), nproc_per_node or 1, nnodes, rdzv_endpoint)
-        raise typer.Exit(code)
+        raise typer.Exit(launch_workers(nproc_per_node or 1, nnodes, rdzv_endpoint))
 
     import trainwright as tw
 
@@ -128,6 +122,23 @@ def train(
 
 
 LAUNCH_OPTIONS = ("--nproc-per-node", "--nnodes", "--rdzv-endpoint")
+
+
+def launch_workers(nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | None = None) -> int:
+    """This command again in ``nproc_per_node`` processes through torchrun (``training/distributed.launch``),
+    without the launcher's own options; its exit code."""
+    # torch's C++ logs each failed connection attempt with a stack trace: quiet in this process (read when torch
+    # loads), as it was for the processes it starts.
+    level = os.environ.get("TORCH_CPP_LOG_LEVEL")
+    os.environ["TORCH_CPP_LOG_LEVEL"] = "FATAL"
+    from trainwright.training.distributed import launch
+
+    if level is None:
+        os.environ.pop("TORCH_CPP_LOG_LEVEL")
+    else:
+        os.environ["TORCH_CPP_LOG_LEVEL"] = level
+    os.environ[LAUNCHED_BY_TRAINWRIGHT] = "1"  # inherited by the processes torchrun starts
+    return launch(worker_arguments(sys.argv[1:]), nproc_per_node, nnodes, rdzv_endpoint)
 
 
 def worker_arguments(argv: list[str]) -> list[str]:
@@ -346,13 +357,8 @@ def distill(
         "--nproc-per-node", min=1, help="data-parallel: train in N processes on this machine through torchrun")] = None,
 ) -> None:
     """Distill a trained teacher into a smaller student; compares it with the student trained from scratch."""
-    if nproc_per_node is not None:  # before torch loads: its C++ notes on each connection retry are noise
-        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-    from trainwright.training.distributed import launch, launched
-
-    if nproc_per_node is not None and not launched():
-        os.environ[LAUNCHED_BY_TRAINWRIGHT] = "1"  # inherited by the processes torchrun starts
-        raise typer.Exit(launch(worker_arguments(sys.argv[1:]), nproc_per_node))
+    if nproc_per_node is not None and "RANK" not in os.environ:
+        raise typer.Exit(launch_workers(nproc_per_node))
     from trainwright.recipes.distill import distill as run_distill
 
     try:

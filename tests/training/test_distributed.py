@@ -78,7 +78,8 @@ def test_a_dead_process_is_named_with_what_the_others_said():
             self.exitcode, self.message, self.error_file_data = exitcode, message, {"prerecorded": prerecorded}
 
     # Rank 1 was killed; rank 0 saw it, said so, and was then sent the agent's SIGTERM.
-    message = failure_message({0: Failure(-15, "another process of this run stopped; continue with `x`"),
+    said = {"message": "another process of this run stopped; continue with `x`", "extraInfo": {"timestamp": "0"}}
+    message = failure_message({0: Failure(-15, said),
                                1: Failure(-9, "Signal 9 (SIGKILL) received by PID 12")})
     assert message == ("process rank 1 was killed by SIGKILL; the run stopped on every process; "
                        "rank 0: another process of this run stopped; continue with `x`")

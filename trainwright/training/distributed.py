@@ -280,5 +280,6 @@ def record_failure(message: str, in_advance: bool = False) -> None:
     path = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if not path or not launched():
         return
+    record = {"message": message, "extraInfo": {"timestamp": str(int(time.time()))}}  # torchrun's own format
     with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as file:
-        json.dump({"message": message, "timestamp": int(time.time()), "prerecorded": in_advance}, file)
+        json.dump({"message": record, "prerecorded": in_advance}, file)
