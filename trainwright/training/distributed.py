@@ -119,6 +119,8 @@ class Replicas:
         (which starts by copying rank 0's weights to every process). ``module`` stays what checkpoints hold."""
         if not self.active:
             return module
+        if self.rank:  # its own dropout masks (rank 0 keeps the stream one process would draw from)
+            torch.manual_seed(torch.initial_seed() + self.rank)
         ids = [module_device(module).index] if module_device(module).type == "cuda" else None
         if ids is not None:  # batch statistics over the whole global batch, as one process computes them
             module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
