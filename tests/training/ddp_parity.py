@@ -1,4 +1,5 @@
-"""Train small configs through the real setup and loop, on however many processes started this one.
+"""Train small configs through the real setup and loop (and a distillation through its recipe), on however
+many processes started this one.
 
 ``tests/training/test_distributed.py`` runs it under torchrun with 2 processes (gloo, loopback) and
 calls ``train_weights`` in its own process with 1, then compares the final weights.
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
+from trainwright.config import DistillConfig
 from trainwright.configure import load_config
 from trainwright.data.prepare import prepare_data
+from trainwright.recipes.distill import train_student
 from trainwright.recipes.setup import build_fit, build_module
 from trainwright.rundir import RunDir
 from trainwright.training.distributed import Replicas
@@ -52,6 +55,17 @@ def train_weights(name: str, accumulate: int, runs_dir: Path, replicas: Replicas
     return {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}, run.history
 
 
+def distilled_weights(runs_dir: Path, replicas: Replicas) -> dict[str, torch.Tensor]:
+    """The distillation recipe's student (its whole setup, loop and finish) taught by a wider MLP."""
+    cfg = load_config({**CASES["mlp"], "evaluate": {"baseline": False}})
+    data = prepare_data(cfg.data)
+    teacher_cfg = load_config({**CASES["mlp"], "model": {"type": "mlp", "hidden": [32], "dropout": 0.0}})
+    teacher = build_module(teacher_cfg, data)
+    run = train_student(cfg, data, teacher, DistillConfig(temperature=2.0, alpha=0.5), runs_dir=runs_dir,
+                        name=f"distilled-{replicas.size}", console=Console(quiet=True), replicas=replicas)
+    return load_file(str(run.dir / "model.safetensors")) if replicas.rank == 0 else {}
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1])
     torch.set_num_threads(1)
@@ -62,4 +76,7 @@ if __name__ == "__main__":
             if replicas.rank == 0:
                 save_file(weights, str(out / f"{case}-{every}.safetensors"))
                 (out / f"{case}-{every}.json").write_text(json.dumps(history))
+    weights = distilled_weights(out / "runs", replicas)
+    if replicas.rank == 0:
+        save_file(weights, str(out / "distilled.safetensors"))
     replicas.close()

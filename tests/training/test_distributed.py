@@ -2,7 +2,8 @@
 
 Each process takes its share of every global batch from the same shuffle, and DistributedDataParallel
 averages the gradients, so the final weights of 1 and 2 processes agree to float rounding (1e-6, as
-Accelerate's ``training_check`` asks), for an MLP and a CNN, with and without gradient accumulation.
+Accelerate's ``training_check`` asks), for an MLP and a CNN, with and without gradient accumulation,
+and for the distillation recipe's student.
 The 2-process runs are one torchrun launch on loopback with a free port (``ddp_parity.py``).
 """
 
@@ -22,7 +23,7 @@ from trainwright.data.batches import TensorBatches
 from trainwright.training.distributed import Replicas, failure_message
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ddp_parity import ACCUMULATE, CASES, train_weights
+from ddp_parity import ACCUMULATE, CASES, distilled_weights, train_weights
 
 ROOT = Path(__file__).parents[2]
 
@@ -56,6 +57,14 @@ def test_two_processes_train_the_same_weights_as_one(case, accumulate, two_proce
     for ours, their in zip(history, their_history, strict=True):  # losses reduced over the processes, val gathered
         for key in ("train_loss", "val_loss"):
             assert their[key] == pytest.approx(ours[key], rel=1e-6, abs=1e-6)
+
+
+def test_distillation_on_two_processes_teaches_the_same_student_as_on_one(two_processes, tmp_path):
+    torch.set_num_threads(1)
+    weights = distilled_weights(tmp_path, Replicas())
+    theirs = load_file(str(two_processes / "distilled.safetensors"))
+    for name, tensor in weights.items():
+        torch.testing.assert_close(theirs[name], tensor, atol=1e-6, rtol=1e-6, msg=name)
 
 
 def test_each_process_takes_its_share_of_the_same_global_batches():
