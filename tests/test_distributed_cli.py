@@ -2,13 +2,15 @@
 
 A process killed mid-run ends the whole run with one line that names it and the command that
 continues it; the checkpoint rank 0 wrote is intact, and `--resume` (on 2 processes again) finishes
-the run to the weights and history of an uninterrupted 2-process run, bit for bit.
+the run to the weights and history of an uninterrupted 2-process run, bit for bit; resumed on 1
+process instead, it reaches the same weights up to float rounding.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -72,6 +74,7 @@ def test_a_killed_process_ends_the_run_in_one_line_and_resume_finishes_it_as_if_
     assert "continue with `trainwright train --resume runs/killed --nproc-per-node 2`" in message
     assert not (tmp_path / "runs/killed/model.safetensors").exists()
 
+    shutil.copytree(tmp_path / "runs/killed", tmp_path / "runs/on-one")  # the same checkpoint, resumed on 1 process
     resumed = run_cli("train", "--resume", "runs/killed", "--nproc-per-node", "2", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming runs/killed after" in resumed.stdout and resumed.stdout.strip().endswith("runs/killed")
@@ -83,3 +86,11 @@ def test_a_killed_process_ends_the_run_in_one_line_and_resume_finishes_it_as_if_
     for name, tensor in expected.items():
         assert torch.equal(weights[name], tensor), name
     assert history == expected_history
+
+    # Checkpoints hold the plain module's weights: the 2-process checkpoint resumes on 1 process, to the same
+    # weights up to float rounding (one process sums each batch's gradient in another order).
+    on_one = run_cli("train", "--resume", "runs/on-one", cwd=tmp_path)
+    assert on_one.returncode == 0, on_one.stderr
+    weights, _ = weights_and_history(tmp_path / "runs/on-one")
+    for name, tensor in expected.items():
+        torch.testing.assert_close(weights[name], tensor, atol=1e-5, rtol=1e-5, msg=name)
