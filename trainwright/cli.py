@@ -49,7 +49,7 @@ def user_errors(command):
                 report_error(str(error))
                 raise typer.Exit(2) from None
             except Interrupted as stop:
-                report_error(stop.message())
+                report_error(stop.message(), interrupted=True)
                 raise typer.Exit(stop.exit_code) from None
             except KeyboardInterrupt:
                 errors.print("error: interrupted")
@@ -62,14 +62,16 @@ def user_errors(command):
 LAUNCHED_BY_TRAINWRIGHT = "TRAINWRIGHT_LAUNCHER"
 
 
-def report_error(text: str) -> None:
+def report_error(text: str, interrupted: bool = False) -> None:
     """One ``error:`` line on stderr; in a process torchrun started, also in the error file its agent reads
-    (the launcher of ``train --nproc-per-node`` then prints it, with which process failed, instead)."""
+    (the launcher of ``train --nproc-per-node`` then prints it, with which process failed, instead; when
+    a signal interrupted the run, rank 0 prints it itself)."""
     if "TORCHELASTIC_ERROR_FILE" in os.environ:
         from trainwright.training.distributed import record_failure
 
         record_failure(text)
-    if not ("RANK" in os.environ and os.environ.get(LAUNCHED_BY_TRAINWRIGHT) == "1"):
+    launched = "RANK" in os.environ and os.environ.get(LAUNCHED_BY_TRAINWRIGHT) == "1"
+    if not launched or (interrupted and os.environ["RANK"] == "0"):
         rank = os.environ.get("RANK", "0")
         errors.print(f"error: {text}" if rank == "0" else f"error (rank {rank}): {text}", soft_wrap=True, markup=False)
 

@@ -220,8 +220,10 @@ def module_device(module: nn.Module) -> torch.device:
 def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | None = None) -> int:
     """Run ``python -m trainwright ARGV`` in ``nproc_per_node`` processes through torchrun (this process is
     its agent); returns the exit code. A process that fails ends the run on every process, and the error
-    names it (rank, exit code or signal) with what the failed processes said."""
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError  # torchrun's machinery, only here
+    names it (rank, exit code or signal) with what the failed processes said. Interrupted (SIGINT, SIGTERM),
+    it returns 128 + the signal, as a single process does; rank 0 printed where its checkpoint holds the run."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException  # torchrun's machinery, only here
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.launcher.api import elastic_launch
     from torch.distributed.run import config_from_args, get_args_parser
@@ -233,13 +235,16 @@ def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpo
     # The machine's cores shared out between its processes (torchrun would give each one thread, and say so).
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc_per_node)))
     args = get_args_parser().parse_args([*options, "-m", "trainwright", *argv])
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its notes on each stop: the error says it
+    for name in [name for name in logging.root.manager.loggerDict if name.startswith("torch.distributed.elastic")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # its notes on each stop and signal: the error says it
     config, command, command_args = config_from_args(args)
     started = time.monotonic()
     try:
         elastic_launch(config, command)(*command_args)
     except ChildFailedError as failed:
         raise TrainwrightError(failure_message(failed.failures)) from None
+    except SignalException as stop:  # Ctrl-C or SIGTERM: the processes got it too; rank 0 says where the run is
+        return 128 + int(stop.sigval)
     except RendezvousError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrainwrightError(

@@ -51,30 +51,30 @@ class Checkpoint(Callback):
         self.due = time.monotonic() + self.every
 
     def on_step_end(self, state: TrainingState) -> None:
-        due = self.agree()
-        if self.signals.received is not None:
+        due, signum = self.agree()
+        if signum is not None:
             self.save(state)
-            raise self.interrupted(state)
+            raise self.interrupted(state, signum)
         if due:
             self.save(state)
 
     def on_epoch_end(self, state: TrainingState, logs: dict) -> None:
         last = state.stop_reason is not None or state.epoch >= state.max_epochs
-        if self.agree() or last or self.signals.received is not None:
+        due, signum = self.agree()
+        if due or last or signum is not None:
             self.save(state)
-        if self.signals.received is not None:
-            raise self.interrupted(state)
+        if signum is not None:
+            raise self.interrupted(state, signum)
 
-    def agree(self) -> bool:
-        """Whether a checkpoint is due here; with several processes, whether it is due on any (a signal any
-        of them received counts as received here)."""
-        due = time.monotonic() >= self.due
+    def agree(self) -> tuple[bool, int | None]:
+        """Whether a checkpoint is due, and the signal received (None: none). With several processes: due on
+        any, a signal any of them had received by now; one that arrives later is counted at the next boundary,
+        on every process at once, so all of them stop at the same step."""
+        due, signum = time.monotonic() >= self.due, self.signals.received
         if not self.replicas.active:
-            return due
-        due, signum = self.replicas.any(due, self.signals.received or 0)
-        if signum and self.signals.received is None:
-            self.signals.received = int(signum)
-        return bool(due)
+            return due, signum
+        due, signum = self.replicas.any(due, signum or 0)
+        return bool(due), int(signum) or None
 
     def save(self, state: TrainingState) -> None:
         started = time.monotonic()
@@ -89,9 +89,9 @@ class Checkpoint(Callback):
         if hasattr(state, "saved_step"):  # loops that checkpoint only between epochs have no steps
             state.saved_step = state.step
 
-    def interrupted(self, state: TrainingState) -> Interrupted:
+    def interrupted(self, state: TrainingState, signum: int) -> Interrupted:
         where = state.position() if hasattr(state, "position") else f"after epoch {state.epoch}"
-        return Interrupted(self.signals.received, f"the checkpoint holds the run {where}", self.run_dir.path)
+        return Interrupted(signum, f"the checkpoint holds the run {where}", self.run_dir.path)
 
     def close(self) -> None:
         self.signals.restore()
