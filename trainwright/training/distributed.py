@@ -143,6 +143,20 @@ class Replicas:
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total
 
+    def each(self, value: torch.Tensor) -> torch.Tensor:
+        """Every process's 0-dim ``value``, by rank: (size,); ``value`` itself on one process."""
+        if not self.active:
+            return value
+        return self.gather_rows(value.detach().reshape(1), self.size)
+
+    def own_share(self, values: torch.Tensor) -> torch.Tensor:
+        """This process's part of what ``each`` gathered when as many processes go on with it (each sums on
+        from its own, so a resumed run adds up in the same order); else rank 0 carries the total."""
+        if values.ndim == 1 and len(values) == self.size:
+            return values[self.rank].clone()
+        total = values.sum()
+        return total if self.rank == 0 else torch.zeros_like(total)
+
     def any(self, *flags: float) -> list[float]:
         """Each of ``flags`` as its largest value over every process: one small all-reduce."""
         if not self.active:

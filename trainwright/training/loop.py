@@ -111,7 +111,7 @@ class Fit:
             "stop_reason": self.stop_reason,
             "step": self.step,
             "epoch_rng": self.epoch_rng if mid_epoch else None,
-            "loss_sum": self.replicas.sum(self.loss_sum) if mid_epoch else None,  # every process's share
+            "loss_sum": self.replicas.each(self.loss_sum) if mid_epoch else None,  # data-parallel: every process's
             "epoch_seconds": time.perf_counter() - self.epoch_started if mid_epoch else 0.0,
         }
 
@@ -129,8 +129,7 @@ class Fit:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         if self.step:
             self.epoch_rng = state["epoch_rng"]
-            # The checkpoint holds every process's share: rank 0 carries it on, the others start from zero.
-            self.loss_sum = state["loss_sum"].to(self.batches.device) * (self.replicas.rank == 0)
+            self.loss_sum = self.replicas.own_share(state["loss_sum"]).to(self.batches.device)
             self.epoch_started = time.perf_counter() - state["epoch_seconds"]
         if self.generator is not None and state["rng"]["batches"] is not None:
             try:
