@@ -34,7 +34,8 @@ class Link:
 
 LINKS: dict[str, Link] = {
     # Measured here: 2 gloo processes on loopback, one thread each, all-reducing 0.34 MB and 6.34 MB of
-    # gradients took 3.8 ms and 10.6 ms (benchmarks/ddp_throughput.py, a busy 2-core machine): ~0.9 GB/s, ~3 ms.
+    # gradients took 3.8 ms and 10.6 ms (benchmarks/ddp_throughput.py, a busy 2-core machine): ~0.9 GB/s, ~3 ms;
+    # on a quieter minute 2.2 ms and 6.8 ms (~1.3 GB/s, ~2 ms). The busier reading is kept: a bound, not a hope.
     "loopback": Link("gloo over loopback (CPU processes on one machine)", 0.9e9, 3e-3, "measured on a busy 2-core machine"),
     # nccl-tests all_reduce_perf bus bandwidth at large sizes: ~450 GB/s on 8 x H100 SXM (NVLink 4), ~230 GB/s
     # on 8 x A100 SXM (NVLink 3); PCIe 4.0 x16 without NVLink: ~20 GB/s. Latency: ~30 us for small messages.
