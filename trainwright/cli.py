@@ -67,7 +67,7 @@ def report_error(text: str, interrupted: bool = False) -> None:
     (the launcher of ``train --nproc-per-node`` then prints it, with which process failed, instead; when
     a signal interrupted the run, rank 0 prints it itself)."""
     if "TORCHELASTIC_ERROR_FILE" in os.environ:
-        from trainwright.training.distributed import record_failure
+        from trainwright.training.launch import record_failure
 
         record_failure(text)
     launched = "RANK" in os.environ and os.environ.get(LAUNCHED_BY_TRAINWRIGHT) == "1"
@@ -133,7 +133,7 @@ def launch_workers(nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | No
     # loads), as it was for the processes it starts.
     level = os.environ.get("TORCH_CPP_LOG_LEVEL")
     os.environ["TORCH_CPP_LOG_LEVEL"] = "FATAL"
-    from trainwright.training.distributed import launch
+    from trainwright.training.launch import launch
 
     if level is None:
         os.environ.pop("TORCH_CPP_LOG_LEVEL")

@@ -20,7 +20,8 @@ import torch
 from safetensors.torch import load_file
 
 from trainwright.data.batches import TensorBatches
-from trainwright.training.distributed import Replicas, failure_message
+from trainwright.training.distributed import Replicas
+from trainwright.training.launch import failure_message
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_parity import ACCUMULATE, CASES, distilled_weights, train_weights

@@ -45,7 +45,8 @@ from trainwright.training import transfer
 from trainwright.training.callbacks import Callback
 from trainwright.training.checkpoint import load_state
 from trainwright.training.compiled import compile_forward
-from trainwright.training.distributed import Replicas, peer_lost, record_failure
+from trainwright.training.distributed import Replicas, peer_lost
+from trainwright.training.launch import record_failure
 from trainwright.training.loop import Fit, fit
 from trainwright.training.precision import check_precision
 
