@@ -98,3 +98,9 @@ def test_a_dead_process_is_named_with_what_the_others_said():
                                1: Failure(-15, "Signal 15 (SIGTERM) received by PID 13")})
     assert message == ("process rank 0 was killed by SIGKILL; the run stopped on every process; "
                        "rank 0: the last checkpoint of runs/x is kept; continue with `x`")
+    # Bad input: every process says the same, and the launcher says it once, as one process would.
+    refused = "train.unfreeze_at_epoch changes which weights train"
+    assert failure_message({0: Failure(2, refused), 1: Failure(2, refused)}) == refused
+    # Rank 0 failed on its own (a full disk); the agent then stopped rank 1 with SIGTERM.
+    full = "no space left on the device for runs/x/checkpoints/last.safetensors"
+    assert failure_message({0: Failure(2, full), 1: Failure(-15, "Signal 15 (SIGTERM) received by PID 13")}) == full

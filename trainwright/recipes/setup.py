@@ -141,6 +141,16 @@ def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:
         )
 
 
+def check_parallel_settings(cfg: Config, replicas: Replicas) -> None:
+    """Settings several processes cannot train as one does, refused before anything is written."""
+    if replicas.active and cfg.train.unfreeze_at_epoch is not None:
+        raise TrainwrightError(
+            "train.unfreeze_at_epoch changes which weights train in the middle of a run, which DistributedDataParallel "
+            "cannot follow; on several processes train the backbone from the start (remove train.unfreeze_at_epoch) "
+            "or keep it frozen"
+        )
+
+
 def has_batch_norm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 

@@ -31,6 +31,7 @@ from trainwright.recipes.resume import apply_changes, changes_text, record_resum
 from trainwright.recipes.setup import (
     build_fit,
     build_module,
+    check_parallel_settings,
     check_same_data,
     interrupted,
     model_line,
@@ -96,6 +97,7 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     replicas = replicas or Replicas()
     device = replicas.device(resolve_device(cfg.train.device))
     check_precision(device, cfg.train.precision)
+    check_parallel_settings(cfg, replicas)
     module = module.to(device)
     console.print(model_line(cfg, module, data, device), highlight=False)
     backbone = transfer.describe(cfg, module)  # a run backbone or pretrained weights: what loaded, what is frozen
@@ -104,6 +106,7 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
 
     # train.optimizer.lr: find: a learning-rate sweep picks it (the model and the random streams are restored).
     cfg, sweep = with_found_lr(cfg, data, module, device, console)
+    cfg = replicas.from_rank0(cfg)  # data-parallel: every process trains with rank 0's sweep's learning rate
 
     # ③ The estimate (a few timed steps on a throwaway copy: the model and the random streams are left
     # as they were), then the run directory, created once the data and the model are known to be good.

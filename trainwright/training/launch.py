@@ -68,14 +68,17 @@ def failure_message(failures: dict) -> str:
     """One line from torchrun's failures (global rank -> ProcessFailure): which process died and how, then
     what the processes that saw it said (rank 0 names the checkpoint and the command that resumes).
 
-    When one process dies, the agent stops the others with SIGTERM: a SIGTERM is named only when no
-    process died of anything else, and a process that said why it stopped is quoted instead."""
+    When one process fails, the agent stops the others with SIGTERM: a SIGTERM is named only when no
+    process died of anything else or said why, and a process that said why it stopped is quoted instead."""
     real = {rank: said(f) for rank, f in failures.items() if said(f) and not f.error_file_data.get("prerecorded")}
     silent = {rank: f for rank, f in failures.items() if rank not in real}
     killed = {rank: f for rank, f in silent.items() if f.exitcode < 0}
-    causes = {rank: f for rank, f in killed.items() if f.exitcode != -signal.SIGTERM} or killed
+    # The agent's SIGTERM is a consequence of another failure: named only when nothing else explains the stop.
+    causes = {rank: f for rank, f in killed.items() if f.exitcode != -signal.SIGTERM} or ({} if real else killed)
     died = [f"process rank {rank} was killed by {signal.Signals(-f.exitcode).name}" for rank, f in sorted(causes.items())]
     died += [f"process rank {rank} exited with code {f.exitcode}" for rank, f in sorted(silent.items()) if f.exitcode > 0]
+    if not died and len(set(real.values())) == 1:
+        return next(iter(real.values()))  # every process said the same (bad input): once, as one process says it
     quoted = real or {rank: said(f) for rank, f in failures.items() if said(f)}  # else what rank 0 left in advance
     text = "; ".join([*died, "the run stopped on every process"]) if died else "the run stopped on every process"
     return text + "".join(f"; rank {rank}: {message}" for rank, message in sorted(quoted.items()))
