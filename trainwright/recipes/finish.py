@@ -79,7 +79,8 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
     pre = data.preprocessor
     stopper = next(cb for cb in fit.callbacks if isinstance(cb, EarlyStopping))
     # Data-parallel: each process predicts its share of each split, rank 0 scores and writes them all.
-    val_outputs, test_outputs, train_outputs = (outputs_for(module, x, device, cfg, fit.replicas)
+    replicas = getattr(fit, "replicas", None)  # a member of a batched fit (cv, tune) trains in one process
+    val_outputs, test_outputs, train_outputs = (outputs_for(module, x, device, cfg, replicas)
                                                 for x in (data.x_val, data.x_test, data.x_train))
     if not run_dir.writes:
         return Run(run_dir.path, cfg, {}, fit.history)
