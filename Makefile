@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # beside the extras (rl: gymnasium 1.x with pygame-ce, which need no torch) so no extra can move it.
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve bench-kills bench-distill bench-rl bench-gan
+.PHONY: demo test setup browser clean bench bench-images bench-continual bench-select bench-serve bench-kills bench-distill bench-rl bench-gan bench-ddp
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,11 @@ bench-rl: setup
 # speed against a hand-written loop (hours on a busy 2-core CPU: the mixtures are 10,000 steps a seed).
 bench-gan: setup
 	nice -n 19 $(BIN)/python benchmarks/gan_quality.py
+
+# Data-parallel throughput: the digits MLP and a compute-bound MLP on 1 process and on 2 gloo processes
+# (and 1 GPU where there is one), each with its share of the cores; samples/s and the all-reduce's time.
+bench-ddp: setup
+	$(BIN)/python benchmarks/ddp_throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

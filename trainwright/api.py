@@ -110,6 +110,8 @@ def estimate(
     overrides: list[str] | tuple[str, ...] = (),
     device: str | None = None,
     console: Console | None = None,
+    processes: int = 1,
+    machines: int = 1,
 ) -> Estimate | GANEstimate:
     """How long ``config`` will train and how much memory it needs, without training it or writing anything
     (a GAN config, ``recipe: gan``: how long, from both networks' FLOPs and a few timed steps).
@@ -126,4 +128,5 @@ def estimate(
         return rl_recipe().estimate(rl_config(raw))
     if raw.get("recipe") == "gan":
         return gan.estimate_gan_run(validate_gan_config(raw), device=device, console=console)
-    return estimate_recipe.estimate(load_config(config, overrides), model=model, device=device, console=console)
+    return estimate_recipe.estimate(load_config(config, overrides), model=model, device=device, console=console,
+                                    processes=processes, machines=machines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 import warnings
@@ -45,16 +46,34 @@ def user_errors(command):
             try:
                 return command(*args, **kwargs)
             except TrainwrightError as error:
-                errors.print(f"error: {error}", soft_wrap=True, markup=False)
+                report_error(str(error))
                 raise typer.Exit(2) from None
             except Interrupted as stop:
-                errors.print(f"error: {stop.message()}", soft_wrap=True, markup=False)
+                report_error(stop.message(), interrupted=True)
                 raise typer.Exit(stop.exit_code) from None
             except KeyboardInterrupt:
                 errors.print("error: interrupted")
                 raise typer.Exit(130) from None
 
     return wrapper
+
+
+# Set by `train --nproc-per-node` for the processes it starts: it says their errors in one line itself.
+LAUNCHED_BY_TRAINWRIGHT = "TRAINWRIGHT_LAUNCHER"
+
+
+def report_error(text: str, interrupted: bool = False) -> None:
+    """One ``error:`` line on stderr; in a process torchrun started, also in the error file its agent reads
+    (the launcher of ``train --nproc-per-node`` then prints it, with which process failed, instead; when
+    a signal interrupted the run, rank 0 prints it itself)."""
+    if "TORCHELASTIC_ERROR_FILE" in os.environ:
+        from trainwright.training.launch import record_failure
+
+        record_failure(text)
+    launched = "RANK" in os.environ and os.environ.get(LAUNCHED_BY_TRAINWRIGHT) == "1"
+    if not launched or (interrupted and os.environ["RANK"] == "0"):
+        rank = os.environ.get("RANK", "0")
+        errors.print(f"error: {text}" if rank == "0" else f"error (rank {rank}): {text}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -73,8 +92,18 @@ def train(
     name: Annotated[str | None, typer.Option("--name", help="run directory name (default: data-model-timestamp)")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="continue an interrupted run from its last checkpoint")] = None,
     seeds: Annotated[int, typer.Option("--seeds", help="RL: train this many seeds, one run directory each, and their IQM")] = 1,
+    nproc_per_node: Annotated[int | None, typer.Option(
+        "--nproc-per-node", min=1, help="data-parallel: train in N processes on this machine through torchrun")] = None,
+    nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="with --nproc-per-node: machines taking part")] = 1,
+    rdzv_endpoint: Annotated[str | None, typer.Option(
+        "--rdzv-endpoint", help="with --nnodes: HOST:PORT of the first machine, where the processes meet")] = None,
 ) -> None:
     """Train a model; the last line printed is the run directory."""
+    if (nproc_per_node is not None or nnodes > 1) and "RANK" not in os.environ:
+        if nnodes > 1 and rdzv_endpoint is None:
+            raise TrainwrightError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT, the first machine's address (on every machine)")
+        raise typer.Exit(launch_workers(nproc_per_node or 1, nnodes, rdzv_endpoint))
+
     import trainwright as tw
 
     signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C; while training, the loop defers both to a batch boundary
@@ -87,9 +116,13 @@ def train(
             "nothing to train: pass a config file (trainwright train examples/digits.yaml) or --data NAME_OR_PATH"
         )
     source = config if config is not None else ({} if resume is None else None)
-    run = tw.train(source, overrides=overrides, runs_dir=runs_dir, name=name, resume=resume, console=console, seeds=seeds)
-    for each in run if isinstance(run, list) else [run]:  # --seeds: one run directory per seed
-        print(each.dir, flush=True)
+    try:
+        run = tw.train(source, overrides=overrides, runs_dir=runs_dir, name=name, resume=resume, console=console, seeds=seeds)
+    finally:  # a SIGTERM now (torchrun stopping the other processes of a failed run) ends the process quietly
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if os.environ.get("RANK", "0") == "0":  # data-parallel (torchrun): rank 0 says where the run is
+        for each in run if isinstance(run, list) else [run]:  # --seeds: one run directory per seed
+            print(each.dir, flush=True)
 
 
 @app.command()
@@ -119,6 +152,39 @@ def play(
             f"({result.gif['frames']} frames)",
             soft_wrap=True,
         )
+
+
+LAUNCH_OPTIONS = ("--nproc-per-node", "--nnodes", "--rdzv-endpoint")
+
+
+def launch_workers(nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | None = None) -> int:
+    """This command again in ``nproc_per_node`` processes through torchrun (``training/distributed.launch``),
+    without the launcher's own options; its exit code."""
+    # torch's C++ logs each failed connection attempt with a stack trace: quiet in this process (read when torch
+    # loads), as it was for the processes it starts.
+    level = os.environ.get("TORCH_CPP_LOG_LEVEL")
+    os.environ["TORCH_CPP_LOG_LEVEL"] = "FATAL"
+    from trainwright.training.launch import launch
+
+    if level is None:
+        os.environ.pop("TORCH_CPP_LOG_LEVEL")
+    else:
+        os.environ["TORCH_CPP_LOG_LEVEL"] = level
+    os.environ[LAUNCHED_BY_TRAINWRIGHT] = "1"  # inherited by the processes torchrun starts
+    return launch(worker_arguments(sys.argv[1:]), nproc_per_node, nnodes, rdzv_endpoint)
+
+
+def worker_arguments(argv: list[str]) -> list[str]:
+    """The command line each process runs: this one without the launcher's own options."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in LAUNCH_OPTIONS:
+            skip = True
+        elif not arg.startswith(tuple(f"{option}=" for option in LAUNCH_OPTIONS)):
+            kept.append(arg)
+    return kept
 
 
 def quick_overrides(set_: list[str], data: str | None, target: str | None, model: str | None, text_column: str | None,
@@ -154,6 +220,9 @@ def estimate(
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="epochs to estimate (default: train.epochs)")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override a config key: section.key=value (repeatable)")] = [],  # noqa: B006
+    nproc_per_node: Annotated[int, typer.Option(
+        "--nproc-per-node", min=1, help="data-parallel: processes per machine (adds the gradients' all-reduce)")] = 1,
+    nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="data-parallel: machines")] = 1,
 ) -> None:
     """Estimate training time and memory before training: FLOPs per step, device peak, the arithmetic."""
     import trainwright as tw
@@ -166,7 +235,8 @@ def estimate(
         )
     overrides = quick_overrides([*set_, *([f"train.epochs={epochs}"] if epochs is not None else [])], data, target, model,
                                 text_column, time_column)
-    est = tw.estimate(config if config is not None else {}, overrides=overrides, device=device, console=console)
+    est = tw.estimate(config if config is not None else {}, overrides=overrides, device=device, console=console,
+                      processes=nproc_per_node, machines=nnodes)
     if isinstance(est, GANEstimate):  # recipe: gan; the recipe printed both networks' FLOPs and the timed steps
         return
     if not hasattr(est, "step"):  # an RL run's estimate (recipe: rl): its arithmetic, line by line
@@ -323,15 +393,20 @@ def distill(
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="repeat distilled vs scratch over this many seeds")] = 1,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
     name: Annotated[str | None, typer.Option("--name", help="the student's run directory name")] = None,
+    nproc_per_node: Annotated[int | None, typer.Option(
+        "--nproc-per-node", min=1, help="data-parallel: train in N processes on this machine through torchrun")] = None,
 ) -> None:
     """Distill a trained teacher into a smaller student; compares it with the student trained from scratch."""
+    if nproc_per_node is not None and "RANK" not in os.environ:
+        raise typer.Exit(launch_workers(nproc_per_node))
     from trainwright.recipes.distill import distill as run_distill
 
     try:
         run = run_distill(teacher, student, overrides=list(set_), runs_dir=runs_dir, name=name, seeds=seeds, console=console)
     except Interrupted as stop:  # its student is trained with the teacher: `train --resume` would train it without
         raise Interrupted(stop.signum, "a distillation is not resumed; run the command again") from None
-    print(run.dir, flush=True)
+    if os.environ.get("RANK", "0") == "0":  # data-parallel (torchrun): rank 0 says where the run is
+        print(run.dir, flush=True)
 
 
 @app.command()

@@ -198,7 +198,9 @@ class RunDir:
 
     def remove_leftovers(self) -> list[Path]:
         """Delete the temporary files (``.<name>.<random>.tmp``) a killed writer left; call with the lock held."""
-        removed = []
+        removed: list[Path] = []
+        if not self.writes:  # under torch.distributed rank 0's own temporary files may be among them
+            return removed
         for folder in (self.path, self.path / "checkpoints"):
             for tmp in folder.glob(f".*{TMP_SUFFIX}"):
                 with contextlib.suppress(OSError):

@@ -108,7 +108,7 @@ def test_killed_fits_resume_bit_identically(tmp_path):
         time.sleep(draw.uniform(0.1, 0.9) * span)
 
     trials = [
-        (signal.SIGKILL, lambda p, folder: time.sleep(draw.uniform(0, 0.05))),  # before any checkpoint
+        (signal.SIGKILL, lambda p, folder: time.sleep(draw.uniform(0, 0.01))),  # before any checkpoint (20 ms of training)
         (signal.SIGKILL, lambda p, folder: writing_checkpoint(folder / "checkpoints", p)),
         (signal.SIGTERM, later),
         (signal.SIGINT, later),

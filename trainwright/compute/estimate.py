@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainwright.compute.communication import AllReduce, all_reduce, link_for
 from trainwright.compute.flops import StepProfile, profile_step
 from trainwright.compute.memory import Memory, human_bytes, state_copies, training_memory
 from trainwright.compute.peak import GPU, device_label, device_memory, matmul_peak
@@ -60,6 +61,7 @@ class Estimate:
     memory: Memory
     device_memory: int | None  # bytes available on the device, where known
     notes: tuple[str, ...] = ()
+    parallel: DataParallelEstimate | None = None  # the same on several processes (estimate --nproc-per-node)
 
     @property
     def flops_per_step(self) -> int:
@@ -83,8 +85,8 @@ class Estimate:
         return self.epochs * self.epoch_seconds
 
     def seconds_for(self, epochs: int) -> float:
-        """The estimate for ``epochs`` epochs (an early stop trains fewer than planned)."""
-        return epochs * self.epoch_seconds
+        """The estimate for ``epochs`` epochs (an early stop trains fewer than planned); data-parallel, on its processes."""
+        return epochs * (self.parallel.epoch_seconds if self.parallel is not None else self.epoch_seconds)
 
     def summary(self) -> str:
         """One line, printed before training."""
@@ -93,6 +95,7 @@ class Estimate:
             f"at {_si(self.sustained_flops_per_second)}FLOP/s ({_percent(self.efficiency)} of the "
             f"{_si(self.peak_flops_per_second)}FLOP/s "
             f"{self.precision} peak) + validation = {_duration(self.total_seconds)}; memory {human_bytes(self.memory.total)}"
+            + (self.parallel.summary() if self.parallel is not None else "")
         )
 
     def lines(self) -> list[str]:
@@ -124,7 +127,7 @@ class Estimate:
             + f" = {human_bytes(self.memory.total)}"
             + self._fits(),
         ]
-        return lines + list(self.notes)
+        return lines + list(self.notes) + (self.parallel.lines() if self.parallel is not None else [])
 
     def _fits(self) -> str:
         if self.device_memory is None:
@@ -207,6 +210,109 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
         device_memory=capacity,
         notes=tuple(notes),
     )
+
+
+@dataclass(frozen=True)
+class DataParallelEstimate:
+    """The same training on ``processes`` processes: each computes its share of every global batch (timed
+    here at that share, on its share of the CPU's threads), then the gradients are all-reduced."""
+
+    single: Estimate  # one process, the whole batch
+    processes: int
+    machines: int
+    local_batch: int
+    local_step_seconds: float  # one process's forward + backward + update on its share of a batch
+    local_source: str
+    reduce: AllReduce
+    optimizer_steps_per_epoch: int  # the all-reduce runs once per optimizer step (train.accumulate groups batches)
+
+    @property
+    def communication_bound(self) -> bool:
+        """The all-reduce takes longer than the compute between two of them."""
+        return self.reduce.seconds > self.local_step_seconds * self.single.steps_per_epoch / self.optimizer_steps_per_epoch
+
+    @property
+    def epoch_seconds(self) -> float:
+        """Compute and communication added up (DDP overlaps them in part: an upper bound), plus each
+        process's share of the validation rows."""
+        single = self.single
+        return (single.steps_per_epoch * self.local_step_seconds + self.optimizer_steps_per_epoch * self.reduce.seconds
+                + single.validation_seconds / self.processes)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.single.epochs * self.epoch_seconds
+
+    def summary(self) -> str:
+        """The one-line estimate's data-parallel part."""
+        bound = "communication" if self.communication_bound else "compute"
+        return (f"; on {self.processes * self.machines} processes, {self.local_batch} rows each: "
+                f"{_duration(self.total_seconds)} with a {_duration(self.reduce.seconds)} all-reduce per step ({bound}-bound)")
+
+    def lines(self) -> list[str]:
+        single, reduce = self.single, self.reduce
+        where = f"{self.processes} processes" + (f" on {self.machines} machines" if self.machines > 1 else "")
+        compute = single.steps_per_epoch * self.local_step_seconds
+        talk = self.optimizer_steps_per_epoch * reduce.seconds
+        speedup = single.epoch_seconds / self.epoch_seconds
+        lines = [
+            (f"data-parallel: {where}, each takes {self.local_batch} rows of every global batch of {single.batch_size}: "
+             f"{_duration(self.local_step_seconds)} per step ({self.local_source})"),
+            (f"all-reduce per optimizer step: {human_bytes(reduce.gradient_bytes)} of gradients, 2 x ({self.processes} - 1) / "
+             f"{self.processes} x that = {human_bytes(int(reduce.bytes_per_process))} sent by each process over "
+             f"{reduce.link.label} at {_si(reduce.link.bandwidth)}B/s + {reduce.buckets} x {_duration(reduce.link.latency)} "
+             f"latency = {_duration(reduce.seconds)} ({reduce.link.source})"),
+            (f"per epoch: {single.steps_per_epoch} steps x {_duration(self.local_step_seconds)} compute = {_duration(compute)} "
+             f"+ {self.optimizer_steps_per_epoch} all-reduces = {_duration(talk)} + validation "
+             f"{_duration(single.validation_seconds / self.processes)} = {_duration(self.epoch_seconds)}; total "
+             f"{single.epochs} epochs = {_duration(self.total_seconds)}, {speedup:.2f}x one process"),
+        ]
+        if self.communication_bound:
+            lines.append(
+                f"communication bounds each step: the all-reduce ({_duration(reduce.seconds)}) takes longer than a process's "
+                f"compute between two of them ({_duration(compute / self.optimizer_steps_per_epoch)}); more processes will not "
+                "train faster. Fewer, larger steps help: a larger train.batch_size, or train.accumulate"
+            )
+        else:
+            between = compute / self.optimizer_steps_per_epoch  # one process's compute between two all-reduces
+            lines.append(f"compute bounds each step: the all-reduce is {reduce.seconds / (reduce.seconds + between):.0%} of it")
+        return lines
+
+
+def estimate_data_parallel(cfg: Config, data: Prepared, model: nn.Module, device: torch.device | GPU, single: Estimate,
+                           processes: int, machines: int = 1, share_threads: bool = True) -> DataParallelEstimate:
+    """``single`` (the one-process estimate) on ``processes`` processes per machine x ``machines``: each
+    process's step timed at its share of the batch (on a CPU with its share of the threads, unless this
+    process already has only its share: ``share_threads=False``), plus the gradients' all-reduce over the
+    link between them (``compute/communication.py``)."""
+    tc, world = cfg.train, processes * machines
+    local_batch = max(1, -(-single.batch_size // world))
+    gradient_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    if isinstance(device, torch.device):
+        threads = torch.get_num_threads()
+        share = max(1, threads // processes) if device.type == "cpu" and share_threads else threads
+        loss_fn = build_loss(resolve_loss(data.task, tc.loss))
+        rows = min(len(data.x_train), local_batch * 4 * STEPS_PER_ROUND)
+        x, y = data.x_train[:rows].to(device), data.y_train[:rows].to(device)
+        torch.set_num_threads(share)
+        try:
+            with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+                timing = time_steps(tc, model, x, y, loss_fn, local_batch, transform=data.train_transform)
+        finally:
+            torch.set_num_threads(threads)
+        local, source = timing.seconds_per_step, f"measured over {timing.steps} steps"
+        if device.type == "cpu":
+            local_source = f"{source}, {share} thread{'s' if share > 1 else ''} each"
+        else:
+            local_source = source
+        label = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    else:
+        share_of_flops = local_batch / single.batch_size
+        local = max(single.seconds_per_step * share_of_flops, single.step.operators * ASSUMED_SECONDS_PER_OPERATOR)
+        local_source, label = "assumed: the one-process step's FLOPs shared out, or its operators' host time", device.label
+    reduce = all_reduce(gradient_bytes, world, link_for(label, machines))
+    return DataParallelEstimate(single, processes, machines, local_batch, local, local_source, reduce,
+                                -(-single.steps_per_epoch // tc.accumulate))
 
 
 def compute_metrics(est: Estimate, train_seconds: float, epochs: int) -> dict:

@@ -48,6 +48,19 @@ class TensorBatches:
         self.batch_size = self.n if batch_size == "full" else min(int(batch_size), self.n)
         # BatchNorm cannot normalise a batch of one sample in training mode.
         self.drop_singleton = drop_singleton and self.n > 1
+        self.part, self.parts = 0, 1  # data-parallel: this process's share of each global batch (``shard``)
+
+    def shard(self, part: int, parts: int) -> TensorBatches:
+        """Yield only share ``part`` of ``parts`` of each global batch (contiguous; sizes differ by at most a
+        row), drawn from the same shuffle as one process draws; ``len``, ``batch_size`` and ``rows`` stay global.
+
+        Example:
+            >>> batches = TensorBatches(torch.arange(10.0)[:, None], torch.zeros(10), batch_size=4).shard(1, 2)
+            >>> [xb.flatten().tolist() for xb, _ in batches.epoch()]
+            [[2.0, 3.0], [6.0, 7.0], [9.0]]
+        """
+        self.part, self.parts = part, parts
+        return self
 
     def __len__(self) -> int:
         steps, rest = divmod(self.n, self.batch_size)
@@ -63,7 +76,7 @@ class TensorBatches:
         ``start`` on (a resumed epoch: the shuffle is drawn as before, the first batches are not built)."""
         x, y = self.x, self.y
         perm = self._permutation(generator)
-        if perm is not None and x.element_size() * x.numel() <= WHOLE_GATHER_BYTES:
+        if perm is not None and self.parts == 1 and x.element_size() * x.numel() <= WHOLE_GATHER_BYTES:
             x, y, perm = x[perm], _take(y, perm), None
         for rows in self._batch_rows(perm, start):
             xb, yb = x[rows], _take(y, rows)
@@ -79,7 +92,9 @@ class TensorBatches:
         for start in range(first * self.batch_size, self.n, self.batch_size):
             if self.drop_singleton and self.n - start == 1:
                 break
-            yield slice(start, start + self.batch_size) if perm is None else perm[start : start + self.batch_size]
+            rows = min(self.batch_size, self.n - start)  # the global batch; this process takes its share of it
+            lo, hi = start + rows * self.part // self.parts, start + rows * (self.part + 1) // self.parts
+            yield slice(lo, hi) if perm is None else perm[lo:hi]
 
 
 class StreamedBatches(TensorBatches):

@@ -50,6 +50,7 @@ from trainwright.recipes.supervised import fit_or_diagnose, train_prepared
 from trainwright.rundir import RunDir
 from trainwright.tracking.mlflow import tracking_uri
 from trainwright.training.compiled import compile_forward
+from trainwright.training.distributed import Replicas
 from trainwright.training.losses import build_loss, resolve_loss
 from trainwright.training.precision import check_precision
 
@@ -145,6 +146,9 @@ def distill(
     cfg = load_config({**raw, "data": teacher_data}, overrides)
     if cfg.track.mlflow is True:  # one store for the student and the comparison runs in its sub-folders
         cfg = cfg.model_copy(update={"track": cfg.track.model_copy(update={"mlflow": tracking_uri(True, runs_dir)})})
+    # Data-parallel (started by torchrun): every process trains the student and the scratch run; rank 0 prints and writes.
+    replicas = Replicas.join(resolve_device(cfg.train.device))
+    console = console if replicas.rank == 0 else Console(quiet=True)
     data = prepare_data(cfg.data)
     check_same_data(teacher_run, data, "distillation (the student trains on the teacher's data)")
 
@@ -160,6 +164,7 @@ def distill(
             runs_dir=runs_dir if first is None else first.dir / "seeds",
             name=name if first is None else f"distilled-{seed_cfg.train.seed}",
             console=quiet,
+            replicas=replicas,
         )
         scratch = train_prepared(
             seed_cfg,
@@ -168,15 +173,20 @@ def distill(
             runs_dir=(first or run).dir / "seeds",
             name=f"scratch-{seed_cfg.train.seed}",
             console=Console(quiet=True),
+            replicas=replicas,
         )
         first, first_scratch = first or run, first_scratch or scratch
-        per_seed.append(
-            {
-                "seed": seed_cfg.train.seed,
-                "distilled": run.metrics["test"]["accuracy"],
-                "scratch": scratch.metrics["test"]["accuracy"],
-            }
-        )
+        if replicas.rank == 0:  # the other processes' runs hold no metrics: rank 0 scored and wrote them
+            per_seed.append(
+                {
+                    "seed": seed_cfg.train.seed,
+                    "distilled": run.metrics["test"]["accuracy"],
+                    "scratch": scratch.metrics["test"]["accuracy"],
+                }
+            )
+    replicas.close()
+    if replicas.rank != 0:  # rank 0 compares the runs it wrote
+        return first
 
     result = {
         "temperature": settings.temperature,
@@ -204,9 +214,12 @@ def train_student(
     runs_dir: str | Path,
     name: str | None,
     console: Console,
+    replicas: Replicas | None = None,
 ) -> Run:
-    """The supervised recipe's stages ③-⑤ for a student, with the distillation step in the loop."""
-    device = resolve_device(cfg.train.device)
+    """The supervised recipe's stages ③-⑤ for a student, with the distillation step in the loop
+    (``replicas``: data-parallel, see ``recipes/supervised.py``)."""
+    replicas = replicas or Replicas()
+    device = replicas.device(resolve_device(cfg.train.device))
     check_precision(device, cfg.train.precision)
     module = build_module(cfg, data).to(device)
     console.print(model_line(cfg, module, data, device), highlight=False)
@@ -214,7 +227,8 @@ def train_student(
     console.print(est.summary(), highlight=False, soft_wrap=True)
     run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name)
 
-    run = build_fit(cfg, module, data, device, run_dir, console)
+    run = build_fit(cfg, module, data, device, run_dir, console, replicas)
+    student = replicas.wrapper or module  # what the step runs: the module, or its DistributedDataParallel wrapper
     kd = kd_loss(data.task, build_loss(resolve_loss(data.task, cfg.train.loss)), settings.temperature, settings.alpha)
     teacher = teacher.to(device).eval()
     if settings.mixup > 0:
@@ -223,7 +237,7 @@ def train_student(
 
         def step_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
             mixed, partner, lam = blend(xb, settings.mixup)
-            return blended(module(mixed), ((yb, partner, lam), teacher_outputs(teacher, mixed)))
+            return blended(student(mixed), ((yb, partner, lam), teacher_outputs(teacher, mixed)))
 
         run.step_loss = step_loss
     elif data.train_transform is None:
@@ -237,11 +251,11 @@ def train_student(
             cfg.train.data_placement,
             cfg.train.loader_workers,
             drop_singleton=has_batch_norm(module),
-        )
-        run.step_loss = lambda xb, targets: kd(module(xb), targets)
+        ).shard(replicas.rank, replicas.size)
+        run.step_loss = lambda xb, targets: kd(student(xb), targets)
     else:
         # Augmented batches: the teacher sees the same augmented images as the student.
-        run.step_loss = lambda xb, yb: kd(module(xb), (yb, teacher_outputs(teacher, xb)))
+        run.step_loss = lambda xb, yb: kd(student(xb), (yb, teacher_outputs(teacher, xb)))
     if cfg.train.compile:
         compile_forward(module)
     seconds = fit_or_diagnose(run, run_dir, console)

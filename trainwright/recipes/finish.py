@@ -39,6 +39,7 @@ from trainwright.rundir import RunDir
 from trainwright.runs import diagnose_run
 from trainwright.tracking.callback import Tracker, trackers_in
 from trainwright.training.callbacks import EarlyStopping
+from trainwright.training.distributed import Replicas
 from trainwright.training.loop import Fit
 from trainwright.training.losses import probabilities
 
@@ -78,13 +79,18 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
     """Evaluate the kept weights on the untouched test split, write every result, then ``finish``."""
     pre = data.preprocessor
     stopper = next(cb for cb in fit.callbacks if isinstance(cb, EarlyStopping))
-    val_outputs, test_outputs = outputs_for(module, data.x_val, device, cfg), outputs_for(module, data.x_test, device, cfg)
+    # Data-parallel: each process predicts its share of each split, rank 0 scores and writes them all.
+    replicas = getattr(fit, "replicas", None)  # a member of a batched fit (cv, tune) trains in one process
+    val_outputs, test_outputs, train_outputs = (outputs_for(module, x, device, cfg, replicas)
+                                                for x in (data.x_val, data.x_test, data.x_train))
+    if not run_dir.writes:
+        return Run(run_dir.path, cfg, {}, fit.history)
     threshold = decision_threshold(cfg, data, val_outputs, run_dir, console)
     metrics = {
         "task": data.task,
         "test": score(test_outputs, data.y_test, pre, threshold=threshold),
         "val": score(val_outputs, data.y_val, pre, threshold=threshold),
-        "train": score(outputs_for(module, data.x_train, device, cfg), data.y_train, pre, threshold=threshold),
+        "train": score(train_outputs, data.y_train, pre, threshold=threshold),
         "held_out": data.held_out,
         "best_epoch": stopper.best_epoch,
         "epochs": fit.epoch,
@@ -158,10 +164,13 @@ def comparable_test(outputs: torch.Tensor, data: Prepared, threshold: float | No
     return pre.decode_target(outputs.numpy()).reshape(shape), pre.decode_target(data.y_test.numpy()).reshape(shape)
 
 
-def outputs_for(module: nn.Module, x: torch.Tensor, device: torch.device, cfg: Config) -> torch.Tensor:
-    return (
-        predict_outputs(module, x, cfg.evaluate.batch_size, device).float().cpu()
-    )  # batch by batch: x may not fit on the device
+def outputs_for(module: nn.Module, x: torch.Tensor, device: torch.device, cfg: Config,
+                replicas: Replicas | None = None) -> torch.Tensor:
+    """The model's outputs on ``x``, batch by batch (x may not fit on the device); ``replicas``: each process
+    predicts its contiguous share of the rows and every process gets them all, in order, each once."""
+    replicas = replicas or Replicas()
+    mine = predict_outputs(module, x[replicas.shard_rows(len(x))], cfg.evaluate.batch_size, device).float()
+    return replicas.gather_rows(mine, len(x)).cpu()
 
 
 def test_predictions(outputs: torch.Tensor, data: Prepared) -> pd.DataFrame:

@@ -40,6 +40,7 @@ from trainwright.tracking.mlflow import MLflowTracking, tracking_uri
 from trainwright.tracking.tensorboard import TensorBoard
 from trainwright.training import transfer
 from trainwright.training.callbacks import CallbackList, Checkpoint, EarlyStopping, GradientStats, HistoryCSV, ProgressBar
+from trainwright.training.distributed import Replicas, from_rank0
 from trainwright.training.loop import Fit, supervised_loss
 from trainwright.training.losses import balanced_class_weights, build_loss, resolve_loss
 from trainwright.training.optim import Schedule, build_optimizer
@@ -140,6 +141,16 @@ def check_train_settings(cfg: Config, module: nn.Module, task: str) -> None:
         )
 
 
+def check_parallel_settings(cfg: Config, replicas: Replicas) -> None:
+    """Settings several processes cannot train as one does, refused before anything is written."""
+    if replicas.active and cfg.train.unfreeze_at_epoch is not None:
+        raise TrainwrightError(
+            "train.unfreeze_at_epoch changes which weights train in the middle of a run, which DistributedDataParallel "
+            "cannot follow; on several processes train the backbone from the start (remove train.unfreeze_at_epoch) "
+            "or keep it frozen"
+        )
+
+
 def has_batch_norm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
@@ -172,7 +183,8 @@ def start_run(
     """Create the run directory (once the data and the model are known to be good; it stays locked
     until the recipe unlocks it) and write what the run starts from. If those first files cannot be
     written (a full disk), the new directory is removed again: nothing of the run existed yet."""
-    run_dir = RunDir.create(runs_dir, name or unique_name(runs_dir, default_run_name(data.name, cfg.model.type)))
+    # Data-parallel: rank 0 names the run (a timestamp may differ a second between processes).
+    run_dir = RunDir.create(runs_dir, from_rank0(name or unique_name(runs_dir, default_run_name(data.name, cfg.model.type))))
     try:
         write_start_files(run_dir, cfg, data, module, device, backbone)
     except WriteFailed:
@@ -225,9 +237,13 @@ def check_same_data(run_dir: RunDir, data: Prepared, purpose: str = "resume") ->
 
 
 # ── the supervised loop's parts ─────────────────────────────────────────────────────────
-def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.device, run_dir: RunDir, console: Console) -> Fit:
-    """Everything the supervised loop needs: batches on the device, loss, optimizer, schedule, callbacks."""
+def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.device, run_dir: RunDir, console: Console,
+              replicas: Replicas | None = None) -> Fit:
+    """Everything the supervised loop needs: batches on the device, loss, optimizer, schedule, callbacks.
+    ``replicas``: data-parallel, each process takes its share of every batch and the step runs the model's
+    DistributedDataParallel wrapper (``Fit.step_loss``; the fit's ``model`` stays the plain module)."""
     tc = cfg.train
+    replicas = replicas or Replicas()
     weights = class_weights(cfg, data, console)
     weights = weights.to(device) if weights is not None else None
     task_loss = build_loss(resolve_loss(data.task, tc.loss), weights)  # validation scores the same (weighted) loss
@@ -240,7 +256,7 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
         tc.loader_workers,
         drop_singleton=has_batch_norm(module),
         transform=data.train_transform,
-    )  # augmentation: training batches only
+    ).shard(replicas.rank, replicas.size)  # augmentation: training batches only
     optimizer = build_optimizer(tc.optimizer, transfer.parameter_groups(module, cfg))  # backbone: its own lr
     schedule = Schedule(tc.schedule, optimizer, tc.epochs, math.ceil(len(batches) / tc.accumulate))  # optimizer steps per epoch
     callbacks = CallbackList(
@@ -249,24 +265,26 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
             EarlyStopping(tc.early_stopping),
             GradientStats(run_dir, cfg.evaluate.gradient_every),
             HistoryCSV(run_dir),
-            Checkpoint(run_dir, every=tc.checkpoint_seconds),
+            Checkpoint(run_dir, every=tc.checkpoint_seconds, replicas=replicas),
             ProgressBar(console, tc.epochs, len(batches), tc.early_stopping.monitor),
             *tracking_callbacks(cfg, run_dir),
         ]
     )
     generator = torch.Generator(device=device).manual_seed(tc.seed)
-    validate = make_validate(task_loss, data.x_val.to(device), data.y_val.to(device), data.task, cfg.evaluate.batch_size)
+    validate = make_validate(task_loss, data.x_val.to(device), data.y_val.to(device), data.task, cfg.evaluate.batch_size,
+                             replicas)
     return Fit(
         module,
         optimizer,
         schedule,
-        supervised_loss(module, task_loss),
+        supervised_loss(replicas.wrap(module), task_loss),
         batches,
         validate,
         tc,
         generator,
         callbacks,
         scaler=grad_scaler(device, tc.precision),
+        replicas=replicas,
     )
 
 
@@ -298,11 +316,15 @@ def class_weights(cfg: Config, data: Prepared, console: Console | None = None) -
     return weights
 
 
-def make_validate(loss_fn, x_val: torch.Tensor, y_val: torch.Tensor, task: str, batch_size: int):
-    """Per-epoch validation: the loss plus one cheap metric (accuracy, or R² for regression)."""
+def make_validate(loss_fn, x_val: torch.Tensor, y_val: torch.Tensor, task: str, batch_size: int,
+                  replicas: Replicas | None = None):
+    """Per-epoch validation: the loss plus one cheap metric (accuracy, or R² for regression).
+    Data-parallel: each process predicts its share of the rows, and every process scores them all."""
+    replicas = replicas or Replicas()
+    mine = replicas.shard_rows(len(x_val))
 
     def validate(model: nn.Module) -> dict[str, float]:
-        out = predict_outputs(model, x_val, batch_size)
+        out = replicas.gather_rows(predict_outputs(model, x_val[mine], batch_size), len(x_val))
         logs = {"val_loss": loss_fn(out, y_val)}
         if task == "regression":
             residual = (out - y_val).pow(2).sum()

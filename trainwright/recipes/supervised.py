@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from torch import nn
 
 from trainwright.compute import estimate_training
+from trainwright.compute.estimate import estimate_data_parallel
 from trainwright.config import Config
 from trainwright.configure import load_config
 from trainwright.data.prepare import Prepared, prepare_data
@@ -29,6 +31,7 @@ from trainwright.recipes.resume import apply_changes, changes_text, record_resum
 from trainwright.recipes.setup import (
     build_fit,
     build_module,
+    check_parallel_settings,
     check_same_data,
     interrupted,
     model_line,
@@ -43,6 +46,8 @@ from trainwright.training import transfer
 from trainwright.training.callbacks import Callback
 from trainwright.training.checkpoint import load_state
 from trainwright.training.compiled import compile_forward
+from trainwright.training.distributed import Replicas, peer_lost
+from trainwright.training.launch import record_failure
 from trainwright.training.loop import Fit, fit
 from trainwright.training.precision import check_precision
 
@@ -56,7 +61,9 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
     ``resume``: an existing run (``RunDir.open``); ``cfg`` is its config with the overrides a
     resume may make (``recipes/resume.py``), checked here before the data are read.
     """
-    console = console or Console()
+    # Data-parallel (started by torchrun): join the others; rank 0 prints and writes, the others are quiet.
+    replicas = Replicas.join(resolve_device(cfg.train.device))
+    console = (console or Console()) if replicas.rank == 0 else Console(quiet=True)
     cfg = with_custom_model(cfg, model)
     if resume is not None:
         resume_changes(with_custom_model(load_config(resume.config), model), cfg)
@@ -68,7 +75,10 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
             console.print(line, highlight=False, soft_wrap=True)
         # ② Model: seeded, so the same config gives the same initial weights.
         module = build_module(cfg, data, model)
-        return train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console)
+        run = train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console,
+                             replicas=replicas)
+        replicas.close()  # every process leaves once rank 0 has written the results (a failure leaves at once)
+        return run
     except KeyboardInterrupt as stop:
         if resume is None:
             raise
@@ -79,12 +89,15 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
 
 
 def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: str | Path = "runs", name: str | None = None,
-                   resume: RunDir | None = None, console: Console | None = None, callbacks: Sequence[Callback] = ()) -> Run:
+                   resume: RunDir | None = None, console: Console | None = None, callbacks: Sequence[Callback] = (),
+                   replicas: Replicas | None = None) -> Run:
     """Stages ③-⑤ on prepared data and a built model (other recipes reuse it on their own data, adding
-    ``callbacks`` to the loop's own: a search's pruning)."""
+    ``callbacks`` to the loop's own: a search's pruning). ``replicas``: data-parallel (``Replicas.join``)."""
     console = console or Console()
-    device = resolve_device(cfg.train.device)
+    replicas = replicas or Replicas()
+    device = replicas.device(resolve_device(cfg.train.device))
     check_precision(device, cfg.train.precision)
+    check_parallel_settings(cfg, replicas)
     module = module.to(device)
     console.print(model_line(cfg, module, data, device), highlight=False)
     backbone = transfer.describe(cfg, module)  # a run backbone or pretrained weights: what loaded, what is frozen
@@ -93,10 +106,15 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
 
     # train.optimizer.lr: find: a learning-rate sweep picks it (the model and the random streams are restored).
     cfg, sweep = with_found_lr(cfg, data, module, device, console)
+    cfg = replicas.from_rank0(cfg)  # data-parallel: every process trains with rank 0's sweep's learning rate
 
     # ③ The estimate (a few timed steps on a throwaway copy: the model and the random streams are left
     # as they were), then the run directory, created once the data and the model are known to be good.
     est = estimate_training(cfg, data, module, device)
+    if replicas.active:  # each process's share of a step (on its own threads), and the gradients' all-reduce
+        machines = replicas.size // replicas.local_size
+        est = replace(est, parallel=estimate_data_parallel(cfg, data, module, device, est, replicas.local_size, machines,
+                                                           share_threads=False))
     console.print(est.summary(), highlight=False, soft_wrap=True)
     if resume is None:
         run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone)
@@ -110,10 +128,13 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
             write_start_files(run_dir, cfg, data, module, device, backbone)
     # The run directory is locked from here to the end. A signal outside the loop (the loop defers
     # them to a batch boundary) or a full disk still ends with the command that continues the run.
-    trained = False
+    trained, run = False, None
     try:
         # ④ The loop.
-        run = build_fit(cfg, module, data, device, run_dir, console)
+        if replicas.active:  # what the launcher says if a process dies: the run, and the command that continues it
+            resume_with = replicas.resume_command(run_dir.path)
+            record_failure(f"the last checkpoint of {run_dir.path} is kept; continue with `{resume_with}`", in_advance=True)
+        run = build_fit(cfg, module, data, device, run_dir, console, replicas)
         for callback in callbacks:
             run.callbacks.append(callback)
         if cfg.train.compile:
@@ -134,6 +155,10 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     except WriteFailed as error:
         resume = f"trainwright train --resume {run_dir.path}"
         raise WriteFailed(f"{error}; when there is room again, continue with `{resume}`") from None
+    except RuntimeError as error:
+        if not peer_lost(error):
+            raise
+        raise lost_peer(run_dir, run, replicas) from None
     finally:
         run_dir.unlock()
 
@@ -173,8 +198,20 @@ def fit_or_diagnose(run: Fit, run_dir: RunDir, console: Console) -> float:
     try:
         fit(run)
     except TrainingDiverged as error:
-        # The run failed, but its history and gradient norms show why: diagnose and report it.
+        # The run failed, but its history and gradient norms show why: diagnose and report it (rank 0 writes).
         diverged = {"epoch": error.epoch, "loss": error.loss, "lr": run.optimizer.param_groups[0]["lr"]}
-        finish(run_dir, console, diverged=diverged, trackers=trackers_in(run.callbacks))
+        if run_dir.writes:
+            finish(run_dir, console, diverged=diverged, trackers=trackers_in(run.callbacks))
         raise
     return time.perf_counter() - started
+
+
+def lost_peer(run_dir: RunDir, run: Fit | None, replicas: Replicas) -> TrainwrightError:
+    """Another process of a data-parallel run died: where the checkpoint holds the run, and how to go on."""
+    held = f"{run_dir.path} has no checkpoint yet, so a resume starts from the beginning"
+    if run is not None and run.saved_step is not None:
+        held = f"the checkpoint of {run_dir.path} holds the run {run.position(run.saved_epoch, run.saved_step)}"
+    resume_with = replicas.resume_command(run_dir.path)
+    message = f"another process of this run stopped, so every process stops; {held}; continue with `{resume_with}`"
+    record_failure(message)
+    return TrainwrightError(message)

@@ -29,6 +29,7 @@ from trainwright.config import TrainConfig
 from trainwright.data.batches import TensorBatches
 from trainwright.errors import TrainingDiverged
 from trainwright.training.callbacks import CallbackList
+from trainwright.training.distributed import Replicas
 from trainwright.training.losses import LossFn
 from trainwright.training.optim import Schedule, weight_penalty
 from trainwright.training.precision import autocast
@@ -56,6 +57,7 @@ class Fit:
     generator: torch.Generator  # shuffles the batches; its own stream, so dropout draws don't shift it
     callbacks: CallbackList = field(default_factory=CallbackList)
     scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))  # fp16 only
+    replicas: Replicas = field(default_factory=Replicas)  # data-parallel: the processes training this model together
     epoch: int = 0  # epochs completed
     step: int = 0  # batches done of epoch ``epoch + 1``
     saved_epoch: int = 0  # where the checkpoint holds the run (set by the Checkpoint callback);
@@ -109,7 +111,7 @@ class Fit:
             "stop_reason": self.stop_reason,
             "step": self.step,
             "epoch_rng": self.epoch_rng if mid_epoch else None,
-            "loss_sum": self.loss_sum if mid_epoch else None,
+            "loss_sum": self.replicas.each(self.loss_sum) if mid_epoch else None,  # data-parallel: every process's
             "epoch_seconds": time.perf_counter() - self.epoch_started if mid_epoch else 0.0,
         }
 
@@ -127,7 +129,7 @@ class Fit:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         if self.step:
             self.epoch_rng = state["epoch_rng"]
-            self.loss_sum = state["loss_sum"].to(self.batches.device)
+            self.loss_sum = self.replicas.own_share(state["loss_sum"]).to(self.batches.device)
             self.epoch_started = time.perf_counter() - state["epoch_seconds"]
         if self.generator is not None and state["rng"]["batches"] is not None:
             try:
@@ -145,7 +147,7 @@ def fit(run: Fit) -> Fit:
     clipping = cfg.clip_grad_value is not None or cfg.clip_grad_norm is not None
     amp = autocast(run.batches.device, cfg.precision)
     steps, every, size, rows = len(run.batches), cfg.accumulate, run.batches.batch_size, run.batches.rows
-    callbacks = run.callbacks
+    callbacks, replicas = run.callbacks, run.replicas
     optimizer.zero_grad(set_to_none=True)  # gradients left on a module from elsewhere must not reach step 1
     callbacks.on_train_begin(run)
     try:
@@ -162,15 +164,19 @@ def fit(run: Fit) -> Fit:
                 run.epoch_started = time.perf_counter()
             loss_sum = run.loss_sum
             for step, (xb, yb) in enumerate(run.batches.epoch(run.generator, start=done), start=done):
-                with amp:
-                    loss = run.step_loss(xb, yb)  # fp32 scalar, also under autocast
-                objective = loss + weight_penalty(model, cfg.l1, cfg.l2) if penalized else loss
-                # Gradients add up over a group of `every` batches. Weighting each batch's mean loss by its
-                # share of the group's rows makes the sum the gradient of the group's mean loss, as one big
-                # batch would give, also for a shorter last group or a partial last batch.
-                share = len(xb) / min(every * size, rows - step // every * every * size)
-                scaler.scale(objective * share if every > 1 else objective).backward()
                 stepped = (step + 1) % every == 0 or step + 1 == steps
+                # Data-parallel: xb is this process's share of the global batch; the gradients are averaged
+                # over the processes in the backward of the group's last batch only.
+                with replicas.no_sync(unless=stepped):
+                    with amp:
+                        loss = run.step_loss(xb, yb)  # fp32 scalar, also under autocast
+                    objective = loss + weight_penalty(model, cfg.l1, cfg.l2) if penalized else loss
+                    # Gradients add up over a group of `every` batches (and over the processes, which average
+                    # them). Weighting each batch's mean loss by its share of the group's rows makes the sum the
+                    # gradient of the group's mean loss, as one big batch would give, also for a shorter last
+                    # group, a partial last batch, or shares of a batch that differ by a row.
+                    share = len(xb) * replicas.size / min(every * size, rows - step // every * every * size)
+                    scaler.scale(objective * share if every > 1 or replicas.active else objective).backward()
                 if stepped:
                     callbacks.on_after_backward(run)  # the group's whole gradients, before clipping and the step
                     if clipping:
@@ -183,14 +189,15 @@ def fit(run: Fit) -> Fit:
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
                     run.schedule.step_batch()
-                loss_sum += loss.detach() * len(xb)
+                if len(xb):  # a process's share of a last batch smaller than the processes may be empty (its loss: nan)
+                    loss_sum += loss.detach() * len(xb)
                 run.step = step + 1
                 callbacks.on_batch_end(run)
                 if stepped:
                     callbacks.on_step_end(run)  # the whole state is consistent: a checkpoint may be taken
 
             # Once per epoch: read the loss, validate, log, let callbacks decide.
-            train_loss = (loss_sum / rows).item()
+            train_loss = (replicas.sum(loss_sum) / rows).item()
             if not math.isfinite(train_loss):
                 kept = (
                     f"the last good checkpoint ({run.position(run.saved_epoch, run.saved_step)}) is kept"
@@ -209,6 +216,7 @@ def fit(run: Fit) -> Fit:
             run.epoch, run.step = epoch, 0
             run.history.append(logs)
             callbacks.on_epoch_end(run, logs)
+            run.stop_reason = replicas.from_rank0(run.stop_reason)  # decided once: every process stops together
             if run.stop_reason:
                 break
         callbacks.on_train_end(run)

@@ -10,6 +10,7 @@ from trainwright.errors import Interrupted
 from trainwright.rundir import RunDir
 from trainwright.training.callbacks.base import Callback
 from trainwright.training.checkpoint import Snapshots, write_snapshot
+from trainwright.training.distributed import Replicas
 from trainwright.training.signals import StopSignals
 from trainwright.training.state import TrainingState
 
@@ -29,12 +30,18 @@ class Checkpoint(Callback):
     whose weights are no longer finite (a NaN loss mid-epoch) is not written: the last good
     checkpoint stays. ``state.saved_epoch`` (and ``saved_step`` where the loop has steps) say
     what the file holds. Between writes the hot loop pays one clock read per optimizer step.
+
+    Data-parallel (``replicas``): rank 0 writes, and the processes agree at each boundary whether
+    one is due (its time on any process, or a signal any of them received: one small all-reduce),
+    so they all take the state at the same step, and the state's collectives (the loss summed over
+    the processes) find every process there.
     """
 
     order = 30  # after every callback that changes the state or may stop the run this epoch
 
-    def __init__(self, run_dir: RunDir, every: float = 10.0, max_share: float = 0.05):
+    def __init__(self, run_dir: RunDir, every: float = 10.0, max_share: float = 0.05, replicas: Replicas | None = None):
         self.run_dir, self.every, self.max_share = run_dir, every, max_share
+        self.replicas = replicas or Replicas()
         self.snapshots = Snapshots()  # buffers reused from one write to the next
         self.signals = StopSignals()
         self.due = time.monotonic() + every
@@ -44,33 +51,47 @@ class Checkpoint(Callback):
         self.due = time.monotonic() + self.every
 
     def on_step_end(self, state: TrainingState) -> None:
-        if self.signals.received is not None:
+        due, signum = self.agree()
+        if signum is not None:
             self.save(state)
-            raise self.interrupted(state)
-        if time.monotonic() >= self.due:
+            raise self.interrupted(state, signum)
+        if due:
             self.save(state)
 
     def on_epoch_end(self, state: TrainingState, logs: dict) -> None:
         last = state.stop_reason is not None or state.epoch >= state.max_epochs
-        if last or self.signals.received is not None or time.monotonic() >= self.due:
+        due, signum = self.agree()
+        if due or last or signum is not None:
             self.save(state)
-        if self.signals.received is not None:
-            raise self.interrupted(state)
+        if signum is not None:
+            raise self.interrupted(state, signum)
+
+    def agree(self) -> tuple[bool, int | None]:
+        """Whether a checkpoint is due, and the signal received (None: none). With several processes: due on
+        any, a signal any of them had received by now; one that arrives later is counted at the next boundary,
+        on every process at once, so all of them stop at the same step."""
+        due, signum = time.monotonic() >= self.due, self.signals.received
+        if not self.replicas.active:
+            return due, signum
+        due, signum = self.replicas.any(due, signum or 0)
+        return bool(due), int(signum) or None
 
     def save(self, state: TrainingState) -> None:
         started = time.monotonic()
         if not finite(state):
             return
-        write_snapshot(self.run_dir, self.run_dir.checkpoint, *self.snapshots.take(state.state_dict()))
+        taken = state.state_dict()  # on every process: it may hold collectives
+        if self.run_dir.writes:
+            write_snapshot(self.run_dir, self.run_dir.checkpoint, *self.snapshots.take(taken))
         now = time.monotonic()
         self.due = now + max(self.every, (now - started) / self.max_share)
         state.saved_epoch = state.epoch
         if hasattr(state, "saved_step"):  # loops that checkpoint only between epochs have no steps
             state.saved_step = state.step
 
-    def interrupted(self, state: TrainingState) -> Interrupted:
+    def interrupted(self, state: TrainingState, signum: int) -> Interrupted:
         where = state.position() if hasattr(state, "position") else f"after epoch {state.epoch}"
-        return Interrupted(self.signals.received, f"the checkpoint holds the run {where}", self.run_dir.path)
+        return Interrupted(signum, f"the checkpoint holds the run {where}", self.run_dir.path)
 
     def close(self) -> None:
         self.signals.restore()
