@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from prdc import compute_prdc
 from scipy.stats import entropy, ks_2samp, wasserstein_distance
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from torch import nn
@@ -222,6 +221,8 @@ class ImageJudge:
             self.features.train(was_training)
         n = min(self.n, len(generated))
         fake_features = _batched(self.features, generated[:n], self.batch_size).double().cpu().numpy()
+        from prdc import compute_prdc  # lazy: k-NN manifolds (scipy) only for a GAN's image quality, not every CLI call
+
         with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
             prdc = compute_prdc(self.real_features[:n], fake_features, nearest_k=self.k)
         return ImageQuality(fid, self.floor, **{name: float(value) for name, value in prdc.items()})
