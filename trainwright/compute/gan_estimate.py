@@ -57,7 +57,8 @@ class GANEstimate:
         timed = (f"estimate on {self.device}: {_duration(self.seconds_per_step)} per step (timed over {self.timed_steps} steps) "
                  f"x {self.steps:,} steps")
         if self.evaluation_seconds:
-            timed += (f" + {self.evaluations} evaluations x {_duration(self.evaluation_seconds)} = about "
+            plural = "s" if self.evaluations != 1 else ""
+            timed += (f" + {self.evaluations} evaluation{plural} x {_duration(self.evaluation_seconds)} = about "
                       f"{_duration(self.total_seconds)}")
         else:
             timed += (f" = about {_duration(self.total_seconds)}, plus {self.evaluations} evaluations once the judge of the "
