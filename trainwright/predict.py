@@ -25,6 +25,7 @@ from torch import nn
 from trainwright.config import Config
 from trainwright.configure import load_config
 from trainwright.data.prepare import Preprocessor, load_preprocessor, with_input_stage
+from trainwright.data.preprocessors import load_threshold
 from trainwright.data.sources import Rows, as_table, read_table
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.calibration import Calibrator
@@ -204,17 +205,6 @@ def load_calibrator(run_dir: Path) -> Calibrator | None:
         return Calibrator.from_dict(json.loads(path.read_text(encoding="utf-8"))["parameters"])
     except (ValueError, KeyError, TypeError):
         raise TrainwrightError(f"{path} is damaged; delete it and run `trainwright calibrate {run_dir}` again") from None
-
-
-def load_threshold(run_dir: Path) -> float | None:
-    """The run's binary decision threshold (``evaluate.threshold``), if it has one."""
-    path = Path(run_dir) / "threshold.json"
-    if not path.is_file():
-        return None
-    try:
-        return float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
-    except (ValueError, KeyError, TypeError):
-        raise TrainwrightError(f"{path} is damaged; train the run again (evaluate.threshold writes it)") from None
 
 
 def _free_name(frame: pd.DataFrame, name: str) -> str:

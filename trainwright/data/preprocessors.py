@@ -47,3 +47,15 @@ def saved_modality(directory: Path) -> str:
 def load_preprocessor(directory: Path) -> Preprocessor:
     """The fitted preprocessor saved in a run directory, of whatever modality it was."""
     return PREPROCESSORS[saved_modality(directory)].load(Path(directory))
+
+
+def load_threshold(directory: Path) -> float | None:
+    """The binary decision threshold saved in ``directory`` (``threshold.json``, ``evaluate.threshold``; a run or
+    an exported directory), or None. Read here, beside the preprocessing, so both predict paths share it."""
+    path = Path(directory) / "threshold.json"
+    if not path.is_file():
+        return None
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
+    except (ValueError, KeyError, TypeError):
+        raise TrainwrightError(f"{path} is damaged; train the run again (evaluate.threshold writes it)") from None

@@ -83,17 +83,6 @@ def class_probabilities(outputs: np.ndarray, task: str, calibration: Calibration
     return calibration.probabilities(outputs) if calibration else probabilities(outputs, task)
 
 
-def load_threshold(directory: Path) -> float | None:
-    """The binary decision threshold saved in ``directory`` (``threshold.json``, ``evaluate.threshold``), or None."""
-    path = Path(directory) / "threshold.json"
-    if not path.is_file():
-        return None
-    try:
-        return float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
-    except (ValueError, KeyError, TypeError):
-        raise TrainwrightError(f"{path} is damaged; train the run again (evaluate.threshold writes it)") from None
-
-
 def predicted_classes(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """(N,) class indices: the most probable class, or for two classes p(second) >= ``threshold`` when one is set
     (``evaluate.metrics.predicted_classes`` in numpy)."""

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainwright.data.preprocessors import load_preprocessor
+from trainwright.data.preprocessors import load_preprocessor, load_threshold
 from trainwright.data.sources import Rows, as_table
 from trainwright.errors import TrainwrightError
 from trainwright.export.manifest import Manifest, is_exported
-from trainwright.export.outputs import Calibration, class_probabilities, load_threshold, prediction_frame
+from trainwright.export.outputs import Calibration, class_probabilities, prediction_frame
 
 
 class Predictor:

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainwright.data.preprocessors import load_preprocessor, saved_modality
+from trainwright.data.preprocessors import load_preprocessor, load_threshold, saved_modality
 from trainwright.export.graph import load_pt2
 from trainwright.export.manifest import Manifest
-from trainwright.export.outputs import Calibration, load_threshold
+from trainwright.export.outputs import Calibration
 from trainwright.export.predictor import Predictor
 from trainwright.predict import load
 
