@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from trainwright.config import Config, Frozen, ModelConfig
+from trainwright.config.base import deep_merge
 from trainwright.config.gan import GANRunConfig
 from trainwright.data.builtin import BUILTINS
 from trainwright.data.modality import source_modality
@@ -169,17 +170,6 @@ def apply_override(raw: dict, item: str) -> None:
             raise TrainwrightError(f"--set {item!r}: {part!r} is a value, not a section")
         node = child
     node[parts[-1]] = value
-
-
-def deep_merge(base: dict, top: dict) -> dict:
-    """A new dict with ``top`` laid over ``base``, section by section."""
-    merged = copy.deepcopy(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def describe_validation_error(error: ValidationError, prefix: str = "") -> str:

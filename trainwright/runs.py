@@ -11,8 +11,8 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from trainwright.config.base import flat
 from trainwright.config.rl import rl_config
 from trainwright.configure import load_config, read_raw, validate_gan_config
 from trainwright.errors import TrainwrightError
@@ -92,7 +92,7 @@ def compare_runs(run_dirs: list[str | Path]) -> tuple[list[str], dict[str, list]
     if len(run_dirs) < 2:
         raise TrainwrightError("compare needs at least two run directories, e.g. trainwright compare runs/a runs/b")
     runs = [RunDir.open(path) for path in run_dirs]
-    configs = [_flatten(_config_dict(run)) for run in runs]
+    configs = [flat(_config_dict(run)) for run in runs]
     keys = list(dict.fromkeys(key for config in configs for key in config))
     missing = object()
     differ = {
@@ -117,17 +117,6 @@ def _config_dict(run: RunDir) -> dict:
     if recipe == "gan":
         return validate_gan_config(read_raw(run.config)).to_dict()
     return load_config(run.config).to_dict()
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"optimizer": {"lr": 0.1}}}`` -> ``{"train.optimizer.lr": 0.1}``."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def diagnose_run(run_dir: str | Path, diverged: dict | None = None) -> list[dict]:

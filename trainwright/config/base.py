@@ -1,6 +1,10 @@
-"""The base of every config section: unknown keys are errors, values are immutable."""
+"""The base of every config section (unknown keys are errors, values are immutable), and the two operations
+on config trees as plain dicts that the loaders, resume and compare share."""
 
 from __future__ import annotations
+
+import copy
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -9,3 +13,25 @@ class Frozen(BaseModel):
     """Base for config sections: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    """A new dict with ``top`` laid over ``base``, section by section."""
+    merged = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def flat(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"optimizer": {"lr": 0.1}}}`` -> ``{"train.optimizer.lr": 0.1}``."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

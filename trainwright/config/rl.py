@@ -15,12 +15,12 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
 from trainwright.config import Frozen
+from trainwright.config.base import deep_merge
 from trainwright.errors import TrainwrightError
 
 _STEPS = Field(100_000, gt=0, description="the budget: environment steps summed over all parallel environments")
@@ -225,8 +225,8 @@ def rl_config(raw: dict | RLConfig) -> RLConfig:
     algo = raw.get("algo") if isinstance(raw.get("algo"), dict) else {}
     env = raw.get("env") if isinstance(raw.get("env"), dict) else {}
     name, env_id = algo.get("name"), env.get("id")
-    merged = _deep_merge(ALGO_DEFAULTS.get(name, {}), TUNED.get((name, env_id), {}))
-    merged = _deep_merge(merged, raw)
+    merged = deep_merge(ALGO_DEFAULTS.get(name, {}), TUNED.get((name, env_id), {}))
+    merged = deep_merge(merged, raw)
     try:
         return RLConfig.model_validate(merged)
     except ValidationError as error:
@@ -235,7 +235,7 @@ def rl_config(raw: dict | RLConfig) -> RLConfig:
 
 def tuned_defaults(algo: str, env_id: str) -> dict:
     """The defaults ``rl_config`` lays under a config for this pair (empty when none are tuned)."""
-    return _deep_merge(ALGO_DEFAULTS.get(algo, {}), TUNED.get((algo, env_id), {}))
+    return deep_merge(ALGO_DEFAULTS.get(algo, {}), TUNED.get((algo, env_id), {}))
 
 
 def describe_rl_error(error: ValidationError) -> str:
@@ -263,13 +263,3 @@ def describe_rl_error(error: ValidationError) -> str:
         else:
             problems.append(f"{key} = {item.get('input')!r}: {message}" if key else message)
     return "invalid rl config: " + "; ".join(problems)
-
-
-def _deep_merge(base: dict, top: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from trainwright.config import Config
+from trainwright.config.base import flat
 from trainwright.errors import TrainwrightError
 from trainwright.rundir import RunDir
 from trainwright.training.loop import Fit
@@ -82,14 +83,3 @@ def record_resume(run_dir: RunDir, cfg: Config, where: str, changes: dict[str, t
 def changes_text(changes: dict[str, tuple[Any, Any]]) -> str:
     """'train.optimizer.lr 0.01 -> 0.001, train.epochs 40 -> 60'."""
     return ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changes.items())
-
-
-def flat(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"optimizer": {"lr": 0.1}}}`` -> ``{"train.optimizer.lr": 0.1}``."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
