@@ -17,6 +17,8 @@ import sys
 import time
 import warnings
 
+from worker_priority import priority  # a sibling file, found before the folder leaves the path below
+
 # Run as a script, Python puts this file's folder first on the path, where trainwright's own mlflow.py
 # and tensorboard.py would stand in for the packages of those names.
 sys.path = [p for p in sys.path if os.path.realpath(p or ".") != os.path.realpath(os.path.dirname(__file__))]
@@ -68,30 +70,6 @@ class Writer:
             if found is not None:
                 values.append(Summary.Value(tag=f"grad_norm/{name}", histo=HistogramProto(**found)))
         self.file.add_event(Event(step=step, wall_time=time.time(), summary=Summary(value=values)))
-
-
-def priority(lowest: bool, threads: tuple[int, ...] = (0,)) -> None:
-    """While the run trains, take only CPU time it leaves idle; after training (``hurry``), the usual share.
-
-    Lowest: this process's own scheduling group at nice 19 (Linux's autogroup: the training process
-    started this one in a session of its own, so it is not in the training's group, whose CPU share its
-    members split whatever their nice values), and SCHED_IDLE (a woken idle task never preempts a normal
-    one); elsewhere nice 19. Raising them again needs privileges (root, CAP_SYS_NICE): without, the
-    worker stays low, and after training it only takes longer on a busy machine.
-    """
-    try:
-        with open("/proc/self/autogroup", "w") as group:
-            group.write("19" if lowest else "0")
-    except OSError:
-        pass
-    try:
-        for thread in threads:  # the policy is each thread's (0: the calling one)
-            os.sched_setscheduler(thread, os.SCHED_IDLE if lowest else os.SCHED_OTHER, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux, or not allowed
-        try:
-            os.nice(19 if lowest else 0)
-        except OSError:
-            pass
 
 
 def main() -> None:
