@@ -93,6 +93,23 @@ def test_a_write_that_fails_keeps_the_old_file_its_entry_and_no_temporary_file(t
     run.unlock()
 
 
+def test_background_writes_land_in_order_before_later_writes_and_a_failed_one_is_raised(tmp_path):
+    run = RunDir.create(tmp_path, "run")
+    run.in_background(lambda: run.write_text(run.history, "epoch,loss\n1,0.5\n"))
+    run.in_background(lambda: run.write_text(run.history, "epoch,loss\n1,0.5\n2,0.4\n"))
+    run.write_json(run.metrics, {"epochs": 2})  # waits for the two above: the manifest lists all three
+    assert run.history.read_text() == "epoch,loss\n1,0.5\n2,0.4\n"
+    assert run.problems(run.history, run.metrics) == {}
+
+    def full_disk(tmp):
+        raise OSError(28, "No space left on device")
+
+    run.in_background(lambda: run.write_with(run.history, full_disk, size=1000))
+    with pytest.raises(WriteFailed, match="the disk is full"):
+        run.unlock()  # the failure of a background write is not lost: it is raised when the run lets go
+    assert not run.locked and run.history.read_text() == "epoch,loss\n1,0.5\n2,0.4\n"
+
+
 def test_files_are_written_with_the_umask_not_0600(tmp_path):
     before = os.umask(0o027)
     try:

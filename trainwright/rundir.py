@@ -72,15 +72,17 @@ import re
 import shutil
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import save_file
+from safetensors.torch import save, save_file
 from torch import distributed
 
 from trainwright.errors import RunLocked, TrainwrightError, WriteFailed
@@ -93,7 +95,14 @@ except ImportError:  # pragma: no cover - Windows: runs are written without a lo
 
 # The run directories this process holds the lock of: resolved path -> the lock file's descriptor.
 _LOCKS: dict[str, int] = {}
+# Writes handed to the writer thread (``RunDir.in_background``), by resolved path, not yet settled; one
+# thread writes them in order, and every write of the process goes through one lock, so the manifest's
+# read-modify-write never interleaves. A non-daemon thread: the interpreter waits for it at exit.
+_PENDING: dict[str, list[Future]] = {}
+_WRITE_LOCK = threading.RLock()
+_WRITER: ThreadPoolExecutor | None = None
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_IN_MEMORY = 256 * 2**20  # safetensors files up to this size are serialized in memory, then written
 
 
 def is_writer() -> bool:
@@ -258,7 +267,14 @@ class RunDir:
         _LOCKS[self._key()] = fd
 
     def unlock(self) -> None:
-        """Let the lock go (the file stays: removing it would race with the next holder)."""
+        """Let the lock go (the file stays: removing it would race with the next holder), once the writes
+        handed to the writer thread are done (a failed one is raised here, unless an earlier call raised it)."""
+        try:
+            self.settle()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
         fd = _LOCKS.pop(self._key(), None)
         if fd is not None:
             with contextlib.suppress(OSError):
@@ -316,20 +332,45 @@ class RunDir:
     def write_tensors(self, path: Path | str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
         """A safetensors file: the tensors must be on the CPU, contiguous and share no storage."""
         size = sum(t.numel() * t.element_size() for t in tensors.values()) + sum(map(len, (metadata or {}).values()))
-        self.write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), size=size)
+        if size <= _IN_MEMORY:  # serialized in memory: the file write and its checksum then let other threads run
+            self._write(path, save(tensors, metadata=metadata))
+        else:  # a large state is streamed to the file, not held twice in memory
+            self.write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), size=size)
 
     def write_with(self, path: Path | str, write: Callable[[Path], None], size: int | None = None) -> None:
         """``write(tmp)`` fills a temporary file beside ``path``, which then replaces ``path`` in one rename
         (``size``: about how many bytes it writes, for the message if the disk is full)."""
         self._write(path, write, size)
 
+    def in_background(self, write: Callable[[], None]) -> None:
+        """Run ``write`` (a function that writes files of this run through its methods) on the writer thread,
+        after the writes handed over before it: training ends while its last files are written, and they
+        overlap the evaluation that follows. Any later write or read through this class, ``settle`` and
+        ``unlock`` wait for them first and raise the error of one that failed (a full disk: WriteFailed)."""
+        global _WRITER
+        if not self.writes:
+            return
+        if _WRITER is None:
+            _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainwright-writer")
+        _PENDING.setdefault(self._key(), []).append(_WRITER.submit(write))
+
+    def settle(self) -> None:
+        """Wait for the writes handed to the writer thread; raise the first error among them."""
+        if not _PENDING or threading.current_thread().name.startswith("trainwright-writer"):
+            return  # the writer thread's own writes are in order already
+        pending = _PENDING.pop(self._key(), [])
+        errors = [error for future in pending if (error := future.exception()) is not None]
+        if errors:
+            raise errors[0]
+
     def _write(self, path: Path | str, content: bytes | Callable[[Path], None], size: int | None = None) -> None:
         if not self.writes:
             return
+        self.settle()  # files handed to the writer thread come first, in the order they were written
         full = self._inside(path)
         name = self._name(full)
         size = len(content) if isinstance(content, bytes) else size
-        with self.writing():
+        with _WRITE_LOCK, self.writing():
             try:
                 with atomic_path(full) as tmp:
                     if isinstance(content, bytes):
@@ -438,6 +479,7 @@ class RunDir:
 
     # ── reading ──────────────────────────────────────────────────────────────────────────
     def read_json(self, path: Path | str) -> Any:
+        self.settle()
         path = self.path / path if isinstance(path, str) else path
         try:
             return json.loads(path.read_text(encoding="utf-8"))

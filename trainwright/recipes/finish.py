@@ -61,6 +61,7 @@ def finish(run_dir: RunDir, console: Console, diverged: dict | None = None, trac
     """Diagnose the run and write its report, both from the run directory alone (``diverged``:
     ``{"epoch", "loss", "lr"}`` for a run whose loss became NaN); then the tracking callbacks
     (``track``) log the final metrics and the run's files, and close."""
+    run_dir.settle()  # the files training handed to the writer thread are on disk before they are read
     findings = diagnose_run(run_dir.path, diverged=diverged)
     run_dir.write_json(run_dir.diagnosis, {"findings": findings})
     print_findings(console, findings)

@@ -26,7 +26,10 @@ class Checkpoint(Callback):
     trained less than that and starts again from the beginning (same seed, same run).
 
     The interval stretches to ``1 / max_share`` times what the last write took (copy, file,
-    checksum), so checkpoints never cost more than ``max_share`` of the training time. A state
+    checksum), so checkpoints never cost more than ``max_share`` of the training time. The one at the
+    end of training is written on the run directory's writer thread (``RunDir.in_background``), so
+    the evaluation that follows does not wait for it; ``RunDir.settle`` (and every later write of
+    the run, and ``unlock``) waits for it. A state
     whose weights are no longer finite (a NaN loss mid-epoch) is not written: the last good
     checkpoint stays. ``state.saved_epoch`` (and ``saved_step`` where the loop has steps) say
     what the file holds. Between writes the hot loop pays one clock read per optimizer step.
@@ -62,7 +65,8 @@ class Checkpoint(Callback):
         last = state.stop_reason is not None or state.epoch >= state.max_epochs
         due, signum = self.agree()
         if due or last or signum is not None:
-            self.save(state)
+            # The last one is written while the run goes on to its evaluation (a signal's, before it ends the run).
+            self.save(state, background=last and signum is None)
         if signum is not None:
             raise self.interrupted(state, signum)
 
@@ -76,13 +80,18 @@ class Checkpoint(Callback):
         due, signum = self.replicas.any(due, signum or 0)
         return bool(due), int(signum) or None
 
-    def save(self, state: TrainingState) -> None:
+    def save(self, state: TrainingState, background: bool = False) -> None:
         started = time.monotonic()
         if not finite(state):
             return
         taken = state.state_dict()  # on every process: it may hold collectives
         if self.run_dir.writes:
-            write_snapshot(self.run_dir, self.run_dir.checkpoint, *self.snapshots.take(taken))
+            self.run_dir.settle()  # a snapshot handed to the writer thread is in the buffers this one reuses
+            snapshot = self.snapshots.take(taken)
+            if background:
+                self.run_dir.in_background(lambda: write_snapshot(self.run_dir, self.run_dir.checkpoint, *snapshot))
+            else:
+                write_snapshot(self.run_dir, self.run_dir.checkpoint, *snapshot)
         now = time.monotonic()
         self.due = now + max(self.every, (now - started) / self.max_share)
         state.saved_epoch = state.epoch

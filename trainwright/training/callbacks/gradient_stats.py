@@ -141,7 +141,7 @@ class GradientStats(Callback):
             self.records.append({"epoch": self.state.epoch + 1, "partial": True, **self._read(), "dead_share": []})
             self.writes.offer(self._write, list(self.records))
             self.sampled = 0
-        self.writes.flush()
+        self.run_dir.in_background(self.writes.flush)  # written while the run goes on
 
     def state_dict(self) -> dict:
         running = (

@@ -38,4 +38,4 @@ class HistoryCSV(Callback):
         self.run_dir.write_text(self.run_dir.history, buffer.getvalue())
 
     def close(self) -> None:
-        self.writes.flush()
+        self.run_dir.in_background(self.writes.flush)  # the last rows, written while the run goes on
