@@ -58,6 +58,11 @@ def launched() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def world_size() -> int:
+    """How many processes torchrun started for this run (1 when it did not)."""
+    return int(os.environ["WORLD_SIZE"]) if launched() else 1
+
+
 @dataclass
 class Replicas:
     """This process's place among the processes training one model; ``Replicas()`` is one process alone."""
