@@ -20,7 +20,9 @@ nccl on CUDA) and is then what the loop asks about the others:
 One process alone is ``Replicas()``: every method is then a no-op, so one code path serves both
 (torchtune's rule). Only rank 0 writes the run directory (``rundir.is_writer``).
 
-Another recipe's loop joins the same way (the supervised and distillation recipes do; a GAN's would):
+Another recipe's loop joins the same way (the supervised and distillation recipes do; the GAN's steps, whose
+penalties and frozen discriminator DistributedDataParallel cannot follow, sum their gradients themselves with
+``sum_gradients``, see ``training/gan_step.py``):
 ``replicas = Replicas.join(device)`` once per process, ``batches.shard(replicas.rank, replicas.size)``,
 ``replicas.wrap(module)`` for each trained module (its step calls the wrapper; a second wrapper's
 ``no_sync`` is its own), each share's loss weighted by ``len(share) * replicas.size / len(global
@@ -132,6 +134,19 @@ class Replicas:
         if self.wrapper is None or unless:
             return contextlib.nullcontext()
         return self.wrapper.no_sync()
+
+    def sum_gradients(self, params: list[nn.Parameter]) -> None:
+        """The gradients of ``params`` summed over every process, in place: one all-reduce of them all, flattened
+        (one bucket of DistributedDataParallel's, for a step it cannot wrap: a GAN's discriminator step takes
+        gradients with respect to its inputs for a penalty, and its generator step runs the discriminator frozen).
+        Parameters without a gradient are left out: every process must have the same ones (the same step)."""
+        grads = [p.grad for p in params if p.grad is not None]
+        if not self.active or not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads]).to(self._collective_device(grads[0].device))
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        for grad, summed in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            grad.copy_(summed.view_as(grad))
 
     # ── numbers every process must agree on ──────────────────────────────────────────────
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
