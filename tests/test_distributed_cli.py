@@ -111,3 +111,24 @@ def test_commands_that_run_in_one_process_refuse_several_in_one_line(tmp_path):
                                 timeout=120, check=False)
         expect_clear_error(result, *fragments)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_sharded_with_fsdp_on_two_processes_resumes_and_predicts_on_one(tmp_path):
+    from trainwright.data.builtin import BUILTINS
+
+    BUILTINS["iris"].load().head(5).to_csv(tmp_path / "rows.csv", index=False)
+    settings = ["--data", "iris", "--set", "train.strategy=fsdp", "--set", "model.dropout=0", "--set", "train.epochs=3",
+                "--set", "evaluate.baseline=false", "--name", "sharded"]
+    sharded = run_cli("train", *settings, "--nproc-per-node", "2", cwd=tmp_path)
+    assert sharded.returncode == 0, sharded.stderr
+    run = tmp_path / "runs/sharded"
+    weights = load_file(str(run / "model.safetensors"))  # plain full weights, named as the module names them
+    first = next(v for k, v in weights.items() if k.endswith("weight"))
+    assert first.shape[1] == 4 and not any(k.startswith(("module.", "_fsdp")) for k in weights)  # whole, not a shard
+    # The checkpoint (plain weights and optimizer state) continues on one process, and the model predicts there.
+    resumed = run_cli("train", "--resume", "runs/sharded", "--set", "train.epochs=5", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming runs/sharded after epoch 3" in resumed.stdout
+    predicted = run_cli("predict", "runs/sharded", "rows.csv", "-o", "out.csv", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert "wrote 5 predictions" in predicted.stdout
