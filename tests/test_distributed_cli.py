@@ -1,5 +1,8 @@
 """Data-parallel training through the command line: `trainwright train ... --nproc-per-node 2` (gloo, CPU).
 
+The commands that run in one process (cv, tune, continue, lr-find, play, an RL run, ...) refuse
+--nproc-per-node and torchrun (WORLD_SIZE > 1) in one line instead of running N times over one run.
+
 A process killed mid-run ends the whole run with one line that names it and the command that
 continues it; the checkpoint rank 0 wrote is intact, and `--resume` (on 2 processes again) finishes
 the run to the weights and history of an uninterrupted 2-process run, bit for bit; resumed on 1
@@ -17,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from helpers import TRAINWRIGHT, run_cli
+from helpers import TRAINWRIGHT, expect_clear_error, run_cli
 from safetensors.torch import load_file
 
 # Digits, 79 steps of 16 rows a epoch; no dropout (each process would draw its own masks).
@@ -94,3 +97,38 @@ def test_a_killed_process_ends_the_run_in_one_line_and_resume_finishes_it_as_if_
     weights, _ = weights_and_history(tmp_path / "runs/on-one")
     for name, tensor in expected.items():
         torch.testing.assert_close(weights[name], tensor, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_commands_that_run_in_one_process_refuse_several_in_one_line(tmp_path):
+    root = Path(__file__).parents[1]
+    expect_clear_error(run_cli("cv", str(root / "examples/digits.yaml"), "--nproc-per-node", "2", cwd=tmp_path),
+                       "`trainwright cv` runs in one process", "with --nproc-per-node")
+    # As torchrun starts each process: its place in the environment (the refusal comes before any rendezvous).
+    torchrun = {**os.environ, "COLUMNS": "120", "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
+    for args, fragments in ((["lr-find", str(root / "examples/digits.yaml")], ["`trainwright lr-find`", "WORLD_SIZE=2"]),
+                            (["train", str(root / "examples/rl/cartpole_ppo.yaml")], ["recipe: rl", "2 processes"])):
+        result = subprocess.run([str(TRAINWRIGHT), *args], cwd=tmp_path, env=torchrun, capture_output=True, text=True,
+                                timeout=120, check=False)
+        expect_clear_error(result, *fragments)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_sharded_with_fsdp_on_two_processes_resumes_and_predicts_on_one(tmp_path):
+    from trainwright.data.builtin import BUILTINS
+
+    BUILTINS["iris"].load().head(5).to_csv(tmp_path / "rows.csv", index=False)
+    settings = ["--data", "iris", "--set", "train.strategy=fsdp", "--set", "model.dropout=0", "--set", "train.epochs=3",
+                "--set", "evaluate.baseline=false", "--name", "sharded"]
+    sharded = run_cli("train", *settings, "--nproc-per-node", "2", cwd=tmp_path)
+    assert sharded.returncode == 0, sharded.stderr
+    run = tmp_path / "runs/sharded"
+    weights = load_file(str(run / "model.safetensors"))  # plain full weights, named as the module names them
+    first = next(v for k, v in weights.items() if k.endswith("weight"))
+    assert first.shape[1] == 4 and not any(k.startswith(("module.", "_fsdp")) for k in weights)  # whole, not a shard
+    # The checkpoint (plain weights and optimizer state) continues on one process, and the model predicts there.
+    resumed = run_cli("train", "--resume", "runs/sharded", "--set", "train.epochs=5", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming runs/sharded after epoch 3" in resumed.stdout
+    predicted = run_cli("predict", "runs/sharded", "rows.csv", "-o", "out.csv", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert "wrote 5 predictions" in predicted.stdout

@@ -24,6 +24,7 @@ from trainwright.recipes import estimate as estimate_recipe
 from trainwright.recipes import gan, supervised
 from trainwright.recipes.finish import Run
 from trainwright.rundir import RunDir
+from trainwright.training.distributed import world_size
 
 
 def train(
@@ -64,6 +65,11 @@ def train(
             )
         return supervised.train(cfg, model=model, runs_dir=runs_dir, name=name, resume=run_dir, console=console)
     if recipe == "rl":
+        if world_size() > 1:  # its data are the environments it steps, not rows a process could take a share of
+            raise TrainwrightError(
+                f"recipe: rl trains in one process and cannot run on {world_size()} processes (torchrun, --nproc-per-node); "
+                "start it without them (--seeds N trains several seeds)"
+            )
         rl = rl_recipe()
         cfg = rl_config(raw)
         if model is not None:

@@ -60,6 +60,25 @@ def user_errors(command):
 
 # Set by `train --nproc-per-node` for the processes it starts: it says their errors in one line itself.
 LAUNCHED_BY_TRAINWRIGHT = "TRAINWRIGHT_LAUNCHER"
+# The commands that train on data in several processes (torchrun, --nproc-per-node): `train` (supervised and gan
+# recipes; rl refuses in the API) and `distill`. `estimate --nproc-per-node N` only estimates them; the rest run in one.
+DATA_PARALLEL = ("train", "distill")
+
+
+@app.callback()
+def one_process(ctx: typer.Context) -> None:
+    """Refuse, in one line, a command that runs in one process when torchrun started it in several (WORLD_SIZE > 1)
+    or it was given --nproc-per-node, instead of running it N times over one run directory."""
+    command = ctx.invoked_subcommand
+    size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    asked = any(arg.split("=")[0] == "--nproc-per-node" for arg in sys.argv[1:])
+    if command in DATA_PARALLEL or (command == "estimate" and size == 1):
+        return
+    if size > 1 or asked:
+        how = f"under torchrun (WORLD_SIZE={size})" if size > 1 else "with --nproc-per-node"
+        report_error(f"`trainwright {command}` runs in one process and cannot be started {how}; data-parallel training is "
+                     "`train` (supervised and gan recipes) and `distill`: run this command without it")
+        raise typer.Exit(2)
 
 
 def report_error(text: str, interrupted: bool = False) -> None:

@@ -40,6 +40,8 @@ CASES = {
             "model": {"type": "cnn", "widths": [4, 8], "convs": 1, "batch_norm": False, "dropout": 0.0},
             "train": {**TRAIN, "batch_size": 24}},
 }
+# train.strategy: fsdp: the MLP's parameters, gradients and Adam state sharded over the processes (FSDP2).
+CASES["mlp_fsdp"] = {**CASES["mlp"], "train": {**CASES["mlp"]["train"], "strategy": "fsdp"}}
 ACCUMULATE = (1, 3)
 
 
@@ -52,7 +54,8 @@ def train_weights(name: str, accumulate: int, runs_dir: Path, replicas: Replicas
     run = build_fit(cfg, module, data, torch.device("cpu"), run_dir, Console(quiet=True), replicas)
     fit(run)
     run_dir.unlock()
-    return {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}, run.history
+    weights = replicas.full_weights(module)  # FSDP: gathered on rank 0 ({} elsewhere)
+    return {k: v.detach().clone().contiguous() for k, v in weights.items()}, run.history
 
 
 def distilled_weights(runs_dir: Path, replicas: Replicas) -> dict[str, torch.Tensor]:

@@ -3,8 +3,9 @@
 Each process takes its share of every global batch from the same shuffle, and DistributedDataParallel
 averages the gradients, so the final weights of 1 and 2 processes agree to float rounding (1e-6, as
 Accelerate's ``training_check`` asks), for an MLP and a CNN, with and without gradient accumulation,
-and for the distillation recipe's student.
-The 2-process runs are one torchrun launch on loopback with a free port (``ddp_parity.py``).
+and for the distillation recipe's student; a GAN's three networks through its recipe agree to 1e-5
+(``test_a_gan_on_two_processes_...``: why not 1e-6).
+The 2-process runs are one torchrun launch on loopback with a free port (``ddp_parity.py``, ``gan_parity.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -25,6 +27,7 @@ from trainwright.training.launch import failure_message
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_parity import ACCUMULATE, CASES, distilled_weights, train_weights
+from gan_parity import gan_weights
 
 ROOT = Path(__file__).parents[2]
 
@@ -66,6 +69,27 @@ def test_distillation_on_two_processes_teaches_the_same_student_as_on_one(two_pr
     theirs = load_file(str(two_processes / "distilled.safetensors"))
     for name, tensor in weights.items():
         torch.testing.assert_close(theirs[name], tensor, atol=1e-6, rtol=1e-6, msg=name)
+
+
+def test_a_gan_on_two_processes_trains_the_weights_one_process_trains(tmp_path):
+    """Both networks and the generator's moving average, through the GAN recipe (setup, loop, finish).
+
+    1e-5, not 1e-6: a discriminator's gradients are differences of two nearly equal terms (its slope on real
+    and on generated samples), so the rounding of a sum taken in another order is large against the gradient,
+    and Adam, which divides by the gradient's own scale, carries it into the weights (6e-6 on the first
+    layer's bias after 20 steps, 1e-8 elsewhere). A share drawing its own noise instead of its rows of the
+    global batch's differs by 5e-3."""
+    torch.set_num_threads(1)
+    result = torchrun(str(Path(__file__).with_name("gan_parity.py")), str(tmp_path / "two"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    theirs = load_file(str(tmp_path / "two/gan.safetensors"))
+    weights = gan_weights(tmp_path / "one/runs")
+    assert weights.keys() == theirs.keys() and any(k.startswith("generator_ema.") for k in weights)
+    for name, tensor in weights.items():
+        torch.testing.assert_close(theirs[name], tensor, atol=1e-5, rtol=1e-5, msg=name)
+    one, two = (pd.read_csv(tmp_path / where / f"runs/gan-{n}/history.csv") for where, n in (("one", 1), ("two", 2)))
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "quality"):  # summed over the processes
+        assert two[key].tolist() == pytest.approx(one[key].tolist(), abs=1e-6), key
 
 
 def test_each_process_takes_its_share_of_the_same_global_batches():

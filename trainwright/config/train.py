@@ -85,6 +85,9 @@ class TrainConfig(Frozen):
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast; fp16 adds loss scaling")
     compile: bool = Field(False, description="torch.compile the model (the first steps compile it)")
     accumulate: int = Field(1, ge=1, description="batches per optimizer step (gradient accumulation)")
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="several processes: ddp keeps a whole model in each (DistributedDataParallel); fsdp shards "
+        "parameters, gradients and optimizer state across them (PyTorch's FSDP2, fully_shard)")
     data_placement: Literal["auto", "device", "stream"] = Field(
         "auto", description="device: training data resident on the device; stream: DataLoader workers, pinned memory, "
         "non-blocking copies; auto: device unless the training data would take over half the GPU's free memory")

@@ -138,7 +138,8 @@ def frechet_distance(
         True
     """
     # torchmetrics sums the features and their products in float64, so the covariances keep their digits
-    metric = FrechetInceptionDistance(feature=features, reset_real_features=True).to(images_a.device)
+    # sync_on_compute off: one process computes it (a data-parallel GAN's rank 0), the others are not waiting to join
+    metric = FrechetInceptionDistance(feature=features, reset_real_features=True, sync_on_compute=False).to(images_a.device)
     was_training = features.training
     features.eval()
     try:
@@ -197,7 +198,9 @@ class ImageJudge:
         self.n_classes = self.classifier_outputs(real_train[:2])
         self.floor = frechet_distance(self.features, real_train, real_test, batch_size)
         # torchmetrics keeps the real statistics across resets when reset_real_features is off
-        self.fid = FrechetInceptionDistance(feature=self.features, reset_real_features=False).to(real_train.device)
+        # sync_on_compute off: one process judges (a data-parallel GAN's rank 0), the others are not waiting to join
+        self.fid = FrechetInceptionDistance(feature=self.features, reset_real_features=False,
+                                            sync_on_compute=False).to(real_train.device)
         with torch.no_grad():
             for start in range(0, len(real_train), batch_size):
                 self.fid.update(real_train[start : start + batch_size], real=True)

@@ -140,14 +140,20 @@ class OneHotBlocks(nn.Module):
         super().__init__()
         self.generator, self.spans, self.temperature = generator, list(spans), temperature
         self.latent_size, self.n_classes = generator.latent_size, generator.n_classes
+        # Data-parallel (set by the GAN recipe): the rows of a global batch and this process's slice of them, so the
+        # Gumbel noise is drawn for the whole global batch and this process takes its rows, as it does with z.
+        self.share: tuple[int, slice] | None = None
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.generator(z, labels)  # (B, features)
+        rows, mine = self.share if self.share and len(x) == self.share[1].stop - self.share[1].start else (len(x), slice(None))
         parts, last = [], 0
         for start, end in self.spans:
             logits = x[:, start:end]
-            if self.training:
-                block = F.gumbel_softmax(logits, tau=self.temperature, hard=True)
+            if self.training:  # F.gumbel_softmax(logits, tau, hard=True), its noise drawn for all the rows
+                gumbels = -torch.empty(rows, end - start, dtype=x.dtype, device=x.device).exponential_().log()[mine]
+                soft = ((logits + gumbels) / self.temperature).softmax(dim=1)  # (B, width)
+                block = F.one_hot(soft.argmax(dim=1), end - start).to(x.dtype) - soft.detach() + soft  # straight-through
             else:
                 block = F.one_hot(logits.argmax(dim=1), end - start).to(x.dtype)
             parts += [x[:, last:start], block]

@@ -84,6 +84,7 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
     replicas = getattr(fit, "replicas", None)  # a member of a batched fit (cv, tune) trains in one process
     val_outputs, test_outputs, train_outputs = (outputs_for(module, x, device, cfg, replicas)
                                                 for x in (data.x_val, data.x_test, data.x_train))
+    weights = replicas.full_weights(module) if replicas is not None else module.state_dict()  # FSDP: rank 0 gathers
     if not run_dir.writes:
         return Run(run_dir.path, cfg, {}, fit.history)
     threshold = decision_threshold(cfg, data, val_outputs, run_dir, console)
@@ -116,7 +117,8 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
         metrics["intervals"]["baselines"], metrics["comparison"] = judge(
             ours, comparable_predictions, metrics["baselines"], truth, data.task, n_classes, scale
         )
-    run_dir.save_weights(module)
+    # Plain full weights (cloned: safetensors refuses tensors that share storage).
+    run_dir.write_tensors(run_dir.weights, {k: v.detach().to("cpu").clone().contiguous() for k, v in weights.items()})
     run_dir.write_text(run_dir.predictions, test_predictions(test_outputs, data).to_csv(index=False))
     run_dir.write_json(run_dir.metrics, metrics)
     if isinstance(data, ImageData):  # the misclassified test images, and training images before and after augmentation
@@ -170,7 +172,8 @@ def outputs_for(module: nn.Module, x: torch.Tensor, device: torch.device, cfg: C
     """The model's outputs on ``x``, batch by batch (x may not fit on the device); ``replicas``: each process
     predicts its contiguous share of the rows and every process gets them all, in order, each once."""
     replicas = replicas or Replicas()
-    mine = predict_outputs(module, x[replicas.shard_rows(len(x))], cfg.evaluate.batch_size, device).float()
+    with replicas.whole(module):  # FSDP: the weights gathered once, not per batch
+        mine = predict_outputs(module, x[replicas.shard_rows(len(x))], cfg.evaluate.batch_size, device).float()
     return replicas.gather_rows(mine, len(x)).cpu()
 
 

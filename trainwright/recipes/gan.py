@@ -9,6 +9,11 @@ on the real training images, kept in ``classifier/``; tables: per-column distanc
 ``gan.evaluate.every_steps``, the best generator kept by them), ⑤ finish: the kept generator judged on
 fresh samples, both networks' weights and the moving average's, samples, metrics, diagnosis and report.
 
+Data-parallel (started by torchrun, or ``train --nproc-per-node N``): every process takes its share of
+each global batch and the two networks' gradients are summed over the processes (``training/gan_step.py``),
+so a run on N processes trains the weights one process trains; rank 0 writes the run directory, judges the
+samples and finishes the run.
+
 Example:
     >>> run = train_gan(validate_gan_config({"recipe": "gan", "data": {"source": "ring"}}))
     >>> run.metrics["quality"]["modes"], run.metrics["quality"]["high_quality"]
@@ -49,8 +54,10 @@ from trainwright.recipes.setup import build_module, check_same_data, resolve_dev
 from trainwright.rundir import RunDir, default_run_name, environment, unique_name
 from trainwright.training.callbacks import Callback, CallbackList, Checkpoint, EarlyStopping, HistoryCSV, ProgressBar
 from trainwright.training.checkpoint import load_state
+from trainwright.training.distributed import Replicas, from_rank0, peer_lost
 from trainwright.training.gan_loop import GANFit, RealBatches, fit_gan
 from trainwright.training.gan_step import GANSteps
+from trainwright.training.launch import record_failure
 
 GAN_FILE = "gan.json"  # what `trainwright sample` needs to rebuild the generator and decode its samples
 WEIGHTS = {"generator": "generator.safetensors", "discriminator": "discriminator.safetensors",
@@ -62,10 +69,12 @@ MAX_JUDGED = 10_000  # real images the judge's statistics use at most (train, an
 def train_gan(cfg: GANRunConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: RunDir | None = None,
               console: Console | None = None) -> Run:
     """Train a GAN as ``cfg`` says into a new run directory, or continue ``resume`` from its checkpoint."""
-    console = console or Console()
+    # Data-parallel (started by torchrun): join the others; rank 0 prints and writes, the others are quiet.
+    replicas = Replicas.join(resolve_device(cfg.train.device))
+    console = (console or Console()) if replicas.rank == 0 else Console(quiet=True)
     started = time.perf_counter()
     # ①-③ The data, the networks and the estimate.
-    data, device, gan, batches, est = setup_gan(cfg, console)
+    data, device, gan, batches, est = setup_gan(cfg, console, replicas)
 
     # ③ The run directory and the judge of the samples.
     evaluate = make_evaluate(cfg, data, None, device) if data.kind != "images" else None  # images: once the judge is trained
@@ -74,14 +83,14 @@ def train_gan(cfg: GANRunConfig, *, runs_dir: str | Path = "runs", name: str | N
     else:
         run_dir = resume
         check_same_data(run_dir, data.prepared)
-    judge = build_judge(cfg, data, run_dir, device, console)
+    judge = build_judge(cfg, data, run_dir, device, console, replicas)
     if judge is not None:
         evaluate = make_evaluate(cfg, data, judge, device)
 
     # ④ The loop: callbacks see one "epoch" per evaluation period.
     every = cfg.gan.evaluate.every_steps
     fit = GANFit(gan, batches, evaluate, cfg.train.steps, every, cfg.gan.d_steps, cfg.gan.conditional,
-                 build_callbacks(cfg, data, run_dir, device, console))
+                 build_callbacks(cfg, data, run_dir, device, console, replicas))
     if resume is not None:
         previous = resume_from_checkpoint(fit, run_dir, console)
         run_dir.write_text(run_dir.config, cfg.to_yaml())  # the run's config says how long it now trains (--set train.steps)
@@ -89,28 +98,53 @@ def train_gan(cfg: GANRunConfig, *, runs_dir: str | Path = "runs", name: str | N
         torch.manual_seed(cfg.train.seed + 1)  # the loop's stream, whatever the judge's training drew before it
         previous = 0.0
     loop_started = time.perf_counter()
+    if replicas.active:  # what the launcher says if a process dies: the run, and the command that continues it
+        record_failure(f"the last checkpoint of {run_dir.path} is kept; continue with "
+                       f"`{replicas.resume_command(run_dir.path)}`", in_advance=True)
     try:
         fit_gan(fit)
     except TrainingDiverged:
-        finish(run_dir, console, diverged={"epoch": fit.epoch + 1, "loss": float("nan"), "lr": gan.opt_d.param_groups[0]["lr"]})
+        if run_dir.writes:
+            finish(run_dir, console, diverged={"epoch": fit.epoch + 1, "loss": float("nan"),
+                                               "lr": gan.opt_d.param_groups[0]["lr"]})
         raise
+    except RuntimeError as error:
+        if not peer_lost(error):
+            raise
+        held = (f"the checkpoint of {run_dir.path} holds the run after generator step {fit.saved_epoch * fit.every:,}"
+                if fit.saved_epoch else f"{run_dir.path} has no checkpoint yet: train it again")
+        message = (f"another process of this run stopped, so every process stops; {held}; continue with "
+                   f"`{replicas.resume_command(run_dir.path)}`")
+        record_failure(message)
+        raise TrainwrightError(message) from None
     seconds = previous + time.perf_counter() - loop_started
     if fit.stop_reason:
         console.print(fit.stop_reason, highlight=False)
 
-    # ⑤ The kept generator on fresh samples, every file, the diagnosis and the report.
-    metrics = finish_gan(cfg, data, fit, judge, est, run_dir, seconds, device, console)
-    console.print(f"total {time.perf_counter() - started:.1f} s", highlight=False)
-    finish(run_dir, console)
+    # ⑤ The kept generator on fresh samples, every file, the diagnosis and the report (rank 0: the others leave).
+    metrics = {}
+    if run_dir.writes:
+        metrics = finish_gan(cfg, data, fit, judge, est, run_dir, seconds, device, console)
+        console.print(f"total {time.perf_counter() - started:.1f} s", highlight=False)
+        finish(run_dir, console)
+    replicas.close()  # every process leaves once rank 0 has written the results
     return Run(run_dir.path, cfg, metrics, fit.history)
 
 
-def setup_gan(cfg: GANRunConfig, console: Console) -> tuple[GANData, torch.device, GANSteps, RealBatches, GANEstimate]:
+def setup_gan(cfg: GANRunConfig, console: Console,
+              replicas: Replicas | None = None) -> tuple[GANData, torch.device, GANSteps, RealBatches, GANEstimate]:
     """Stages ① to ③ of a run, nothing written: the data, the seeded networks, the real batches and the estimate
-    (``trainwright estimate`` stops here)."""
+    (``trainwright estimate`` stops here). ``replicas``: data-parallel, the batches are this process's shares."""
+    replicas = replicas or Replicas()
+    packs = cfg.train.batch_size // cfg.gan.pack
+    if packs < replicas.size:
+        raise TrainwrightError(
+            f"train.batch_size {cfg.train.batch_size} holds {packs} pack{'s' if packs != 1 else ''} of gan.pack "
+            f"{cfg.gan.pack}, fewer than the {replicas.size} processes that share each batch: raise train.batch_size"
+        )
     # ① Data: what the discriminator sees, and how a generated sample maps back to the data's own units.
     data = load_gan_data(cfg, console)
-    device = resolve_device(cfg.train.device)
+    device = replicas.device(resolve_device(cfg.train.device))
 
     # ② The networks, seeded: the same config gives the same initial weights.
     torch.manual_seed(cfg.train.seed)
@@ -118,10 +152,14 @@ def setup_gan(cfg: GANRunConfig, console: Console) -> tuple[GANData, torch.devic
     if data.spans:
         generator = OneHotBlocks(generator, data.spans)
     discriminator = build_discriminator(cfg.gan, data.shape, data.n_classes)
-    gan = GANSteps(generator.to(device), discriminator.to(device), cfg.gan, data.n_classes, total_steps=cfg.train.steps)
+    gan = GANSteps(generator.to(device), discriminator.to(device), cfg.gan, data.n_classes, total_steps=cfg.train.steps,
+                   replicas=replicas)
+    if replicas.active and isinstance(generator, OneHotBlocks):  # its Gumbel noise: drawn for the global batch too
+        usable = cfg.train.batch_size - cfg.train.batch_size % cfg.gan.pack
+        generator.share = (usable, gan.share(cfg.train.batch_size))
     console.print(network_line(cfg, data, gan, device), highlight=False, soft_wrap=True)
     batches = RealBatches(data.x, data.y, cfg.train.batch_size, torch.Generator().manual_seed(cfg.train.seed), device,
-                          data.prepare)
+                          data.prepare, share=gan.share(cfg.train.batch_size))
 
     # ③ The estimate: timed on copies of the networks, the random streams forked; the quality measures
     # timed once where they need no trained judge.
@@ -249,7 +287,8 @@ def start_gan_run(cfg: GANRunConfig, data: GANData, gan: GANSteps, device: torch
                   name: str | None) -> RunDir:
     """The run directory and what the run starts from: config, environment, data, preprocessing, networks."""
     kind = "gan-mlp" if len(data.shape) == 1 else "gan-dcgan"
-    run_dir = RunDir.create(runs_dir, name or unique_name(runs_dir, default_run_name(data.prepared.name, kind)))
+    # Data-parallel: rank 0 names the run (a timestamp may differ a second between processes).
+    run_dir = RunDir.create(runs_dir, from_rank0(name or unique_name(runs_dir, default_run_name(data.prepared.name, kind))))
     run_dir.write_text(run_dir.config, cfg.to_yaml())
     run_dir.write_json(run_dir.environment, environment(device, cfg.train.seed))
     run_dir.write_json(run_dir.data, data.prepared.summary)
@@ -268,9 +307,11 @@ def start_gan_run(cfg: GANRunConfig, data: GANData, gan: GANSteps, device: torch
     return run_dir
 
 
-def build_judge(cfg: GANRunConfig, data: GANData, run_dir: RunDir, device: torch.device, console: Console) -> ImageJudge | None:
+def build_judge(cfg: GANRunConfig, data: GANData, run_dir: RunDir, device: torch.device, console: Console,
+                replicas: Replicas | None = None) -> ImageJudge | None:
     """Images: a classifier trained by trainwright on the real training images (kept as ``classifier/``, a
-    supervised run of its own) judges the samples. Other data need no network to be judged."""
+    supervised run of its own, data-parallel too on several processes) judges the samples. Other data need no
+    network to be judged."""
     if data.kind != "images":
         return None
     path = run_dir.path / "classifier"
@@ -284,8 +325,8 @@ def build_judge(cfg: GANRunConfig, data: GANData, run_dir: RunDir, device: torch
         resume = RunDir.open(path) if (path / "config.yaml").is_file() else None  # interrupted while training the judge
         module = build_module(classifier_cfg, data.prepared)
         run = supervised.train_prepared(classifier_cfg, data.prepared, module, runs_dir=run_dir.path, name="classifier",
-                                        resume=resume, console=Console(quiet=True))
-        classifier, accuracy = module.to(device).eval(), run.metrics["test"].get("accuracy")
+                                        resume=resume, console=Console(quiet=True), replicas=replicas)
+        classifier, accuracy = module.to(device).eval(), run.metrics.get("test", {}).get("accuracy")  # rank 0's
     shown = f"test accuracy {accuracy:.3f}, " if accuracy is not None else ""
     console.print(f"judge of the samples: {cfg.data.source}'s classifier ({shown}{path})", highlight=False, soft_wrap=True)
     prepared = data.prepared
@@ -333,7 +374,8 @@ def measure(cfg: GANRunConfig, data: GANData, x: torch.Tensor, asked: torch.Tens
     return {"quality": 1 - mean, "column_distance": mean, "correlation_gap": gap, "columns": distances}
 
 
-def build_callbacks(cfg: GANRunConfig, data: GANData, run_dir: RunDir, device: torch.device, console: Console) -> CallbackList:
+def build_callbacks(cfg: GANRunConfig, data: GANData, run_dir: RunDir, device: torch.device, console: Console,
+                    replicas: Replicas | None = None) -> CallbackList:
     """The shared callbacks, unchanged, plus the sample pictures kept along the way."""
     ev, every = cfg.gan.evaluate, cfg.gan.evaluate.every_steps
     periods = math.ceil(cfg.train.steps / every)
@@ -349,7 +391,7 @@ def build_callbacks(cfg: GANRunConfig, data: GANData, run_dir: RunDir, device: t
         [
             EarlyStopping(stopping),
             HistoryCSV(run_dir),
-            Checkpoint(run_dir),
+            Checkpoint(run_dir, replicas=replicas),
             ProgressBar(console, periods, every, "quality"),  # an "epoch" here is an evaluation period
             SampleSnapshots(cfg, data, run_dir, device, periods),
         ]
@@ -366,7 +408,7 @@ class SampleSnapshots(Callback):
         self.periods = {round(p) for p in np.linspace(1, periods, min(SNAPSHOTS, periods))}
 
     def on_epoch_end(self, state, logs: dict) -> None:
-        if state.epoch in self.periods or state.stop_reason:
+        if self.run_dir.writes and (state.epoch in self.periods or state.stop_reason):
             gan = state.gan
             png = draw_samples(
                 self.cfg, self.data, gan, picture_size(self.cfg, self.data), None, self.device, f"step {logs['step']:,}"

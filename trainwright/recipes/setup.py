@@ -257,6 +257,7 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
         drop_singleton=has_batch_norm(module),
         transform=data.train_transform,
     ).shard(replicas.rank, replicas.size)  # augmentation: training batches only
+    model = replicas.wrap(module, tc.strategy)  # fsdp: sharded in place, so before its optimizer is built
     optimizer = build_optimizer(tc.optimizer, transfer.parameter_groups(module, cfg))  # backbone: its own lr
     schedule = Schedule(tc.schedule, optimizer, tc.epochs, math.ceil(len(batches) / tc.accumulate))  # optimizer steps per epoch
     callbacks = CallbackList(
@@ -277,7 +278,7 @@ def build_fit(cfg: Config, module: nn.Module, data: Prepared, device: torch.devi
         module,
         optimizer,
         schedule,
-        supervised_loss(replicas.wrap(module), task_loss),
+        supervised_loss(model, task_loss),
         batches,
         validate,
         tc,
@@ -324,7 +325,8 @@ def make_validate(loss_fn, x_val: torch.Tensor, y_val: torch.Tensor, task: str, 
     mine = replicas.shard_rows(len(x_val))
 
     def validate(model: nn.Module) -> dict[str, float]:
-        out = replicas.gather_rows(predict_outputs(model, x_val[mine], batch_size), len(x_val))
+        with replicas.whole(model):  # FSDP: the weights gathered once, not per batch
+            out = replicas.gather_rows(predict_outputs(model, x_val[mine], batch_size), len(x_val))
         logs = {"val_loss": loss_fn(out, y_val)}
         if task == "regression":
             residual = (out - y_val).pow(2).sum()

@@ -13,6 +13,12 @@ nccl on CUDA) and is then what the loop asks about the others:
   them across processes during the backward pass; ``no_sync`` skips that on all but the last
   batch of an accumulation group; the checkpoint, the callbacks and the finish step see the plain
   module, so checkpoints hold plain weights and a run resumes on any number of processes;
+- **sharding** (``train.strategy: fsdp``): ``wrap`` shards the module in place with FSDP2
+  (``fully_shard``: each layer's parameters, their gradients and so the optimizer's state split across
+  the processes, gathered layer by layer for the forward and backward passes, gradients reduce-scattered);
+  ``full_state`` gathers plain full weights and optimizer state for a checkpoint (``load_full_state``
+  shards them again), and ``whole`` holds the weights gathered while a process predicts its share of
+  rows, so processes with different numbers of batches wait for no collective;
 - **decisions**: the loss is summed across processes (``sum``), and whether to checkpoint (time,
   a signal on any process) and whether to stop are agreed (``any``, ``from_rank0``), so every
   process takes the same branch and none waits forever in a collective the others skipped.
@@ -20,7 +26,9 @@ nccl on CUDA) and is then what the loop asks about the others:
 One process alone is ``Replicas()``: every method is then a no-op, so one code path serves both
 (torchtune's rule). Only rank 0 writes the run directory (``rundir.is_writer``).
 
-Another recipe's loop joins the same way (the supervised and distillation recipes do; a GAN's would):
+Another recipe's loop joins the same way (the supervised and distillation recipes do; the GAN's steps, whose
+penalties and frozen discriminator DistributedDataParallel cannot follow, sum their gradients themselves with
+``sum_gradients``, see ``training/gan_step.py``):
 ``replicas = Replicas.join(device)`` once per process, ``batches.shard(replicas.rank, replicas.size)``,
 ``replicas.wrap(module)`` for each trained module (its step calls the wrapper; a second wrapper's
 ``no_sync`` is its own), each share's loss weighted by ``len(share) * replicas.size / len(global
@@ -44,6 +52,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import distributed as dist
 from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.tensor import DTensor, distribute_tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from trainwright.errors import TrainwrightError
@@ -58,6 +75,11 @@ def launched() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def world_size() -> int:
+    """How many processes torchrun started for this run (1 when it did not)."""
+    return int(os.environ["WORLD_SIZE"]) if launched() else 1
+
+
 @dataclass
 class Replicas:
     """This process's place among the processes training one model; ``Replicas()`` is one process alone."""
@@ -67,6 +89,7 @@ class Replicas:
     local_rank: int = 0
     local_size: int = 1  # processes on this machine
     wrapper: nn.Module | None = field(default=None, repr=False)  # the DistributedDataParallel the step runs
+    strategy: str = "ddp"  # or "fsdp": the module itself sharded (``wrap``)
 
     @classmethod
     def join(cls, device: torch.device) -> Replicas:
@@ -108,13 +131,22 @@ class Replicas:
         return torch.device("cuda", self.local_rank) if self.active and device.type == "cuda" else device
 
     # ── the model ────────────────────────────────────────────────────────────────────────
-    def wrap(self, module: nn.Module) -> nn.Module:
+    def wrap(self, module: nn.Module, strategy: str = "ddp") -> nn.Module:
         """The module the training step runs: ``module`` itself, or its ``DistributedDataParallel`` wrapper
-        (which starts by copying rank 0's weights to every process). ``module`` stays what checkpoints hold."""
+        (which starts by copying rank 0's weights to every process). ``module`` stays what checkpoints hold.
+        ``strategy="fsdp"``: ``module`` itself, sharded in place (build its optimizer after this)."""
         if not self.active:
             return module
         if self.rank:  # its own dropout masks (rank 0 keeps the stream one process would draw from)
             torch.manual_seed(torch.initial_seed() + self.rank)
+        if strategy == "fsdp":
+            # Every process built the same seeded weights. One unit per layer that holds parameters (it is gathered
+            # for its own forward and backward only), then the rest (the root).
+            for layer in [m for m in module.modules() if m is not module and any(True for _ in m.parameters(recurse=False))]:
+                fully_shard(layer)
+            fully_shard(module)
+            self.wrapper, self.strategy = module, strategy
+            return module
         ids = [module_device(module).index] if module_device(module).type == "cuda" else None
         if ids is not None:  # batch statistics over the whole global batch, as one process computes them
             module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
@@ -126,7 +158,62 @@ class Replicas:
         (it then carries every batch's gradients of the group)."""
         if self.wrapper is None or unless:
             return contextlib.nullcontext()
+        if isinstance(self.wrapper, FSDPModule):
+            return _gradient_sync_off(self.wrapper)
         return self.wrapper.no_sync()
+
+    def whole(self, module: nn.Module) -> contextlib.AbstractContextManager:
+        """FSDP: ``module``'s weights gathered for the block (each process predicts its own share of rows, in
+        as many batches as it has, with no collective); nothing to do otherwise."""
+        return _gathered(module) if isinstance(module, FSDPModule) else contextlib.nullcontext()
+
+    def full_state(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+        """``module``'s and ``optimizer``'s states as one process holds them (plain full tensors, the optimizer's
+        by parameter index), for a checkpoint: under FSDP gathered on rank 0 (the writer; {} elsewhere)."""
+        if not isinstance(module, FSDPModule):
+            return module.state_dict(), optimizer.state_dict()
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        by_name = get_optimizer_state_dict(module, optimizer, options=options)  # keyed by parameter name
+        weights = self.full_weights(module)
+        if not by_name:
+            return weights, {}
+        index = {name: i for i, name in enumerate(name for group in by_name["param_groups"] for name in group["params"])}
+        return weights, {"state": {index[name]: value for name, value in by_name["state"].items()},
+                         "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in by_name["param_groups"]]}
+
+    def full_weights(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        """``module``'s weights as plain full tensors (under FSDP gathered on rank 0, {} elsewhere: call it on every
+        process)."""
+        if not isinstance(module, FSDPModule):
+            return module.state_dict()
+        return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def load_full_state(self, module: nn.Module, optimizer: torch.optim.Optimizer, weights: dict, state: dict) -> None:
+        """Load what ``full_state`` returned (on any number of processes): under FSDP each process keeps its shards."""
+        if not isinstance(module, FSDPModule):
+            module.load_state_dict(weights)
+            optimizer.load_state_dict(state)
+            return
+        options = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(module, weights, options=options)
+        names = {id(p): name for name, p in module.named_parameters()}
+        order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+        by_name = {"state": {order[int(i)]: value for i, value in state["state"].items()},
+                   "param_groups": [{**g, "params": [order[int(i)] for i in g["params"]]} for g in state["param_groups"]]}
+        set_optimizer_state_dict(module, optimizer, by_name, options=options)
+
+    def sum_gradients(self, params: list[nn.Parameter]) -> None:
+        """The gradients of ``params`` summed over every process, in place: one all-reduce of them all, flattened
+        (one bucket of DistributedDataParallel's, for a step it cannot wrap: a GAN's discriminator step takes
+        gradients with respect to its inputs for a penalty, and its generator step runs the discriminator frozen).
+        Parameters without a gradient are left out: every process must have the same ones (the same step)."""
+        grads = [p.grad for p in params if p.grad is not None]
+        if not self.active or not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads]).to(self._collective_device(grads[0].device))
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        for grad, summed in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            grad.copy_(summed.view_as(grad))
 
     # ── numbers every process must agree on ──────────────────────────────────────────────
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -194,6 +281,40 @@ class Replicas:
             gc.collect()
             dist.barrier()
             dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _gradient_sync_off(module: FSDPModule):
+    module.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        module.set_requires_gradient_sync(True)
+
+
+@contextlib.contextmanager
+def _gathered(module: FSDPModule):
+    units = [m for m in module.modules() if isinstance(m, FSDPModule)]  # each layer's own unit, and the root
+    for unit in units:
+        unit.unshard()  # an all-gather of its parameters, on every process at once
+    module.set_reshard_after_forward(False)
+    try:
+        yield
+    finally:
+        for unit in units:
+            unit.reshard()
+        module.set_reshard_after_forward(True)
+
+
+def plain(tensor: torch.Tensor) -> torch.Tensor:
+    """A sharded tensor (FSDP's DTensor) gathered whole on every process (a collective); any other as it is."""
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
+def like(full: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """``full`` sharded as ``current`` is (FSDP), to load into it; ``full`` itself when ``current`` is plain."""
+    return distribute_tensor(full.to(current.device), current.device_mesh, current.placements) if isinstance(
+        current, DTensor) else full
 
 
 def from_rank0(value):

@@ -8,6 +8,11 @@ the quality measure. Per step: ``gan.d_steps`` discriminator steps on real batch
 step (``GANSteps``). The losses, D's mean logits and G's gradient norm are summed on the device and
 read once per period, so the hot loop never waits on a host sync.
 
+Data-parallel (the networks' ``GANSteps.replicas``): every process draws the same shuffle and takes
+its share of each global batch (``RealBatches(share=gan.share(batch_size))``), the period's sums are
+added over the processes once per period, rank 0 judges the generator and every process takes its
+measures and its decision to stop.
+
 Example:
     >>> run = GANFit(gan, RealBatches(x_train, y_train, 64, torch.Generator().manual_seed(0)), evaluate,
     ...              steps=10_000, every=500, d_steps=1, conditional=False)
@@ -36,13 +41,15 @@ class RealBatches:
 
     ``prepare`` maps a batch to what the discriminator sees (images: uint8 -> [-1, 1] floats) on ``device``.
     Its position is part of ``state_dict``, so a resumed run draws the very batches it would have drawn.
+    ``share``: data-parallel, this process's rows of every global batch (``GANSteps.share``).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None, batch_size: int, generator: torch.Generator,
-                 device: torch.device | str = "cpu", prepare: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 device: torch.device | str = "cpu", prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 share: slice = slice(None)):
         if len(x) < batch_size:
             raise ValueError(f"{len(x)} training samples are fewer than one batch of {batch_size}")
-        self.x, self.y, self.batch_size, self.generator = x, y, batch_size, generator
+        self.x, self.y, self.batch_size, self.generator, self.share = x, y, batch_size, generator, share
         self.device, self.prepare = torch.device(device), prepare
         self.order = torch.randperm(len(x), generator=generator, device=generator.device)
         self.position = 0
@@ -51,7 +58,7 @@ class RealBatches:
         if self.position + self.batch_size > len(self.order):  # a new pass; the rows a pass left over wait for it
             self.order = torch.randperm(len(self.x), generator=self.generator, device=self.generator.device)
             self.position = 0
-        index = self.order[self.position : self.position + self.batch_size]
+        index = self.order[self.position : self.position + self.batch_size][self.share]
         self.position += self.batch_size
         xb = self.x[index.to(self.x.device)].to(self.device, non_blocking=True)
         yb = self.y[index.to(self.y.device)].to(self.device, non_blocking=True) if self.y is not None else None
@@ -134,7 +141,7 @@ MEASURED = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")  # per period
 
 def fit_gan(run: GANFit) -> GANFit:
     """Train from period ``run.epoch + 1`` until ``run.steps`` generator steps or a callback stops it."""
-    gan, batches, callbacks = run.gan, run.batches, run.callbacks
+    gan, batches, callbacks, replicas = run.gan, run.batches, run.callbacks, run.gan.replicas
     g_params = [p for p in gan.generator.parameters() if p.requires_grad]
     device = g_params[0].device
     callbacks.on_train_begin(run)
@@ -147,16 +154,17 @@ def fit_gan(run: GANFit) -> GANFit:
                 # ① The discriminator: d_steps updates, each on a fresh real batch and as many generated samples.
                 for _ in range(run.d_steps):
                     real, labels = batches.next()
-                    d = gan.d_step(real, labels if run.conditional else None)
+                    d = gan.d_step(real, labels if run.conditional else None, batches.batch_size)
                 # ② The generator: one update, asked for the last real batch's labels (the data's class shares).
                 g_loss = gan.g_step(batches.batch_size, labels if run.conditional else None)
                 # G's gradients are still in .grad after its step: their norm shows whether D still teaches it.
                 g_norm = torch.stack(torch._foreach_norm([p.grad for p in g_params if p.grad is not None])).norm()
-                sums += torch.stack([d.loss, g_loss, d.real, d.fake, g_norm])
+                # Data-parallel: the losses and logits are each process's part; G's gradients are the same on every one.
+                sums += torch.stack([d.loss, g_loss, d.real, d.fake, g_norm / replicas.size])
                 callbacks.on_batch_end(run)
 
             # ③ Once per period: read the sums, judge the generator, log, let the callbacks decide.
-            means = dict(zip(MEASURED, (sums / n).tolist(), strict=True))  # the one sync of the period
+            means = dict(zip(MEASURED, (replicas.sum(sums) / n).tolist(), strict=True))  # the one sync of the period
             if not all(math.isfinite(v) for v in means.values()):
                 kept = f"the last good checkpoint (step {run.saved_epoch * run.every}) is kept" if run.saved_epoch else \
                     "no period finished, so there is no checkpoint"
@@ -166,8 +174,8 @@ def fit_gan(run: GANFit) -> GANFit:
                     epoch=epoch, loss=means["d_loss"],
                 )
             run.callbacks.on_validation_begin(run)
-            try:
-                quality = run.evaluate(gan)
+            try:  # rank 0 judges (the measures draw from their own generators: the random streams stay together)
+                quality = replicas.from_rank0(run.evaluate(gan) if replicas.rank == 0 else None)
             finally:
                 run.callbacks.on_validation_end(run)
             logs = {"epoch": epoch, "step": min(epoch * run.every, run.steps), **means, **quality,
@@ -176,6 +184,7 @@ def fit_gan(run: GANFit) -> GANFit:
             run.epoch = epoch
             run.history.append(logs)
             callbacks.on_epoch_end(run, logs)
+            run.stop_reason = replicas.from_rank0(run.stop_reason)  # decided once: every process stops together
             if run.stop_reason:
                 break
         callbacks.on_train_end(run)

@@ -60,11 +60,13 @@ def gradient_penalty(
     fake: torch.Tensor,
     labels: torch.Tensor | None = None,
     pack: int = 1,
+    alpha: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """WGAN-GP's penalty: mean of (||grad_x D(x)|| - 1)^2 at random points x between real and fake samples.
 
     ``real`` and ``fake`` are (B, ...) with the same labels; with packing, one logit depends on ``pack``
-    consecutive samples and the norm is taken over the gradient of the whole pack.
+    consecutive samples and the norm is taken over the gradient of the whole pack. ``alpha`` (B, 1, ...):
+    where between them, uniform in [0, 1) (drawn here by default).
 
     Example:
         >>> d = torch.nn.Linear(2, 1, bias=False)
@@ -72,7 +74,8 @@ def gradient_penalty(
         >>> float(gradient_penalty(lambda x, y=None: d(x).squeeze(1), torch.zeros(4, 2), torch.ones(4, 2)).detach())
         16.0
     """
-    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)  # (B, 1, ...)
+    if alpha is None:
+        alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)  # (B, 1, ...)
     between = torch.lerp(real.detach(), fake.detach(), alpha).requires_grad_(True)
     logits = discriminator(between, labels) if labels is not None else discriminator(between)  # (B // pack,)
     (grad,) = torch.autograd.grad(logits.sum(), between, create_graph=True)  # (B, ...)

@@ -6,6 +6,14 @@ averaging the generator over its last ~1/(1 - decay) steps smooths out the oscil
 training (Yazıcı et al. 2019). The steps return their losses and mean logits as tensors on the
 device, so a loop never waits for the device inside an epoch.
 
+Data-parallel (``replicas``, several processes under torchrun): each process steps on its share of
+every global batch (``share``: whole packs), draws the noise of the whole global batch and takes its
+own rows of it (so every process's random stream stays the one a single process draws from), weights
+its share's loss by its part of the batch, and the gradients are summed over the processes
+(``Replicas.sum_gradients``) before each optimizer step: every process takes the one-process step.
+DistributedDataParallel is not used because it cannot follow these steps (gradients with respect to
+the inputs for the penalties, the discriminator run frozen inside the generator's step).
+
 Example:
     >>> from trainwright.config.gan import GANConfig
     >>> from trainwright.models.gan import build_discriminator, build_generator
@@ -26,6 +34,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from trainwright.config.gan import GANConfig
+from trainwright.training.distributed import Replicas
 from trainwright.training.gan_losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 
 
@@ -41,7 +50,8 @@ def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) 
 
 
 class DiscriminatorStep(NamedTuple):
-    """What a discriminator step measured, each a 0-d tensor on the device."""
+    """What a discriminator step measured, each a 0-d tensor on the device (data-parallel: this process's part,
+    weighted by its share of the batch, so that the processes' parts add up to the global batch's)."""
 
     loss: torch.Tensor  # the loss minimized, penalty included
     real: torch.Tensor  # mean logit on real samples: D's score on the data
@@ -54,6 +64,7 @@ class GANSteps:
     ``n_classes`` > 0 makes both steps class-conditional: ``d_step`` takes the real labels (the fakes are
     asked for the same ones), ``g_step`` draws labels uniformly unless given some. ``total_steps`` (generator
     steps) enables the linear learning-rate decay; ``opt_g``/``opt_d`` replace the default fused Adam.
+    ``replicas``: data-parallel, the processes stepping the two networks together (see the module's docstring).
     """
 
     def __init__(
@@ -65,14 +76,16 @@ class GANSteps:
         total_steps: int | None = None,
         opt_g: torch.optim.Optimizer | None = None,
         opt_d: torch.optim.Optimizer | None = None,
+        replicas: Replicas | None = None,
     ):
         self.generator, self.discriminator, self.cfg = generator, discriminator, cfg
+        self.replicas = replicas or Replicas()
         self.loss, self.gp_weight, self.r1, self.pack = cfg.loss, cfg.gp_weight, cfg.r1, cfg.pack
         self.latent_size, self.n_classes = generator.latent_size, n_classes  # the builders resolve latent_size: auto
         self.opt_g = opt_g if opt_g is not None else adam(generator.parameters(), cfg.lr_g, cfg.betas)
         self.opt_d = opt_d if opt_d is not None else adam(discriminator.parameters(), cfg.lr_d, cfg.betas)
         self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
-        self._d_params = list(discriminator.parameters())
+        self._d_params, self._g_params = list(discriminator.parameters()), list(generator.parameters())
         # Linear decay to 0 over the last (1 - decay_from) of the generator steps: with a constant rate the
         # samples keep circling the modes; a falling one lets them settle (Mimicry's lr_decay="linear").
         self.schedules: list[torch.optim.lr_scheduler.LRScheduler] = []
@@ -98,42 +111,59 @@ class GANSteps:
         device = device if device is not None else next(self.generator.parameters()).device
         return torch.randint(self.n_classes, (n,), device=device, generator=generator)
 
-    def d_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> DiscriminatorStep:
-        """One update of the discriminator on a batch of real samples (B, ...) and as many generated ones."""
-        usable = real.shape[0] - real.shape[0] % self.pack  # whole packs only
-        real, labels = real[:usable], (labels[:usable] if labels is not None else None)
+    def share(self, batch_size: int) -> slice:
+        """This process's samples of a global batch of ``batch_size``: whole packs, the shares of the processes
+        differing by at most one pack (one process: every usable sample)."""
+        packs, rank, size = batch_size // self.pack, self.replicas.rank, self.replicas.size
+        return slice(packs * rank // size * self.pack, packs * (rank + 1) // size * self.pack)
+
+    def d_step(self, real: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int | None = None) -> DiscriminatorStep:
+        """One update of the discriminator on a batch of real samples (B, ...) and as many generated ones.
+        Data-parallel: ``real`` is this process's share (``share(batch_size)``) of a global batch of ``batch_size``."""
+        batch_size = batch_size or real.shape[0]
+        usable, mine = batch_size - batch_size % self.pack, self.share(batch_size)  # whole packs only
+        n = mine.stop - mine.start
+        real, labels = real[:n], (labels[:n] if labels is not None else None)
+        part = n / usable  # of the global batch's mean loss
         with torch.no_grad():  # no graph through G: its weights do not change in this step
-            fake = self.generator(self.noise(usable, real.device), labels)
+            fake = self.generator(self.noise(usable, real.device)[mine], labels)  # the global batch's noise, our rows
         if self.r1:  # the penalty needs the gradient with respect to the real samples
             real = real.detach().requires_grad_(True)
-        d_real, d_fake = self.discriminator(real, labels), self.discriminator(fake, labels)  # (B // pack,) each
+        d_real, d_fake = self.discriminator(real, labels), self.discriminator(fake, labels)  # (n // pack,) each
         loss = discriminator_loss(self.loss, d_real, d_fake)
         if self.loss == "wgan_gp":
-            loss = loss + self.gp_weight * gradient_penalty(self.discriminator, real, fake, labels, self.pack)
+            alpha = torch.rand(usable, *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)[mine]  # (n, 1, ...)
+            loss = loss + self.gp_weight * gradient_penalty(self.discriminator, real, fake, labels, self.pack, alpha)
         if self.r1:
             loss = loss + self.r1 / 2 * r1_penalty(d_real, real, self.pack)
         self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * part).backward()
+        self.replicas.sum_gradients(self._d_params)  # data-parallel: the global batch's gradient on every process
         self.opt_d.step()
-        return DiscriminatorStep(loss.detach(), d_real.detach().mean(), d_fake.detach().mean())
+        return DiscriminatorStep(loss.detach() * part, d_real.detach().mean() * part, d_fake.detach().mean() * part)
 
     def g_step(self, batch_size: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """One update of the generator on ``batch_size`` generated samples; updates the moving average. Returns the loss."""
-        batch_size -= batch_size % self.pack
+        """One update of the generator on ``batch_size`` generated samples; updates the moving average. Returns the loss
+        (data-parallel: this process's part of it; ``labels``, when given, are its share's, as ``d_step``'s)."""
+        usable, mine = batch_size - batch_size % self.pack, self.share(batch_size)
+        n = mine.stop - mine.start
         device = next(self.generator.parameters()).device
         if labels is None:
-            labels = self.random_labels(batch_size, device)
+            labels = self.random_labels(usable, device)
+            labels = labels[mine] if labels is not None else None
         else:
-            labels = labels[:batch_size]
+            labels = labels[:n]
         for param in self._d_params:  # D's weight gradients are not needed here: skip computing them
             param.requires_grad_(False)
         try:
-            loss = generator_loss(self.loss, self.discriminator(self.generator(self.noise(batch_size, device), labels), labels))
+            fake = self.generator(self.noise(usable, device)[mine], labels)  # the global batch's noise, our rows
+            loss = generator_loss(self.loss, self.discriminator(fake, labels)) * (n / usable)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
         finally:
             for param in self._d_params:
                 param.requires_grad_(True)
+        self.replicas.sum_gradients(self._g_params)
         self.opt_g.step()
         if self.ema is not None:
             self.ema.update_parameters(self.generator)

@@ -102,10 +102,11 @@ class Fit:
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         mid_epoch = self.step > 0
+        model, optimizer = self.replicas.full_state(self.model, self.optimizer)  # FSDP: gathered, plain, on rank 0
         return {
             # History is plain numbers: one JSON string, not thousands of nodes to walk each epoch.
-            "epoch": self.epoch, "history": json.dumps(self.history), "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "rng": rng,
+            "epoch": self.epoch, "history": json.dumps(self.history), "model": model,
+            "optimizer": optimizer, "schedule": self.schedule.state_dict(), "rng": rng,
             "scaler": self.scaler.state_dict(),  # {} unless fp16
             "callbacks": self.callbacks.state_dict(),
             "stop_reason": self.stop_reason,
@@ -119,8 +120,7 @@ class Fit:
         self.epoch, self.history = state["epoch"], json.loads(state["history"])
         self.stop_reason, self.step = state.get("stop_reason"), state.get("step", 0)
         self.saved_epoch, self.saved_step = self.epoch, self.step
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.replicas.load_full_state(self.model, self.optimizer, state["model"], state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from trainwright.errors import Interrupted
 from trainwright.rundir import RunDir
@@ -82,7 +83,7 @@ class Checkpoint(Callback):
 
     def save(self, state: TrainingState, background: bool = False) -> None:
         started = time.monotonic()
-        if not finite(state):
+        if not finite(state, self.replicas):
             return
         taken = state.state_dict()  # on every process: it may hold collectives
         if self.run_dir.writes:
@@ -106,7 +107,11 @@ class Checkpoint(Callback):
         self.signals.restore()
 
 
-def finite(state: TrainingState) -> bool:
-    """Whether every trained weight is finite (one device sync; only when a checkpoint is written)."""
+def finite(state: TrainingState, replicas: Replicas | None = None) -> bool:
+    """Whether every trained weight is finite (one device sync; only when a checkpoint is written). FSDP: each
+    process checks its shards, and all agree (one small all-reduce)."""
     params = [p.detach() for module in state.modules.values() for p in module.parameters()]
-    return not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+    sharded = any(isinstance(p, DTensor) for p in params)
+    params = [p.to_local() if isinstance(p, DTensor) else p for p in params]
+    ok = not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+    return not replicas.any(float(not ok))[0] if sharded and replicas is not None else ok

@@ -8,6 +8,7 @@ import torch
 
 from trainwright.config import EarlyStoppingConfig
 from trainwright.training.callbacks.base import Callback
+from trainwright.training.distributed import like, plain
 from trainwright.training.state import TrainingState
 
 
@@ -52,10 +53,13 @@ class EarlyStopping(Callback):
     def on_train_end(self, state: TrainingState) -> None:
         if self.best_weights is not None:
             for name, module in state.modules.items():
-                module.load_state_dict(self.best_weights[name])
+                current = module.state_dict()  # FSDP: a checkpoint's full weights sharded as the module's are
+                module.load_state_dict({k: like(v, current[k]) for k, v in self.best_weights[name].items()})
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_weights": self.best_weights}
+        weights = self.best_weights and {name: {k: plain(v) for k, v in kept.items()}  # FSDP: gathered whole
+                                         for name, kept in self.best_weights.items()}
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_weights": weights}
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]

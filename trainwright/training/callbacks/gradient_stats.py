@@ -9,6 +9,7 @@ import torch
 
 from trainwright.rundir import RunDir
 from trainwright.training.callbacks.base import Callback, ThrottledWrite
+from trainwright.training.distributed import plain
 from trainwright.training.state import TrainingState
 
 
@@ -102,7 +103,7 @@ class GradientStats(Callback):
             return
         grads = [m.weight.grad if m.weight.grad is not None else self.no_grad for _, m in self.layers]
         # One fused kernel for all L norms (what clip_grad_norm_ uses); stays on the device.
-        norms = torch.stack(torch._foreach_norm(grads))  # (L,)
+        norms = plain(torch.stack(torch._foreach_norm(grads)))  # (L,); FSDP: the shards' norms combined (a collective)
         self.norm_sum += norms
         torch.maximum(self.norm_max, norms, out=self.norm_max)  # NaN propagates, so it is seen
         self.sampled += 1
