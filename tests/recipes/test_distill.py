@@ -25,6 +25,21 @@ def test_kd_loss_is_the_hard_loss_at_alpha_zero_and_zero_when_the_student_copies
     assert binary(z, (y.clamp(max=1), z.clone())).abs() < 1e-6
 
 
+def test_soft_target_confidence_says_when_the_soft_targets_are_the_labels():
+    from trainwright.recipes.distill import confidence_line, soft_target_confidence
+
+    teacher = torch.nn.Linear(3, 4)
+    with torch.no_grad():
+        teacher.weight.copy_(torch.eye(4, 3) * 20)  # a teacher sure of every row: logit gaps of about 20
+        teacher.bias.zero_()
+    x = torch.eye(3)
+    sure = soft_target_confidence(teacher, x, "multiclass", 1.0, batch_size=2)
+    soft = soft_target_confidence(teacher, x, "multiclass", 8.0, batch_size=2)
+    assert sure > 0.99 and 0.5 < soft < 0.9
+    assert "nearly the labels themselves" in confidence_line(sure, 1.0)
+    assert "labels" not in confidence_line(soft, 8.0)
+
+
 def test_distill_command_writes_the_comparison(tmp_path):
     teacher = run_cli(
         "train",
@@ -64,6 +79,8 @@ def test_distill_command_writes_the_comparison(tmp_path):
     assert report["distilled"]["parameters"] * 10 <= report["teacher"]["parameters"]
     assert report["distilled"]["flops_per_example"] < report["teacher"]["flops_per_example"]
     assert [s["seed"] for s in report["seeds"]] == [0, 1]
+    assert 0.25 < report["teacher_top_probability"] <= 1  # iris has 3 classes
+    assert "teacher's soft targets at T = 4: mean top probability" in result.stdout
     assert (tmp_path / "student" / "seeds" / "scratch-1" / "metrics.json").is_file()
     wrong = run_cli(
         "distill", str(tmp_path / "teacher"), "--student", str(EXAMPLES / "student.yaml"), "--set", "data.source=wine"
