@@ -13,7 +13,8 @@ from trainwright.configure import load_config
 from trainwright.data.folds import cv_folds
 from trainwright.data.prepare import load_data
 from trainwright.recipes.setup import build_fit, build_module, start_run
-from trainwright.training.batched import BatchedFit, batchable, vmap_problem
+from trainwright.training.batched import BatchedFit, batchable
+from trainwright.training.batched_forward import vmap_problem
 from trainwright.training.callbacks import EarlyStopping
 from trainwright.training.loop import fit
 
