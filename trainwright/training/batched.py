@@ -58,7 +58,7 @@ from trainwright.training.optim import Schedule, build_optimizer
 # what the single-run loss (``training/losses.py``) averages.
 ROW_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "bce": lambda out, y: F.binary_cross_entropy_with_logits(out.squeeze(-1), y.to(out.dtype), reduction="none"),
-    "cross_entropy": lambda out, y: F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape),
+    "cross_entropy": lambda out, y: F.cross_entropy(out.mT, y, reduction="none"),  # classes in dim 1: (K, C, B)
     "mse": lambda out, y: F.mse_loss(out, y, reduction="none").flatten(2).mean(2),
     "mae": lambda out, y: F.l1_loss(out, y, reduction="none").flatten(2).mean(2),
     "huber": lambda out, y: F.huber_loss(out, y, reduction="none").flatten(2).mean(2),
@@ -211,12 +211,12 @@ class BatchedFit:
                     break
                 started = time.perf_counter()
                 self.forward.train()
-                x_all, y_all, weight_all, rows = self._epoch_batches()  # (A, S, B, ...), (A, S, B), (A, S)
+                x_all, y_all, weight_all, rows = self._epoch_batches()  # (S, A, B, ...), (S, A, B), (A, S)
                 trained = [p for p in self.params.values() if p.requires_grad]
                 losses = []
                 for step in range(max(g.steps for g in self.groups)):
-                    out = self.forward(self.params, self.buffers, x_all[:, step])  # (A, B, outputs)
-                    member_loss = (self.row_loss(out, y_all[:, step]) * weight_all[:, step]).sum(1)  # (A,): batch means
+                    out = self.forward(self.params, self.buffers, x_all[step])  # (A, B, outputs)
+                    member_loss = (self.row_loss(out, y_all[step]) * weight_all[step]).sum(1)  # (A,): batch means
                     objective = member_loss.sum() + self._penalty(members[0].cfg)  # members share no parameter: sum separates
                     # The backward of a matmul against a transposed weight gives its gradient in transposed memory
                     # order; the fused optimizer kernels read a gradient in its parameter's order, so lay it out so.
@@ -266,9 +266,9 @@ class BatchedFit:
         return penalty
 
     def _epoch_batches(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The training members' shuffled batches for one epoch, padded to one shape (A, steps, B): member k's step s
+        """The training members' shuffled batches for one epoch, padded to one shape (steps, A, B): member k's step s
         holds rows s*B_k..(s+1)*B_k of its shuffle, as ``TensorBatches`` would give it; each row's weight in its
-        batch's mean (0 on padding), and the rows in each batch."""
+        batch's mean (0 on padding); and (A, steps) the rows in each batch."""
         members = [self.members[k] for k in self.order]
         sizes = [self.batch_sizes[k] for k in self.order]
         most = max(math.ceil(len(m.x_train) / size) for m, size in zip(members, sizes))
@@ -284,9 +284,9 @@ class BatchedFit:
             xs.append(m.x_train[index])  # (steps, B, ...)
             ys.append(m.y_train[index])
             masks.append(valid)
-        mask = torch.stack(masks).to(next(iter(self.params.values())).dtype)  # (A, steps, B)
-        rows = mask.sum(2)  # (A, steps)
-        return torch.stack(xs), torch.stack(ys), mask / rows.clamp_min(1)[:, :, None], rows
+        mask = torch.stack(masks, 1).to(next(iter(self.params.values())).dtype)  # (steps, A, B)
+        rows = mask.sum(2)  # (steps, A)
+        return torch.stack(xs, 1), torch.stack(ys, 1), mask / rows.clamp_min(1)[:, :, None], rows.T
 
     @torch.no_grad()
     def _validate(self) -> dict[str, torch.Tensor]:

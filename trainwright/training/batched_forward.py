@@ -43,7 +43,8 @@ class RandDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        return x * (torch.rand_like(x) >= self.p) / (1 - self.p)
+        keep = torch.rand_like(x).ge_(self.p).mul_(1 / (1 - self.p))  # 0 or 1 / (1 - p), as x's dtype: no casts
+        return x * keep
 
 
 def with_rand_dropout(module: nn.Module) -> nn.Module:
@@ -82,18 +83,19 @@ class StackedForward:
         self.base.train(mode)  # dropout draws masks in training mode only
 
     def __call__(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        if self.layers is None:
+        flattens = self.layers is not None and type(self.layers[0][1]) is nn.Flatten
+        if self.layers is None or (x.ndim != 3 and not flattens):  # a Linear on (B, T, features): vmap's
             return self.vmapped(params, buffers, x)
+        # Features first, (K, features, B): W @ x, so every weight's gradient (g @ x^T) comes out in the weight's own
+        # memory order (x @ W^T would give it transposed, and the fused optimizer would need a copy of each).
+        x = x.flatten(2).mT  # (K, B, ...) -> (K, features, B), a view
         for name, layer in self.layers:
             if type(layer) is nn.Linear:
-                weight = params[f"{name}.weight"].mT  # (K, in, out)
-                bias = params.get(f"{name}.bias")
-                x = torch.bmm(x, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight)  # (K, B, out)
-            elif type(layer) is nn.Flatten:
-                x = x.flatten(2)  # (K, B, ...) -> (K, B, features)
-            else:
+                weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")  # (K, out, in), (K, out)
+                x = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, x)  # (K, out, B)
+            elif type(layer) is not nn.Flatten:  # elementwise; the Flatten is done
                 x = layer(x)
-        return x
+        return x.mT  # (K, B, outputs), a view
 
     def _one(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.base, (params, buffers), (x,))
