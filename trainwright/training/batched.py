@@ -74,7 +74,7 @@ class Member:
     schedule: Schedule
     callbacks: CallbackList
     cfg: TrainConfig
-    x_train: torch.Tensor
+    x_train: torch.Tensor  # its rows: a view of the batched fit's padded stack
     y_train: torch.Tensor
     generator: torch.Generator  # shuffles this member's rows
     params: list[nn.Parameter] = field(default_factory=list)  # its trainable parameters, in the stacks' order
@@ -154,6 +154,8 @@ class BatchedFit:
     groups: list[Group]
     row_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     task: str
+    x_train: torch.Tensor  # (K, N, ...) every member's training rows, zero-padded, in member order
+    y_train: torch.Tensor
     x_val: torch.Tensor  # (A, V, ...) padded, rows as ``order``
     y_val: torch.Tensor
     val_mask: torch.Tensor  # (A, V) bool
@@ -187,15 +189,18 @@ class BatchedFit:
                                 start, views))
             start += len(ks)
         group_of = {k: g for g in groups for k in g.members}
+        x_train, _ = _pad([p[0] for p in parts])  # one stack, so an epoch's batches are one gather
+        y_train, _ = _pad([p[1] for p in parts])
+        x_train, y_train = x_train.to(device), y_train.to(device)
         members = [Member(module, group_of[k].optimizer, group_of[k].schedule, CallbackList(callbacks(k)), c,
-                          parts[k][0].to(device), parts[k][1].to(device), torch.Generator(device=device).manual_seed(c.seed))
-                   for k, (module, c) in enumerate(zip(modules, cfgs))]
+                          x_train[k, :len(p[0])], y_train[k, :len(p[0])], torch.Generator(device=device).manual_seed(c.seed))
+                   for k, (module, c, p) in enumerate(zip(modules, cfgs, parts))]
         for row, k in enumerate(order):
             members[k].params = _alias(members[k].model, params, buffers, row)
         x_val, val_mask = _pad([parts[k][2] for k in order])
         y_val, _ = _pad([parts[k][3] for k in order])
         return cls(members, StackedForward(modules[0]), order, params, buffers, groups, ROW_LOSSES[loss], task,
-                   x_val.to(device), y_val.to(device), val_mask.to(device), sizes)
+                   x_train, y_train, x_val.to(device), y_val.to(device), val_mask.to(device), sizes)
 
     # ── the loop ───────────────────────────────────────────────────────────────────────────
     def fit(self) -> BatchedFit:
@@ -272,28 +277,27 @@ class BatchedFit:
         members = [self.members[k] for k in self.order]
         sizes = [self.batch_sizes[k] for k in self.order]
         most = max(math.ceil(len(m.x_train) / size) for m, size in zip(members, sizes))
-        widest = max(sizes)
-        xs, ys, masks = [], [], []
+        widest, device = max(sizes), self.x_train.device
+        places, masks = [], []
         for m, size in zip(members, sizes):
-            n, device = len(m.x_train), m.x_train.device
+            n = len(m.x_train)
             perm = torch.randperm(n, generator=m.generator, device=m.generator.device).to(device) if size < n else None
             place = torch.arange(most, device=device)[:, None] * size + torch.arange(widest, device=device)[None, :]
-            valid = (torch.arange(widest, device=device) < size)[None, :] & (place < n)  # (steps, B)
+            masks.append((torch.arange(widest, device=device) < size)[None, :] & (place < n))  # (steps, B)
             place = place.clamp(max=n - 1)
-            index = perm[place] if perm is not None else place
-            xs.append(m.x_train[index])  # (steps, B, ...)
-            ys.append(m.y_train[index])
-            masks.append(valid)
+            places.append(perm[place] if perm is not None else place)  # (steps, B): positions in its own rows
+        place = torch.stack(places, 1)  # (steps, A, B)
+        member = torch.tensor(self.order, device=device)[None, :, None]
         mask = torch.stack(masks, 1).to(next(iter(self.params.values())).dtype)  # (steps, A, B)
         rows = mask.sum(2)  # (steps, A)
-        return torch.stack(xs, 1), torch.stack(ys, 1), mask / rows.clamp_min(1)[:, :, None], rows.T
+        return self.x_train[member, place], self.y_train[member, place], mask / rows.clamp_min(1)[:, :, None], rows.T
 
     @torch.no_grad()
     def _validate(self) -> dict[str, torch.Tensor]:
         """Each training member's validation loss and metric on its own rows, as ``setup.make_validate`` computes
         them: (A,) each."""
         self.forward.train(False)
-        out = self.forward(self.params, self.buffers, self.x_val)
+        out = self.forward(self.params, self.buffers, self.x_val).contiguous()  # (A, V, outputs)
         mask = self.val_mask.to(out.dtype)  # (A, V)
         counts = mask.sum(1).clamp_min(1)
         logs = {"val_loss": (self.row_loss(out, self.y_val) * mask).sum(1) / counts}
