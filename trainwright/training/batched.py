@@ -286,11 +286,13 @@ class BatchedFit:
             masks.append((torch.arange(widest, device=device) < size)[None, :] & (place < n))  # (steps, B)
             place = place.clamp(max=n - 1)
             places.append(perm[place] if perm is not None else place)  # (steps, B): positions in its own rows
-        place = torch.stack(places, 1)  # (steps, A, B)
-        member = torch.tensor(self.order, device=device)[None, :, None]
+        longest = self.x_train.shape[1]
+        index = (torch.stack(places, 1) + torch.tensor(self.order, device=device)[None, :, None] * longest).flatten()
+        x, y = (t.flatten(0, 1).index_select(0, index).view(most, len(sizes), widest, *t.shape[2:])  # (steps, A, B, ...)
+                for t in (self.x_train, self.y_train))
         mask = torch.stack(masks, 1).to(next(iter(self.params.values())).dtype)  # (steps, A, B)
         rows = mask.sum(2)  # (steps, A)
-        return self.x_train[member, place], self.y_train[member, place], mask / rows.clamp_min(1)[:, :, None], rows.T
+        return x, y, mask / rows.clamp_min(1)[:, :, None], rows.T
 
     @torch.no_grad()
     def _validate(self) -> dict[str, torch.Tensor]:
