@@ -43,8 +43,8 @@ class RandDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand_like(x).ge_(self.p).mul_(1 / (1 - self.p))  # 0 or 1 / (1 - p), as x's dtype: no casts
-        return x * keep
+        keep = (torch.rand_like(x) >= self.p).to(x.dtype).mul_(1 / (1 - self.p))  # 0 or 1 / (1 - p)
+        return x * keep  # a float mask: the product and its backward need no casts
 
 
 def with_rand_dropout(module: nn.Module) -> nn.Module:
