@@ -76,6 +76,19 @@ def test_members_keep_their_own_learning_rates_and_schedules(tmp_path):
         assert_same_fit(module, run, member)
 
 
+def test_members_with_fewer_steps_sit_them_out_and_clip_by_their_own_norm(tmp_path):
+    # Batch 23 over 92 and 93 training rows: 4 and 5 steps an epoch, so two optimizer groups, the one with
+    # fewer steps sitting out each epoch's last step; and a tight norm clip, each member by its own norm.
+    cfg, datas = folds_of(["model.dropout=0", "model.hidden=[8]", "train.batch_size=23", "train.epochs=4",
+                           "train.clip_grad_norm=0.05"], k=4)
+    assert sorted({math.ceil(len(d.x_train) / 23) for d in datas}) == [4, 5]
+    batched = together([cfg] * 4, datas)
+    assert len(batched.groups) == 2
+    for i, (data, member) in enumerate(zip(datas, batched.members)):
+        module, run = alone(cfg, data, tmp_path, f"fold-{i}")
+        assert_same_fit(module, run, member)
+
+
 def test_what_cannot_be_batched_says_why():
     cfg, datas = folds_of(["model.batch_norm=true"], k=2)
     module = build_module(cfg, datas[0])

@@ -5,9 +5,9 @@ The members' parameters are stacked (``torch.func.stack_module_state``: name -> 
 ``models/mlp.py`` builds it without batch norm) runs as explicit grouped matmuls: each Linear is one
 ``torch.baddbmm`` over its weights stacked (K, out, in), so a layer costs the same few operators for
 K members as for one. Any other model runs through ``torch.func.vmap`` of ``functional_call``,
-which serves every architecture vmap can trace but pays vmap's dispatch on every operator (on the
-digits MLP, the batched fit took about 1.4x as long per step through vmap; README, "Many small
-fits as one").
+which serves every architecture vmap can trace but pays vmap's dispatch on every operator (the
+batched 10-fold fit of the digits MLP took 1.3 to 1.6x the CPU time per fold-epoch through vmap, two
+runs each on a shared machine).
 
 Dropout draws with ``torch.rand`` (``RandDropout``): torch's CPU dropout draws through
 ``bernoulli_``, about 3x slower per element, and here K members' masks are drawn at once, each
