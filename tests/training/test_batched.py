@@ -13,7 +13,8 @@ from trainwright.configure import load_config
 from trainwright.data.folds import cv_folds
 from trainwright.data.prepare import load_data
 from trainwright.recipes.setup import build_fit, build_module, start_run
-from trainwright.training.batched import BatchedFit, batchable, vmap_problem
+from trainwright.training.batched import BatchedFit, batchable
+from trainwright.training.batched_forward import StackedForward, vmap_problem
 from trainwright.training.callbacks import EarlyStopping
 from trainwright.training.loop import fit
 
@@ -73,6 +74,35 @@ def test_members_keep_their_own_learning_rates_and_schedules(tmp_path):
     for i, (c, data, member) in enumerate(zip([cfg, other], datas, batched.members)):
         module, run = alone(c, data, tmp_path, f"fold-{i}")
         assert_same_fit(module, run, member)
+
+
+def test_members_with_fewer_steps_sit_them_out_and_clip_by_their_own_norm(tmp_path):
+    # Batch 23 over 92 and 93 training rows: 4 and 5 steps an epoch, so two optimizer groups, the one with
+    # fewer steps sitting out each epoch's last step; and a tight norm clip, each member by its own norm.
+    cfg, datas = folds_of(["model.dropout=0", "model.hidden=[8]", "train.batch_size=23", "train.epochs=4",
+                           "train.clip_grad_norm=0.05"], k=4)
+    assert sorted({math.ceil(len(d.x_train) / 23) for d in datas}) == [4, 5]
+    batched = together([cfg] * 4, datas)
+    assert len(batched.groups) == 2
+    for i, (data, member) in enumerate(zip(datas, batched.members)):
+        module, run = alone(cfg, data, tmp_path, f"fold-{i}")
+        assert_same_fit(module, run, member)
+
+
+def test_grouped_matmuls_and_vmap_give_each_member_its_own_forward():
+    cfg, datas = folds_of(["model.dropout=0", "model.hidden=[8, 4]"], k=3)
+    modules = [build_module(cfg, d) for d in datas]
+    with torch.no_grad():  # the same seed built the same weights: make each member's its own
+        for k, module in enumerate(modules):
+            for p in module.parameters():
+                p.add_(0.1 * k)
+    x = torch.stack([d.x_train[:5] for d in datas])  # (K, B, features)
+    forward = StackedForward(modules[0])
+    assert forward.how == "grouped matmuls"
+    params, buffers = torch.func.stack_module_state(modules)
+    for out in (forward(params, buffers, x), forward.vmapped(params, buffers, x)):
+        for k, module in enumerate(modules):
+            torch.testing.assert_close(out[k], module(x[k]))
 
 
 def test_what_cannot_be_batched_says_why():

@@ -39,7 +39,8 @@ from trainwright.recipes.setup import build_module, resolve_device, start_run
 from trainwright.recipes.supervised import train_prepared
 from trainwright.report.cv import write_cv_report
 from trainwright.rundir import RunDir, default_run_name, unique_name
-from trainwright.training.batched import BatchedFit, batchable, vmap_problem
+from trainwright.training.batched import BatchedFit, batchable
+from trainwright.training.batched_forward import StackedForward, vmap_problem
 from trainwright.training.callbacks import EarlyStopping, HistoryCSV
 from trainwright.training.losses import resolve_loss
 from trainwright.training.precision import check_precision
@@ -78,7 +79,8 @@ def cross_validate(cfg: Config, *, folds: int = 10, repeats: int = 1, refit: boo
         cfg.train, modules[0], datas[0].train_transform, cfg.model.backbone is not None
     ) or vmap_problem(modules[0], datas[0].x_train[:2])
     if reason is None:
-        console.print(f"training the {len(datas)} folds together as one batched model (torch.func.vmap)", highlight=False)
+        console.print(f"training the {len(datas)} folds together as one batched model ({StackedForward(modules[0]).how})",
+                      highlight=False)
         runs, seconds = fit_batched(cfg, fold_list, datas, modules, device, cv_dir, quiet)
     else:
         console.print(f"training the {len(datas)} folds one after another ({reason})", highlight=False, soft_wrap=True)

@@ -2,21 +2,24 @@
 
 Ten folds (or trials) of a small network are ten runs of a loop bound by per-operator overhead,
 not by arithmetic. Here the members' parameters are stacked (``torch.func.stack_module_state``)
-and one ``vmap``-ed forward and backward serve all of them: (K, B, features) in, (K, B, outputs)
-out. Each member keeps what makes it its own fit:
+and one forward and backward serve all of them: (K, B, features) in, (K, B, outputs) out, as
+grouped matmuls for an MLP and through ``vmap`` otherwise (``training/batched_forward.py``). Each
+member keeps what makes it its own fit:
 
 - its rows: member k's batch at step s is rows s*B..(s+1)*B of its own shuffle (a generator per
   member, seeded as a single run's is); shorter training sets end their epoch early, and a partial
   last batch is padded and masked out of the loss;
-- its optimizer state and schedule: each member's ``nn.Module`` holds parameters that are views into
-  the stacked tensors, and a torch optimizer (the same fused kernels a single run uses) updates only
-  the members that had rows in the step and are still training: the others' gradients are None,
-  which torch's optimizers skip, so their weights, moments and step counts stay as they were. When
-  every member has the same optimizer settings and an epoch-clocked schedule (none, step,
-  exponential, cosine, warmup), one optimizer over all members' views does this in one call per
-  step; otherwise (per-member learning rates, ``one_cycle``, ``plateau``) each member has its own;
+- its optimizer state and schedule: members that take the same steps with the same settings (the
+  optimizer, schedule, epochs, steps per epoch and clipping) form a group, and a group's rows of
+  the stacks are one torch optimizer's parameters, so one call (the fused kernel a single run
+  uses) updates the whole group, each member's moments in its own rows and their step count the
+  same because they take the same steps. A group with fewer steps per epoch sits out the steps it
+  has no rows for. ``plateau`` follows each member's own loss, so there each member is a group;
 - its early stopping and callbacks (``EarlyStopping``, ``HistoryCSV``, pruning), which see the
-  member as a ``TrainingState``: a member that stops is no longer updated.
+  member as a ``TrainingState``: its ``nn.Module`` holds parameters that are views of its rows of
+  the stacks, so they read and write its current weights. A member that stops leaves the stacks at
+  the end of the epoch (its module keeps a copy of its own), with its rows of the optimizer state,
+  so the members still training compute and update only themselves.
 
 So a member's fit equals the same fit run alone, up to floating-point summation order, when the
 model has no dropout (with dropout each member draws its own masks from one stream, with
@@ -36,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -44,20 +46,19 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import stack_module_state
 from torch.nn import functional as F
 
 from trainwright.config import TrainConfig
+from trainwright.training.batched_forward import StackedForward
 from trainwright.training.callbacks import Callback, CallbackList
 from trainwright.training.optim import Schedule, build_optimizer
-
-EPOCH_CLOCKED = ("none", "step", "exponential", "cosine")  # the same lr for every member at a given epoch
 
 # (K, B, outputs) outputs and (K, B, ...) targets -> (K, B) per-row losses, each the row's share of
 # what the single-run loss (``training/losses.py``) averages.
 ROW_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "bce": lambda out, y: F.binary_cross_entropy_with_logits(out.squeeze(-1), y.to(out.dtype), reduction="none"),
-    "cross_entropy": lambda out, y: F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape),
+    "cross_entropy": lambda out, y: F.cross_entropy(out.mT, y, reduction="none"),  # classes in dim 1: (K, C, B)
     "mse": lambda out, y: F.mse_loss(out, y, reduction="none").flatten(2).mean(2),
     "mae": lambda out, y: F.l1_loss(out, y, reduction="none").flatten(2).mean(2),
     "huber": lambda out, y: F.huber_loss(out, y, reduction="none").flatten(2).mean(2),
@@ -68,12 +69,12 @@ ROW_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 class Member:
     """One fit inside a batched fit: the ``TrainingState`` its callbacks see."""
 
-    model: nn.Module  # its parameters are views into the batched fit's stacked tensors
-    optimizer: torch.optim.Optimizer  # its own, or one shared by every member (see the module docstring)
+    model: nn.Module  # while it trains, its parameters are views of its rows of the batched fit's stacks
+    optimizer: torch.optim.Optimizer  # its group's (see the module docstring)
     schedule: Schedule
     callbacks: CallbackList
     cfg: TrainConfig
-    x_train: torch.Tensor
+    x_train: torch.Tensor  # its rows: a view of the batched fit's padded stack
     y_train: torch.Tensor
     generator: torch.Generator  # shuffles this member's rows
     params: list[nn.Parameter] = field(default_factory=list)  # its trainable parameters, in the stacks' order
@@ -111,6 +112,23 @@ class Member:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
+@dataclass
+class Group:
+    """Members that step together, in consecutive rows of the stacks: their optimizer's parameters are those rows."""
+
+    members: list[int]
+    cfg: TrainConfig  # the first member's: the optimizer, schedule, epochs and clipping are the same for all
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    steps: int  # optimizer steps per epoch
+    start: int  # its first row in the stacks
+    params: list[nn.Parameter]  # views of rows start:start + len(members) of the trained stacks
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.start, self.start + len(self.members))
+
+
 def batchable(cfg: TrainConfig, module: nn.Module, transform, backbone: bool) -> str | None:
     """Why members of this configuration cannot be batched, or None when they can."""
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
@@ -129,16 +147,19 @@ def batchable(cfg: TrainConfig, module: nn.Module, transform, backbone: bool) ->
 @dataclass
 class BatchedFit:
     members: list[Member]
-    base: nn.Module  # the architecture, on the meta device: functional_call fills in each member's tensors
-    params: dict[str, torch.Tensor]  # name -> (K, ...) leaf tensors requiring grad
+    forward: StackedForward
+    order: list[int]  # the member in each row of the stacks: the members still training, each group's together
+    params: dict[str, torch.Tensor]  # name -> (A, ...) leaf tensors, one row per member in ``order``
     buffers: dict[str, torch.Tensor]
+    groups: list[Group]
     row_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     task: str
-    x_val: torch.Tensor  # (K, V, ...) padded
+    x_train: torch.Tensor  # (K, N, ...) every member's training rows, zero-padded, in member order
+    y_train: torch.Tensor
+    x_val: torch.Tensor  # (A, V, ...) padded, rows as ``order``
     y_val: torch.Tensor
-    val_mask: torch.Tensor  # (K, V) bool
-    batch_sizes: list[int]
-    shared: bool  # one optimizer and schedule for every member
+    val_mask: torch.Tensor  # (A, V) bool
+    batch_sizes: list[int]  # per member
     seconds: float = 0.0
 
     @classmethod
@@ -150,107 +171,98 @@ class BatchedFit:
         k's callbacks."""
         cfgs = cfg if isinstance(cfg, list) else [cfg] * len(modules)
         modules = [m.to(device) for m in modules]
-        params, buffers = stack_module_state(modules)  # (K, ...) copies
-        params = {name: p.detach().requires_grad_(p.requires_grad) for name, p in params.items()}
-        for k, module in enumerate(modules):
-            _alias(module, params, buffers, k)  # member k's tensors become views into the stacks
-        trainable = [[p for p in module.parameters() if p.requires_grad] for module in modules]
         sizes = [len(p[0]) if c.batch_size == "full" else min(int(c.batch_size), len(p[0])) for c, p in zip(cfgs, parts)]
         steps = [math.ceil(len(p[0]) / size) for p, size in zip(parts, sizes)]
-        shared = len({(c.optimizer, c.schedule, c.epochs) for c in cfgs}) == 1 and cfgs[0].schedule.name in EPOCH_CLOCKED
-        if shared:  # one optimizer over every member's views: one fused call a step
-            optimizer = build_optimizer(cfgs[0].optimizer, [p for params_k in trainable for p in params_k])
-            schedule = Schedule(cfgs[0].schedule, optimizer, cfgs[0].epochs, steps[0])
-        members = []
-        for k, (module, c) in enumerate(zip(modules, cfgs)):
-            if not shared:
-                optimizer = build_optimizer(c.optimizer, trainable[k])
-                schedule = Schedule(c.schedule, optimizer, c.epochs, steps[k])
-            generator = torch.Generator(device=device).manual_seed(c.seed)
-            members.append(Member(module, optimizer, schedule, CallbackList(callbacks(k)), c, parts[k][0].to(device),
-                                  parts[k][1].to(device), generator, params=trainable[k]))
-        x_val, val_mask = _pad([p[2] for p in parts])
-        y_val, _ = _pad([p[3] for p in parts])
-        base = with_rand_dropout(copy.deepcopy(modules[0]).to("meta"))
-        return cls(members, base, params, buffers, ROW_LOSSES[loss], task, x_val.to(device), y_val.to(device),
-                   val_mask.to(device), sizes, shared)
+        # Members that take the same steps with the same settings share an optimizer; plateau follows each one's loss.
+        grouped: dict[tuple, list[int]] = {}
+        for k, (c, s) in enumerate(zip(cfgs, steps)):
+            alone = k if c.schedule.name == "plateau" else None
+            grouped.setdefault((c.optimizer, c.schedule, c.epochs, s, c.clip_grad_value, c.clip_grad_norm, alone), []).append(k)
+        order = [k for ks in grouped.values() for k in ks]
+        params, buffers = stack_module_state([modules[k] for k in order])  # (K, ...) copies
+        params = {name: p.detach().requires_grad_(p.requires_grad) for name, p in params.items()}
+        groups, start = [], 0
+        for ks in grouped.values():
+            c, views = cfgs[ks[0]], _rows(params, slice(start, start + len(ks)))
+            optimizer = build_optimizer(c.optimizer, views)
+            groups.append(Group(ks, c, optimizer, Schedule(c.schedule, optimizer, c.epochs, steps[ks[0]]), steps[ks[0]],
+                                start, views))
+            start += len(ks)
+        group_of = {k: g for g in groups for k in g.members}
+        x_train, _ = _pad([p[0] for p in parts])  # one stack, so an epoch's batches are one gather
+        y_train, _ = _pad([p[1] for p in parts])
+        x_train, y_train = x_train.to(device), y_train.to(device)
+        members = [Member(module, group_of[k].optimizer, group_of[k].schedule, CallbackList(callbacks(k)), c,
+                          x_train[k, :len(p[0])], y_train[k, :len(p[0])], torch.Generator(device=device).manual_seed(c.seed))
+                   for k, (module, c, p) in enumerate(zip(modules, cfgs, parts))]
+        for row, k in enumerate(order):
+            members[k].params = _alias(members[k].model, params, buffers, row)
+        x_val, val_mask = _pad([parts[k][2] for k in order])
+        y_val, _ = _pad([parts[k][3] for k in order])
+        return cls(members, StackedForward(modules[0]), order, params, buffers, groups, ROW_LOSSES[loss], task,
+                   x_train, y_train, x_val.to(device), y_val.to(device), val_mask.to(device), sizes)
 
     # ── the loop ───────────────────────────────────────────────────────────────────────────
     def fit(self) -> BatchedFit:
         """Train every member until each has run its epochs or been stopped by its callbacks."""
-        members, cfg = self.members, self.members[0].cfg
-        epochs = max(m.cfg.epochs for m in members)
-        forward = vmap(self._forward, in_dims=(0, 0, 0), randomness="different")
-        trained = [name for name, p in self.params.items() if p.requires_grad]
+        members = self.members
         for m in members:
-            m.optimizer.zero_grad(set_to_none=True)
             m.callbacks.on_train_begin(m)
-        optimizers = list({id(m.optimizer): m for m in members}.values())  # one member per distinct optimizer
         started_all = time.perf_counter()
         try:
-            for epoch in range(1, epochs + 1):
-                active = [k for k, m in enumerate(members) if m.training]
-                if not active:
+            for epoch in range(1, max(m.cfg.epochs for m in members) + 1):
+                self._drop_stopped()  # members that stopped leave the stacks
+                if not self.order:
                     break
                 started = time.perf_counter()
-                self.base.train()
-                # Only members still training are computed: a stopped member's slice leaves the batch.
-                index = None if len(active) == len(members) else torch.tensor(active, device=self.x_val.device)
-                xb_all, yb_all, mask_all, steps = self._epoch_batches(active)  # (A, S, B, ...), (A, S, B)
-                loss_sum = torch.zeros(len(active), device=self.x_val.device)
-                for step in range(max(steps[k] for k in active)):
-                    xb, yb, mask = xb_all[:, step], yb_all[:, step], mask_all[:, step]
-                    params, buffers = self._gather(index)
-                    out = forward(params, buffers, xb)  # (A, B, outputs)
-                    counts = mask.sum(1).clamp_min(1)  # (A,)
-                    member_loss = (self.row_loss(out, yb) * mask).sum(1) / counts  # (A,): each member's batch mean
-                    objective = member_loss.sum() + self._penalty(cfg, params)  # members share no parameter: sum separates
-                    grads = torch.autograd.grad(objective, [params[name] for name in trained])
-                    # vmap's backward can return a weight's gradient in transposed memory order; the fused
-                    # optimizer kernels read a gradient in its parameter's order, so lay it out that way.
-                    grads = [g.contiguous() for g in grads]
-                    stepping = [k for k in active if step < steps[k]]
-                    for j, k in enumerate(active):
-                        if step < steps[k]:
-                            self._give(members[k], [g[j] for g in grads])
-                    for m in optimizers if self.shared else [members[k] for k in stepping]:
-                        m.optimizer.step()  # members without gradients (no rows this step, or stopped) are skipped
-                        m.optimizer.zero_grad(set_to_none=True)
-                        m.schedule.step_batch()
-                    loss_sum += member_loss.detach() * mask.sum(1)
-                self._end_epoch(epoch, active, index, loss_sum, started)
+                self.forward.train()
+                x_all, y_all, weight_all, rows = self._epoch_batches()  # (S, A, B, ...), (S, A, B), (A, S)
+                trained = [p for p in self.params.values() if p.requires_grad]
+                losses = []
+                for step in range(max(g.steps for g in self.groups)):
+                    out = self.forward(self.params, self.buffers, x_all[step])  # (A, B, outputs)
+                    member_loss = (self.row_loss(out, y_all[step]) * weight_all[step]).sum(1)  # (A,): batch means
+                    objective = member_loss.sum() + self._penalty(members[0].cfg)  # members share no parameter: sum separates
+                    # The backward of a matmul against a transposed weight gives its gradient in transposed memory
+                    # order; the fused optimizer kernels read a gradient in its parameter's order, so lay it out so.
+                    grads = [g.contiguous() for g in torch.autograd.grad(objective, trained)]
+                    for group in self.groups:
+                        if step < group.steps:  # a group with fewer steps this epoch sits the last ones out
+                            self._step(group, grads)
+                    losses.append(member_loss.detach())
+                self._end_epoch(epoch, (torch.stack(losses, 1) * rows).sum(1) / rows.sum(1), started)
         finally:
+            for k in self.order:
+                _own(members[k].model)  # every member's module its own weights again
             for m in members:
                 m.callbacks.on_train_end(m)
                 m.callbacks.close()
             self.seconds = time.perf_counter() - started_all
         return self
 
-    def _gather(self, index: torch.Tensor | None) -> tuple[dict, dict]:
-        """The stacks, or (some members stopped) copies of the training members' slices, as leaves of their own."""
-        if index is None:
-            return self.params, self.buffers
-        params = {name: p.detach()[index].requires_grad_(p.requires_grad) for name, p in self.params.items()}
-        return params, {name: b[index] for name, b in self.buffers.items()}
+    def _step(self, group: Group, grads: list[torch.Tensor]) -> None:
+        """The group's rows of the gradients on its parameters, clipped as its config says, then one optimizer step."""
+        for p, g in zip(group.params, grads):
+            p.grad = g[group.rows]
+        c = group.cfg
+        if c.clip_grad_value is not None:  # elementwise: clipping the rows together is clipping each member's
+            nn.utils.clip_grad_value_(group.params, c.clip_grad_value)
+        if c.clip_grad_norm is not None:  # each member by its own norm, as its fit alone would
+            for row, k in enumerate(group.members, start=group.start):
+                member = self.members[k]
+                for p, g in zip(member.params, grads):
+                    p.grad = g[row]  # a view: clipping scales the group's gradient in place
+                nn.utils.clip_grad_norm_(member.params, c.clip_grad_norm)
+                member.model.zero_grad(set_to_none=True)
+        group.optimizer.step()
+        group.optimizer.zero_grad(set_to_none=True)
+        group.schedule.step_batch()
 
-    def _forward(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.base, (params, buffers), (x,))
-
-    def _give(self, member: Member, grads: list[torch.Tensor]) -> None:
-        """Member k's slice of the gradients (views: no copy) on its parameters, clipped as its config says."""
-        for p, g in zip(member.params, grads):
-            p.grad = g
-        c = member.cfg
-        if c.clip_grad_value is not None:
-            nn.utils.clip_grad_value_(member.params, c.clip_grad_value)
-        if c.clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(member.params, c.clip_grad_norm)
-
-    def _penalty(self, cfg: TrainConfig, params: dict[str, torch.Tensor]) -> torch.Tensor | float:
+    def _penalty(self, cfg: TrainConfig) -> torch.Tensor | float:
         """``train.l1`` / ``train.l2`` on the weight matrices (stacked: ndim > 2), as ``optim.weight_penalty``."""
         if not (cfg.l1 or cfg.l2):
             return 0.0
-        weights = [p for p in params.values() if p.ndim > 2 and p.requires_grad]
+        weights = [p for p in self.params.values() if p.ndim > 2 and p.requires_grad]
         penalty = 0.0
         if cfg.l1:
             penalty = penalty + cfg.l1 * sum(w.abs().sum() for w in weights)
@@ -258,111 +270,142 @@ class BatchedFit:
             penalty = penalty + cfg.l2 * sum(w.pow(2).sum() for w in weights)
         return penalty
 
-    def _epoch_batches(self, active: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
-        """The ``active`` members' shuffled batches for one epoch, padded to one shape (A, steps, B): member k's
-        step s holds rows s*B_k..(s+1)*B_k of its shuffle, as ``TensorBatches`` would give it; steps per member."""
-        members = self.members
-        steps = [math.ceil(len(m.x_train) / size) for m, size in zip(members, self.batch_sizes)]
-        most, widest = max(steps[k] for k in active), max(self.batch_sizes[k] for k in active)
-        xs, ys, masks = [], [], []
-        for m, size in ((members[k], self.batch_sizes[k]) for k in active):
-            n, device = len(m.x_train), m.x_train.device
+    def _epoch_batches(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The training members' shuffled batches for one epoch, padded to one shape (steps, A, B): member k's step s
+        holds rows s*B_k..(s+1)*B_k of its shuffle, as ``TensorBatches`` would give it; each row's weight in its
+        batch's mean (0 on padding); and (A, steps) the rows in each batch."""
+        members = [self.members[k] for k in self.order]
+        sizes = [self.batch_sizes[k] for k in self.order]
+        most = max(math.ceil(len(m.x_train) / size) for m, size in zip(members, sizes))
+        widest, device = max(sizes), self.x_train.device
+        places, masks = [], []
+        for m, size in zip(members, sizes):
+            n = len(m.x_train)
             perm = torch.randperm(n, generator=m.generator, device=m.generator.device).to(device) if size < n else None
             place = torch.arange(most, device=device)[:, None] * size + torch.arange(widest, device=device)[None, :]
-            valid = (torch.arange(widest, device=device) < size)[None, :] & (place < n)  # (steps, B)
+            masks.append((torch.arange(widest, device=device) < size)[None, :] & (place < n))  # (steps, B)
             place = place.clamp(max=n - 1)
-            index = perm[place] if perm is not None else place
-            xs.append(m.x_train[index])  # (steps, B, ...)
-            ys.append(m.y_train[index])
-            masks.append(valid)
-        x, y, mask = torch.stack(xs), torch.stack(ys), torch.stack(masks)
-        return x, y, mask.to(x.dtype), steps
+            places.append(perm[place] if perm is not None else place)  # (steps, B): positions in its own rows
+        longest = self.x_train.shape[1]
+        index = (torch.stack(places, 1) + torch.tensor(self.order, device=device)[None, :, None] * longest).flatten()
+        x, y = (t.flatten(0, 1).index_select(0, index).view(most, len(sizes), widest, *t.shape[2:])  # (steps, A, B, ...)
+                for t in (self.x_train, self.y_train))
+        mask = torch.stack(masks, 1).to(next(iter(self.params.values())).dtype)  # (steps, A, B)
+        rows = mask.sum(2)  # (steps, A)
+        return x, y, mask / rows.clamp_min(1)[:, :, None], rows.T
 
     @torch.no_grad()
-    def _validate(self, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _validate(self) -> dict[str, torch.Tensor]:
         """Each training member's validation loss and metric on its own rows, as ``setup.make_validate`` computes
         them: (A,) each."""
-        self.base.eval()
-        params, buffers = self._gather(index)
-        x_val, y_val, val_mask = (self.x_val, self.y_val, self.val_mask) if index is None else (
-            self.x_val[index], self.y_val[index], self.val_mask[index])
-        out = vmap(self._forward, in_dims=(0, 0, 0), randomness="different")(params, buffers, x_val)
-        mask = val_mask.to(out.dtype)  # (A, V)
+        self.forward.train(False)
+        out = self.forward(self.params, self.buffers, self.x_val).contiguous()  # (A, V, outputs)
+        mask = self.val_mask.to(out.dtype)  # (A, V)
         counts = mask.sum(1).clamp_min(1)
-        logs = {"val_loss": (self.row_loss(out, y_val) * mask).sum(1) / counts}
+        logs = {"val_loss": (self.row_loss(out, self.y_val) * mask).sum(1) / counts}
         if self.task == "regression":
-            y, m = y_val.flatten(2).to(out.dtype), mask[:, :, None]  # (A, V, outputs)
+            y, m = self.y_val.flatten(2).to(out.dtype), mask[:, :, None]  # (A, V, outputs)
             mean = (y * m).sum((1, 2)) / (counts * y.shape[2])
             residual = ((out.flatten(2) - y).pow(2) * m).sum((1, 2))
             logs["val_r2"] = 1 - residual / ((y - mean[:, None, None]).pow(2) * m).sum((1, 2)).clamp_min(1e-12)
         elif self.task == "binary":
-            logs["val_accuracy"] = (((out.squeeze(-1) > 0).long() == y_val).to(out.dtype) * mask).sum(1) / counts
+            logs["val_accuracy"] = (((out.squeeze(-1) > 0).long() == self.y_val).to(out.dtype) * mask).sum(1) / counts
         else:
-            logs["val_accuracy"] = ((out.argmax(-1) == y_val).to(out.dtype) * mask).sum(1) / counts
+            logs["val_accuracy"] = ((out.argmax(-1) == self.y_val).to(out.dtype) * mask).sum(1) / counts
         return logs
 
-    def _end_epoch(self, epoch: int, active: list[int], index: torch.Tensor | None, loss_sum: torch.Tensor,
-                   started: float) -> None:
+    def _end_epoch(self, epoch: int, train_loss: torch.Tensor, started: float) -> None:
         """Read every training member's numbers in one transfer, then let each one's callbacks decide."""
-        logs = self._validate(index)
-        rows = torch.tensor([len(self.members[k].x_train) for k in active], device=loss_sum.device, dtype=loss_sum.dtype)
+        logs = self._validate()
         names = ["train_loss", *logs]
-        values = torch.stack([loss_sum / rows, *logs.values()]).tolist()  # the one sync per epoch
+        values = torch.stack([train_loss, *logs.values()]).tolist()  # the one sync per epoch
         seconds = time.perf_counter() - started
-        for j, k in enumerate(active):
+        val_loss = {}
+        for row, k in enumerate(self.order):
             m = self.members[k]
-            numbers = {name: values[i][j] for i, name in enumerate(names)}
+            numbers = {name: values[i][row] for i, name in enumerate(names)}
+            val_loss[k] = numbers["val_loss"]
             if not math.isfinite(numbers["train_loss"]):
                 m.diverged = {"epoch": epoch, "loss": numbers["train_loss"], "lr": m.optimizer.param_groups[0]["lr"]}
                 m.request_stop(f"the training loss became {numbers['train_loss']} in epoch {epoch}")
                 continue
-            entry = {"epoch": epoch, **numbers, "lr": m.optimizer.param_groups[0]["lr"]}
-            if not self.shared:
-                m.schedule.step_epoch(entry["val_loss"])
-            entry["seconds"] = seconds  # the batched epoch's time, shared by its members
-            m.epoch = epoch
+            entry = {"epoch": epoch, **numbers, "lr": m.optimizer.param_groups[0]["lr"], "seconds": seconds}
+            m.epoch = epoch  # "seconds": the batched epoch's time, shared by its members
             m.history.append(entry)
             m.callbacks.on_epoch_end(m, entry)
-        if self.shared:
-            self.members[0].schedule.step_epoch(0.0)  # epoch-clocked: the same for every member, after the lr is logged
+        for group in self.groups:  # after the lr is logged; plateau: a group of one member, on its own loss
+            group.schedule.step_epoch(val_loss[group.members[0]])
+
+    def _drop_stopped(self) -> None:
+        """Members no longer training leave the stacks, with their rows of the optimizer state: each keeps its module,
+        now with its own copy of its weights, and the others move up."""
+        keep = [row for row, k in enumerate(self.order) if self.members[k].training]
+        if len(keep) == len(self.order):
+            return
+        for k in self.order:
+            if not self.members[k].training:
+                _own(self.members[k].model)
+        index = torch.tensor(keep, dtype=torch.long, device=self.x_val.device)
+        self.params = {name: p.detach()[index].requires_grad_(p.requires_grad) for name, p in self.params.items()}
+        self.buffers = {name: b[index] for name, b in self.buffers.items()}
+        self.x_val, self.y_val, self.val_mask = self.x_val[index], self.y_val[index], self.val_mask[index]
+        self.order = [self.order[row] for row in keep]
+        groups, start = [], 0
+        for group in self.groups:
+            staying = [j for j, k in enumerate(group.members) if self.members[k].training]
+            if not staying:
+                continue
+            views = _rows(self.params, slice(start, start + len(staying)))
+            _move_state(group.optimizer, group.params, views, torch.tensor(staying, device=index.device))
+            group.members, group.start, group.params = [group.members[j] for j in staying], start, views
+            groups.append(group)
+            start += len(staying)
+        self.groups = groups
+        for row, k in enumerate(self.order):
+            self.members[k].params = _alias(self.members[k].model, self.params, self.buffers, row)
 
 
-class RandDropout(nn.Module):
-    """Dropout drawn with ``torch.rand`` (same distribution: keep with probability 1 - p, scale by 1 / (1 - p)).
-    torch's CPU dropout draws through ``bernoulli_``, about 3x slower per element than ``rand`` here, and a
-    batched fit draws K members' masks at once."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return x * (torch.rand_like(x) >= self.p) / (1 - self.p)
+def _rows(params: dict[str, torch.Tensor], rows: slice) -> list[nn.Parameter]:
+    """Parameters that are views of ``rows`` of the trainable stacks (an optimizer's updates land in the stacks)."""
+    return [nn.Parameter(p.detach()[rows]) for p in params.values() if p.requires_grad]
 
 
-def with_rand_dropout(module: nn.Module) -> nn.Module:
-    """``module`` with each ``nn.Dropout`` replaced by ``RandDropout`` (in place; returns it)."""
-    for name, child in list(module.named_children()):
-        if type(child) is nn.Dropout:
-            setattr(module, name, RandDropout(child.p))
-        else:
-            with_rand_dropout(child)
-    return module
+def _move_state(optimizer: torch.optim.Optimizer, old: list[nn.Parameter], new: list[nn.Parameter],
+                staying: torch.Tensor) -> None:
+    """Point ``optimizer`` at ``new`` parameters, each keeping the ``staying`` rows of its ``old`` one's state
+    (moments and other per-element state; a scalar such as Adam's step count is the group's)."""
+    for before, after in zip(old, new):
+        state = optimizer.state.pop(before, None)
+        if state is not None:
+            optimizer.state[after] = {key: value[staying] if torch.is_tensor(value) and value.shape == before.shape
+                                      else value for key, value in state.items()}
+    optimizer.param_groups[0]["params"] = new
 
 
-def _alias(module: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], k: int) -> None:
-    """Make ``module``'s parameters and buffers views of member ``k``'s slice of the stacked tensors,
-    so its optimizer's in-place updates and ``load_state_dict`` write into the stacks."""
+def _alias(module: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+           row: int) -> list[nn.Parameter]:
+    """Make ``module``'s parameters and buffers views of ``row`` of the stacked tensors, so its callbacks read
+    and write its weights there (``load_state_dict`` too); returns its trainable parameters."""
     for name, stacked in params.items():
         owner, _, leaf = name.rpartition(".")
         target = module.get_submodule(owner) if owner else module
-        target._parameters[leaf] = nn.Parameter(stacked.detach()[k], requires_grad=stacked.requires_grad)
+        target._parameters[leaf] = nn.Parameter(stacked.detach()[row], requires_grad=stacked.requires_grad)
     for name, stacked in buffers.items():
         owner, _, leaf = name.rpartition(".")
         target = module.get_submodule(owner) if owner else module
-        target._buffers[leaf] = stacked[k]
+        target._buffers[leaf] = stacked[row]
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def _own(module: nn.Module) -> None:
+    """Give ``module`` its own copy of each parameter and buffer (they were views of a batched fit's stacks)."""
+    for sub in module.modules():
+        for leaf, p in sub._parameters.items():
+            if p is not None:
+                sub._parameters[leaf] = nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
+        for leaf, b in sub._buffers.items():
+            if b is not None:
+                sub._buffers[leaf] = b.clone()
 
 
 def _pad(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -374,17 +417,3 @@ def _pad(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         padded[k, : len(t)] = t
         mask[k, : len(t)] = True
     return padded, mask
-
-
-def vmap_problem(module: nn.Module, x: torch.Tensor) -> str | None:
-    """Why ``vmap`` cannot run ``module``'s forward and backward on two stacked copies, or None when it can."""
-    try:
-        params, buffers = stack_module_state([module, module])
-        base = copy.deepcopy(module).to("meta")
-        out = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)), randomness="different")(
-            params, buffers, torch.stack([x, x])
-        )
-        out.float().sum().backward()
-    except Exception as error:  # noqa: BLE001 - any failure means: fit these one after another
-        return f"vmap cannot run this model ({type(error).__name__})"
-    return None
