@@ -111,6 +111,8 @@ def test_what_cannot_be_batched_says_why():
     assert "batch norm" in batchable(cfg.train, module, None, False)
     cfg, datas = folds_of(["train.accumulate=2"], k=2)
     assert "accumulate" in batchable(cfg.train, build_module(cfg, datas[0]), None, False)
+    cfg, datas = folds_of(["train.class_weight=balanced"], k=2)  # sequential fits apply it; batched ones would not
+    assert "class_weight" in batchable(cfg.train, build_module(cfg, datas[0]), None, False)
     assert vmap_problem(build_module(cfg, datas[0]), datas[0].x_train[:2]) is None
 
 
