@@ -101,6 +101,17 @@ _LOCKS: dict[str, int] = {}
 _PENDING: dict[str, list[Future]] = {}
 _WRITE_LOCK = threading.RLock()
 _WRITER: ThreadPoolExecutor | None = None
+
+
+def _forked() -> None:
+    """A forked child has no writer thread (only the forking thread is copied) and may hold a copy of a
+    lock the thread held: it starts its own, and its parent's pending writes are the parent's."""
+    global _WRITER, _WRITE_LOCK
+    _WRITER, _WRITE_LOCK = None, threading.RLock()
+    _PENDING.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _IN_MEMORY = 256 * 2**20  # safetensors files up to this size are serialized in memory, then written
 
