@@ -7,7 +7,8 @@ import torch
 from callback_loop import LoopState, mlp, run_loop
 from torch import nn
 
-from trainwright.tracking.tensorboard import TensorBoard
+from trainwright.tracking.pipe import WorkerPipe
+from trainwright.tracking.tensorboard import WORKER, TensorBoard
 from trainwright.training.callbacks import Callback
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
@@ -111,3 +112,14 @@ def test_a_resumed_run_replaces_the_epochs_after_its_checkpoint(tmp_path):
     again.close()
     logged = [(e.step, e.value) for e in read(tmp_path / "tensorboard").Scalars("val_loss")]
     assert logged == [(epoch, pytest.approx(logs["val_loss"], rel=1e-6)) for epoch, logs in enumerate(state.history, start=1)]
+
+
+def test_a_run_longer_than_the_quiet_minute_logs_live_from_a_worker_at_the_lowest_priority(tmp_path):
+    pipe = WorkerPipe(WORKER, quiet=0)  # as after a minute of training: each put may go to the worker
+    pipe.put("open", "", log_dir=str(tmp_path / "tensorboard"), purge_step=None, layers=[])
+    assert pipe.process is not None and "--low" in pipe.process.args  # started while training: it takes idle CPU only
+    pipe.put("epoch", "epoch 1", step=1, scalars={"val_loss": 0.5}, norms=[])
+    pipe.hurry()
+    pipe.close(timeout=60)
+    assert pipe.closed and not pipe.unsent
+    assert [(e.step, e.value) for e in read(tmp_path / "tensorboard").Scalars("val_loss")] == [(1, 0.5)]

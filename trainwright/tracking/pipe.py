@@ -59,12 +59,13 @@ class WorkerPipe:
         self.progress = time.monotonic()  # when the worker last answered
         self.outbox, self.inbox = bytearray(), bytearray()
         self.quiet_until = time.monotonic() + quiet  # nothing goes to the worker before (unless training ends)
+        self.training = True  # until ``hurry``, ``close`` or this process's exit
         self.written = -INTERVAL  # when jobs last went down the pipe: the first one goes at once
         atexit.register(self.abandon)
 
     def _start(self) -> subprocess.Popen:
         """The worker process; at the lowest CPU priority while the run still trains (``--low``)."""
-        low = ["--low"] if time.monotonic() < self.quiet_until else []
+        low = ["--low"] if self.training else []
         # No stderr: workers report through their answers, and their libraries' log lines are not the user's business.
         process = subprocess.Popen(
             [sys.executable, str(self.script), *low], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -89,7 +90,7 @@ class WorkerPipe:
         """Training is over: the worker takes its usual CPU share (where it may) and gets what waits now."""
         if self.closed:
             return
-        self.quiet_until = 0.0
+        self.quiet_until, self.training = 0.0, False
         self.put("hurry", "")
         self.pump()
 
@@ -132,7 +133,7 @@ class WorkerPipe:
         what it did not do is added to ``unsent``."""
         if self.closed:
             return
-        self.quiet_until = 0.0
+        self.quiet_until, self.training = 0.0, False
         if self.process is None:
             self.pump()  # started now: the jobs go to it
         self.progress = time.monotonic()
@@ -160,7 +161,7 @@ class WorkerPipe:
             return
         try:
             if self.process is None:
-                self.quiet_until = 0.0
+                self.quiet_until, self.training = 0.0, False
                 self.process = self._start()
             if not self.process.stdin.closed:
                 os.set_blocking(self.process.stdin.fileno(), True)
