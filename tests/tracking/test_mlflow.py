@@ -85,7 +85,7 @@ def test_a_resumed_run_goes_on_in_the_same_mlflow_run(tmp_path, store):
     state = run_loop([first], model, epochs=2)
     saved = first.state_dict()  # as the checkpoint keeps it, maybe before MLflow has answered
     first.close()  # the loop's close: the finish step never comes, the process dies (Ctrl-C)
-    first.pipe.process.stdin.close()  # as the process's end closes the pipe: the worker ends the run as FAILED
+    first.pipe.abandon()  # as at the process's exit: the worker gets what waits, then ends the run as FAILED
     assert first.pipe.process.wait(timeout=60) == 0
     client = client_of(store)
     (died,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])

@@ -7,7 +7,8 @@ import torch
 from callback_loop import LoopState, mlp, run_loop
 from torch import nn
 
-from trainwright.tracking.tensorboard import TensorBoard
+from trainwright.tracking.pipe import WorkerPipe
+from trainwright.tracking.tensorboard import WORKER, TensorBoard
 from trainwright.training.callbacks import Callback
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
@@ -43,11 +44,11 @@ def test_scalars_per_epoch_gradient_norm_histograms_and_the_graph(tmp_path):
     board = TensorBoard(tmp_path / "tensorboard", every=3)  # 4 steps an epoch: steps 1 and 4 are sampled
     norms = Norms({"2": model[2], "4": model[4]}, every=3)
     state = run_loop([norms, board], model, epochs=3)
-    board.close()  # the loop's close: the worker goes on writing for the finish step
-    assert board.pipe.process is not None and board.example is not None
+    board.close()  # the loop's close: the finish step comes; a run shorter than a minute has not started the worker yet
+    assert board.pipe.process is None and board.example is not None
     board.finish(tmp_path, {})  # the finish step, after training: the graph
     board.close()  # then the worker closes the files and exits
-    assert board.pipe.process is None and not board.pipe.unsent
+    assert board.pipe.closed and not board.pipe.unsent
 
     events = read(tmp_path / "tensorboard")
     tags = events.Tags()
@@ -101,7 +102,7 @@ def test_a_resumed_run_replaces_the_epochs_after_its_checkpoint(tmp_path):
     first = TensorBoard(tmp_path / "tensorboard", graph=False)
     state = run_loop([first], model, epochs=3)
     first.close()
-    first.pipe.process.stdin.close()  # the run died after epoch 3 (its end closes the pipe: the worker closes the file) ...
+    first.pipe.abandon()  # the run died after epoch 3 (at its exit the worker gets what waits and closes the file) ...
     assert first.pipe.process.wait(timeout=60) == 0
     # ... and its checkpoint is from epoch 2: epoch 3 is trained again.
     again = TensorBoard(tmp_path / "tensorboard", graph=False)
@@ -111,3 +112,14 @@ def test_a_resumed_run_replaces_the_epochs_after_its_checkpoint(tmp_path):
     again.close()
     logged = [(e.step, e.value) for e in read(tmp_path / "tensorboard").Scalars("val_loss")]
     assert logged == [(epoch, pytest.approx(logs["val_loss"], rel=1e-6)) for epoch, logs in enumerate(state.history, start=1)]
+
+
+def test_a_run_longer_than_the_quiet_minute_logs_live_from_a_worker_at_the_lowest_priority(tmp_path):
+    pipe = WorkerPipe(WORKER, quiet=0)  # as after a minute of training: each put may go to the worker
+    pipe.put("open", "", log_dir=str(tmp_path / "tensorboard"), purge_step=None, layers=[])
+    assert pipe.process is not None and "--low" in pipe.process.args  # started while training: it takes idle CPU only
+    pipe.put("epoch", "epoch 1", step=1, scalars={"val_loss": 0.5}, norms=[])
+    pipe.hurry()
+    pipe.close(timeout=60)
+    assert pipe.closed and not pipe.unsent
+    assert [(e.step, e.value) for e in read(tmp_path / "tensorboard").Scalars("val_loss")] == [(1, 0.5)]

@@ -1,13 +1,14 @@
 """Log a run to MLflow: the resolved config as parameters, the history per epoch, then test metrics and files.
 
 Everything MLflow is asked to do happens in a worker process (``mlflow_worker.py`` through ``pipe.py``,
-started when the callback is made, at the lowest CPU priority): the training process never imports
-MLflow, and its thread only writes a line per epoch without waiting (microseconds), so neither MLflow's
-import (seconds) nor a slow server holds training up. A server that cannot be reached is found on first
-contact (a TCP connection is tried for http(s) URIs, so there are no minutes of HTTP retries); from then
-on nothing more is sent, a warning says so once, and ``close`` says what was not sent. A resumed run
-keeps logging to the same MLflow run: each run is tagged ``trainwright.run`` with a key made when
-training starts, which the checkpoint keeps (``state_dict``) even before MLflow has answered.
+started after a minute of training or when it ends, at the lowest CPU priority while it trains): the
+training process never imports MLflow, and its thread only adds a line per epoch to what waits for the
+worker (microseconds), so neither MLflow's import (seconds) nor a slow server holds training up. A server
+that cannot be reached is found on first contact (a TCP connection is tried for http(s) URIs, so there are
+no minutes of HTTP retries); from then on nothing more is sent, a warning says so once, and ``close`` says
+what was not sent. A resumed run keeps logging to the same MLflow run: each run is tagged
+``trainwright.run`` with a key made when training starts, which the checkpoint keeps (``state_dict``)
+even before MLflow has answered.
 
 Example:
     >>> tracker = MLflowTracking(tracking_uri(True, "runs"), "digits", "digits-mlp-1", cfg.to_dict())
@@ -76,7 +77,7 @@ class MLflowTracking(Tracker):
         self.status = "FAILED"  # until training ends normally
         self.epoch = 0
         self.warned = self.started = self.finished = False
-        self.pipe = WorkerPipe(WORKER)  # MLflow's import and its connection happen there while the run is set up
+        self.pipe = WorkerPipe(WORKER)  # started after a minute of training, or at its end: MLflow's import happens there
         self.pipe.put("connect", "", uri=uri, experiment=experiment, artifacts=_artifacts(uri))
 
     @property
@@ -117,11 +118,12 @@ class MLflowTracking(Tracker):
         never gets there (an error, Ctrl-C) is ended as FAILED by the worker when this process's end closes
         the pipe.
         """
-        if self.pipe.process is None:
+        if self.pipe.closed:
             return
         if not self.finished:
-            self.pipe.hurry()  # training is over
-            return
+            if self.status != "FINISHED":
+                self.pipe.hurry()  # training stopped (an error, Ctrl-C): what waits goes now; the worker ends the run as FAILED
+            return  # training ended: the finish step comes (and the worker starts then, outside the training's time)
         self.pipe.put("end", "the run's end" if self.started else "", status=self.status)
         self.pipe.close(self.timeout)
         self._warn_once()

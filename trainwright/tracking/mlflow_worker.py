@@ -99,8 +99,11 @@ class Worker:
 
 
 def answer(message: dict) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    except OSError:
+        pass  # the training process has ended (its exit handed over the last jobs): the work goes on unanswered
 
 
 def read_jobs(jobs: queue.SimpleQueue) -> None:
@@ -115,7 +118,8 @@ def read_jobs(jobs: queue.SimpleQueue) -> None:
 
 
 def main() -> None:
-    priority(lowest=True)
+    if "--low" in sys.argv[1:]:  # started while the run trains
+        priority(lowest=True)
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines are not the user's business
     logging.getLogger("alembic").setLevel(logging.WARNING)  # nor a new store's migrations
     warnings.simplefilter("ignore")

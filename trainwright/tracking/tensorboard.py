@@ -45,7 +45,7 @@ class TensorBoard(Tracker):
     def __init__(self, log_dir: str | Path, every: int = 10, graph: bool = True, timeout: float = 60.0):
         require("tensorboard", "track.tensorboard")
         self.log_dir, self.every, self.graph, self.timeout = Path(log_dir), every, graph, timeout
-        self.finished = False
+        self.finished = self.trained = False
         self.names: list[str] = []
         self.weights: list[nn.Parameter] = []
         self.samples: list[torch.Tensor] = []  # per sampled step: (L,) norms, on the device
@@ -53,7 +53,7 @@ class TensorBoard(Tracker):
         self.hook = None
         self.example: tuple | None = None  # two rows of the first batch's inputs, for the graph
         self.module: nn.Module | None = None
-        self.pipe = WorkerPipe(WORKER)  # it imports tensorboard while the run is set up
+        self.pipe = WorkerPipe(WORKER)  # started after a minute of training, or at its end
 
     def on_train_begin(self, state: TrainingState) -> None:
         several = len(state.modules) > 1
@@ -93,6 +93,9 @@ class TensorBoard(Tracker):
         self.pipe.put("epoch", f"epoch {state.epoch}", step=state.epoch, scalars=numbers(logs), norms=norms)
         self.samples, self.steps = [], 0
 
+    def on_train_end(self, state: TrainingState) -> None:
+        self.trained = True
+
     def finish(self, run_dir: str | Path, metrics: dict) -> None:
         """After training: the graph, traced on a copy of the model (its hooks left out) in evaluation mode."""
         self.finished = True
@@ -123,11 +126,12 @@ class TensorBoard(Tracker):
         if self.hook is not None:
             self.hook.remove()
             self.hook = None
-        if self.pipe.process is None:
+        if self.pipe.closed:
             return
         if not self.finished:
-            self.pipe.hurry()  # training is over
-            return
+            if not self.trained:
+                self.pipe.hurry()  # training stopped (an error, Ctrl-C): what waits is written now
+            return  # training ended: the finish step comes (and the worker starts then, outside the training's time)
         self.pipe.close(self.timeout)
         if self.pipe.unsent:
             warnings.warn(f"TensorBoard ({self.log_dir}): not written ({self.pipe.failure}): {len(self.pipe.unsent)} epochs",

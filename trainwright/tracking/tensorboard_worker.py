@@ -72,8 +72,16 @@ class Writer:
         self.file.add_event(Event(step=step, wall_time=time.time(), summary=Summary(value=values)))
 
 
+def answer(message: dict) -> None:
+    try:
+        print(json.dumps(message), flush=True)
+    except OSError:
+        pass  # the training process has ended (its exit handed over the last jobs): the files are still written
+
+
 def main() -> None:
-    priority(lowest=True)
+    if "--low" in sys.argv[1:]:  # started while the run trains
+        priority(lowest=True)
     logging.getLogger("tensorboard").setLevel(logging.WARNING)
     warnings.simplefilter("ignore")
     writer, failure = Writer(), None
@@ -92,9 +100,9 @@ def main() -> None:
                     writer.epoch(job["step"], job["scalars"], job["norms"])
             except Exception as error:  # noqa: BLE001 - a disk or library error must not reach the run
                 failure = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
-                print(json.dumps({"failure": failure}), flush=True)
+                answer({"failure": failure})
                 sent = False
-        print(json.dumps({"done": [job["id"]], "sent": sent}), flush=True)
+        answer({"done": [job["id"]], "sent": sent})
     if writer.file is not None:
         writer.file.close()  # flushes
 
