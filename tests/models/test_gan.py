@@ -78,3 +78,18 @@ def test_dcgan_init_and_spectral_norm():
         discriminator(torch.randn(4, 3, 32, 32))
         sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
         assert sigma.item() == pytest.approx(1.0, rel=0.1)
+
+
+def test_mlp_init_is_dcgans_or_torchs_default_and_convs_always_dcgans():
+    # N(0, 0.02) on a 2-D input leaves the MLP discriminator too smooth to resolve PacGAN's 0.05-std modes
+    torch.manual_seed(0)
+    cfg = GANConfig(latent_size=16, g_hidden=[128], d_hidden=[128], width=8, mlp_init="torch")
+    for net in (build_generator(cfg, (2,)), build_discriminator(cfg, (2,))):
+        first = next(m for m in net.modules() if isinstance(m, nn.Linear))
+        bound = 1 / first.in_features**0.5  # torch's Kaiming-uniform bound for Linear
+        assert first.weight.abs().max().item() == pytest.approx(bound, rel=0.1)
+    dcgan = cfg.model_copy(update={"mlp_init": "dcgan"})
+    weights = torch.cat([m.weight.flatten() for m in build_discriminator(dcgan, (2,)).modules() if isinstance(m, nn.Linear)])
+    assert weights.std().item() == pytest.approx(0.02, rel=0.1)
+    convs = [m for m in build_discriminator(cfg, (1, 8, 8)).modules() if isinstance(m, nn.Conv2d)]
+    assert torch.cat([m.weight.flatten() for m in convs]).std().item() == pytest.approx(0.02, rel=0.1)

@@ -68,6 +68,9 @@ class GANConfig(Frozen):
     conditional: bool = Field(False, description="feed class labels to both networks (needs a labelled target)")
     pack: int = Field(1, ge=1, description="PacGAN: the discriminator judges this many samples at once")
     # MLP networks (tables, 2-D points)
+    mlp_init: Literal["dcgan", "torch"] = Field(
+        "dcgan", description="MLP weights: DCGAN's N(0, 0.02), or torch's default (Kaiming-uniform); conv nets: always DCGAN's"
+    )
     g_hidden: list[int] = Field([128, 128, 128, 128], description="MLP generator: widths of the hidden layers")
     d_hidden: list[int] = Field([128, 128], description="MLP discriminator: widths of the hidden layers")
     # Convolutional networks (images, DCGAN style)
