@@ -95,6 +95,7 @@ def test_a_write_that_fails_keeps_the_old_file_its_entry_and_no_temporary_file(t
 
 def test_background_writes_land_in_order_before_later_writes_and_a_failed_one_is_raised(tmp_path):
     run = RunDir.create(tmp_path, "run")
+    run.defer = True  # as the supervised recipe sets it
     run.in_background(lambda: run.write_text(run.history, "epoch,loss\n1,0.5\n"))
     run.in_background(lambda: run.write_text(run.history, "epoch,loss\n1,0.5\n2,0.4\n"))
     run.write_json(run.metrics, {"epochs": 2})  # waits for the two above: the manifest lists all three

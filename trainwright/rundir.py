@@ -146,6 +146,9 @@ class RunDir:
         self.env_info = self.path / "env.json"  # rl only: the environment's id, spaces, solved level
         self.episode = self.path / "episode.gif"  # rl only: one episode of the kept policy
         self.seeds = self.path / "seeds.json"  # rl only, with --seeds: every seed's final return and the IQM
+        # A recipe that ends in ``finish`` (which settles them) sets this: the writes training hands to
+        # ``in_background`` then run on the writer thread; otherwise (a loop driven by hand) at once.
+        self.defer = False
 
     @property
     def start_files(self) -> list[Path]:
@@ -354,12 +357,16 @@ class RunDir:
         self._write(path, write, size)
 
     def in_background(self, write: Callable[[], None]) -> None:
-        """Run ``write`` (a function that writes files of this run through its methods) on the writer thread,
-        after the writes handed over before it: training ends while its last files are written, and they
-        overlap the evaluation that follows. Any later write or read through this class, ``settle`` and
-        ``unlock`` wait for them first and raise the error of one that failed (a full disk: WriteFailed)."""
+        """Run ``write`` (a function that writes files of this run through its methods) on the writer thread
+        when ``defer`` is set (else now), after the writes handed over before it: training ends while its
+        last files are written, and they overlap the evaluation that follows. Any later write or read through
+        this class, ``settle`` and ``unlock`` wait for them first and raise the error of one that failed (a
+        full disk: WriteFailed)."""
         global _WRITER
         if not self.writes:
+            return
+        if not self.defer:
+            write()
             return
         if _WRITER is None:
             _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainwright-writer")

@@ -135,6 +135,7 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
             resume_with = replicas.resume_command(run_dir.path)
             record_failure(f"the last checkpoint of {run_dir.path} is kept; continue with `{resume_with}`", in_advance=True)
         run = build_fit(cfg, module, data, device, run_dir, console, replicas)
+        run_dir.defer = True  # the last checkpoint and history rows are written while ⑤ evaluates; finish settles
         for callback in callbacks:
             run.callbacks.append(callback)
         if cfg.train.compile:
