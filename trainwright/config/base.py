@@ -4,9 +4,9 @@ on config trees as plain dicts that the loaders, resume and compare share."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 
 class Frozen(BaseModel):
@@ -35,3 +35,13 @@ def flat(tree: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def known_device(value: str) -> str:
+    """A device name torch takes: auto, cpu, cuda, cuda:N or mps."""
+    if value not in ("auto", "cpu", "mps") and not value.startswith("cuda"):
+        raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
+    return value
+
+
+Device = Annotated[str, AfterValidator(known_device)]  # a config's ``device`` key, checked as it is read

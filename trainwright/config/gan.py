@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from trainwright.config.base import Frozen
+from trainwright.config.base import Device, Frozen
 from trainwright.config.data import DataConfig
 
 
@@ -116,14 +116,7 @@ class GANTrainConfig(Frozen):
     steps: int = Field(10_000, ge=1, description="generator steps (each after gan.d_steps discriminator steps)")
     batch_size: int = Field(64, ge=2, description="real samples per discriminator step, as many generated")
     seed: int = 0
-    device: str = "auto"
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        if value not in ("auto", "cpu", "mps") and not value.startswith("cuda"):
-            raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
-        return value
+    device: Device = "auto"
 
 
 class GANRunConfig(Frozen):
