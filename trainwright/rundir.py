@@ -402,10 +402,11 @@ class RunDir:
             except (OSError, SafetensorError) as error:
                 raise self._write_failed(full, error, size) from None
 
-    def save_weights(self, module: torch.nn.Module) -> None:
-        """The module's weights as ``model.safetensors``."""
+    def save_weights(self, weights: torch.nn.Module | dict[str, torch.Tensor], path: Path | str | None = None) -> None:
+        """A module's weights (or a state dict of them) as ``path``, by default ``model.safetensors``."""
+        state = weights.state_dict() if isinstance(weights, torch.nn.Module) else weights
         # Cloning breaks storage sharing between tensors, which safetensors refuses.
-        self.write_tensors(self.weights, {k: v.detach().to("cpu").clone().contiguous() for k, v in module.state_dict().items()})
+        self.write_tensors(path or self.weights, {k: v.detach().to("cpu").clone().contiguous() for k, v in state.items()})
 
     def _inside(self, path: Path | str) -> Path:
         """A file of this run: a name relative to it, or a path inside it."""

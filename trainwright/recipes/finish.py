@@ -117,8 +117,7 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
         metrics["intervals"]["baselines"], metrics["comparison"] = judge(
             ours, comparable_predictions, metrics["baselines"], truth, data.task, n_classes, scale
         )
-    # Plain full weights (cloned: safetensors refuses tensors that share storage).
-    run_dir.write_tensors(run_dir.weights, {k: v.detach().to("cpu").clone().contiguous() for k, v in weights.items()})
+    run_dir.save_weights(weights)  # plain full weights
     run_dir.write_text(run_dir.predictions, test_predictions(test_outputs, data).to_csv(index=False))
     run_dir.write_json(run_dir.metrics, metrics)
     if isinstance(data, ImageData):  # the misclassified test images, and training images before and after augmentation

@@ -511,7 +511,7 @@ def finish_gan(
     }
     for key, module in fit.modules.items():
         module = module.module if key == "generator_ema" else module  # the averaged generator's own weights
-        run_dir.write_tensors(WEIGHTS[key], {k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()})
+        run_dir.save_weights(module, WEIGHTS[key])
     run_dir.write_json(run_dir.metrics, metrics)
     title = f"kept generator (step {metrics['best_step']:,})"
     run_dir.write_bytes(run_dir.path / "samples.png", draw_samples(cfg, data, gan, picture_size(cfg, data), None, device, title))
