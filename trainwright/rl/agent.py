@@ -20,11 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
 from trainwright.config.rl import RLConfig
+from trainwright.errors import TrainwrightError
+from trainwright.rl.envs import env_state, restore_envs
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,50 @@ class Observer:
     def state_dict(self) -> dict[str, Any]:
         return {}
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Checkpointed:
+    """``state_dict``/``load_state_dict`` of an agent from the names it declares, so each algorithm says only what it has.
+
+    An agent sets ``algo`` (the name its checkpoints carry), ``counters`` (plain numbers), ``parts``
+    (objects with their own ``state_dict``: networks, optimizer, buffers, episode and reward
+    statistics) and ``restarted`` (parts to ``restart()`` when the environments could not be restored
+    and begin fresh episodes); the random generator, the next observation and the environments are
+    saved for all. The checkpoint of a PPO agent, for example, is
+    ``{"algo": "ppo", "env_steps": ..., "policy": {...}, "optimizer": {...}, "generator": ..., "envs": ...}``.
+    """
+
+    algo: str
+    counters: tuple[str, ...] = ("env_steps", "updates", "seconds")
+    parts: tuple[str, ...] = ("policy", "optimizer", "episodes")
+    restarted: tuple[str, ...] = ("episodes",)
+    config: RLConfig
+    envs: gym.vector.VectorEnv
+    generator: torch.Generator
+    next_obs: torch.Tensor
+    env_steps: int
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"algo": self.algo}
+        state.update({name: getattr(self, name) for name in self.counters})
+        state.update({name: getattr(self, name).state_dict() for name in self.parts})
+        state.update(generator=self.generator.get_state(), next_obs=self.next_obs.clone(), envs=env_state(self.envs))
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("algo") != self.algo:
+            raise TrainwrightError(f"this checkpoint holds a {state.get('algo')} agent, the config asks for {self.algo}")
+        for name in self.counters:
+            setattr(self, name, state[name])
+        for name in self.parts:
+            getattr(self, name).load_state_dict(state[name])
+        self.generator.set_state(state["generator"])
+        self.next_obs = state["next_obs"].clone()
+        fresh = restore_envs(self.envs, state["envs"], seed=self.config.seed + self.env_steps)
+        if fresh is not None:  # a native simulator (Box2D, MuJoCo) is not captured: fresh episodes, seeded by the step count
+            self.next_obs = fresh
+            for name in self.restarted:
+                getattr(self, name).restart()
 
 
 class EpisodeStats:

@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -23,8 +22,8 @@ from torch.nn import functional as F
 
 from trainwright.config.rl import DQNConfig, RLConfig
 from trainwright.errors import TrainwrightError
-from trainwright.rl.agent import EpisodeStats, Observer, Progress, notify, seeded
-from trainwright.rl.envs import action_spec, env_state, make_envs, obs_size, restore_envs
+from trainwright.rl.agent import Checkpointed, EpisodeStats, Observer, Progress, notify, seeded
+from trainwright.rl.envs import action_spec, make_envs, obs_size
 from trainwright.rl.policies import QNetwork
 from trainwright.rl.replay import ReplayBuffer
 
@@ -41,8 +40,12 @@ def linear_epsilon(step: int, start: float, end: float, duration: float) -> floa
     return start + (end - start) * step / duration
 
 
-class DQN:
+class DQN(Checkpointed):
     """The agent: environments, online and target Q-networks, optimizer, replay buffer, generator and counters."""
+
+    algo = "dqn"
+    counters = ("env_steps", "updates", "gradient_steps", "last_target_update", "seconds")
+    parts = ("policy", "target", "optimizer", "buffer", "episodes")
 
     def __init__(self, config: RLConfig):
         if not isinstance(config.algo, DQNConfig):
@@ -162,30 +165,3 @@ class DQN:
     def _update_target(self, tau: float) -> None:
         for target, online in zip(self.target.parameters(), self.policy.parameters()):
             target.lerp_(online, tau)  # tau = 1: a copy
-
-    # ── checkpoint: everything the next round depends on, as tensors and plain data ──
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "algo": "dqn", "env_steps": self.env_steps, "updates": self.updates, "gradient_steps": self.gradient_steps,
-            "last_target_update": self.last_target_update, "seconds": self.seconds,
-            "policy": self.policy.state_dict(), "target": self.target.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "buffer": self.buffer.state_dict(), "generator": self.generator.get_state(), "next_obs": self.next_obs.clone(),
-            "episodes": self.episodes.state_dict(), "envs": env_state(self.envs),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("algo") != "dqn":
-            raise TrainwrightError(f"this checkpoint holds a {state.get('algo')} agent, the config asks for dqn")
-        self.env_steps, self.updates, self.gradient_steps = state["env_steps"], state["updates"], state["gradient_steps"]
-        self.last_target_update, self.seconds = state["last_target_update"], state["seconds"]
-        self.policy.load_state_dict(state["policy"])
-        self.target.load_state_dict(state["target"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.buffer.load_state_dict(state["buffer"])
-        self.generator.set_state(state["generator"])
-        self.episodes.load_state_dict(state["episodes"])
-        self.next_obs = state["next_obs"].clone()
-        fresh = restore_envs(self.envs, state["envs"], seed=self.config.seed + self.env_steps)
-        if fresh is not None:  # a native simulator (Box2D, MuJoCo) is not captured: fresh episodes, seeded by the step count
-            self.next_obs = fresh
-            self.episodes.restart()

@@ -17,19 +17,16 @@ Example:
 from __future__ import annotations
 
 import time
-from typing import Any
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from trainwright.config.rl import PPOConfig, RLConfig
 from trainwright.errors import TrainwrightError
-from trainwright.rl.agent import EpisodeStats, Observer, Progress, explained_variance, notify, seeded
-from trainwright.rl.envs import action_spec, env_state, make_envs, obs_size, restore_envs, to_env_actions
-from trainwright.rl.policies import ActorCritic
+from trainwright.rl.agent import Observer, explained_variance, notify
+from trainwright.rl.envs import to_env_actions
+from trainwright.rl.on_policy import OnPolicyAgent
 from trainwright.rl.returns import gae
-from trainwright.rl.scaling import RewardScaler
 
 
 def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip: float) -> torch.Tensor:
@@ -42,40 +39,17 @@ def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip: float
     return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
 
 
-class PPO:
-    """The agent: environments, policy, optimizer, random generator and counters; ``train`` runs the budget."""
+class PPO(OnPolicyAgent):
+    """The agent (``OnPolicyAgent``: environments, policy, Adam, generator, counters, rollouts); ``train`` runs the budget."""
+
+    algo = "ppo"
 
     def __init__(self, config: RLConfig):
         if not isinstance(config.algo, PPOConfig):
             raise TrainwrightError(f"PPO needs algo.name: ppo, got {config.algo.name}")
-        self.config, algo = config, config.algo
-        self.envs = make_envs(config.env)
-        self.action = action_spec(self.envs)
-        n, steps, features = self.envs.num_envs, algo.n_steps, obs_size(self.envs)
-        with seeded(config.seed):
-            self.policy = ActorCritic(
-                features, self.action.discrete, self.action.size,
-                config.model.hidden, config.model.activation, config.env.normalize_obs,
-            )
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=algo.lr, eps=1e-5, fused=True)
-        self.generator = torch.Generator().manual_seed(config.seed)  # every sample and shuffle draws from it
-        # The budget in whole rollouts, never more than algo.steps env steps.
-        self.total_updates = max(1, algo.steps // (n * steps))
-        self.env_steps = self.updates = 0
-        self.seconds = 0.0
-        self.stop_reason: str | None = None
-        self.episodes = EpisodeStats(n)
-        self.reward_scaler = RewardScaler(n, algo.gamma, config.env.normalize_reward)
-        obs, _ = self.envs.reset(seed=config.seed)
-        self.next_obs = torch.tensor(obs, dtype=torch.float32).reshape(n, features)  # (N, F)
-        # Rollout storage, (T, N, ...), rewritten by every rollout.
-        action_shape = () if self.action.discrete else (self.action.size,)
-        self.obs = torch.zeros(steps, n, features)
-        self.actions = torch.zeros((steps, n, *action_shape), dtype=torch.long if self.action.discrete else torch.float32)
-        self.log_probs, self.values, self.rewards, self.dones = (torch.zeros(steps, n) for _ in range(4))
-
-    def request_stop(self, reason: str) -> None:
-        self.stop_reason = reason
+        super().__init__(config, adam_eps=1e-5)
+        steps, n = config.algo.n_steps, self.envs.num_envs
+        self.log_probs, self.values = torch.zeros(steps, n), torch.zeros(steps, n)  # the rollout's, for the ratio and GAE
 
     def train(self, observers: list[Observer] | tuple[Observer, ...] = ()) -> PPO:
         """Run updates until the step budget is spent or an observer asks to stop."""
@@ -100,12 +74,7 @@ class PPO:
                 done = terminated | truncated
                 self.episodes.step(reward, done)
                 reward = self.reward_scaler(reward, done)  # (N,) float32, as is unless env.normalize_reward
-                # A time limit cut the episode, it did not end: its last reward gets gamma * V(final observation).
-                cut = truncated & ~terminated
-                if cut.any():
-                    final = torch.tensor(np.stack(info["final_obs"][cut]), dtype=torch.float32).reshape(int(cut.sum()), -1)
-                    with torch.no_grad():
-                        reward[torch.from_numpy(cut)] += algo.gamma * self.policy.value(final)
+                self.bootstrap_truncated(reward, terminated, truncated, info)
                 self.actions[t], self.log_probs[t], self.values[t] = action, log_prob, value
                 self.rewards[t], self.dones[t] = reward, torch.from_numpy(done)
                 self.next_obs = torch.tensor(obs, dtype=torch.float32).reshape(n, -1)
@@ -157,42 +126,11 @@ class PPO:
 
             # The observation statistics move only between updates, so a rollout and its update see the same ones.
             self.policy.obs_norm.update(b_obs)
-            self.updates += 1
-            self.seconds += time.perf_counter() - started
             means = (sums / minibatches).tolist()
             metrics = dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), means))
             metrics.update(explained_variance=explained_variance(b_values, b_returns), lr=lr, clip=clip)
             if not self.action.discrete:
                 metrics["action_std"] = float(self.policy.log_std.detach().exp().mean())
-            ended_returns, ended_lengths = self.episodes.pop()
-            planned = self.total_updates * batch
-            progress = Progress(self.env_steps, planned, self.updates, self.seconds, ended_returns, ended_lengths, metrics)
-            notify(observers, "on_update", self, progress)
+            self.report(observers, started, metrics)
         notify(observers, "on_train_end", self)
         return self
-
-    # ── checkpoint: everything the next update depends on, as tensors and plain data ──
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "algo": "ppo", "env_steps": self.env_steps, "updates": self.updates, "seconds": self.seconds,
-            "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-            "next_obs": self.next_obs.clone(), "episodes": self.episodes.state_dict(),
-            "reward_scaler": self.reward_scaler.state_dict(),
-            "envs": env_state(self.envs),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("algo") != "ppo":
-            raise TrainwrightError(f"this checkpoint holds a {state.get('algo')} agent, the config asks for ppo")
-        self.env_steps, self.updates, self.seconds = state["env_steps"], state["updates"], state["seconds"]
-        self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.episodes.load_state_dict(state["episodes"])
-        self.reward_scaler.load_state_dict(state["reward_scaler"])
-        self.next_obs = state["next_obs"].clone()
-        fresh = restore_envs(self.envs, state["envs"], seed=self.config.seed + self.env_steps)
-        if fresh is not None:  # a native simulator (Box2D, MuJoCo) is not captured: fresh episodes, seeded by the step count
-            self.next_obs = fresh
-            self.episodes.restart()
-            self.reward_scaler.restart()
