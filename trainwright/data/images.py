@@ -46,7 +46,7 @@ from trainwright.data.decode import (
 )
 from trainwright.data.image_sources import Candidates, Skipped, inside, load_candidates, skipped_text, walk_files
 from trainwright.data.sources import read_table
-from trainwright.data.split import Split, SplitData, fractions_text, split_rows, subset_facts, subset_notes, train_subset
+from trainwright.data.split import Split, SplitData, split_rows, subset_facts, subset_notes, train_subset
 from trainwright.data.target import (
     LabelKind,
     Task,
@@ -435,15 +435,7 @@ class ImageRows:
                 part: _counts(y.numpy(), classes)
                 for part, y in (("all", y_all), ("train", ys[0]), ("val", ys[1]), ("test", ys[2]))
             },
-            "split": {
-                "fractions": fractions_text(cfg.split),
-                "seed": cfg.split.seed,
-                "stratified": split.stratified,
-                "held_out": split.held_out,
-                "train": len(ys[0]),
-                "val": len(ys[1]),
-                "test": len(ys[2]),
-            },
+            "split": split.facts(cfg.split, sizes=(len(ys[0]), len(ys[1]), len(ys[2]))),  # after undecodable images
             "augment": [_step_text(step) for step in cfg.augment],
             **subset_facts(cfg, self.before, len(candidates.sources)),
         }

@@ -79,6 +79,19 @@ class Split:
     notes: tuple[str, ...] = ()
     groups: int | None = None  # grouped: how many groups the rows formed (None: not grouped)
 
+    def facts(self, cfg: SplitConfig, sizes: tuple[int, int, int] | None = None) -> dict[str, Any]:
+        """The split as data.json records it; ``sizes`` (train, val, test) where rows were lost after splitting.
+
+        Example:
+            >>> split.facts(cfg.split)
+            {'fractions': '70/15/15', 'seed': 0, 'stratified': True, 'held_out': True, 'train': 1257, 'val': 270, 'test': 270}
+        """
+        train, val, test = sizes or (len(self.train), len(self.val), len(self.test))
+        return {
+            "fractions": fractions_text(cfg), "seed": cfg.seed, "stratified": self.stratified, "held_out": self.held_out,
+            "train": train, "val": val, "test": test, **({"groups": self.groups} if self.groups is not None else {}),
+        }
+
 
 def fractions_text(cfg: SplitConfig) -> str:
     """'70/15/15' for the default split."""

@@ -34,7 +34,6 @@ from trainwright.data.sources import load_source, read_table
 from trainwright.data.split import (
     Split,
     SplitData,
-    fractions_text,
     quantile_strata,
     split_rows,
     subset_facts,
@@ -539,16 +538,7 @@ def _summary(
         },
         "classes": pre.classes,
         "class_balance": class_balance,
-        "split": {
-            "fractions": fractions_text(cfg.split),
-            "seed": cfg.split.seed,
-            "stratified": split.stratified,
-            "held_out": split.held_out,
-            "train": len(split.train),
-            "val": len(split.val),
-            "test": len(split.test),
-            **({"groups": split.groups} if split.groups is not None else {}),
-        },
+        "split": split.facts(cfg.split),
         "notes": list(split.notes),
     }
 

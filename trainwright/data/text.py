@@ -23,7 +23,7 @@ import pandas as pd
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from trainwright.config import DataConfig, TokenizerConfig
-from trainwright.data.split import Split, SplitData, fractions_text, split_rows, subset_facts, subset_notes, train_subset
+from trainwright.data.split import Split, SplitData, split_rows, subset_facts, subset_notes, train_subset
 from trainwright.data.target import (
     LabelKind,
     Task,
@@ -273,15 +273,7 @@ class TextRows:
             "classes": [c.item() if isinstance(c, np.generic) else c for c in classes],
             # Per split, as tables and images have it: diagnosis reads the training split's shares.
             "class_balance": {part: _counts(y.numpy(), classes) for part, y in (("all", y_all), *ys.items())},
-            "split": {
-                "fractions": fractions_text(cfg.split),
-                "seed": cfg.split.seed,
-                "stratified": split.stratified,
-                "held_out": split.held_out,
-                "train": len(split.train),
-                "val": len(split.val),
-                "test": len(split.test),
-            },
+            "split": split.facts(cfg.split),
             "notes": subset_notes(cfg, before, len(self.texts)) + list(split.notes),
             **subset_facts(cfg, before, len(self.texts)),
         }
