@@ -161,6 +161,7 @@ def test_train_prints_the_estimate_before_and_the_measurement_after(tmp_path):
     compute = json.loads((Path(lines[-1]) / "metrics.json").read_text())["compute"]
     assert compute["flops_per_step"] > 0 and compute["device"].startswith("cpu")
     assert compute["compile"]["mode"] == "eager" and compute["compile"]["decided_by"] == "auto"
+    assert "<td>compile</td><td>eager (auto): " in (Path(lines[-1]) / "report.html").read_text()  # the report's compute section
 
 
 def test_train_ends_with_baselines_a_diagnosis_and_the_report(tmp_path):
