@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # beside the extras (rl: gymnasium 1.x with pygame-ce, which need no torch) so no extra can move it.
 TORCH := torch==2.13.0
 
-.PHONY: demo test test-vision setup browser clean bench bench-images bench-continual bench-select bench-serve bench-kills bench-distill bench-rl bench-gan bench-ddp
+.PHONY: demo test test-vision setup browser clean bench bench-compile bench-images bench-continual bench-select bench-serve bench-kills bench-distill bench-rl bench-gan bench-ddp
 
 $(BIN)/trainwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench: setup
 	$(BIN)/python benchmarks/overhead.py --track
 	$(BIN)/python benchmarks/compute_bound.py
 	$(BIN)/python benchmarks/images.py --per-class 500
+
+# train.compile: auto on the compute-bound MLP for long enough that a compile could pay (its choice is
+# printed; about 40 minutes on our 2-core CPU).
+bench-compile: setup
+	$(BIN)/python benchmarks/compute_bound.py --epochs 60 --repeats 3 --no-frameworks
 
 # An epoch of a CNN on a generated shapes folder, trainwright against a hand-written loop, plus
 # the decode counter; then the image accuracy targets (several minutes on a CPU).

@@ -156,8 +156,12 @@ def test_train_prints_the_estimate_before_and_the_measurement_after(tmp_path):
     before = next(i for i, line in enumerate(lines) if line.startswith("estimate: "))
     after = next(i for i, line in enumerate(lines) if line.startswith("trained 3 epochs in "))
     assert before < after and "actual/estimate" in lines[after] and "MFU" in lines[after]
+    # train.compile: auto says what it chose and why: a run of a fraction of a second never compiles.
+    assert lines[before + 1].startswith("compile: eager, ") and "under the 120 s a compile needs to pay" in lines[before + 1]
     compute = json.loads((Path(lines[-1]) / "metrics.json").read_text())["compute"]
     assert compute["flops_per_step"] > 0 and compute["device"].startswith("cpu")
+    assert compute["compile"]["mode"] == "eager" and compute["compile"]["decided_by"] == "auto"
+    assert "<td>compile</td><td>eager (auto): " in (Path(lines[-1]) / "report.html").read_text()  # the report's compute section
 
 
 def test_train_ends_with_baselines_a_diagnosis_and_the_report(tmp_path):

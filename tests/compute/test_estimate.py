@@ -15,7 +15,7 @@ from trainwright.models.registry import build_model
 
 QUIET = Console(quiet=True)
 COMPUTE_KEYS = {"estimated_seconds", "train_seconds", "samples_per_second", "steps_per_second", "flops_per_step",
-                "achieved_flops_per_second", "peak_flops_per_second", "mfu", "device"}
+                "achieved_flops_per_second", "peak_flops_per_second", "mfu", "device", "compile"}
 
 
 def iris(**train) -> dict:

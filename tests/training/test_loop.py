@@ -84,7 +84,7 @@ def test_low_precision_trains_and_checkpoints_its_loss_scale(tmp_path, precision
     assert (scaler.get("scale", 0) > 0) == (precision == "fp16")  # the fp16 loss scale resumes where it was
 
 
-def test_compile_trains_and_saves_plain_weights(tmp_path):
+def test_compile_trains_the_same_model_and_saves_plain_weights(tmp_path):
     from torch._dynamo.utils import counters
 
     counters.clear()
@@ -95,3 +95,14 @@ def test_compile_trains_and_saves_plain_weights(tmp_path):
     assert set(weights) == {"0.weight", "0.bias", "3.weight", "3.bias"}  # no "_orig_mod." prefix
     rows = BUILTINS["iris"].load().drop(columns=["species"]).head(3)
     assert len(tw.load(run.dir).predict(rows)) == 3  # loads into a plain, uncompiled model
+    assert run.metrics["compute"]["compile"]["mode"] == "inductor"
+    assert run.metrics["compute"]["compile"]["decided_by"] == "config"
+
+    # The same config, eager (auto: a run this short is never compiled): the same losses and weights, to rounding.
+    config["train"]["compile"] = "auto"
+    eager = tw.train(config, runs_dir=tmp_path, name="eager", console=QUIET)
+    choice = eager.metrics["compute"]["compile"]
+    assert (choice["mode"], choice["decided_by"], choice["compiled_step_s"]) == ("eager", "auto", None)  # nothing compiled
+    assert [r["train_loss"] for r in eager.history] == pytest.approx([r["train_loss"] for r in run.history], rel=1e-5)
+    for name, value in load_file(str(eager.dir / "model.safetensors")).items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-5)

@@ -21,15 +21,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainwright.compute import compiling
 from trainwright.compute.communication import AllReduce, all_reduce, link_for
+from trainwright.compute.compiling import CONFIG_OFF, CompileChoice
 from trainwright.compute.flops import StepProfile, profile_step
 from trainwright.compute.memory import Memory, human_bytes, state_copies, training_memory
 from trainwright.compute.peak import GPU, device_label, device_memory, matmul_peak
-from trainwright.compute.timing import STEPS_PER_ROUND, time_steps, time_validation
-from trainwright.config import Config
+from trainwright.compute.timing import STEPS_PER_ROUND, StepTiming, time_compiled, time_steps, time_validation
+from trainwright.config import Config, TrainConfig
 from trainwright.data.batches import TensorBatches, fits_on
 from trainwright.data.prepare import Prepared
-from trainwright.training.losses import build_loss, resolve_loss
+from trainwright.training.losses import LossFn, build_loss, resolve_loss
 from trainwright.training.precision import DTYPES, autocast
 
 # Without a device to time on, the share of the nominal peak a training step sustains is assumed.
@@ -62,6 +64,7 @@ class Estimate:
     device_memory: int | None  # bytes available on the device, where known
     notes: tuple[str, ...] = ()
     parallel: DataParallelEstimate | None = None  # the same on several processes (estimate --nproc-per-node)
+    compile: CompileChoice = CONFIG_OFF  # train.compile, decided (compute/compiling.py)
 
     @property
     def flops_per_step(self) -> int:
@@ -127,6 +130,7 @@ class Estimate:
             + f" = {human_bytes(self.memory.total)}"
             + self._fits(),
         ]
+        lines += [self.compile.line()] if self.compile.decided_by == "auto" else []
         return lines + list(self.notes) + (self.parallel.lines() if self.parallel is not None else [])
 
     def _fits(self) -> str:
@@ -161,8 +165,13 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
             peak, peak_source = matmul_peak(where, DTYPES[tc.precision]), "measured by a matmul probe"
             timing = time_steps(tc, model_here, x, y, loss_fn, batch, transform=data.train_transform)  # augmentation included
             seconds_per_step, step_source = timing.seconds_per_step, f"measured over {timing.steps} steps"
+            choice = _compile_choice(tc, model_here, x, y, loss_fn, batch, timing, len(batches) * tc.epochs, step.operators,
+                                     data.train_transform)
+            if choice.decided_by == "auto" and choice.compiled_step_s is not None:
+                seconds_per_step = choice.compiled_step_s if choice.enabled else choice.eager_step_s
+                step_source = f"measured in alternation, {'compiled' if choice.enabled else 'eager'}"
             validation = time_validation(model_here, x_val, cfg.evaluate.batch_size)
-            if tc.compile:
+            if tc.compile is True:
                 notes.append(
                     f"note: torch.compile warm-up took {_duration(timing.warmup_seconds)} on the timing copy; "
                     "the run compiles again on its first steps (cached, usually faster)"
@@ -187,6 +196,8 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
             val_batches = -(-len(x_val) // cfg.evaluate.batch_size)
             validation = max(step.forward / batch * len(x_val) / sustained, val_batches * step.forward_operators * host)
             label, capacity = f"{device.label} (nominal)", int(device.memory_gb * 1024**3)
+            choice = (compiling.by_config(tc.compile, "inductor") if tc.compile != "auto"
+                      else CompileChoice("eager", "auto", "no device here to time compiled steps on"))
     resident = 2 * _nbytes(data.x_train, data.y_train) if rows == len(data.x_train) else 0  # streamed data stays on the host
     data_bytes = resident + _nbytes(x_val, data.y_val)  # training split + each epoch's shuffled copy
     memory = training_memory(model, tc.optimizer, step.saved_bytes, data_bytes)
@@ -209,7 +220,29 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
         memory=memory,
         device_memory=capacity,
         notes=tuple(notes),
+        compile=choice,
     )
+
+
+def _compile_choice(tc: TrainConfig, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, batch: int,
+                    timing: StepTiming, steps: int, operators: int, transform) -> CompileChoice:
+    """``train.compile`` decided: by config, or (auto) from eager and compiled steps timed in alternation, only
+    when the run is long enough that compiling could pay (``compute/compiling.py``)."""
+    if tc.compile is True:
+        return compiling.by_config(True, "inductor", timing.seconds_per_step, timing.warmup_seconds)
+    if tc.compile is False:
+        return compiling.by_config(False, "inductor")
+    if not compiling.worth_measuring(steps, timing.seconds_per_step):
+        return compiling.too_short(steps, timing.seconds_per_step)
+    mode = compiling.compile_mode(x.device.type, timing.seconds_per_step, operators)
+    if mode is None:
+        return CompileChoice("eager", "auto", f"auto does not compile on {x.device.type} (torch.compile's support is partial)",
+                             eager_step_s=timing.seconds_per_step)
+    try:
+        paired = time_compiled(tc, model, x, y, loss_fn, batch, mode, transform=transform)
+    except Exception as error:  # noqa: BLE001 - any compiler failure: train eagerly and say why
+        return compiling.failed(mode, error, timing.seconds_per_step)
+    return compiling.decide(steps, paired.eager_step_s, paired.compiled_step_s, paired.compile_s, mode)
 
 
 @dataclass(frozen=True)
@@ -333,6 +366,7 @@ def compute_metrics(est: Estimate, train_seconds: float, epochs: int) -> dict:
         "peak_flops_per_second": est.peak_flops_per_second,
         "mfu": achieved / est.peak_flops_per_second,
         "device": est.device,
+        "compile": est.compile.metrics(),  # train.compile, decided: mode, decided_by, the step times and the saving
     }
 
 

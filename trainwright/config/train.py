@@ -83,7 +83,9 @@ class TrainConfig(Frozen):
     seed: int = 0
     device: Device = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast; fp16 adds loss scaling")
-    compile: bool = Field(False, description="torch.compile the model (the first steps compile it)")
+    compile: bool | Literal["auto"] = Field(
+        "auto", description="torch.compile the training step; auto: only when the timed steps project that the saving "
+        "over the run exceeds the compile time (runs under a minute never compile)")
     accumulate: int = Field(1, ge=1, description="batches per optimizer step (gradient accumulation)")
     strategy: Literal["ddp", "fsdp"] = Field(
         "ddp", description="several processes: ddp keeps a whole model in each (DistributedDataParallel); fsdp shards "

@@ -131,7 +131,8 @@ def continue_run(old_dir: str | Path, new_data: str | Path, *, strategy: str | N
     final_summary = updated_summary(old_run, old_summary, final_pre, together, new, split, added, earlier, unavailable)
     final_data = TaskData(*[t for part in together for t in part], final_pre, final_pre.task, old_summary.get("name", ""),
                           split.held_out or unavailable is None, final_summary, shape=shape)
-    est = estimate_training(cfg, train_data, module, device)
+    eager = cfg.model_copy(update={"train": cfg.train.model_copy(update={"compile": False})})  # its strategy steps: not compiled
+    est = estimate_training(eager, train_data, module, device)
     console.print(est.summary(), highlight=False, soft_wrap=True)
     run_dir = start_run(cfg, final_data, module, device, runs_dir=runs_dir,
                         name=name or unique_name(runs_dir, f"{old_run.path.name}-{learner.name}"))

@@ -120,7 +120,8 @@ def fit_batched(cfg: Config, folds: list[Fold], datas: list[Prepared], modules: 
                 cv_dir: RunDir, console: Console) -> tuple[list[Run], float]:
     """Every fold's run directory, one batched fit of all folds, then each fold's finish stage."""
     cfgs = [with_found_lr(cfg, data, module, device, console)[0] for data, module in zip(datas, modules)]
-    est = estimate_training(cfgs[0], datas[0], modules[0].to(device), device)
+    eager = cfgs[0].model_copy(update={"train": cfgs[0].train.model_copy(update={"compile": False})})  # batched: never compiled
+    est = estimate_training(eager, datas[0], modules[0].to(device), device)
     run_dirs = [start_run(c, data, module, device, runs_dir=cv_dir.path / "folds", name=fold.name)
                 for c, fold, data, module in zip(cfgs, folds, datas, modules)]
     batched = BatchedFit.build(

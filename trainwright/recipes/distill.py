@@ -278,8 +278,8 @@ def train_student(
     else:
         # Augmented batches: the teacher sees the same augmented images as the student.
         run.step_loss = lambda xb, yb: kd(student(xb), (yb, teacher_outputs(teacher, xb)))
-    if cfg.train.compile:
-        compile_forward(module)
+    if est.compile.enabled:  # train.compile: true, or auto where the estimate projected that it pays
+        compile_forward(module, est.compile.torch_mode)
     seconds = fit_or_diagnose(run, run_dir, console)
     if run.stop_reason:
         console.print(run.stop_reason, highlight=False)

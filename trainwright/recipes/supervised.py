@@ -116,6 +116,8 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
         est = replace(est, parallel=estimate_data_parallel(cfg, data, module, device, est, replicas.local_size, machines,
                                                            share_threads=False))
     console.print(est.summary(), highlight=False, soft_wrap=True)
+    if est.compile.decided_by == "auto":
+        console.print(est.compile.line(), highlight=False, soft_wrap=True)
     if resume is None:
         run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone)
         if sweep is not None:
@@ -138,8 +140,10 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
         run_dir.defer = True  # the last checkpoint and history rows are written while ⑤ evaluates; finish settles
         for callback in callbacks:
             run.callbacks.append(callback)
-        if cfg.train.compile:
-            compile_forward(module)  # in place: state_dict keys stay the same, so weights and checkpoints load without it
+        # train.compile: true, or auto where the estimate projected that it pays. In place: state_dict keys stay
+        # the same, so weights and checkpoints load without it.
+        if est.compile.enabled:
+            compile_forward(module, est.compile.torch_mode)
         previous_seconds = resume_from_checkpoint(run, run_dir, cfg, console) if resume is not None else 0.0
         seconds = previous_seconds + fit_or_diagnose(run, run_dir, console)
         trained = True

@@ -345,6 +345,9 @@ def _compute_section(
         if model and model.get("flops_per_row"):
             # Training costs about 3x the forward pass: the backward pass is about twice the forward.
             out["achieved_flops"] = 3 * model["flops_per_row"] * rows * epochs / seconds
+    compile_ = ((metrics or {}).get("compute") or {}).get("compile")  # train.compile, decided (compute/compiling.py)
+    if isinstance(compile_, dict):
+        out["compile"] = f"{compile_.get('mode')} ({compile_.get('decided_by')}): {compile_.get('reason')}"
     # A compute estimate (estimate vs actual, utilization) is shown as it was recorded, when the run has one.
     estimate = _json(run, run.path / "compute.json")
     if isinstance(estimate, dict):

@@ -138,7 +138,7 @@ def batchable(cfg: TrainConfig, module: nn.Module, transform, backbone: bool) ->
         f"train.precision is {cfg.precision}": cfg.precision != "fp32",
         "train.class_weight is balanced (each fold weighs its own classes)": cfg.class_weight != "none",
         "train.accumulate > 1": cfg.accumulate > 1,
-        "train.compile is on": cfg.compile,
+        "train.compile is on": cfg.compile is True,
         "train.data_placement is stream": cfg.data_placement == "stream",
         "model.backbone unfreezes by callback": backbone,
     }

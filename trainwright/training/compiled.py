@@ -6,6 +6,11 @@ prefix, so weights and checkpoints would no longer load into a plain model; and
 Replacing the module's bound ``forward`` compiles training, validation and evaluation and keeps
 the module, its keys and its checkpoints exactly as they were.
 
+``mode`` is torch.compile's: ``None`` (inductor's default) or ``"reduce-overhead"`` (CUDA graphs: one
+launch replays a whole step, for small models whose GPU steps wait on the host). Random operators
+(dropout) draw from torch's own generator, as eager does (inductor's ``fallback_random``): a
+compiled run trains the same model as an eager one, to floating-point rounding, seed for seed.
+
 Example:
     >>> compile_forward(model)      # the first calls compile; later calls run the compiled graph
 """
@@ -16,6 +21,7 @@ import torch
 from torch import nn
 
 
-def compile_forward(module: nn.Module) -> nn.Module:
-    module.forward = torch.compile(module.forward)
+def compile_forward(module: nn.Module, mode: str | None = None) -> nn.Module:
+    options = {"fallback_random": True} | ({"triton.cudagraphs": True} if mode == "reduce-overhead" else {})
+    module.forward = torch.compile(module.forward, options=options)
     return module
