@@ -1,7 +1,9 @@
 """Issue 16's quality bars for the GAN core, and its speed against a hand-written GAN loop.
 
-Every GAN here is built from ``GANConfig()``'s defaults (the settings this benchmark chose); only the
-number of generator steps and the batch size are set per data set.
+Every GAN here is built from ``GANConfig()``'s defaults (the settings this benchmark chose) under each
+built-in mixture's own ``gan:`` defaults, as ``trainwright train --data grid`` uses them (the grid: torch's
+MLP init and discriminator rejection sampling, whose accepted samples are scored, the generator's own
+printed beside them); only the number of generator steps and the batch size are set per data set.
 
 - mixtures: the 8-Gaussian ring and the 25-Gaussian grid (PacGAN's protocol: 2,500 samples, a sample
   is high quality within 3 stds of its nearest mode, a mode is covered with one such sample), seeds

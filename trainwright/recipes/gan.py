@@ -590,44 +590,36 @@ def utility(cfg: GANRunConfig, data: GANData, rows: pd.DataFrame) -> dict | None
 def quality_lines(metrics: dict) -> list[str]:
     """The kept generator's measures in a few console lines."""
     q, ref = metrics["quality"], metrics["reference"]
-    head = (f"kept generator: step {metrics['best_step']:,} of {metrics['steps']:,} ({metrics['kept']}), "
-            f"{metrics['train_seconds']:.1f} s training")
+    head = [(f"kept generator: step {metrics['best_step']:,} of {metrics['steps']:,} ({metrics['kept']}), "
+            f"{metrics['train_seconds']:.1f} s training")]
+    if "rejection" in metrics:  # the generator's own samples first, then the accepted ones the lines below measure
+        alone = metrics["generator_alone"]
+        if metrics["kind"] == "points":
+            head.append(f"the generator alone: {alone['modes']}/{len(alone['mode_counts'])} modes covered, "
+                        f"{alone['high_quality']:.1%} high quality, reverse KL {alone['reverse_kl']:.3f}")
+        elif metrics["kind"] == "images":
+            asked = f"classified as asked {alone['asked_rate']:.1%}; " if "asked_rate" in alone else ""
+            head.append(f"the generator alone: {asked}class shares {' '.join(f'{s:.1%}' for s in alone['class_shares'])} "
+                        f"(smallest {alone['min_class_share']:.1%}), FID {alone['fid']:.2f}, coverage {alone['coverage']:.2f}")
+        head.append(f"discriminator rejection sampling (gan.sample.rejection): {metrics['rejection']['acceptance']:.1%} of "
+                    "the generator's samples accepted; the measures below are of accepted samples")
     if metrics["kind"] == "points":
-        lines = [head]
-        if "rejection" in metrics:
-            alone = metrics["generator_alone"]
-            lines += [
-                (f"the generator alone: {alone['modes']}/{len(alone['mode_counts'])} modes covered, "
-                 f"{alone['high_quality']:.1%} high quality, reverse KL {alone['reverse_kl']:.3f}"),
-                (f"discriminator rejection sampling (gan.sample.rejection): {metrics['rejection']['acceptance']:.1%} of the "
-                 "generator's samples accepted; the measures below are of accepted samples"),
-            ]
         return [
-            *lines,
+            *head,
             (f"fresh samples: {q['modes']}/{len(q['mode_counts'])} modes covered, {q['high_quality']:.1%} high quality, "
              f"reverse KL {q['reverse_kl']:.3f} (real test points: {ref['modes']} modes, {ref['high_quality']:.1%})"),
         ]
     if metrics["kind"] == "images":
         asked = f"classified as the class asked for {q['asked_rate']:.1%}; " if "asked_rate" in q else ""
         shares = " ".join(f"{s:.1%}" for s in q["class_shares"])
-        if "rejection" in metrics:
-            alone = metrics["generator_alone"]
-            alone_asked = f"classified as asked {alone['asked_rate']:.1%}; " if "asked_rate" in alone else ""
-            head = "\n".join([
-                head,
-                (f"the generator alone: {alone_asked}class shares {' '.join(f'{s:.1%}' for s in alone['class_shares'])} "
-                 f"(smallest {alone['min_class_share']:.1%}), FID {alone['fid']:.2f}, coverage {alone['coverage']:.2f}"),
-                (f"discriminator rejection sampling (gan.sample.rejection): {metrics['rejection']['acceptance']:.1%} of the "
-                 "generator's samples accepted; the measures below are of accepted samples"),
-            ])
         return [
-            head,
+            *head,
             f"fresh samples: {asked}class shares {shares} (smallest {q['min_class_share']:.1%})",
             (f"FID {q['fid']:.2f} in the classifier's features (real train vs test: {q['fid_floor']:.2f}), precision "
              f"{q['precision']:.2f}, recall {q['recall']:.2f}, density {q['density']:.2f}, coverage {q['coverage']:.2f}"),
         ]
     lines = [
-        head,
+        *head,
         (f"fresh rows: mean per-column distance {q['column_distance']:.3f} (KS or total variation), correlation gap "
          f"{q['correlation_gap']:.3f}"),
     ]
