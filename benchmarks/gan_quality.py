@@ -1,7 +1,9 @@
 """Issue 16's quality bars for the GAN core, and its speed against a hand-written GAN loop.
 
-Every GAN here is built from ``GANConfig()``'s defaults (the settings this benchmark chose); only the
-number of generator steps and the batch size are set per data set.
+Every GAN here is built from ``GANConfig()``'s defaults (the settings this benchmark chose) under each
+built-in mixture's own ``gan:`` defaults, as ``trainwright train --data grid`` uses them (the grid: torch's
+MLP init and discriminator rejection sampling, whose accepted samples are scored, the generator's own
+printed beside them); only the number of generator steps and the batch size are set per data set.
 
 - mixtures: the 8-Gaussian ring and the 25-Gaussian grid (PacGAN's protocol: 2,500 samples, a sample
   is high quality within 3 stds of its nearest mode, a mode is covered with one such sample), seeds
@@ -13,7 +15,8 @@ number of generator steps and the batch size are set per data set.
 - speed: ``GANSteps`` against the same steps written by hand (same networks, data, batch, steps, Adam,
   R1, EMA and schedule), alternating runs; the ratio is the median over the pairs.
 
-    nice -n 19 python benchmarks/gan_quality.py [--section all|mixtures|digits|speed] [--seeds 0 1 2 3 4] [--mlp-init torch]
+    nice -n 19 python benchmarks/gan_quality.py [--section all|mixtures|digits|speed] [--seeds 0 1 2 3 4]
+        [--mlp-init torch] [--no-rejection]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +34,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from trainwright.config.gan import GANConfig
+from trainwright.data.builtin import BUILTINS
 from trainwright.data.mixtures import MIXTURES
 from trainwright.evaluate.gan_quality import ModeCoverage, asked_class_rate, class_shares, image_quality, mode_coverage
 from trainwright.models.gan import build_discriminator, build_generator
@@ -41,8 +46,25 @@ BARS = {"ring": (7.8, 0.90), "grid": (24.0, 0.90)}
 
 
 # ── 2-D mixtures ─────────────────────────────────────────────────────────────────────────
-def fit_mixture(name: str, seed: int, cfg: GANConfig, steps: int = MIXTURE_STEPS, batch: int = MIXTURE_BATCH) -> ModeCoverage:
-    """Train a GAN on one mixture from ``seed`` and score 2,500 samples of its moving average.
+def mixture_config(name: str, cfg: GANConfig, overrides: dict) -> GANConfig:
+    """``cfg`` under the built-in mixture's own ``gan:`` defaults (what `trainwright train --data grid` uses), then
+    ``overrides`` (the command line's)."""
+    merged = cfg.model_dump()
+    for layer in (BUILTINS[name].gan_defaults.get("gan", {}), overrides):
+        merged = {**merged, **layer, "sample": {**merged["sample"], **layer.get("sample", {})}}
+    return GANConfig.model_validate(merged)
+
+
+class MixtureFit(NamedTuple):
+    quality: ModeCoverage  # of the samples `trainwright sample` draws (accepted ones with gan.sample.rejection)
+    generator_alone: ModeCoverage | None  # with rejection: the generator's own samples of the same z
+    acceptance: float | None
+    gan: GANSteps
+
+
+def fit_mixture(name: str, seed: int, cfg: GANConfig, steps: int = MIXTURE_STEPS, batch: int = MIXTURE_BATCH) -> MixtureFit:
+    """Train a GAN on one mixture from ``seed`` and score 2,500 samples of its moving average; with
+    ``cfg.sample.rejection``, calibrate discriminator rejection sampling and score 2,500 accepted samples too.
 
     The points are standardized per column (mean and std of a first draw of 10,000), as trainwright
     prepares every numeric table, and the samples mapped back before scoring.
@@ -57,21 +79,35 @@ def fit_mixture(name: str, seed: int, cfg: GANConfig, steps: int = MIXTURE_STEPS
         for _ in range(cfg.d_steps):
             gan.d_step((next(batches) - mean) / std)
         gan.g_step(batch)
-    samples = gan.sample(2500, generator=torch.Generator().manual_seed(seed)) * std + mean
-    return mode_coverage(samples, mixture.means, mixture.std)
+    alone = gan.sample(2500, generator=torch.Generator().manual_seed(seed), rejection=False) * std + mean
+    if not cfg.sample.rejection:
+        return MixtureFit(mode_coverage(alone, mixture.means, mixture.std), None, None, gan)
+    rejection = gan.calibrate_rejection(lambda: ((next(batches) - mean) / std, None), cfg.sample.rejection_steps,
+                                        cfg.sample.rejection_quantile)
+    accepted = gan.sample(2500, generator=torch.Generator().manual_seed(seed)) * std + mean
+    return MixtureFit(mode_coverage(accepted, mixture.means, mixture.std), mode_coverage(alone, mixture.means, mixture.std),
+                      rejection.acceptance, gan)
 
 
-def mixtures(names: list[str], seeds: list[int], cfg: GANConfig, steps: int = MIXTURE_STEPS) -> bool:
+def mixtures(
+    names: list[str], seeds: list[int], cfg: GANConfig, steps: int = MIXTURE_STEPS, overrides: dict | None = None
+) -> bool:
     passed = True
     for name in names:
         modes_bar, quality_bar = BARS[name]
+        mixture_cfg = mixture_config(name, cfg, overrides or {})
+        print(f"{name}: gan.mlp_init {mixture_cfg.mlp_init}, gan.sample.rejection {mixture_cfg.sample.rejection}", flush=True)
         results = []
         for seed in seeds:
             started = time.perf_counter()
-            results.append(fit_mixture(name, seed, cfg, steps))
-            q = results[-1]
+            fit = fit_mixture(name, seed, mixture_cfg, steps)
+            q = fit.quality
+            results.append(q)
+            alone = "" if fit.generator_alone is None else (
+                f"; generator alone {fit.generator_alone.modes} modes, {fit.generator_alone.high_quality:.1%}, "
+                f"rejection accepts {fit.acceptance:.1%}")
             print(f"{name} seed {seed}: modes {q.modes}/{len(q.counts)}, high quality {q.high_quality:.1%}, "
-                  f"reverse KL {q.reverse_kl:.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
+                  f"reverse KL {q.reverse_kl:.3f}{alone} ({time.perf_counter() - started:.0f} s)", flush=True)
         modes = statistics.mean(q.modes for q in results)
         quality = statistics.mean(q.high_quality for q in results)
         ok = modes >= modes_bar and quality >= quality_bar
@@ -254,14 +290,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--mixtures", nargs="+", choices=list(BARS), default=list(BARS))
     parser.add_argument("--mixture-steps", type=int, default=MIXTURE_STEPS, help="generator steps per mixture run")
-    parser.add_argument("--mlp-init", choices=["dcgan", "torch"], default=GANConfig().mlp_init,
-                        help="gan.mlp_init of the mixtures' MLPs (torch: 25.0 modes / 51.2%% on the grid, 89.6%% on the ring)")
+    parser.add_argument("--mlp-init", choices=["dcgan", "torch"], default=None,
+                        help="gan.mlp_init of the mixtures' MLPs, over the mixture's own default (grid: torch, ring: dcgan)")
+    parser.add_argument("--no-rejection", action="store_true", help="the grid without its gan.sample.rejection default")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = GANConfig(mlp_init=args.mlp_init)
+    cfg = GANConfig()
     print(f"GANConfig defaults: {cfg.model_dump(exclude={'sample', 'evaluate'})}", flush=True)
+    overrides = {"mlp_init": args.mlp_init} if args.mlp_init else {}
+    if args.no_rejection:
+        overrides["sample"] = {"rejection": False}
     if args.section in ("all", "mixtures"):
-        mixtures(args.mixtures, args.seeds, cfg, args.mixture_steps)
+        mixtures(args.mixtures, args.seeds, cfg, args.mixture_steps, overrides)
     if args.section in ("all", "digits"):
         digits(args.seeds[0], cfg)
     if args.section in ("all", "speed"):

@@ -117,7 +117,11 @@ def validate_gan_config(raw: dict) -> GANRunConfig:
                                "train.steps=10000) instead of train.epochs")
     builtin = BUILTINS.get(data.get("source")) if isinstance(data.get("source"), str) else None
     if builtin is not None:
-        defaults = deep_merge({"data": builtin.config_defaults.get("data", {})}, builtin.gan_defaults)
+        gan_defaults = {key: value for key, value in builtin.gan_defaults.items() if key != "unconditional"}
+        gan = raw.get("gan") if isinstance(raw.get("gan"), dict) else {}
+        if gan.get("conditional") is not True:  # the set's defaults for a GAN without labels, e.g. packing
+            gan_defaults = deep_merge(gan_defaults, builtin.gan_defaults.get("unconditional", {}))
+        defaults = deep_merge({"data": builtin.config_defaults.get("data", {})}, gan_defaults)
         raw = deep_merge(defaults, raw)
     try:
         return GANRunConfig.model_validate(raw)

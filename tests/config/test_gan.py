@@ -2,6 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from trainwright.config.gan import GANConfig
+from trainwright.configure import validate_gan_config
 
 
 def test_defaults_are_the_benchmarked_settings():
@@ -29,3 +30,16 @@ def test_frozen_and_parsed_from_yaml_like_dicts():
     assert cfg.ema is None and cfg.betas == (0.0, 0.9) and cfg.evaluate.every_steps == 100
     with pytest.raises(ValidationError):
         cfg.loss = "wgan_gp"
+
+
+def test_builtin_sets_gan_defaults_grid_rejection_and_unconditional_digits_packing():
+    grid = validate_gan_config({"recipe": "gan", "data": {"source": "grid"}})
+    assert grid.gan.mlp_init == "torch" and grid.gan.sample.rejection and grid.train.batch_size == 256
+    ring = validate_gan_config({"recipe": "gan", "data": {"source": "ring"}})
+    assert ring.gan.mlp_init == "dcgan" and not ring.gan.sample.rejection
+    digits = validate_gan_config({"recipe": "gan", "data": {"source": "digits-images"}})
+    assert digits.gan.pack == 2 and digits.gan.evaluate.every_steps == 250  # unconditional: packs of 2
+    conditional = validate_gan_config({"recipe": "gan", "data": {"source": "digits-images"}, "gan": {"conditional": True}})
+    assert conditional.gan.pack == 1 and conditional.gan.evaluate.every_steps == 500
+    mine = validate_gan_config({"recipe": "gan", "data": {"source": "digits-images"}, "gan": {"pack": 1}})
+    assert mine.gan.pack == 1  # the user's keys win

@@ -76,6 +76,24 @@ def test_a_ring_run_writes_both_networks_samples_and_a_report_and_resumes_bit_id
     assert compare_runs([run, tmp_path / "cut"])[0] == ["whole", "cut"]
 
 
+def test_the_grid_defaults_to_rejection_sampling_which_the_run_and_sample_use(tmp_path):
+    """`--data grid`: gan.mlp_init torch and gan.sample.rejection by default; the run prints the generator's own
+    measures beside the accepted samples', keeps the calibrated discriminator, and `trainwright sample` uses it."""
+    result = run_cli("train", "--data", "grid", "--set", "recipe=gan", "--set", "train.steps=20", "--set",
+                     "gan.sample.rejection_steps=10", "--set", "gan.evaluate.every_steps=20", "--set",
+                     "gan.evaluate.n_samples=200", "--set", "gan.g_hidden=[16]", "--set", "gan.d_hidden=[16]",
+                     "--runs-dir", str(tmp_path), "--name", "grid")
+    assert result.returncode == 0, result.stderr
+    assert "the generator alone:" in result.stdout and "discriminator rejection sampling" in result.stdout
+    run = tmp_path / "grid"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 < metrics["rejection"]["acceptance"] <= 1 and "high_quality" in metrics["generator_alone"]
+    assert (run / "discriminator_rejection.safetensors").is_file() and (run / "rejection.json").is_file()
+    rows = run_cli("sample", str(run), "-n", "50", "-o", str(tmp_path / "points.csv"))
+    assert rows.returncode == 0, rows.stderr
+    assert len(pd.read_csv(tmp_path / "points.csv")) == 50
+
+
 def test_a_conditional_image_run_is_judged_by_its_own_classifier_and_samples_a_class(tmp_path):
     result = run_cli(
         "train",

@@ -28,6 +28,15 @@ class GANSampleConfig(Frozen):
     n: int = Field(64, ge=1, description="samples per grid, or rows per CSV")
     ema: bool = Field(True, description="draw from the moving average of the generator when there is one")
     seed: int = Field(0, description="seed of the latent noise, so grids at different epochs show the same z")
+    # Discriminator Rejection Sampling (Azadi et al. 2019), a sampling-time method: after training, a copy of the
+    # discriminator is trained further against the kept generator, and a sample is kept with a probability its
+    # logit gives (an estimate of p_data / p_generator); the final measures, samples.png/csv and `trainwright
+    # sample` then show accepted samples only, and the run prints the generator's own measures beside them.
+    rejection: bool = Field(False, description="discriminator rejection sampling of the kept generator's samples")
+    rejection_steps: int = Field(2000, ge=0, description="rejection: discriminator steps against the fixed generator")
+    rejection_quantile: float = Field(
+        0.5, ge=0, lt=1, description="rejection: gamma, the share of burn-in samples whose F(x) is shifted under 0"
+    )
 
 
 class GANEvalConfig(Frozen):
@@ -36,8 +45,9 @@ class GANEvalConfig(Frozen):
     every_steps: int = Field(500, ge=1, description="generator steps between two evaluations (one row of history.csv)")
     n_samples: int = Field(2500, ge=10, description="generated samples per evaluation (2500 is PacGAN's protocol)")
     # The quality measure, higher is better: mixtures: share of modes covered x share of high-quality
-    # samples; images: share classified as the class asked for (conditional) or the coverage of the real
-    # images (unconditional); tables: 1 - the mean per-column distance (KS, or total variation).
+    # samples; images: share classified as the class asked for (conditional) or the weaker of the coverage of
+    # the real images and the class balance (classes x the smallest class's share; unconditional); tables:
+    # 1 - the mean per-column distance (KS, or total variation).
     keep_best_by: Literal["quality", "last"] = "quality"
     classifier_epochs: int = Field(30, ge=1, description="images: epochs of the classifier that judges the samples")
     patience: int | None = Field(None, ge=1, description="stop when the quality measure has not improved for this many "
@@ -100,6 +110,12 @@ class GANConfig(Frozen):
         if not all(0 <= beta < 1 for beta in betas):
             raise ValueError("betas must both be in [0, 1)")
         return betas
+
+    @model_validator(mode="after")
+    def _single_samples(self) -> GANConfig:
+        if self.sample.rejection and self.pack != 1:
+            raise ValueError("sample.rejection scores one sample at a time: set gan.pack: 1, or sample.rejection: false")
+        return self
 
     @model_validator(mode="after")
     def _norms_agree(self) -> GANConfig:

@@ -268,7 +268,8 @@ MLP_LATENT, CONV_LATENT = 16, 64  # latent_size: auto
 # (Kaiming-uniform) init for the MLPs. With N(0, 0.02) on a 2-D input each layer shrinks its input ~4x, so the
 # discriminator starts too smooth to tell the grid's 0.05-std modes from the space beside them. Measured over
 # seeds 0-4 (benchmarks/gan_quality.py, 10,000 steps of batch 256): grid, torch 25.0 modes / 51.2% high quality
-# against dcgan 22 to 25 modes / 9% to 28%; but ring, torch 89.6% against dcgan 92.5%: dcgan stays the default.
+# against dcgan 22 to 25 modes / 9% to 28%; but ring, torch 89.6% against dcgan 92.5%: dcgan stays the default,
+# and the built-in grid's own defaults (data/builtin.py) choose torch.
 
 
 def build_generator(cfg: GANConfig, data_shape: tuple[int, ...], n_classes: int = 0) -> nn.Module:

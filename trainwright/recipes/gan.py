@@ -56,12 +56,14 @@ from trainwright.training.callbacks import Callback, CallbackList, Checkpoint, E
 from trainwright.training.checkpoint import load_state
 from trainwright.training.distributed import Replicas, from_rank0, peer_lost
 from trainwright.training.gan_loop import GANFit, RealBatches, fit_gan
+from trainwright.training.gan_rejection import Rejection
 from trainwright.training.gan_step import GANSteps
 from trainwright.training.launch import record_failure
 
 GAN_FILE = "gan.json"  # what `trainwright sample` needs to rebuild the generator and decode its samples
 WEIGHTS = {"generator": "generator.safetensors", "discriminator": "discriminator.safetensors",
            "generator_ema": "generator_ema.safetensors"}
+REJECTION_WEIGHTS, REJECTION_FILE = "discriminator_rejection.safetensors", "rejection.json"  # gan.sample.rejection
 SNAPSHOTS = 6  # sample pictures kept during training, evenly spread over the evaluation periods
 MAX_JUDGED = 10_000  # real images the judge's statistics use at most (train, and test for the floor)
 
@@ -354,7 +356,10 @@ def measure(cfg: GANRunConfig, data: GANData, x: torch.Tensor, asked: torch.Tens
     """Every measure of generated samples ``x`` (N, ...); ``quality`` is the one the best generator is kept by."""
     if data.kind == "images":
         out = judge.judge((x.float() + 1) / 2, asked)
-        return {"quality": out["asked_rate"] if asked is not None else out["coverage"], **out}
+        # Unconditional: the weaker of coverage and the class balance (classes x the smallest class's share: 1 when
+        # every class has its fair share), so the kept generator is not one that starves a class.
+        balance = min(1.0, len(out["class_shares"]) * out["min_class_share"])
+        return {"quality": out["asked_rate"] if asked is not None else min(out["coverage"], balance), **out}
     frame = decode_rows(data, x, asked)
     if data.kind == "points":
         mixture = data.mixture
@@ -484,10 +489,20 @@ def finish_gan(
     gan, n = fit.gan, cfg.gan.evaluate.n_samples
     stopper = next(cb for cb in fit.callbacks if isinstance(cb, EarlyStopping))
     asked = asked_labels(data, n, device)
+    real_rows = decode_rows(data, data.x, data.y) if data.kind == "table" else None
+    generator_alone = None
+    if cfg.gan.sample.rejection:  # the generator's own samples measured first, then the calibration of the rejection
+        x = gan.sample(n, labels=asked, ema=cfg.gan.sample.ema,
+                       generator=torch.Generator(device).manual_seed(cfg.gan.sample.seed + 2), rejection=False)
+        generator_alone = measure(cfg, data, x, asked, judge, real_rows)
+        rejection = gan.calibrate_rejection(lambda: fit.batches.next(), cfg.gan.sample.rejection_steps,
+                                            cfg.gan.sample.rejection_quantile, cfg.gan.sample.ema)
+        run_dir.save_weights(rejection.discriminator, REJECTION_WEIGHTS)
+        run_dir.write_json(run_dir.path / REJECTION_FILE, {"max_logit": rejection.max_logit, "gamma": rejection.gamma,
+                                                           "acceptance": rejection.acceptance})
     x = gan.sample(
         n, labels=asked, ema=cfg.gan.sample.ema, generator=torch.Generator(device).manual_seed(cfg.gan.sample.seed + 2)
     )
-    real_rows = decode_rows(data, data.x, data.y) if data.kind == "table" else None
     quality = measure(cfg, data, x, asked, judge, real_rows)
     reference = reference_measures(cfg, data, judge, quality)
     if data.kind == "table":
@@ -507,6 +522,9 @@ def finish_gan(
         "stopped_early": fit.stop_reason,
         "quality": quality,
         "reference": reference,
+        **({"generator_alone": generator_alone, "rejection": {
+            "steps": cfg.gan.sample.rejection_steps, "quantile": cfg.gan.sample.rejection_quantile,
+            "acceptance": gan.rejection.acceptance}} if generator_alone is not None else {}),
         "compute": est.metrics(seconds, fit.step),
     }
     for key, module in fit.modules.items():
@@ -572,11 +590,22 @@ def utility(cfg: GANRunConfig, data: GANData, rows: pd.DataFrame) -> dict | None
 def quality_lines(metrics: dict) -> list[str]:
     """The kept generator's measures in a few console lines."""
     q, ref = metrics["quality"], metrics["reference"]
-    head = (f"kept generator: step {metrics['best_step']:,} of {metrics['steps']:,} ({metrics['kept']}), "
-            f"{metrics['train_seconds']:.1f} s training")
+    head = [(f"kept generator: step {metrics['best_step']:,} of {metrics['steps']:,} ({metrics['kept']}), "
+            f"{metrics['train_seconds']:.1f} s training")]
+    if "rejection" in metrics:  # the generator's own samples first, then the accepted ones the lines below measure
+        alone = metrics["generator_alone"]
+        if metrics["kind"] == "points":
+            head.append(f"the generator alone: {alone['modes']}/{len(alone['mode_counts'])} modes covered, "
+                        f"{alone['high_quality']:.1%} high quality, reverse KL {alone['reverse_kl']:.3f}")
+        elif metrics["kind"] == "images":
+            asked = f"classified as asked {alone['asked_rate']:.1%}; " if "asked_rate" in alone else ""
+            head.append(f"the generator alone: {asked}class shares {' '.join(f'{s:.1%}' for s in alone['class_shares'])} "
+                        f"(smallest {alone['min_class_share']:.1%}), FID {alone['fid']:.2f}, coverage {alone['coverage']:.2f}")
+        head.append(f"discriminator rejection sampling (gan.sample.rejection): {metrics['rejection']['acceptance']:.1%} of "
+                    "the generator's samples accepted; the measures below are of accepted samples")
     if metrics["kind"] == "points":
         return [
-            head,
+            *head,
             (f"fresh samples: {q['modes']}/{len(q['mode_counts'])} modes covered, {q['high_quality']:.1%} high quality, "
              f"reverse KL {q['reverse_kl']:.3f} (real test points: {ref['modes']} modes, {ref['high_quality']:.1%})"),
         ]
@@ -584,13 +613,13 @@ def quality_lines(metrics: dict) -> list[str]:
         asked = f"classified as the class asked for {q['asked_rate']:.1%}; " if "asked_rate" in q else ""
         shares = " ".join(f"{s:.1%}" for s in q["class_shares"])
         return [
-            head,
+            *head,
             f"fresh samples: {asked}class shares {shares} (smallest {q['min_class_share']:.1%})",
             (f"FID {q['fid']:.2f} in the classifier's features (real train vs test: {q['fid_floor']:.2f}), precision "
              f"{q['precision']:.2f}, recall {q['recall']:.2f}, density {q['density']:.2f}, coverage {q['coverage']:.2f}"),
         ]
     lines = [
-        head,
+        *head,
         (f"fresh rows: mean per-column distance {q['column_distance']:.3f} (KS or total variation), correlation gap "
          f"{q['correlation_gap']:.3f}"),
     ]
@@ -696,7 +725,14 @@ def rebuilt_gan(run: RunDir, cfg: GANRunConfig, data: GANData, facts: dict, ema:
     if not path.is_file():
         raise TrainwrightError(f"{run.path} has no {path.name}; the run did not finish (resume it with --resume {run.path})")
     generator.load_state_dict(load_file(str(path)))
-    return GANSteps(generator, build_discriminator(gan_cfg, data.shape, data.n_classes), gan_cfg, data.n_classes)
+    gan = GANSteps(generator, build_discriminator(gan_cfg, data.shape, data.n_classes), gan_cfg, data.n_classes)
+    calibrated = run.path / REJECTION_WEIGHTS
+    if cfg.gan.sample.rejection and ema == cfg.gan.sample.ema and calibrated.is_file():  # the generator it was calibrated on
+        discriminator = build_discriminator(gan_cfg, data.shape, data.n_classes)
+        discriminator.load_state_dict(load_file(str(calibrated)))
+        constants = run.read_json(run.path / REJECTION_FILE)
+        gan.rejection = Rejection(discriminator.eval(), constants["max_logit"], constants["gamma"], constants["acceptance"])
+    return gan
 
 
 def write_file(path: Path, content: bytes) -> None:

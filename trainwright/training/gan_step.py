@@ -26,7 +26,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import torch
@@ -36,6 +37,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from trainwright.config.gan import GANConfig
 from trainwright.training.distributed import Replicas
 from trainwright.training.gan_losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+from trainwright.training.gan_rejection import Rejection, acceptance_constants
 
 
 def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -86,6 +88,7 @@ class GANSteps:
         self.opt_d = opt_d if opt_d is not None else adam(discriminator.parameters(), cfg.lr_d, cfg.betas)
         self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
         self._d_params, self._g_params = list(discriminator.parameters()), list(generator.parameters())
+        self.rejection: Rejection | None = None  # set by calibrate_rejection: sample() then rejects (gan.sample.rejection)
         # Linear decay to 0 over the last (1 - decay_from) of the generator steps: with a constant rate the
         # samples keep circling the modes; a falling one lets them settle (Mimicry's lr_decay="linear").
         self.schedules: list[torch.optim.lr_scheduler.LRScheduler] = []
@@ -173,12 +176,25 @@ class GANSteps:
 
     @torch.no_grad()
     def sample(
-        self, n: int, labels: torch.Tensor | None = None, ema: bool = True, generator: torch.Generator | None = None
+        self,
+        n: int,
+        labels: torch.Tensor | None = None,
+        ema: bool = True,
+        generator: torch.Generator | None = None,
+        rejection: bool = True,
     ) -> torch.Tensor:
         """``n`` samples (n, ...) from the moving average (or the live generator), in eval mode; ``generator`` seeds z.
+        Once ``calibrate_rejection`` has run, the samples are those its discriminator accepts (``rejection=False``:
+        the generator's own).
 
         Example: ``gan.sample(100, labels=torch.full((100,), 3))`` draws 100 samples of class 3.
         """
+        if rejection and self.rejection is not None:
+            def draw(k: int, asked: torch.Tensor | None) -> torch.Tensor:
+                return self.sample(k, asked, ema, generator, rejection=False)
+
+            return self.rejection.sample(draw, n, labels if labels is not None else self.random_labels(n, None, generator),
+                                         generator)
         model = self.ema.module if ema and self.ema is not None else self.generator
         device = next(model.parameters()).device
         if labels is None:
@@ -189,6 +205,41 @@ class GANSteps:
             return model(self.noise(n, device, generator), labels)
         finally:
             model.train(was_training)
+
+    def calibrate_rejection(
+        self,
+        real_batches: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
+        steps: int,
+        quantile: float,
+        ema: bool = True,
+        burn_in: int = 10_000,
+        lr: float | None = None,
+    ) -> Rejection:
+        """Discriminator Rejection Sampling's calibration (``training/gan_rejection.py``): a copy of the discriminator
+        trained ``steps`` more steps (logistic loss, Adam at ``lr``, default ``lr_d``) to tell ``real_batches()``
+        (real samples (B, ...), labels or None) from the generator that ``sample`` draws from, which stays fixed;
+        then M and gamma from a burn-in of ``burn_in`` samples. Sets ``self.rejection`` and returns it."""
+        if self.pack != 1:
+            raise ValueError("rejection sampling scores single samples: it needs gan.pack 1")
+        discriminator = copy.deepcopy(self.discriminator).train()
+        optimizer = adam(discriminator.parameters(), lr or self.cfg.lr_d, self.cfg.betas)
+        self.rejection = None
+        for _ in range(steps):
+            real, labels = real_batches()
+            labels = labels if self.n_classes else None
+            fake = self.sample(len(real), labels, ema, rejection=False)
+            loss = discriminator_loss("non_saturating", discriminator(real, labels), discriminator(fake, labels))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        discriminator.eval()
+        for param in discriminator.parameters():
+            param.requires_grad_(False)
+        with torch.no_grad():
+            labels = self.random_labels(burn_in)
+            logits = discriminator(self.sample(burn_in, labels, ema, rejection=False), labels)  # (burn_in,)
+        self.rejection = Rejection(discriminator, *acceptance_constants(logits, quantile))
+        return self.rejection
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint needs to resume: both networks, both optimizers, the moving average."""
