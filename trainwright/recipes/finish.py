@@ -24,6 +24,7 @@ from rich.table import Table
 from torch import nn
 
 from trainwright.compute import Estimate, compute_metrics, compute_summary
+from trainwright.compute.stages import Stages
 from trainwright.config import Config
 from trainwright.data.images import ImageData
 from trainwright.data.prepare import Prepared
@@ -64,29 +65,34 @@ def finish(run_dir: RunDir, console: Console, diverged: dict | None = None) -> N
 
 
 def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, fit: Fit,
-                      est: Estimate, seconds: float, console: Console) -> Run:
+                      est: Estimate, seconds: float, console: Console, *, stages: Stages | None = None) -> Run:
     """Evaluate the kept weights on the untouched test split, write every result, then ``finish``."""
     pre = data.preprocessor
+    stages = stages or Stages()
     stopper = next(cb for cb in fit.callbacks if isinstance(cb, EarlyStopping))
-    val_outputs, test_outputs = outputs_for(module, data.x_val, device, cfg), outputs_for(module, data.x_test, device, cfg)
-    metrics = {
-        "task": data.task,
-        "test": score(test_outputs, data.y_test, pre),
-        "val": score(val_outputs, data.y_val, pre),
-        "train": score(outputs_for(module, data.x_train, device, cfg), data.y_train, pre),
-        "held_out": data.held_out,
-        "best_epoch": stopper.best_epoch,
-        "epochs": fit.epoch,
-        "train_seconds": seconds,
-        "stopped_early": fit.stop_reason,
-        "compute": compute_metrics(est, seconds, fit.epoch),
-    }
-    for split in ("test", "val", "train"):
-        matrix = metrics[split].pop("confusion_matrix", None)
-        if split == "test" and matrix is not None:
-            metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
+    with stages.time("evaluation"):
+        val_outputs, test_outputs = outputs_for(module, data.x_val, device, cfg), outputs_for(module, data.x_test, device, cfg)
+        metrics = {
+            "task": data.task,
+            "test": score(test_outputs, data.y_test, pre),
+            "val": score(val_outputs, data.y_val, pre),
+            "train": score(outputs_for(module, data.x_train, device, cfg), data.y_train, pre),
+            "held_out": data.held_out,
+            "best_epoch": stopper.best_epoch,
+            "epochs": fit.epoch,
+            "train_seconds": seconds,
+            "stopped_early": fit.stop_reason,
+            "compute": compute_metrics(est, seconds, fit.epoch),
+        }
+        for split in ("test", "val", "train"):
+            matrix = metrics[split].pop("confusion_matrix", None)
+            if split == "test" and matrix is not None:
+                metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
     if cfg.evaluate.baseline and (hasattr(pre, "feature_columns") or getattr(pre, "modality", "") in ("text", "series")):
-        metrics["baselines"] = fit_baselines(data)  # tables: classical models; text: TF-IDF; series: naive forecasts
+        with stages.time("baselines"):
+            metrics["baselines"] = fit_baselines(data)  # tables: classical models; text: TF-IDF; series: naive forecasts
+    metrics["compute"]["stages"] = dict(stages.seconds)
+    metrics["compute"]["started_at"] = stages.started_at
     run_dir.save_weights(module)
     run_dir.write_text(run_dir.predictions, test_predictions(test_outputs, data).to_csv(index=False))
     run_dir.write_json(run_dir.metrics, metrics)

@@ -18,6 +18,7 @@ from rich.console import Console
 from torch import nn
 
 from trainwright.compute import estimate_training
+from trainwright.compute.stages import Stages
 from trainwright.config import Config
 from trainwright.data.prepare import Prepared, prepare_data
 from trainwright.errors import TrainingDiverged, TrainwrightError
@@ -48,19 +49,22 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
     """
     console = console or Console()
     cfg = with_custom_model(cfg, model)
+    stages = Stages()
     # ① Data: load, clean, split, fit preprocessing on the training split.
-    data = prepare_data(cfg.data)
+    with stages.time("data"):
+        data = prepare_data(cfg.data)
     for line in data.report_lines():
         console.print(line, highlight=False, soft_wrap=True)
     # ② Model: seeded, so the same config gives the same initial weights.
     module = build_module(cfg, data, model)
-    return train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console)
+    return train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console, stages=stages)
 
 
 def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: str | Path = "runs", name: str | None = None,
-                   resume: RunDir | None = None, console: Console | None = None) -> Run:
+                   resume: RunDir | None = None, console: Console | None = None, stages: Stages | None = None) -> Run:
     """Stages ③-⑤ on prepared data and a built model (other recipes reuse it on their own data)."""
     console = console or Console()
+    stages = stages or Stages()
     device = resolve_device(cfg.train.device)
     check_precision(device, cfg.train.precision)
     module = module.to(device)
@@ -71,25 +75,28 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
 
     # ③ The estimate (a few timed steps on a throwaway copy: the model and the random streams are left
     # as they were), then the run directory, created once the data and the model are known to be good.
-    est = estimate_training(cfg, data, module, device)
+    with stages.time("estimate"):
+        est = estimate_training(cfg, data, module, device)
     console.print(est.summary(), highlight=False, soft_wrap=True)
-    if resume is None:
-        run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone)
-    else:
-        run_dir = resume
-        check_same_data(run_dir, data)
+    with stages.time("setup"):
+        if resume is None:
+            run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone)
+        else:
+            run_dir = resume
+            check_same_data(run_dir, data)
 
-    # ④ The loop.
-    run = build_fit(cfg, module, data, device, run_dir, console)
-    if cfg.train.compile:
-        compile_forward(module)  # in place: state_dict keys stay the same, so weights and checkpoints load without it
-    previous_seconds = resume_from_checkpoint(run, run_dir, cfg, console) if resume is not None else 0.0
-    seconds = previous_seconds + fit_or_diagnose(run, run_dir, console)
+        # ④ The loop.
+        run = build_fit(cfg, module, data, device, run_dir, console)
+        if cfg.train.compile:
+            compile_forward(module)  # in place: state_dict keys stay the same, so weights and checkpoints load without it
+        previous_seconds = resume_from_checkpoint(run, run_dir, cfg, console) if resume is not None else 0.0
+    with stages.time("fit"):
+        seconds = previous_seconds + fit_or_diagnose(run, run_dir, console)
     if run.stop_reason:
         console.print(run.stop_reason, highlight=False)
 
     # ⑤ Evaluate the kept weights on the untouched test split, write everything, diagnose, report.
-    return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console)
+    return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console, stages=stages)
 
 
 def resume_from_checkpoint(run: Fit, run_dir: RunDir, cfg: Config, console: Console) -> float:
