@@ -22,9 +22,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, Ridge
 
 from trainwright.data.tabular import TabularData
 from trainwright.evaluate.metrics import classification_metrics, regression_metrics
@@ -32,6 +30,10 @@ from trainwright.evaluate.metrics import classification_metrics, regression_metr
 
 def baseline_models(task: str) -> dict:
     """Unfitted scikit-learn estimators for ``task``, by the name they are reported under."""
+    # Loaded when baselines are fitted, not when a run imports this module (verdict, scoring).
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+
     if task == "regression":
         return {"ridge": Ridge(alpha=1.0), "hist_gradient_boosting": HistGradientBoostingRegressor(random_state=0)}
     return {
@@ -53,6 +55,7 @@ def fit_baselines(data) -> dict[str, dict[str, float]]:
 def fit_text_baselines(data) -> dict[str, dict[str, float]]:
     """TF-IDF + logistic regression and bag-of-words + logistic regression on the raw texts."""
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
     models = {

@@ -3,14 +3,16 @@
 Classification (macro-averaged over classes, binary included): accuracy, precision, recall, f1, auroc, plus the
 confusion matrix. Regression, in the target's original units: mse, rmse, mae, r2; forecasts add
 mape (every step of every test window counts once).
+
+torchmetrics is imported when a metric is first computed, not with this module: importing it
+loads every metric it has, matplotlib and scipy.signal (about half a second of CPU), which
+``predict_outputs``'s users (the estimate, validation, prediction) do not need.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics.functional import classification as C
-from torchmetrics.functional import regression as R
 
 
 @torch.no_grad()
@@ -32,6 +34,8 @@ def classification_metrics(probs: torch.Tensor, y: torch.Tensor) -> dict[str, fl
         >>> classification_metrics(torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 1]))["accuracy"]
         1.0
     """
+    from torchmetrics.functional import classification as C  # heavy: see the module docstring
+
     n_classes = probs.shape[1]
     macro = {"num_classes": n_classes, "average": "macro"}
     scores = {
@@ -54,6 +58,8 @@ def classification_metrics(probs: torch.Tensor, y: torch.Tensor) -> dict[str, fl
 
 def confusion_matrix(probs: torch.Tensor, y: torch.Tensor) -> list[list[int]]:
     """Rows are true classes, columns predicted classes."""
+    from torchmetrics.functional import classification as C  # heavy: see the module docstring
+
     n = probs.shape[1]
     if n == 2:
         return C.binary_confusion_matrix(probs[:, 1], y).tolist()
@@ -62,6 +68,8 @@ def confusion_matrix(probs: torch.Tensor, y: torch.Tensor) -> list[list[int]]:
 
 def regression_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """``pred`` and ``y`` (N,) or (N, 1) in original units."""
+    from torchmetrics.functional import regression as R  # heavy: see the module docstring
+
     pred, y = pred.reshape(-1).double(), y.reshape(-1).double()
     mse = float(R.mean_squared_error(pred, y))
     r2 = float(R.r2_score(pred, y)) if len(y) > 1 else float("nan")
@@ -75,5 +83,7 @@ def forecast_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         >>> forecast_metrics(torch.tensor([11.0, 19.0]), torch.tensor([10.0, 20.0]))["mape"]
         0.075
     """
+    from torchmetrics.functional import regression as R  # heavy: see the module docstring
+
     pred, y = pred.reshape(-1).double(), y.reshape(-1).double()
     return {**regression_metrics(pred, y), "mape": float(R.mean_absolute_percentage_error(pred, y))}
