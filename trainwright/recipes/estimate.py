@@ -11,6 +11,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from trainwright.cache import cache_dir
 from trainwright.compute import Estimate, estimate_training
 from trainwright.config import Config
 from trainwright.data.prepare import prepare_data
@@ -35,4 +36,4 @@ def estimate(
     module = build_module(cfg, data, model)
     if isinstance(target, torch.device):
         check_precision(target, cfg.train.precision)
-    return estimate_training(cfg, data, module, target)
+    return estimate_training(cfg, data, module, target, peak_cache=cache_dir())

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from torch import nn
 
+from trainwright.cache import cache_dir
 from trainwright.compute import estimate_training
 from trainwright.compute.stages import Stages
 from trainwright.config import Config
@@ -76,7 +77,7 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     # ③ The estimate (a few timed steps on a throwaway copy: the model and the random streams are left
     # as they were), then the run directory, created once the data and the model are known to be good.
     with stages.time("estimate"):
-        est = estimate_training(cfg, data, module, device)
+        est = estimate_training(cfg, data, module, device, peak_cache=cache_dir())
     console.print(est.summary(), highlight=False, soft_wrap=True)
     with stages.time("setup"):
         if resume is None:
