@@ -44,15 +44,41 @@ def baseline_models(task: str) -> dict:
 
 def fit_baselines(data) -> dict[str, dict[str, float]]:
     """``{name: {metric: value}}`` on the test split, for each baseline of the task (and modality)."""
+    return score_baselines(data, baseline_predictions(data))
+
+
+def baseline_predictions(data) -> dict[str, np.ndarray]:
+    """Each baseline's predictions for the test rows: class probabilities (N, C) in the order of the
+    preprocessor's classes, regression values in the network's scaled units, or forecasts (N, horizon).
+
+    The fitting half of ``fit_baselines``: it needs numpy and scikit-learn only, so a run can fit the
+    baselines in another process while the network trains and score them after (``score_baselines``).
+    """
     modality = getattr(data.preprocessor, "modality", "tabular")
     if modality == "text":
-        return fit_text_baselines(data)
+        return text_predictions(data)
     if modality == "series":
-        return series_baselines(data)
-    return fit_table_baselines(data)
+        return series_forecasts(data)
+    return table_predictions(data)
 
 
-def fit_text_baselines(data) -> dict[str, dict[str, float]]:
+def score_baselines(data, predictions: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """The network's metric functions on each baseline's predictions (``baseline_predictions``)."""
+    pre = data.preprocessor
+    if getattr(pre, "modality", "tabular") == "series":
+        from trainwright.evaluate.metrics import forecast_metrics
+
+        true = torch.from_numpy(pre.decode_target(data.y_test.numpy()))
+        return {name: forecast_metrics(torch.from_numpy(pre.decode_target(f)), true) for name, f in predictions.items()}
+    if data.task == "regression":
+        true = torch.from_numpy(pre.decode_target(data.y_test.numpy()))
+        # Metrics in the target's original units, as the network's are.
+        return {name: regression_metrics(torch.from_numpy(pre.decode_target(p.reshape(-1, 1))), true)
+                for name, p in predictions.items()}
+    return {name: classification_metrics(torch.from_numpy(p), data.y_test) for name, p in predictions.items()}
+
+
+def text_predictions(data) -> dict[str, np.ndarray]:
     """TF-IDF + logistic regression and bag-of-words + logistic regression on the raw texts."""
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -69,25 +95,22 @@ def fit_text_baselines(data) -> dict[str, dict[str, float]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(data.texts["train"], data.y_train.numpy())
-        results[name] = _classification_scores(model.predict_proba(data.texts["test"]), model.classes_, data)
+        results[name] = _all_classes(model.predict_proba(data.texts["test"]), model.classes_, data)
     return results
 
 
-def series_baselines(data) -> dict[str, dict[str, float]]:
+def series_forecasts(data) -> dict[str, np.ndarray]:
     """Naive (repeat the last value) and seasonal-naive (repeat the last season) forecasts of the test windows."""
-    from trainwright.evaluate.metrics import forecast_metrics
-
-    pre, x = data.preprocessor, data.x_test[:, :, 0]  # (N, lookback) scaled target history
-    true = torch.from_numpy(pre.decode_target(data.y_test.numpy()))
+    x = data.x_test[:, :, 0]  # (N, lookback) scaled target history
     horizon, lookback = data.y_test.shape[1], x.shape[1]
     forecasts = {"naive_last_value": x[:, -1:].expand(-1, horizon)}
     if data.season:
         steps = torch.arange(horizon)
         forecasts["seasonal_naive"] = x[:, lookback - data.season + steps % data.season]  # (N, horizon)
-    return {name: forecast_metrics(torch.from_numpy(pre.decode_target(f.numpy())), true) for name, f in forecasts.items()}
+    return {name: f.numpy() for name, f in forecasts.items()}
 
 
-def fit_table_baselines(data: TabularData) -> dict[str, dict[str, float]]:
+def table_predictions(data: TabularData) -> dict[str, np.ndarray]:
     """Classical models on the preprocessed table."""
     x_train, x_test = data.x_train.numpy(), data.x_test.numpy()  # (N, F) float32, as the network saw them
     results = {}
@@ -97,27 +120,19 @@ def fit_table_baselines(data: TabularData) -> dict[str, dict[str, float]]:
             warnings.simplefilter("ignore", ConvergenceWarning)
             if data.task == "regression":
                 model.fit(x_train, data.y_train.numpy().ravel())
-                results[name] = _regression_scores(model.predict(x_test), data)
+                results[name] = model.predict(x_test)
             else:
                 model.fit(x_train, data.y_train.numpy())
-                results[name] = _classification_scores(model.predict_proba(x_test), model.classes_, data)
+                results[name] = _all_classes(model.predict_proba(x_test), model.classes_, data)
     return results
 
 
-def _classification_scores(proba: np.ndarray, fitted_classes: np.ndarray, data: TabularData) -> dict[str, float]:
+def _all_classes(proba: np.ndarray, fitted_classes: np.ndarray, data) -> np.ndarray:
     # A class absent from the training rows gets no column from scikit-learn; give it probability 0.
     n_classes = len(data.preprocessor.classes)
     full = np.zeros((len(proba), n_classes), dtype=np.float32)  # (N, C)
     full[:, fitted_classes.astype(np.int64)] = proba
-    return classification_metrics(torch.from_numpy(full), data.y_test)
-
-
-def _regression_scores(pred_scaled: np.ndarray, data: TabularData) -> dict[str, float]:
-    # Metrics in the target's original units, as the network's are.
-    pre = data.preprocessor
-    pred = torch.from_numpy(pre.decode_target(pred_scaled.reshape(-1, 1)))
-    true = torch.from_numpy(pre.decode_target(data.y_test.numpy()))
-    return regression_metrics(pred, true)
+    return full
 
 
 def verdict(metrics: dict) -> str | None:

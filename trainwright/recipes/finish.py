@@ -23,17 +23,19 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from trainwright.background import Background
 from trainwright.compute import Estimate, compute_metrics, compute_summary
 from trainwright.compute.stages import Stages
 from trainwright.config import Config
 from trainwright.data.images import ImageData
 from trainwright.data.prepare import Prepared
-from trainwright.evaluate.baselines import fit_baselines, verdict
+from trainwright.evaluate.baselines import baseline_predictions, score_baselines, verdict
 from trainwright.evaluate.calibration import calibrate_outputs
 from trainwright.evaluate.diagnose import print_findings
 from trainwright.evaluate.image_grids import examples_png, misclassified_png
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.predict import TrainedModel, load, score
+from trainwright.recipes.setup import wants_baselines
 from trainwright.report import write_report
 from trainwright.rundir import RunDir
 from trainwright.runs import diagnose_run
@@ -65,8 +67,12 @@ def finish(run_dir: RunDir, console: Console, diverged: dict | None = None) -> N
 
 
 def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, fit: Fit,
-                      est: Estimate, seconds: float, console: Console, *, stages: Stages | None = None) -> Run:
-    """Evaluate the kept weights on the untouched test split, write every result, then ``finish``."""
+                      est: Estimate, seconds: float, console: Console, *, stages: Stages | None = None,
+                      baselines: Background | None = None) -> Run:
+    """Evaluate the kept weights on the untouched test split, write every result, then ``finish``.
+
+    ``baselines``: the baselines' predictions being computed beside the run (``setup.Beside``); without
+    it, they are fitted here."""
     pre = data.preprocessor
     stages = stages or Stages()
     stopper = next(cb for cb in fit.callbacks if isinstance(cb, EarlyStopping))
@@ -88,9 +94,10 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
             matrix = metrics[split].pop("confusion_matrix", None)
             if split == "test" and matrix is not None:
                 metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
-    if cfg.evaluate.baseline and (hasattr(pre, "feature_columns") or getattr(pre, "modality", "") in ("text", "series")):
-        with stages.time("baselines"):
-            metrics["baselines"] = fit_baselines(data)  # tables: classical models; text: TF-IDF; series: naive forecasts
+    if wants_baselines(cfg, data):  # tables: classical models; text: TF-IDF; series: naive forecasts
+        with stages.time("baselines"):  # the wait for them, when they were fitted beside the network
+            predictions = baselines.result() if baselines is not None else baseline_predictions(data)
+            metrics["baselines"] = score_baselines(data, predictions)
     metrics["compute"]["stages"] = dict(stages.seconds)
     metrics["compute"]["started_at"] = stages.started_at
     run_dir.save_weights(module)

@@ -25,6 +25,7 @@ from trainwright.data.prepare import Prepared, prepare_data
 from trainwright.errors import TrainingDiverged, TrainwrightError
 from trainwright.recipes.finish import Run, finish, finish_supervised
 from trainwright.recipes.setup import (
+    Beside,
     build_fit,
     build_module,
     check_same_data,
@@ -66,6 +67,18 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     """Stages ③-⑤ on prepared data and a built model (other recipes reuse it on their own data)."""
     console = console or Console()
     stages = stages or Stages()
+    # Beside the network, in forked processes: the preprocessor's files and the classical baselines,
+    # started now so they are ready by the time the network is (``setup.Beside``).
+    beside = Beside.start(cfg, data, resume=resume is not None)
+    try:
+        return _train_prepared(cfg, data, module, beside, runs_dir=runs_dir, name=name, resume=resume, console=console,
+                               stages=stages)
+    finally:
+        beside.cancel()  # whatever is still running after a failure or an interrupt
+
+
+def _train_prepared(cfg: Config, data: Prepared, module: nn.Module, beside: Beside, *, runs_dir: str | Path, name: str | None,
+                    resume: RunDir | None, console: Console, stages: Stages) -> Run:
     device = resolve_device(cfg.train.device)
     check_precision(device, cfg.train.precision)
     module = module.to(device)
@@ -81,7 +94,7 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     console.print(est.summary(), highlight=False, soft_wrap=True)
     with stages.time("setup"):
         if resume is None:
-            run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone)
+            run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone, files=beside.files)
         else:
             run_dir = resume
             check_same_data(run_dir, data)
@@ -97,7 +110,8 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
         console.print(run.stop_reason, highlight=False)
 
     # ⑤ Evaluate the kept weights on the untouched test split, write everything, diagnose, report.
-    return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console, stages=stages)
+    return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console, stages=stages,
+                             baselines=beside.baselines)
 
 
 def resume_from_checkpoint(run: Fit, run_dir: RunDir, cfg: Config, console: Console) -> float:
