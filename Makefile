@@ -35,6 +35,7 @@ test: setup browser
 bench: setup
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/whole_process.py
 	$(BIN)/python benchmarks/compute_bound.py
 	$(BIN)/python benchmarks/images.py --per-class 500
 
