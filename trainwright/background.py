@@ -1,7 +1,8 @@
 """Work beside the main process: a function called in a forked child process, its result read later.
 
 ``train`` starts the classical baselines and the preprocessor's files as soon as the data are
-prepared, so they are ready by the time the network is. A forked child starts with everything the
+prepared, so they are ready by the time the network is; the report draws its training figures in
+a child while the main process draws the others. A forked child starts with everything the
 parent has imported and built: the data are not copied or pickled, torch and scikit-learn are not
 imported again, and starting one takes milliseconds. Only the result travels back (pickled,
 through a pipe).
