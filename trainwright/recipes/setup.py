@@ -17,17 +17,20 @@ import json
 import math
 import shutil
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from rich.console import Console
 from torch import nn
 
+from trainwright.background import Background, spare_cores
 from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config
 from trainwright.data.batches import make_batches
 from trainwright.data.prepare import Prepared, with_input_stage
 from trainwright.errors import Interrupted, TrainwrightError, WriteFailed
+from trainwright.evaluate.baselines import baseline_predictions
 from trainwright.evaluate.metrics import predict_outputs
 from trainwright.models.custom import CustomConfig
 from trainwright.models.pretrained import starts_from_weights
@@ -78,6 +81,42 @@ def resolve_target(name: str):
     if gpu is None:
         raise TrainwrightError(f"unknown device {name!r}; use cpu, cuda, mps or a GPU name: {', '.join(NOMINAL)}")
     return gpu
+
+
+# ── work beside the network ──────────────────────────────────────────────────────────────
+@dataclass
+class Beside:
+    """Work a run starts right after its data stage and joins later: the classical baselines' test
+    predictions and the preprocessor's files (``preprocessor.skops`` loads all of scikit-learn, ~1 s
+    of CPU). Where the training leaves a core to spare they run in forked processes, one thread each
+    (``background.py``); where it takes every core, each runs in the run's own process when its result
+    is asked for, as before. The results are the same either way (tested)."""
+
+    files: Background | None  # data.preprocessor.files(), for start_run; None when resuming (already written)
+    baselines: Background | None  # baseline_predictions(data), for finish; None when the run has none
+
+    @classmethod
+    def start(cls, cfg: Config, data: Prepared, resume: bool = False, replicas: Replicas | None = None) -> Beside:
+        # The training's threads: torch's on a CPU; one that feeds a GPU. Data-parallel processes (torchrun)
+        # do not fork: their cores are the other processes', and only rank 0 asks for the results.
+        threads = torch.get_num_threads() if resolve_device(cfg.train.device).type == "cpu" else 1
+        spare = spare_cores(threads) > 0 and not (replicas is not None and replicas.active)
+        files = None if resume else Background(data.preprocessor.files, fork=spare)
+        # One thread, on the spare core: more would take cores from the training.
+        wanted = wants_baselines(cfg, data)
+        baselines = Background(baseline_predictions, data, threads=1, fork=spare) if wanted else None
+        return cls(files, baselines)
+
+    def cancel(self) -> None:
+        for job in (self.files, self.baselines):
+            if job is not None:
+                job.cancel()
+
+
+def wants_baselines(cfg: Config, data: Prepared) -> bool:
+    """Tables get classical models, text TF-IDF, series naive forecasts; images none."""
+    pre = data.preprocessor
+    return bool(cfg.evaluate.baseline) and (hasattr(pre, "feature_columns") or getattr(pre, "modality", "") in ("text", "series"))
 
 
 # ── the model ────────────────────────────────────────────────────────────────────────────
@@ -179,6 +218,7 @@ def start_run(
     runs_dir: str | Path,
     name: str | None,
     backbone: dict | None = None,
+    files: Background | None = None,
 ) -> RunDir:
     """Create the run directory (once the data and the model are known to be good; it stays locked
     until the recipe unlocks it) and write what the run starts from. If those first files cannot be
@@ -186,7 +226,7 @@ def start_run(
     # Data-parallel: rank 0 names the run (a timestamp may differ a second between processes).
     run_dir = RunDir.create(runs_dir, from_rank0(name or unique_name(runs_dir, default_run_name(data.name, cfg.model.type))))
     try:
-        write_start_files(run_dir, cfg, data, module, device, backbone)
+        write_start_files(run_dir, cfg, data, module, device, backbone, files)
     except WriteFailed:
         if run_dir.writes:
             shutil.rmtree(run_dir.path, ignore_errors=True)
@@ -207,13 +247,15 @@ def interrupted(stop: KeyboardInterrupt, run_dir: RunDir) -> Interrupted:
 
 
 def write_start_files(
-    run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, backbone: dict | None = None
+    run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, backbone: dict | None = None,
+    files: Background | None = None,
 ) -> None:
-    """The resolved config, the environment, the data summary, the fitted preprocessing and the model's facts."""
+    """The resolved config, the environment, the data summary, the fitted preprocessing (``files``: its files,
+    already being written out beside) and the model's facts."""
     run_dir.write_text(run_dir.config, cfg.to_yaml())
     run_dir.write_json(run_dir.environment, environment(device, cfg.train.seed))
     run_dir.write_json(run_dir.data, data.summary)
-    run_dir.write_files(data.preprocessor.files())
+    run_dir.write_files(files.result() if files is not None else data.preprocessor.files())
     run_dir.write_json(run_dir.model_info, model_facts(cfg, data, module, backbone))
 
 
