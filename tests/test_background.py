@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import os
 import time
 
 import numpy as np
 import pytest
 
-from trainwright.background import Background, forks
+from trainwright.background import Background, Later, forks
 from trainwright.errors import TrainwrightError
 
 
@@ -57,3 +59,28 @@ def test_cancel_stops_a_running_child():
     job.cancel()
     assert time.perf_counter() - started < 10
     assert not process.is_alive() and process.exitcode is not None
+
+
+def add_pid(x, parent: int):
+    return x + 1, os.getpid() != parent
+
+
+def test_later_prepares_at_once_and_runs_when_its_arguments_are_sent():
+    job = Later(add_pid, prepare=time.time)
+    assert job.forked == forks()
+    job.send(np.arange(3), os.getpid())
+    value, elsewhere = job.result()
+    assert value.tolist() == [1, 2, 3] and elsewhere == forks()
+    here = Later(add_pid, fork=False)
+    here.send(41, os.getpid())
+    assert here.result() == (42, False)
+
+
+def test_later_does_the_work_here_when_its_child_died_or_is_cancelled():
+    job = Later(add_pid, prepare=functools.partial(die_in_child, os.getpid()))  # before the arguments come
+    time.sleep(0.2)
+    job.send(1, os.getpid())
+    assert job.result() == (2, False)
+    cancelled = Later(add_pid)
+    cancelled.cancel()
+    assert multiprocessing.active_children() == []

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -101,6 +102,62 @@ class Background:
         if self._process is not None:
             self._process.join()
         self._pipe = self._process = None
+
+
+class Later:
+    """``fn(*args)`` with arguments known only later, in a forked child started now: the child runs
+    ``prepare()`` at once (loading what ``fn`` needs) and ``fn`` when the parent sends the arguments
+    (``send``), so only ``fn``'s own work is left when they are known. Not forked, or when the child died:
+    ``fn(*args)`` here, when the result is asked for."""
+
+    def __init__(self, fn: Callable[..., Any], prepare: Callable[[], Any] | None = None, fork: bool = True) -> None:
+        self._fn, self._args = fn, None
+        self._inbox = self._job = None
+        if fork and forks():
+            receive, self._inbox = multiprocessing.get_context("fork").Pipe(duplex=False)
+            self._job = Background(_when_sent, receive, self._inbox, prepare, fn)
+            receive.close()  # the child holds the receiving end
+        self.forked = self._job is not None
+
+    def send(self, *args: Any) -> None:
+        """The arguments (plain picklable values: numpy arrays rather than tensors); the child starts ``fn``."""
+        self._args = args
+        if self._inbox is not None:
+            with contextlib.suppress(OSError):  # the child died: result() calls fn here
+                self._inbox.send(args)
+            self._inbox.close()
+            self._inbox = None
+
+    def result(self) -> Any:
+        """``fn``'s return value (after ``send``); an exception it raised is raised here."""
+        if self._job is not None:
+            try:
+                return self._job.result()
+            except _NotSent:  # the child died before it read them, or its call here has no pipe to read
+                self._job = None
+        return self._fn(*self._args)
+
+    def cancel(self) -> None:
+        if self._inbox is not None:
+            self._inbox.close()
+            self._inbox = None
+        if self._job is not None:
+            self._job.cancel()
+
+
+class _NotSent(Exception):
+    """The arguments of a ``Later`` never reached its child."""
+
+
+def _when_sent(receive, inbox, prepare: Callable[[], Any] | None, fn: Callable[..., Any]) -> Any:
+    inbox.close()  # the child's copy of the sending end: the parent's is the only one, so its close is EOF here
+    if prepare is not None:
+        prepare()
+    try:
+        args = receive.recv()
+    except (EOFError, OSError):
+        raise _NotSent from None
+    return fn(*args)
 
 
 def _child(send, fn: Callable[..., Any], args: tuple, kwargs: dict, threads: int | None) -> None:

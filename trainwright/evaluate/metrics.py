@@ -18,6 +18,11 @@ from torch import nn
 from trainwright.evaluate.intervals import class_scores
 
 
+def load_metrics() -> None:
+    """Load torchmetrics now (heavy: see the module docstring): a process that scores later loads it early."""
+    from torchmetrics.functional import classification, regression  # noqa: F401
+
+
 @torch.no_grad()
 def predict_outputs(
     model: nn.Module, x: torch.Tensor, batch_size: int = 4096, device: torch.device | None = None

@@ -23,20 +23,20 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from trainwright.background import Background
+from trainwright.background import Background, Later
 from trainwright.compute import Estimate, compute_metrics, compute_summary
 from trainwright.compute.stages import Stages
 from trainwright.config import Config
 from trainwright.data.images import ImageData
 from trainwright.data.prepare import Prepared
-from trainwright.evaluate.baselines import baseline_predictions, comparable, judge, score_baselines, verdict
+from trainwright.evaluate.baselines import comparable, judge, verdict
 from trainwright.evaluate.calibration import calibrate_outputs
 from trainwright.evaluate.diagnose import print_findings
 from trainwright.evaluate.image_grids import examples_png, misclassified_png
 from trainwright.evaluate.intervals import CONFIDENCE, metric_intervals
 from trainwright.evaluate.metrics import choose_threshold, predict_outputs, predicted_classes
-from trainwright.predict import TrainedModel, load, score
-from trainwright.recipes.setup import wants_baselines
+from trainwright.predict import TrainedModel, load
+from trainwright.recipes.setup import score_splits, scored_baselines, wants_baselines
 from trainwright.report import write_report
 from trainwright.rundir import RunDir
 from trainwright.runs import diagnose_run
@@ -80,11 +80,12 @@ def finish(run_dir: RunDir, console: Console, diverged: dict | None = None, trac
 
 def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, fit: Fit,
                       est: Estimate, seconds: float, console: Console, *, stages: Stages | None = None,
-                      baselines: Background | None = None) -> Run:
+                      baselines: Background | None = None, scores: Later | None = None) -> Run:
     """Evaluate the kept weights on the untouched test split, write every result, then ``finish``.
 
-    ``baselines``: the baselines' predictions being computed beside the run (``setup.Beside``); without
-    it, they are fitted here. ``stages``: where the run's wall time goes (``metrics.json`` compute.stages)."""
+    ``baselines``, ``scores``: the baselines (predictions and metrics) being computed beside the run, and the
+    process that scores the network's outputs (``setup.Beside``); without them, that is done here.
+    ``stages``: where the run's wall time goes (``metrics.json`` compute.stages)."""
     pre = data.preprocessor
     stages = stages or Stages()
     stopper = next(cb for cb in fit.callbacks if isinstance(cb, EarlyStopping))
@@ -98,11 +99,16 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
         return Run(run_dir.path, cfg, {}, fit.history)
     with stages.time("evaluation"):
         threshold = decision_threshold(cfg, data, val_outputs, run_dir, console)
+        if scores is not None:
+            scores.send(*(outputs.cpu().numpy() for outputs in (val_outputs, test_outputs, train_outputs)), threshold)
+            val_scores, test_scores, train_scores = scores.result()
+        else:
+            val_scores, test_scores, train_scores = score_splits(data, val_outputs, test_outputs, train_outputs, threshold)
         metrics = {
             "task": data.task,
-            "test": score(test_outputs, data.y_test, pre, threshold=threshold),
-            "val": score(val_outputs, data.y_val, pre, threshold=threshold),
-            "train": score(train_outputs, data.y_train, pre, threshold=threshold),
+            "test": test_scores,
+            "val": val_scores,
+            "train": train_scores,
             "held_out": data.held_out,
             "best_epoch": stopper.best_epoch,
             "epochs": fit.epoch,
@@ -122,8 +128,7 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
             metrics["threshold"] = threshold
     if wants_baselines(cfg, data):  # tables: classical models; text: TF-IDF; series: naive forecasts, ridge AR
         with stages.time("baselines"):  # the wait for them, when they were fitted beside the network
-            predictions = baselines.result() if baselines is not None else baseline_predictions(data)
-        metrics["baselines"] = score_baselines(predictions, data)
+            predictions, metrics["baselines"] = baselines.result() if baselines is not None else scored_baselines(data)
         comparable_predictions = {name: comparable(p, data.task) for name, p in predictions.items()}
         metrics["intervals"]["baselines"], metrics["comparison"] = judge(
             ours, comparable_predictions, metrics["baselines"], truth, data.task, n_classes, scale

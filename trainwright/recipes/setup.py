@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -24,19 +25,20 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from trainwright.background import Background, spare_cores
+from trainwright.background import Background, Later, spare_cores
 from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config
 from trainwright.data.batches import make_batches
 from trainwright.data.prepare import Prepared, with_input_stage
 from trainwright.errors import Interrupted, TrainwrightError, WriteFailed
-from trainwright.evaluate.baselines import baseline_predictions
-from trainwright.evaluate.metrics import predict_outputs
+from trainwright.evaluate.baselines import baseline_predictions, score_baselines
+from trainwright.evaluate.metrics import load_metrics, predict_outputs
 from trainwright.models.custom import CustomConfig
 from trainwright.models.pretrained import starts_from_weights
 from trainwright.models.pretrained_weights import start_from_pretrained
 from trainwright.models.registry import build_model
 from trainwright.models.summary import layer_summary
+from trainwright.predict import score
 from trainwright.rundir import RunDir, default_run_name, environment, unique_name
 from trainwright.tracking.callback import Tracker
 from trainwright.tracking.mlflow import MLflowTracking, tracking_uri
@@ -87,13 +89,16 @@ def resolve_target(name: str):
 @dataclass
 class Beside:
     """Work a run starts right after its data stage and joins later: the classical baselines' test
-    predictions and the preprocessor's files (``preprocessor.skops`` loads all of scikit-learn, ~1 s
-    of CPU). Where the training leaves a core to spare they run in forked processes, one thread each
+    predictions and scores, the preprocessor's files (``preprocessor.skops`` loads all of scikit-learn,
+    ~1 s of CPU), and the scoring of the network's outputs (a process that has loaded torchmetrics, ~0.7 s
+    of CPU with the matplotlib it loads, while the network trained, and scores them when finish sends
+    them). Where the training leaves a core to spare they run in forked processes, one thread each
     (``background.py``); where it takes every core, each runs in the run's own process when its result
     is asked for, as before. The results are the same either way (tested)."""
 
     files: Background | None  # data.preprocessor.files(), for start_run; None when resuming (already written)
-    baselines: Background | None  # baseline_predictions(data), for finish; None when the run has none
+    baselines: Background | None  # scored_baselines(data), for finish; None when the run has none
+    scores: Later | None = None  # score_splits(data, *outputs, threshold), for finish
 
     @classmethod
     def start(cls, cfg: Config, data: Prepared, resume: bool = False, replicas: Replicas | None = None) -> Beside:
@@ -104,13 +109,27 @@ class Beside:
         files = None if resume else Background(data.preprocessor.files, fork=spare)
         # One thread, on the spare core: more would take cores from the training.
         wanted = wants_baselines(cfg, data)
-        baselines = Background(baseline_predictions, data, threads=1, fork=spare) if wanted else None
-        return cls(files, baselines)
+        baselines = Background(scored_baselines, data, threads=1, fork=spare) if wanted else None
+        scores = Later(functools.partial(score_splits, data), prepare=load_metrics, fork=spare)
+        return cls(files, baselines, scores)
 
     def cancel(self) -> None:
-        for job in (self.files, self.baselines):
+        for job in (self.files, self.baselines, self.scores):
             if job is not None:
                 job.cancel()
+
+
+def scored_baselines(data: Prepared) -> tuple[dict, dict]:
+    """The baselines' test predictions (``baseline_predictions``) and their metrics (``score_baselines``)."""
+    predictions = baseline_predictions(data)
+    return predictions, score_baselines(predictions, data)
+
+
+def score_splits(data: Prepared, val, test, train, threshold: float | None) -> tuple[dict, dict, dict]:
+    """The task's metrics (``predict.score``) of the network's outputs on the validation, test and training
+    splits (tensors, or their numpy arrays as ``Later`` sends them)."""
+    splits = zip((val, test, train), (data.y_val, data.y_test, data.y_train), strict=True)
+    return tuple(score(torch.as_tensor(outputs), y, data.preprocessor, threshold=threshold) for outputs, y in splits)
 
 
 def wants_baselines(cfg: Config, data: Prepared) -> bool:
