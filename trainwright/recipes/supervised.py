@@ -102,8 +102,8 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
     console = console or Console()
     replicas = replicas or Replicas()
     stages = stages or Stages()
-    # Beside the network, in forked processes: the preprocessor's files and the classical baselines,
-    # started now so they are ready by the time the network is (``setup.Beside``).
+    # Beside the network, in forked processes: the preprocessor's files, the classical baselines and the
+    # scorer of the network's outputs, started now so they are ready by the time the network is (``setup.Beside``).
     beside = Beside.start(cfg, data, resume=resume is not None, replicas=replicas)
     try:
         return _train_prepared(cfg, data, module, beside, runs_dir=runs_dir, name=name, resume=resume, console=console,
