@@ -55,6 +55,7 @@ bench: setup
 	$(BIN)/pip install --quiet -e '.[bench,track]'
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/overhead.py --track
+	$(BIN)/python benchmarks/whole_process.py
 	$(BIN)/python benchmarks/compute_bound.py
 	$(BIN)/python benchmarks/images.py --per-class 500
 

@@ -9,9 +9,12 @@ results do not depend on the core count.
 from __future__ import annotations
 
 import os
+import tempfile
 
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = "1"  # before torch is imported here; subprocesses inherit it
+# Measured matmul peaks are cached within a test session only, never in the user's ~/.cache.
+os.environ.setdefault("TRAINWRIGHT_CACHE_DIR", tempfile.mkdtemp(prefix="trainwright-cache-"))
 
 from pathlib import Path
 

@@ -7,11 +7,13 @@ two to import, which ``trainwright --help`` and ``trainwright runs`` need not wa
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -663,7 +665,30 @@ def write_table(frame, path: Path) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        leave(done.code)
+    leave(0)
+
+
+def leave(code: int | str | None) -> None:
+    """Exit now, without tearing the interpreter down.
+
+    A command's work is written and flushed when it returns; a normal exit would then free, one by
+    one, every object torch, scikit-learn and matplotlib loaded (1.4 s of CPU after ``train`` on our
+    machine, longer than the digits MLP trains). Threads and exit handlers still run, as in a normal exit.
+    """
+    # What a normal exit runs first: the thread pools' shutdown (RunDir's writer thread finishes its writes and
+    # stops), then every non-daemon thread joined; a joined pool thread would otherwise wait for work forever.
+    threading._shutdown()
+    atexit._run_exitfuncs()  # what a normal exit runs first (multiprocessing, tempfile, logging clean-up)
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # SystemExit("message"), as Python reports it
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from trainwright.models.registry import build_model
 
 QUIET = Console(quiet=True)
 COMPUTE_KEYS = {"estimated_seconds", "train_seconds", "samples_per_second", "steps_per_second", "flops_per_step",
-                "achieved_flops_per_second", "peak_flops_per_second", "mfu", "device", "compile"}
+                "achieved_flops_per_second", "peak_flops_per_second", "mfu", "device", "compile", "stages", "started_at"}
 
 
 def iris(**train) -> dict:
@@ -82,6 +83,8 @@ def test_every_run_records_its_compute(tmp_path):
     run = tw.train(iris(epochs=5), runs_dir=tmp_path, name="iris", console=QUIET)
     compute = json.loads((run.dir / "metrics.json").read_text())["compute"]
     assert set(compute) == COMPUTE_KEYS
+    assert list(compute["stages"]) == ["data", "estimate", "setup", "fit", "evaluation", "baselines"]
+    assert compute["stages"]["fit"] >= compute["train_seconds"] > 0 and compute["started_at"] <= time.time()
     epochs, seconds = run.metrics["epochs"], compute["train_seconds"]
     assert seconds == run.metrics["train_seconds"]
     assert compute["samples_per_second"] == pytest.approx(epochs * 104 / seconds)

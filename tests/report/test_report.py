@@ -15,6 +15,7 @@ from helpers import run_cli
 from rich.console import Console
 
 import trainwright as tw
+from trainwright.report import render_report
 from trainwright.rundir import RunDir
 
 QUIET = Console(quiet=True)
@@ -104,6 +105,11 @@ def test_report_command_rebuilds_it_from_a_copied_run_directory(hostile_run, tmp
     assert result.stdout.strip() == str(copy / "report.html")
     html = (copy / "report.html").read_text(encoding="utf-8")
     assert 'alt="confusion matrix on the test rows"' in html and 'alt="ROC curves on the test rows"' in html
+
+
+def test_the_figures_drawn_in_a_second_process_are_the_ones_drawn_here(hostile_run):
+    run = RunDir.open(hostile_run)
+    assert render_report(run) == render_report(run, parallel=False)
 
 
 def test_an_unfinished_run_still_gets_a_report(hostile_run, tmp_path):

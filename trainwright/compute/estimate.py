@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -26,7 +27,7 @@ from trainwright.compute.communication import AllReduce, all_reduce, link_for
 from trainwright.compute.compiling import CONFIG_OFF, CompileChoice
 from trainwright.compute.flops import StepProfile, profile_step
 from trainwright.compute.memory import Memory, human_bytes, state_copies, training_memory
-from trainwright.compute.peak import GPU, device_label, device_memory, matmul_peak
+from trainwright.compute.peak import GPU, device_label, device_memory, device_peak
 from trainwright.compute.timing import STEPS_PER_ROUND, StepTiming, time_compiled, time_steps, time_validation
 from trainwright.config import Config, TrainConfig
 from trainwright.data.batches import TensorBatches, fits_on
@@ -141,12 +142,14 @@ class Estimate:
         return f" of {human_bytes(self.device_memory)} ({_percent(share)}: {verdict})"
 
 
-def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: torch.device | GPU) -> Estimate:
+def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: torch.device | GPU,
+                      peak_cache: Path | None = None) -> Estimate:
     """Predict the training time and memory of ``model`` on ``data`` as ``cfg.train`` says.
 
     ``device`` is a ``torch.device`` here (measured: matmul probe, timed steps) or a ``GPU`` from
-    the nominal table (datasheet peak, assumed efficiency). The model and the global RNG are left
-    exactly as they were.
+    the nominal table (datasheet peak, assumed efficiency). ``peak_cache``: the directory whose
+    ``peaks.json`` keeps this machine's measured peaks (``cache.cache_dir()``; None: measure). The
+    model and the global RNG are left exactly as they were.
     """
     tc = cfg.train
     local = isinstance(device, torch.device)
@@ -162,7 +165,7 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
         step = profile_step(model_here, x[:batch], y[:batch], loss_fn, autocast(where, tc.precision), tc.optimizer)
         notes: list[str] = []
         if local:
-            peak, peak_source = matmul_peak(where, DTYPES[tc.precision]), "measured by a matmul probe"
+            peak, peak_source = device_peak(where, DTYPES[tc.precision], peak_cache)
             timing = time_steps(tc, model_here, x, y, loss_fn, batch, transform=data.train_transform)  # augmentation included
             seconds_per_step, step_source = timing.seconds_per_step, f"measured over {timing.steps} steps"
             choice = _compile_choice(tc, model_here, x, y, loss_fn, batch, timing, len(batches) * tc.epochs, step.operators,
@@ -177,7 +180,7 @@ def estimate_training(cfg: Config, data: Prepared, model: nn.Module, device: tor
                     "the run compiles again on its first steps (cached, usually faster)"
                 )
             if tc.precision != "fp32":
-                fp32 = matmul_peak(where, torch.float32)
+                fp32, _ = device_peak(where, torch.float32, peak_cache)
                 if fp32 > peak:
                     notes.append(
                         f"note: {tc.precision} matmuls run at {_si(peak)}FLOP/s here, fp32 at {_si(fp32)}FLOP/s: "

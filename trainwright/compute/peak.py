@@ -5,6 +5,10 @@ takes a few milliseconds, the best of a few timed rounds. A CPU's rate depends o
 vector units and what else is running, and a CPU without native bf16 runs bf16 matmuls tens of
 times slower than fp32; a probe sees all of that.
 
+A measured peak is kept in ``peaks.json`` in the cache directory (``trainwright/cache.py``), keyed
+by the device, the dtype, the thread count and the torch version, so later runs on this machine
+skip the probe; a run with another thread count (or torch) measures its own.
+
 For a GPU that is not here, ``NOMINAL`` holds the dense (no 2:4 sparsity) peaks from NVIDIA's
 datasheets. fp32 means plain FP32 (PyTorch does not use TF32 for matmuls unless told to);
 bf16/fp16 mean tensor cores with fp32 accumulation, which is what autocast uses.
@@ -16,13 +20,17 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from trainwright.errors import TrainwrightError
+from trainwright.files import atomic_write
 
 TERA = 1e12
 
@@ -77,6 +85,56 @@ def nominal_gpu(name: str) -> GPU | None:
     key = {"h100-sxm": "h100", "h100sxm": "h100", "h100pcie": "h100-pcie", "a100-80gb": "a100", "a10040gb": "a100-40gb",
            "rtx-4090": "rtx4090", "rtx-3090": "rtx3090", "4090": "rtx4090", "3090": "rtx3090"}.get(key, key)
     return NOMINAL.get(key)
+
+
+def device_peak(device: torch.device, dtype: torch.dtype, cache: Path | None = None) -> tuple[float, str]:
+    """The matmul peak FLOP/s of ``device`` at ``dtype``, and how it was obtained.
+
+    With a ``cache`` directory, a peak this machine measured before (same device, dtype, thread
+    count and torch version) is read from its ``peaks.json``; otherwise it is measured now
+    (``matmul_peak``) and stored there. Example: ``device_peak(torch.device("cpu"), torch.float32, cache_dir())``.
+    """
+    path, key = (cache / "peaks.json" if cache is not None else None), peak_key(device, dtype)
+    known = _read_peaks(path)
+    if key in known:
+        return float(known[key]["flops_per_second"]), f"measured by a matmul probe on {known[key]['measured']}, cached"
+    peak = matmul_peak(device, dtype)
+    if path is not None:
+        try:  # a cache that cannot be written (read-only home, full disk) only means measuring again next time
+            known = _read_peaks(path)  # again: another run may have added its own meanwhile
+            known[key] = {"flops_per_second": peak, "measured": time.strftime("%Y-%m-%d")}
+            atomic_write(path, json.dumps(known, indent=1, sort_keys=True) + "\n")
+        except OSError:
+            pass
+    return peak, "measured by a matmul probe"
+
+
+def peak_key(device: torch.device, dtype: torch.dtype) -> str:
+    """``"cpu:AMD EPYC 7B13|torch.float32|threads=2|torch=2.13.0"``: what a measured peak depends on."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name() if device.type == "cpu" else ""
+    return f"{device.type}:{name}|{dtype}|threads={torch.get_num_threads()}|torch={torch.__version__}"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        if names:
+            return names[0]
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _read_peaks(path: Path | None) -> dict:
+    """The cached peaks (``{key: {"flops_per_second", "measured"}}``); {} when absent or unreadable."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # a damaged cache is measured again and rewritten
+    return known if isinstance(known, dict) else {}
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, budget: float = 0.1, product_seconds: float = 0.01) -> float:

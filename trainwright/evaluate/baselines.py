@@ -23,10 +23,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, Ridge
 
 from trainwright.data.tabular import TabularData
 from trainwright.evaluate.intervals import MIN_ROWS, compare, key_metric, metric_intervals
@@ -35,6 +32,11 @@ from trainwright.evaluate.metrics import classification_metrics, forecast_metric
 
 def baseline_models(task: str) -> dict:
     """Unfitted scikit-learn estimators for ``task``, by the name they are reported under."""
+    # Loaded when baselines are fitted, not when a run imports this module (verdict, scoring).
+    from sklearn.dummy import DummyClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+
     if task == "regression":
         return {"ridge": Ridge(alpha=1.0), "hist_gradient_boosting": HistGradientBoostingRegressor(random_state=0)}
     return {
@@ -73,7 +75,9 @@ def score_baselines(predictions: dict[str, np.ndarray], data) -> dict[str, dict[
 
 def text_baselines(data) -> dict[str, np.ndarray]:
     """TF-IDF + logistic regression, bag-of-words + logistic regression, and the majority class, on the raw texts."""
+    from sklearn.dummy import DummyClassifier
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
     models = {

@@ -25,7 +25,6 @@ from typing import Literal
 import numpy as np
 import torch
 from torch.nn import functional as F
-from torchmetrics.functional.classification import multiclass_calibration_error
 
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.figures import new_figure, png_bytes
@@ -127,11 +126,16 @@ def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor) -> float:
         >>> expected_calibration_error(torch.tensor([[0.9, 0.1], [0.4, 0.6]]), torch.tensor([0, 0]))
         0.35
     """
+    from torchmetrics.functional.classification import multiclass_calibration_error  # heavy: see calibration_metrics
+
     return float(multiclass_calibration_error(probs, y, probs.shape[1], n_bins=N_BINS, norm="l1"))
 
 
 def calibration_metrics(probs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """ECE and MCE (15 equal-width confidence bins, confidence = top probability), NLL, Brier, accuracy."""
+    # torchmetrics loads every metric it has (and matplotlib) on import: loaded when a run is calibrated.
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
     n_classes = probs.shape[1]
     onehot = F.one_hot(y, n_classes).float()
     return {

@@ -28,9 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import entropy, ks_2samp, wasserstein_distance
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
 
 
 # ── 2-D mixtures ─────────────────────────────────────────────────────────────────────────
@@ -139,6 +137,10 @@ def frechet_distance(
     """
     # torchmetrics sums the features and their products in float64, so the covariances keep their digits
     # sync_on_compute off: one process computes it (a data-parallel GAN's rank 0), the others are not waiting to join
+    # torchmetrics loads every metric it has (and matplotlib) on import: loaded when a GAN is judged, not by
+    # every process that imports this module (``trainwright`` itself does).
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
     metric = FrechetInceptionDistance(feature=features, reset_real_features=True, sync_on_compute=False).to(images_a.device)
     was_training = features.training
     features.eval()
@@ -199,6 +201,8 @@ class ImageJudge:
         self.floor = frechet_distance(self.features, real_train, real_test, batch_size)
         # torchmetrics keeps the real statistics across resets when reset_real_features is off
         # sync_on_compute off: one process judges (a data-parallel GAN's rank 0), the others are not waiting to join
+        from torchmetrics.image.fid import FrechetInceptionDistance  # heavy: see frechet_distance
+
         self.fid = FrechetInceptionDistance(feature=self.features, reset_real_features=False,
                                             sync_on_compute=False).to(real_train.device)
         with torch.no_grad():
@@ -320,6 +324,9 @@ def synthetic_utility(
 
     Example: ``synthetic_utility(xs, ys, x_train, y_train, x_test, y_test).synthetic``.
     """
+    # scikit-learn's ensembles load when a synthetic table is judged, not with this module.
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
     if task == "classification":
         model_kind, metric = HistGradientBoostingClassifier, "accuracy"
     else:

@@ -3,6 +3,10 @@
 Classification (macro-averaged over classes, binary included): accuracy, balanced accuracy, precision, recall,
 f1, auroc, plus the confusion matrix. Regression, in the target's original units: mse, rmse, mae, r2; forecasts add
 smape, mase and mape where it is defined (every step of every test window counts once).
+
+torchmetrics is imported when a metric is first computed, not with this module: importing it
+loads every metric it has, matplotlib and scipy.signal (about half a second of CPU), which
+``predict_outputs``'s users (the estimate, validation, prediction) do not need.
 """
 
 from __future__ import annotations
@@ -10,10 +14,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torchmetrics.functional import classification as C
-from torchmetrics.functional import regression as R
 
 from trainwright.evaluate.intervals import class_scores
+
+
+def load_metrics() -> None:
+    """Load torchmetrics now (heavy: see the module docstring): a process that scores later loads it early."""
+    from torchmetrics.functional import classification, regression  # noqa: F401
 
 
 @torch.no_grad()
@@ -45,6 +52,8 @@ def classification_metrics(probs: torch.Tensor, y: torch.Tensor, threshold: floa
         >>> classification_metrics(torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 1]))["accuracy"]
         1.0
     """
+    from torchmetrics.functional import classification as C  # heavy: see the module docstring
+
     n_classes = probs.shape[1]
     preds = predicted_classes(probs, threshold)
     macro = {"num_classes": n_classes, "average": "macro"}
@@ -91,12 +100,16 @@ def choose_threshold(probs: torch.Tensor, y: torch.Tensor) -> float:
 
 def confusion_matrix(probs: torch.Tensor, y: torch.Tensor, threshold: float | None = None) -> list[list[int]]:
     """Rows are true classes, columns predicted classes."""
+    from torchmetrics.functional import classification as C  # heavy: see the module docstring
+
     n = probs.shape[1]
     return C.multiclass_confusion_matrix(predicted_classes(probs, threshold), y, num_classes=n).tolist()
 
 
 def regression_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """``pred`` and ``y`` (N,) or (N, 1) in original units."""
+    from torchmetrics.functional import regression as R  # heavy: see the module docstring
+
     pred, y = pred.reshape(-1).double(), y.reshape(-1).double()
     mse = float(R.mean_squared_error(pred, y))
     r2 = float(R.r2_score(pred, y)) if len(y) > 1 else float("nan")
@@ -115,6 +128,8 @@ def forecast_metrics(pred: torch.Tensor, y: torch.Tensor, scale: float | None = 
         >>> forecast_metrics(torch.tensor([11.0, 19.0]), torch.tensor([10.0, 20.0]))["mape"]
         0.075
     """
+    from torchmetrics.functional import regression as R  # heavy: see the module docstring
+
     pred, y = pred.reshape(-1).double(), y.reshape(-1).double()
     base = regression_metrics(pred, y)
     out = {"mae": base["mae"], "rmse": base["rmse"]}

@@ -37,6 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from trainwright.cache import cache_dir
 from trainwright.compute import estimate_training
 from trainwright.config import Config
 from trainwright.configure import load_config
@@ -132,7 +133,7 @@ def continue_run(old_dir: str | Path, new_data: str | Path, *, strategy: str | N
     final_data = TaskData(*[t for part in together for t in part], final_pre, final_pre.task, old_summary.get("name", ""),
                           split.held_out or unavailable is None, final_summary, shape=shape)
     eager = cfg.model_copy(update={"train": cfg.train.model_copy(update={"compile": False})})  # its strategy steps: not compiled
-    est = estimate_training(eager, train_data, module, device)
+    est = estimate_training(eager, train_data, module, device, peak_cache=cache_dir())
     console.print(est.summary(), highlight=False, soft_wrap=True)
     run_dir = start_run(cfg, final_data, module, device, runs_dir=runs_dir,
                         name=name or unique_name(runs_dir, f"{old_run.path.name}-{learner.name}"))

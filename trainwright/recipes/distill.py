@@ -27,6 +27,7 @@ from rich.table import Table
 from torch import nn
 from torch.nn import functional as F
 
+from trainwright.cache import cache_dir
 from trainwright.compute import estimate_training
 from trainwright.config import Config, DistillConfig
 from trainwright.configure import deep_merge, load_config, read_yaml
@@ -245,7 +246,7 @@ def train_student(
     check_precision(device, cfg.train.precision)
     module = build_module(cfg, data).to(device)
     console.print(model_line(cfg, module, data, device), highlight=False)
-    est = estimate_training(cfg, data, module, device)
+    est = estimate_training(cfg, data, module, device, peak_cache=cache_dir())
     console.print(est.summary(), highlight=False, soft_wrap=True)
     run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name)
 

@@ -13,6 +13,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from trainwright.cache import cache_dir
 from trainwright.compute import Estimate, estimate_training
 from trainwright.compute.estimate import estimate_data_parallel
 from trainwright.config import Config
@@ -43,7 +44,7 @@ def estimate(
     if cfg.train.optimizer.lr == "find":  # the time of a step does not depend on the learning rate
         tc = cfg.train
         cfg = cfg.model_copy(update={"train": tc.model_copy(update={"optimizer": tc.optimizer.model_copy(update={"lr": 1e-3})})})
-    est = estimate_training(cfg, data, module, target)
+    est = estimate_training(cfg, data, module, target, peak_cache=cache_dir())
     if processes * machines > 1:
         est = replace(est, parallel=estimate_data_parallel(cfg, data, module, target, est, processes, machines))
     return est

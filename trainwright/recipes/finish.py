@@ -23,17 +23,20 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from trainwright.background import Background, Later
 from trainwright.compute import Estimate, compute_metrics, compute_summary
+from trainwright.compute.stages import Stages
 from trainwright.config import Config
 from trainwright.data.images import ImageData
 from trainwright.data.prepare import Prepared
-from trainwright.evaluate.baselines import baseline_predictions, comparable, judge, score_baselines, verdict
+from trainwright.evaluate.baselines import comparable, judge, verdict
 from trainwright.evaluate.calibration import calibrate_outputs
 from trainwright.evaluate.diagnose import print_findings
 from trainwright.evaluate.image_grids import examples_png, misclassified_png
 from trainwright.evaluate.intervals import CONFIDENCE, metric_intervals
 from trainwright.evaluate.metrics import choose_threshold, predict_outputs, predicted_classes
-from trainwright.predict import TrainedModel, load, score
+from trainwright.predict import TrainedModel, load
+from trainwright.recipes.setup import score_splits, scored_baselines, wants_baselines
 from trainwright.report import write_report
 from trainwright.rundir import RunDir
 from trainwright.runs import diagnose_run
@@ -76,47 +79,62 @@ def finish(run_dir: RunDir, console: Console, diverged: dict | None = None, trac
 
 
 def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, fit: Fit,
-                      est: Estimate, seconds: float, console: Console) -> Run:
-    """Evaluate the kept weights on the untouched test split, write every result, then ``finish``."""
+                      est: Estimate, seconds: float, console: Console, *, stages: Stages | None = None,
+                      baselines: Background | None = None, scores: Later | None = None) -> Run:
+    """Evaluate the kept weights on the untouched test split, write every result, then ``finish``.
+
+    ``baselines``, ``scores``: the baselines (predictions and metrics) being computed beside the run, and the
+    process that scores the network's outputs (``setup.Beside``); without them, that is done here.
+    ``stages``: where the run's wall time goes (``metrics.json`` compute.stages)."""
     pre = data.preprocessor
+    stages = stages or Stages()
     stopper = next(cb for cb in fit.callbacks if isinstance(cb, EarlyStopping))
-    # Data-parallel: each process predicts its share of each split, rank 0 scores and writes them all.
-    replicas = getattr(fit, "replicas", None)  # a member of a batched fit (cv, tune) trains in one process
-    val_outputs, test_outputs, train_outputs = (outputs_for(module, x, device, cfg, replicas)
-                                                for x in (data.x_val, data.x_test, data.x_train))
-    weights = replicas.full_weights(module) if replicas is not None else module.state_dict()  # FSDP: rank 0 gathers
+    with stages.time("evaluation"):
+        # Data-parallel: each process predicts its share of each split, rank 0 scores and writes them all.
+        replicas = getattr(fit, "replicas", None)  # a member of a batched fit (cv, tune) trains in one process
+        val_outputs, test_outputs, train_outputs = (outputs_for(module, x, device, cfg, replicas)
+                                                    for x in (data.x_val, data.x_test, data.x_train))
+        weights = replicas.full_weights(module) if replicas is not None else module.state_dict()  # FSDP: rank 0 gathers
     if not run_dir.writes:
         return Run(run_dir.path, cfg, {}, fit.history)
-    threshold = decision_threshold(cfg, data, val_outputs, run_dir, console)
-    metrics = {
-        "task": data.task,
-        "test": score(test_outputs, data.y_test, pre, threshold=threshold),
-        "val": score(val_outputs, data.y_val, pre, threshold=threshold),
-        "train": score(train_outputs, data.y_train, pre, threshold=threshold),
-        "held_out": data.held_out,
-        "best_epoch": stopper.best_epoch,
-        "epochs": fit.epoch,
-        "train_seconds": seconds,
-        "stopped_early": fit.stop_reason,
-        "compute": compute_metrics(est, seconds, fit.epoch),
-    }
-    for split in ("test", "val", "train"):
-        matrix = metrics[split].pop("confusion_matrix", None)
-        if split == "test" and matrix is not None:
-            metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
-    # How sure: 95% intervals of the headline test metrics, and the network against the best baseline on the same rows.
-    ours, truth = comparable_test(test_outputs, data, threshold)
-    n_classes, scale = len(pre.classes), getattr(pre, "mase_scale", None)
-    metrics["intervals"] = {"test": metric_intervals(ours, truth, data.task, n_classes, scale)}
-    if threshold is not None:
-        metrics["threshold"] = threshold
-    if cfg.evaluate.baseline and (hasattr(pre, "feature_columns") or getattr(pre, "modality", "") in ("text", "series")):
-        predictions = baseline_predictions(data)  # tables: classical models; text: TF-IDF; series: naive forecasts, ridge AR
-        metrics["baselines"] = score_baselines(predictions, data)
+    with stages.time("evaluation"):
+        threshold = decision_threshold(cfg, data, val_outputs, run_dir, console)
+        if scores is not None:
+            scores.send(*(outputs.cpu().numpy() for outputs in (val_outputs, test_outputs, train_outputs)), threshold)
+            val_scores, test_scores, train_scores = scores.result()
+        else:
+            val_scores, test_scores, train_scores = score_splits(data, val_outputs, test_outputs, train_outputs, threshold)
+        metrics = {
+            "task": data.task,
+            "test": test_scores,
+            "val": val_scores,
+            "train": train_scores,
+            "held_out": data.held_out,
+            "best_epoch": stopper.best_epoch,
+            "epochs": fit.epoch,
+            "train_seconds": seconds,
+            "stopped_early": fit.stop_reason,
+            "compute": compute_metrics(est, seconds, fit.epoch),
+        }
+        for split in ("test", "val", "train"):
+            matrix = metrics[split].pop("confusion_matrix", None)
+            if split == "test" and matrix is not None:
+                metrics["confusion_matrix"] = {"labels": pre.classes, "matrix": matrix}
+        # How sure: 95% intervals of the headline test metrics, and the network against the best baseline on the same rows.
+        ours, truth = comparable_test(test_outputs, data, threshold)
+        n_classes, scale = len(pre.classes), getattr(pre, "mase_scale", None)
+        metrics["intervals"] = {"test": metric_intervals(ours, truth, data.task, n_classes, scale)}
+        if threshold is not None:
+            metrics["threshold"] = threshold
+    if wants_baselines(cfg, data):  # tables: classical models; text: TF-IDF; series: naive forecasts, ridge AR
+        with stages.time("baselines"):  # the wait for them, when they were fitted beside the network
+            predictions, metrics["baselines"] = baselines.result() if baselines is not None else scored_baselines(data)
         comparable_predictions = {name: comparable(p, data.task) for name, p in predictions.items()}
         metrics["intervals"]["baselines"], metrics["comparison"] = judge(
             ours, comparable_predictions, metrics["baselines"], truth, data.task, n_classes, scale
         )
+    metrics["compute"]["stages"] = dict(stages.seconds)
+    metrics["compute"]["started_at"] = stages.started_at
     run_dir.save_weights(weights)  # plain full weights
     run_dir.write_text(run_dir.predictions, test_predictions(test_outputs, data).to_csv(index=False))
     run_dir.write_json(run_dir.metrics, metrics)

@@ -13,27 +13,32 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from rich.console import Console
 from torch import nn
 
+from trainwright.background import Background, Later, spare_cores
 from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config
 from trainwright.data.batches import make_batches
 from trainwright.data.prepare import Prepared, with_input_stage
 from trainwright.errors import Interrupted, TrainwrightError, WriteFailed
-from trainwright.evaluate.metrics import predict_outputs
+from trainwright.evaluate.baselines import baseline_predictions, score_baselines
+from trainwright.evaluate.metrics import load_metrics, predict_outputs
 from trainwright.models.custom import CustomConfig
 from trainwright.models.pretrained import starts_from_weights
 from trainwright.models.pretrained_weights import start_from_pretrained
 from trainwright.models.registry import build_model
 from trainwright.models.summary import layer_summary
+from trainwright.predict import score
 from trainwright.rundir import RunDir, default_run_name, environment, unique_name
 from trainwright.tracking.callback import Tracker
 from trainwright.tracking.mlflow import MLflowTracking, tracking_uri
@@ -78,6 +83,59 @@ def resolve_target(name: str):
     if gpu is None:
         raise TrainwrightError(f"unknown device {name!r}; use cpu, cuda, mps or a GPU name: {', '.join(NOMINAL)}")
     return gpu
+
+
+# ── work beside the network ──────────────────────────────────────────────────────────────
+@dataclass
+class Beside:
+    """Work a run starts right after its data stage and joins later: the classical baselines' test
+    predictions and scores, the preprocessor's files (``preprocessor.skops`` loads all of scikit-learn,
+    ~1 s of CPU), and the scoring of the network's outputs (a process that has loaded torchmetrics, ~0.7 s
+    of CPU with the matplotlib it loads, while the network trained, and scores them when finish sends
+    them). Where the training leaves a core to spare they run in forked processes, one thread each
+    (``background.py``); where it takes every core, each runs in the run's own process when its result
+    is asked for, as before. The results are the same either way (tested)."""
+
+    files: Background | None  # data.preprocessor.files(), for start_run; None when resuming (already written)
+    baselines: Background | None  # scored_baselines(data), for finish; None when the run has none
+    scores: Later | None = None  # score_splits(data, *outputs, threshold), for finish
+
+    @classmethod
+    def start(cls, cfg: Config, data: Prepared, resume: bool = False, replicas: Replicas | None = None) -> Beside:
+        # The training's threads: torch's on a CPU; one that feeds a GPU. Data-parallel processes (torchrun)
+        # do not fork: their cores are the other processes', and only rank 0 asks for the results.
+        threads = torch.get_num_threads() if resolve_device(cfg.train.device).type == "cpu" else 1
+        spare = spare_cores(threads) > 0 and not (replicas is not None and replicas.active)
+        files = None if resume else Background(data.preprocessor.files, fork=spare)
+        # One thread, on the spare core: more would take cores from the training.
+        wanted = wants_baselines(cfg, data)
+        baselines = Background(scored_baselines, data, threads=1, fork=spare) if wanted else None
+        scores = Later(functools.partial(score_splits, data), prepare=load_metrics, fork=spare)
+        return cls(files, baselines, scores)
+
+    def cancel(self) -> None:
+        for job in (self.files, self.baselines, self.scores):
+            if job is not None:
+                job.cancel()
+
+
+def scored_baselines(data: Prepared) -> tuple[dict, dict]:
+    """The baselines' test predictions (``baseline_predictions``) and their metrics (``score_baselines``)."""
+    predictions = baseline_predictions(data)
+    return predictions, score_baselines(predictions, data)
+
+
+def score_splits(data: Prepared, val, test, train, threshold: float | None) -> tuple[dict, dict, dict]:
+    """The task's metrics (``predict.score``) of the network's outputs on the validation, test and training
+    splits (tensors, or their numpy arrays as ``Later`` sends them)."""
+    splits = zip((val, test, train), (data.y_val, data.y_test, data.y_train), strict=True)
+    return tuple(score(torch.as_tensor(outputs), y, data.preprocessor, threshold=threshold) for outputs, y in splits)
+
+
+def wants_baselines(cfg: Config, data: Prepared) -> bool:
+    """Tables get classical models, text TF-IDF, series naive forecasts; images none."""
+    pre = data.preprocessor
+    return bool(cfg.evaluate.baseline) and (hasattr(pre, "feature_columns") or getattr(pre, "modality", "") in ("text", "series"))
 
 
 # ── the model ────────────────────────────────────────────────────────────────────────────
@@ -179,6 +237,7 @@ def start_run(
     runs_dir: str | Path,
     name: str | None,
     backbone: dict | None = None,
+    files: Background | None = None,
 ) -> RunDir:
     """Create the run directory (once the data and the model are known to be good; it stays locked
     until the recipe unlocks it) and write what the run starts from. If those first files cannot be
@@ -186,7 +245,7 @@ def start_run(
     # Data-parallel: rank 0 names the run (a timestamp may differ a second between processes).
     run_dir = RunDir.create(runs_dir, from_rank0(name or unique_name(runs_dir, default_run_name(data.name, cfg.model.type))))
     try:
-        write_start_files(run_dir, cfg, data, module, device, backbone)
+        write_start_files(run_dir, cfg, data, module, device, backbone, files)
     except WriteFailed:
         if run_dir.writes:
             shutil.rmtree(run_dir.path, ignore_errors=True)
@@ -207,13 +266,15 @@ def interrupted(stop: KeyboardInterrupt, run_dir: RunDir) -> Interrupted:
 
 
 def write_start_files(
-    run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, backbone: dict | None = None
+    run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, backbone: dict | None = None,
+    files: Background | None = None,
 ) -> None:
-    """The resolved config, the environment, the data summary, the fitted preprocessing and the model's facts."""
+    """The resolved config, the environment, the data summary, the fitted preprocessing (``files``: its files,
+    already being written out beside) and the model's facts."""
     run_dir.write_text(run_dir.config, cfg.to_yaml())
     run_dir.write_json(run_dir.environment, environment(device, cfg.train.seed))
     run_dir.write_json(run_dir.data, data.summary)
-    run_dir.write_files(data.preprocessor.files())
+    run_dir.write_files(files.result() if files is not None else data.preprocessor.files())
     run_dir.write_json(run_dir.model_info, model_facts(cfg, data, module, backbone))
 
 

@@ -19,8 +19,10 @@ from pathlib import Path
 from rich.console import Console
 from torch import nn
 
+from trainwright.cache import cache_dir
 from trainwright.compute import estimate_training
 from trainwright.compute.estimate import estimate_data_parallel
+from trainwright.compute.stages import Stages
 from trainwright.config import Config
 from trainwright.configure import load_config
 from trainwright.data.prepare import Prepared, prepare_data
@@ -29,6 +31,7 @@ from trainwright.recipes.finish import Run, finish, finish_supervised
 from trainwright.recipes.lr_find import with_found_lr, write_sweep
 from trainwright.recipes.resume import apply_changes, changes_text, record_resume, resume_changes
 from trainwright.recipes.setup import (
+    Beside,
     build_fit,
     build_module,
     check_parallel_settings,
@@ -68,15 +71,17 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
     if resume is not None:
         resume_changes(with_custom_model(load_config(resume.config), model), cfg)
         resume = RunDir.resume(resume.path)  # locked, leftovers removed, start files checked
+    stages = Stages()
     try:
         # ① Data: load, clean, split, fit preprocessing on the training split.
-        data = prepare_data(cfg.data)
+        with stages.time("data"):
+            data = prepare_data(cfg.data)
         for line in data.report_lines():
             console.print(line, highlight=False, soft_wrap=True)
         # ② Model: seeded, so the same config gives the same initial weights.
         module = build_module(cfg, data, model)
         run = train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console,
-                             replicas=replicas)
+                             replicas=replicas, stages=stages)
         replicas.close()  # every process leaves once rank 0 has written the results (a failure leaves at once)
         return run
     except KeyboardInterrupt as stop:
@@ -90,11 +95,26 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
 
 def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: str | Path = "runs", name: str | None = None,
                    resume: RunDir | None = None, console: Console | None = None, callbacks: Sequence[Callback] = (),
-                   replicas: Replicas | None = None) -> Run:
+                   replicas: Replicas | None = None, stages: Stages | None = None) -> Run:
     """Stages ③-⑤ on prepared data and a built model (other recipes reuse it on their own data, adding
-    ``callbacks`` to the loop's own: a search's pruning). ``replicas``: data-parallel (``Replicas.join``)."""
+    ``callbacks`` to the loop's own: a search's pruning). ``replicas``: data-parallel (``Replicas.join``);
+    ``stages``: where the wall time goes (``metrics.json`` compute.stages)."""
     console = console or Console()
     replicas = replicas or Replicas()
+    stages = stages or Stages()
+    # Beside the network, in forked processes: the preprocessor's files, the classical baselines and the
+    # scorer of the network's outputs, started now so they are ready by the time the network is (``setup.Beside``).
+    beside = Beside.start(cfg, data, resume=resume is not None, replicas=replicas)
+    try:
+        return _train_prepared(cfg, data, module, beside, runs_dir=runs_dir, name=name, resume=resume, console=console,
+                               callbacks=callbacks, replicas=replicas, stages=stages)
+    finally:
+        beside.cancel()  # whatever is still running after a failure or an interrupt
+
+
+def _train_prepared(cfg: Config, data: Prepared, module: nn.Module, beside: Beside, *, runs_dir: str | Path, name: str | None,
+                    resume: RunDir | None, console: Console, callbacks: Sequence[Callback], replicas: Replicas,
+                    stages: Stages) -> Run:
     device = replicas.device(resolve_device(cfg.train.device))
     check_precision(device, cfg.train.precision)
     check_parallel_settings(cfg, replicas)
@@ -110,24 +130,26 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
 
     # ③ The estimate (a few timed steps on a throwaway copy: the model and the random streams are left
     # as they were), then the run directory, created once the data and the model are known to be good.
-    est = estimate_training(cfg, data, module, device)
-    if replicas.active:  # each process's share of a step (on its own threads), and the gradients' all-reduce
-        machines = replicas.size // replicas.local_size
-        est = replace(est, parallel=estimate_data_parallel(cfg, data, module, device, est, replicas.local_size, machines,
-                                                           share_threads=False))
+    with stages.time("estimate"):
+        est = estimate_training(cfg, data, module, device, peak_cache=cache_dir())
+        if replicas.active:  # each process's share of a step (on its own threads), and the gradients' all-reduce
+            machines = replicas.size // replicas.local_size
+            est = replace(est, parallel=estimate_data_parallel(cfg, data, module, device, est, replicas.local_size, machines,
+                                                               share_threads=False))
     console.print(est.summary(), highlight=False, soft_wrap=True)
     if est.compile.decided_by == "auto":
         console.print(est.compile.line(), highlight=False, soft_wrap=True)
-    if resume is None:
-        run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone)
-        if sweep is not None:
-            write_sweep(run_dir, sweep)
-    else:
-        run_dir = resume
-        if run_dir.checkpoint.is_file():
-            check_same_data(run_dir, data)
-        else:  # killed before its first checkpoint: nothing was trained, so it starts again from its start files
-            write_start_files(run_dir, cfg, data, module, device, backbone)
+    with stages.time("setup"):  # the run directory and its start files
+        if resume is None:
+            run_dir = start_run(cfg, data, module, device, runs_dir=runs_dir, name=name, backbone=backbone, files=beside.files)
+            if sweep is not None:
+                write_sweep(run_dir, sweep)
+        else:
+            run_dir = resume
+            if run_dir.checkpoint.is_file():
+                check_same_data(run_dir, data)
+            else:  # killed before its first checkpoint: nothing was trained, so it starts again from its start files
+                write_start_files(run_dir, cfg, data, module, device, backbone)
     # The run directory is locked from here to the end. A signal outside the loop (the loop defers
     # them to a batch boundary) or a full disk still ends with the command that continues the run.
     trained, run = False, None
@@ -136,22 +158,25 @@ def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: 
         if replicas.active:  # what the launcher says if a process dies: the run, and the command that continues it
             resume_with = replicas.resume_command(run_dir.path)
             record_failure(f"the last checkpoint of {run_dir.path} is kept; continue with `{resume_with}`", in_advance=True)
-        run = build_fit(cfg, module, data, device, run_dir, console, replicas)
-        run_dir.defer = True  # the last checkpoint and history rows are written while ⑤ evaluates; finish settles
-        for callback in callbacks:
-            run.callbacks.append(callback)
-        # train.compile: true, or auto where the estimate projected that it pays. In place: state_dict keys stay
-        # the same, so weights and checkpoints load without it.
-        if est.compile.enabled:
-            compile_forward(module, est.compile.torch_mode)
-        previous_seconds = resume_from_checkpoint(run, run_dir, cfg, console) if resume is not None else 0.0
-        seconds = previous_seconds + fit_or_diagnose(run, run_dir, console)
+        with stages.time("setup"):
+            run = build_fit(cfg, module, data, device, run_dir, console, replicas)
+            run_dir.defer = True  # the last checkpoint and history rows are written while ⑤ evaluates; finish settles
+            for callback in callbacks:
+                run.callbacks.append(callback)
+            # train.compile: true, or auto where the estimate projected that it pays. In place: state_dict keys stay
+            # the same, so weights and checkpoints load without it.
+            if est.compile.enabled:
+                compile_forward(module, est.compile.torch_mode)
+            previous_seconds = resume_from_checkpoint(run, run_dir, cfg, console) if resume is not None else 0.0
+        with stages.time("fit"):
+            seconds = previous_seconds + fit_or_diagnose(run, run_dir, console)
         trained = True
         if run.stop_reason:
             console.print(run.stop_reason, highlight=False)
 
         # ⑤ Evaluate the kept weights on the untouched test split, write everything, diagnose, report.
-        return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console)
+        return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console, stages=stages,
+                                 baselines=beside.baselines, scores=beside.scores)
     except KeyboardInterrupt as stop:
         stop = interrupted(stop, run_dir)
         if trained and not stop.detail:

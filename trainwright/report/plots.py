@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from trainwright.evaluate.figures import new_figure, plain, png_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure  # matplotlib itself loads with the first figure (evaluate/figures.py)
 
 TRAIN, VAL, MARK = "#1f77b4", "#ff7f0e", "#6c757d"
 

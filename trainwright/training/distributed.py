@@ -47,20 +47,12 @@ import contextlib
 import datetime
 import gc
 import os
+import sys
 from dataclasses import dataclass, field
 
 import torch
 from torch import distributed as dist
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_model_state_dict,
-    set_optimizer_state_dict,
-)
-from torch.distributed.fsdp import FSDPModule, fully_shard
-from torch.distributed.tensor import DTensor, distribute_tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from trainwright.errors import TrainwrightError
@@ -140,6 +132,10 @@ class Replicas:
         if self.rank:  # its own dropout masks (rank 0 keeps the stream one process would draw from)
             torch.manual_seed(torch.initial_seed() + self.rank)
         if strategy == "fsdp":
+            # torch's FSDP, DTensor and distributed checkpoint modules load sympy and torch's sharding ops (about a
+            # second): loaded by a run that shards, not by every process that imports this module.
+            from torch.distributed.fsdp import fully_shard
+
             # Every process built the same seeded weights. One unit per layer that holds parameters (it is gathered
             # for its own forward and backward only), then the rest (the root).
             for layer in [m for m in module.modules() if m is not module and any(True for _ in m.parameters(recurse=False))]:
@@ -158,20 +154,22 @@ class Replicas:
         (it then carries every batch's gradients of the group)."""
         if self.wrapper is None or unless:
             return contextlib.nullcontext()
-        if isinstance(self.wrapper, FSDPModule):
+        if _sharded(self.wrapper):
             return _gradient_sync_off(self.wrapper)
         return self.wrapper.no_sync()
 
     def whole(self, module: nn.Module) -> contextlib.AbstractContextManager:
         """FSDP: ``module``'s weights gathered for the block (each process predicts its own share of rows, in
         as many batches as it has, with no collective); nothing to do otherwise."""
-        return _gathered(module) if isinstance(module, FSDPModule) else contextlib.nullcontext()
+        return _gathered(module) if _sharded(module) else contextlib.nullcontext()
 
     def full_state(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
         """``module``'s and ``optimizer``'s states as one process holds them (plain full tensors, the optimizer's
         by parameter index), for a checkpoint: under FSDP gathered on rank 0 (the writer; {} elsewhere)."""
-        if not isinstance(module, FSDPModule):
+        if not _sharded(module):
             return module.state_dict(), optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict  # see wrap
+
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         by_name = get_optimizer_state_dict(module, optimizer, options=options)  # keyed by parameter name
         weights = self.full_weights(module)
@@ -184,16 +182,24 @@ class Replicas:
     def full_weights(self, module: nn.Module) -> dict[str, torch.Tensor]:
         """``module``'s weights as plain full tensors (under FSDP gathered on rank 0, {} elsewhere: call it on every
         process)."""
-        if not isinstance(module, FSDPModule):
+        if not _sharded(module):
             return module.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict  # see wrap
+
         return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
     def load_full_state(self, module: nn.Module, optimizer: torch.optim.Optimizer, weights: dict, state: dict) -> None:
         """Load what ``full_state`` returned (on any number of processes): under FSDP each process keeps its shards."""
-        if not isinstance(module, FSDPModule):
+        if not _sharded(module):
             module.load_state_dict(weights)
             optimizer.load_state_dict(state)
             return
+        from torch.distributed.checkpoint.state_dict import (  # see wrap
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
         options = StateDictOptions(full_state_dict=True)
         set_model_state_dict(module, weights, options=options)
         names = {id(p): name for name, p in module.named_parameters()}
@@ -283,8 +289,19 @@ class Replicas:
             dist.destroy_process_group()
 
 
+def _sharded(module) -> bool:
+    """Whether ``module`` is sharded by FSDP (which has loaded its module then: see ``Replicas.wrap``)."""
+    fsdp = sys.modules.get("torch.distributed.fsdp")
+    return fsdp is not None and isinstance(module, fsdp.FSDPModule)
+
+
+def _dtensor() -> type | tuple:
+    """FSDP's sharded tensor type, once FSDP has loaded it; () before (``isinstance(x, ())`` is False)."""
+    return getattr(sys.modules.get("torch.distributed.tensor"), "DTensor", ())
+
+
 @contextlib.contextmanager
-def _gradient_sync_off(module: FSDPModule):
+def _gradient_sync_off(module):
     module.set_requires_gradient_sync(False)
     try:
         yield
@@ -293,8 +310,8 @@ def _gradient_sync_off(module: FSDPModule):
 
 
 @contextlib.contextmanager
-def _gathered(module: FSDPModule):
-    units = [m for m in module.modules() if isinstance(m, FSDPModule)]  # each layer's own unit, and the root
+def _gathered(module):
+    units = [m for m in module.modules() if _sharded(m)]  # each layer's own unit, and the root
     for unit in units:
         unit.unshard()  # an all-gather of its parameters, on every process at once
     module.set_reshard_after_forward(False)
@@ -308,13 +325,16 @@ def _gathered(module: FSDPModule):
 
 def plain(tensor: torch.Tensor) -> torch.Tensor:
     """A sharded tensor (FSDP's DTensor) gathered whole on every process (a collective); any other as it is."""
-    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+    return tensor.full_tensor() if isinstance(tensor, _dtensor()) else tensor
 
 
 def like(full: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
     """``full`` sharded as ``current`` is (FSDP), to load into it; ``full`` itself when ``current`` is plain."""
-    return distribute_tensor(full.to(current.device), current.device_mesh, current.placements) if isinstance(
-        current, DTensor) else full
+    if not isinstance(current, _dtensor()):
+        return full
+    from torch.distributed.tensor import distribute_tensor  # loaded already: current is a DTensor
+
+    return distribute_tensor(full.to(current.device), current.device_mesh, current.placements)
 
 
 def from_rank0(value):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import torch
-from torch.distributed.tensor import DTensor
 
 from trainwright.errors import Interrupted
 from trainwright.rundir import RunDir
@@ -111,7 +111,10 @@ def finite(state: TrainingState, replicas: Replicas | None = None) -> bool:
     """Whether every trained weight is finite (one device sync; only when a checkpoint is written). FSDP: each
     process checks its shards, and all agree (one small all-reduce)."""
     params = [p.detach() for module in state.modules.values() for p in module.parameters()]
-    sharded = any(isinstance(p, DTensor) for p in params)
-    params = [p.to_local() if isinstance(p, DTensor) else p for p in params]
+    # Only FSDP makes DTensors, and it has imported their module then: not imported for every run (with sympy,
+    # about a second on our machine).
+    dtensor = getattr(sys.modules.get("torch.distributed.tensor"), "DTensor", ())
+    sharded = any(isinstance(p, dtensor) for p in params)
+    params = [p.to_local() if isinstance(p, dtensor) else p for p in params]
     ok = not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
     return not replicas.any(float(not ok))[0] if sharded and replicas is not None else ok

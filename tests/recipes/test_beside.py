@@ -1,0 +1,49 @@
+"""Work beside the network (the baselines, the preprocessor's files): the same results as when done after it."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+import torch
+from rich.console import Console
+
+import trainwright as tw
+from trainwright.background import forks, spare_cores
+from trainwright.config import DataConfig
+from trainwright.configure import load_config
+from trainwright.data.sources import load_source
+from trainwright.data.tabular import TabularPreprocessor, prepare_tabular
+from trainwright.evaluate.baselines import fit_baselines, score_baselines
+from trainwright.recipes.setup import Beside
+
+QUIET = Console(quiet=True)
+
+
+def test_the_baselines_and_files_made_beside_equal_those_made_here(tmp_path):
+    cfg = load_config({"data": {"source": "wine"}})
+    data = prepare_tabular(cfg.data)
+    beside = Beside.start(cfg, data)
+    forked = forks() and spare_cores(torch.get_num_threads()) > 0  # tests train on one thread: forked on 2+ cores
+    assert beside.baselines.forked == beside.files.forked == forked
+    predictions, scores = beside.baselines.result()
+    assert scores == fit_baselines(data) == score_baselines(predictions, data)
+    # The preprocessor written from the child loads back and transforms the rows as the one fitted here.
+    files = beside.files.result()
+    assert files["preprocessor.json"] == data.preprocessor.files()["preprocessor.json"]
+    (tmp_path / "preprocessor.json").write_text(files["preprocessor.json"])
+    (tmp_path / "preprocessor.skops").write_bytes(files["preprocessor.skops"])
+    frame = load_source("wine")[0]
+    assert np.array_equal(TabularPreprocessor.load(tmp_path).transform(frame), data.preprocessor.transform(frame))
+
+
+def test_a_run_records_the_same_baselines_and_leaves_no_process_behind(tmp_path):
+    run = tw.train({"data": {"source": "iris"}, "train": {"epochs": 2}}, runs_dir=tmp_path, console=QUIET)
+    assert run.metrics["baselines"] == fit_baselines(prepare_tabular(DataConfig(source="iris")))
+    assert multiprocessing.active_children() == []
+
+
+def test_a_cancelled_start_leaves_no_process_behind():
+    cfg = load_config({"data": {"source": "iris"}})
+    Beside.start(cfg, prepare_tabular(cfg.data)).cancel()
+    assert multiprocessing.active_children() == []

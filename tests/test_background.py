@@ -1,0 +1,86 @@
+"""Background: a function called in a forked child, its result (or its error) read in the parent."""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import pytest
+
+from trainwright.background import Background, Later, forks
+from trainwright.errors import TrainwrightError
+
+
+def double(x):
+    return 2 * x
+
+
+def refuse():
+    raise TrainwrightError("column 'price' holds text")
+
+
+def die_in_child(parent: int) -> int:
+    if os.getpid() != parent:
+        os._exit(3)  # killed, out of memory, ...: no result comes back
+    return parent
+
+
+def test_a_forked_call_returns_what_a_call_here_returns():
+    job = Background(double, np.arange(3))
+    assert job.forked == forks()
+    assert job.result().tolist() == [0, 2, 4]
+    assert job.result().tolist() == [0, 2, 4]  # read again: the same value, nothing run twice
+    here = Background(double, 21, fork=False)
+    assert not here.forked and not here.ready()  # work not forked waits until its result is asked for
+    assert here.result() == 42
+
+
+def test_an_error_in_the_child_is_raised_where_the_result_is_read():
+    job = Background(refuse)
+    with pytest.raises(TrainwrightError, match="column 'price' holds text"):
+        job.result()
+
+
+@pytest.mark.skipif(not forks(), reason="processes fork on Linux only")
+def test_a_child_that_dies_is_replaced_by_the_call_here():
+    job = Background(die_in_child, os.getpid())
+    assert job.forked
+    assert job.result() == os.getpid()  # computed in this process instead
+
+
+@pytest.mark.skipif(not forks(), reason="processes fork on Linux only")
+def test_cancel_stops_a_running_child():
+    job = Background(time.sleep, 60)
+    process = job._process
+    started = time.perf_counter()
+    job.cancel()
+    assert time.perf_counter() - started < 10
+    assert not process.is_alive() and process.exitcode is not None
+
+
+def add_pid(x, parent: int):
+    return x + 1, os.getpid() != parent
+
+
+def test_later_prepares_at_once_and_runs_when_its_arguments_are_sent():
+    job = Later(add_pid, prepare=time.time)
+    assert job.forked == forks()
+    job.send(np.arange(3), os.getpid())
+    value, elsewhere = job.result()
+    assert value.tolist() == [1, 2, 3] and elsewhere == forks()
+    here = Later(add_pid, fork=False)
+    here.send(41, os.getpid())
+    assert here.result() == (42, False)
+
+
+def test_later_does_the_work_here_when_its_child_died_or_is_cancelled():
+    job = Later(add_pid, prepare=functools.partial(die_in_child, os.getpid()))  # before the arguments come
+    time.sleep(0.2)
+    job.send(1, os.getpid())
+    assert job.result() == (2, False)
+    cancelled = Later(add_pid)
+    cancelled.cancel()
+    assert multiprocessing.active_children() == []
