@@ -90,7 +90,7 @@ bench-serve: setup
 bench-kills: setup
 	$(BIN)/python benchmarks/kills.py
 # Distillation under augmentation on digits-images: a small CNN student, distilled from the default CNN
-# and from scratch, seeds 0-2 (minutes on a CPU); the last line is the share of the teacher-scratch gap recovered.
+# and from scratch, seeds 0-2 in three processes (minutes on a CPU); the last line is the share of the teacher-scratch gap recovered.
 bench-distill: setup
 	$(BIN)/python benchmarks/distill_augmented.py
 # RL quality bars over 5 seeds (PPO and DQN on CartPole-v1, PPO on Acrobot-v1), then PPO's speed against
