@@ -47,7 +47,7 @@ def spare_cores(busy: int) -> int:
 
 class Background:
     def __init__(self, fn: Callable[..., Any], *args: Any, threads: int | None = None, fork: bool = True, **kwargs: Any) -> None:
-        """Call ``fn(*args, **kwargs)`` in a forked child (``threads``: its OpenMP/BLAS thread limit);
+        """Call ``fn(*args, **kwargs)`` in a forked child (``threads``: its OpenMP/BLAS thread limit, default 1);
         ``fork=False``, or where processes do not fork: in this process, when the result is asked for."""
         self._call = (fn, args, kwargs)
         self._done, self._value = False, None
@@ -164,10 +164,12 @@ def _child(send, fn: Callable[..., Any], args: tuple, kwargs: dict, threads: int
     # Ctrl-C reaches the whole process group: the parent handles it (its checkpoint) and stops the child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        if threads is not None:
-            from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+        # Always a limit (1 thread unless asked): a parent that has run an OpenMP parallel region (torch on
+        # 2+ threads) leaves GNU OpenMP's pool behind in the fork, and the child's first parallel region
+        # would wait on it forever; one thread never enters the pool.
+        from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
-            _limits = threadpool_limits(threads)  # this process only: OpenMP (scikit-learn, torch) and BLAS pools
+        _limits = threadpool_limits(threads or 1)  # this process only: OpenMP (scikit-learn, torch) and BLAS pools
         outcome = (True, fn(*args, **kwargs))
     except BaseException as error:  # noqa: BLE001 - raised again in the parent, where the result is read
         outcome = (False, error)
