@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from trainwright.background import Background, Later, forks
 from trainwright.errors import TrainwrightError
@@ -84,3 +85,25 @@ def test_later_does_the_work_here_when_its_child_died_or_is_cancelled():
     cancelled = Later(add_pid)
     cancelled.cancel()
     assert multiprocessing.active_children() == []
+
+
+def parallel_sum() -> float:
+    return float(torch.ones(4_000_000).add(1).sum())  # elementwise work big enough for torch's OpenMP pool
+
+
+@pytest.mark.skipif(not forks(), reason="fork is Linux's")
+def test_a_child_runs_torch_after_the_parent_used_its_openmp_pool():
+    # The parent's pool does not survive a fork; a child that entered it waited forever (the report's
+    # evaluation child hung a run this way). Children run on one thread unless asked.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        parallel_sum()  # the parent enters a parallel region on 2 threads
+        job = Background(parallel_sum)
+        deadline = time.monotonic() + 60
+        while not job.ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.ready(), "the child hung in torch's OpenMP pool"
+        assert job.result() == 8_000_000.0
+    finally:
+        torch.set_num_threads(threads)
