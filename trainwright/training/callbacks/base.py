@@ -70,6 +70,11 @@ class CallbackList:
             for hook in HOOKS
         }
 
+    def hooks(self, name: str) -> list:
+        """The bound ``name`` hooks of the callbacks that override it, in order: a loop that fetches a per-batch
+        hook's list once calls nothing on a batch where no callback has anything to do."""
+        return self._hooks[name]
+
     def append(self, callback: Callback) -> None:
         """Add a callback; it takes its place by ``order``."""
         self.__init__([*self.callbacks, callback])
