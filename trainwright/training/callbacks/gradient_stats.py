@@ -40,7 +40,7 @@ class GradientStats(Callback):
 
     def __init__(self, run_dir: RunDir, every: int = 10, interval: float = 2.0, module: str = "model"):
         self.run_dir, self.every, self.module = run_dir, every, module
-        self.writes = ThrottledWrite(interval)
+        self.writes = ThrottledWrite(interval, run_dir.in_background)  # off the training thread
         self.records: list[dict] = []
         self.state: TrainingState | None = None
         self.hooks: list = []
@@ -149,7 +149,7 @@ class GradientStats(Callback):
             self.records.append({"epoch": self.state.epoch + 1, "partial": True, **self._read(), "dead_share": []})
             self.writes.offer(self._write, list(self.records))
             self.sampled = 0
-        self.run_dir.in_background(self.writes.flush)  # written while the run goes on
+        self.writes.flush()  # written while the run goes on
 
     def state_dict(self) -> dict:
         running = (
