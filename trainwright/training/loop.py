@@ -145,11 +145,34 @@ def fit(run: Fit) -> Fit:
     cfg, model, optimizer, scaler = run.cfg, run.model, run.optimizer, run.scaler
     penalized = bool(cfg.l1 or cfg.l2)
     clipping = cfg.clip_grad_value is not None or cfg.clip_grad_norm is not None
-    amp = autocast(run.batches.device, cfg.precision)
     steps, every, size, rows = len(run.batches), cfg.accumulate, run.batches.batch_size, run.batches.rows
     callbacks, replicas = run.callbacks, run.replicas
+    # What a step does is decided here, once: fp32 enters no autocast, one process no no_sync, a disabled
+    # scaler is not called, and a batch's loss is weighted only where a group or the processes share a step.
+    amp = autocast(run.batches.device, cfg.precision) if cfg.precision != "fp32" else None
+    weighted, scaling, parallel = every > 1 or replicas.active, scaler.is_enabled(), replicas.active
+
+    def backward(xb: torch.Tensor, yb: torch.Tensor, n: int, step: int) -> torch.Tensor:
+        """The batch's loss (returned), and its gradients added to ``.grad``."""
+        if amp is None:
+            loss = run.step_loss(xb, yb)
+        else:
+            with amp:
+                loss = run.step_loss(xb, yb)  # fp32 scalar, also under autocast
+        objective = loss + weight_penalty(model, cfg.l1, cfg.l2) if penalized else loss
+        if weighted:
+            # Gradients add up over a group of `every` batches (and over the processes, which average
+            # them). Weighting each batch's mean loss by its share of the group's rows makes the sum the
+            # gradient of the group's mean loss, as one big batch would give, also for a shorter last
+            # group, a partial last batch, or shares of a batch that differ by a row.
+            objective = objective * (n * replicas.size / min(every * size, rows - step // every * every * size))
+        (scaler.scale(objective) if scaling else objective).backward()
+        return loss
+
     optimizer.zero_grad(set_to_none=True)  # gradients left on a module from elsewhere must not reach step 1
     callbacks.on_train_begin(run)
+    # The per-batch hooks that some callback overrides (most batches call none but the checkpoint's clock).
+    after_backward, batch_end, step_end = (callbacks.hooks(name) for name in ("on_after_backward", "on_batch_end", "on_step_end"))
     try:
         for epoch in range(run.epoch + 1, cfg.epochs + 1):
             if run.stop_reason:  # a resumed run that a callback had stopped
@@ -165,36 +188,38 @@ def fit(run: Fit) -> Fit:
             loss_sum = run.loss_sum
             for step, (xb, yb) in enumerate(run.batches.epoch(run.generator, start=done), start=done):
                 stepped = (step + 1) % every == 0 or step + 1 == steps
-                # Data-parallel: xb is this process's share of the global batch; the gradients are averaged
-                # over the processes in the backward of the group's last batch only.
-                with replicas.no_sync(unless=stepped):
-                    with amp:
-                        loss = run.step_loss(xb, yb)  # fp32 scalar, also under autocast
-                    objective = loss + weight_penalty(model, cfg.l1, cfg.l2) if penalized else loss
-                    # Gradients add up over a group of `every` batches (and over the processes, which average
-                    # them). Weighting each batch's mean loss by its share of the group's rows makes the sum the
-                    # gradient of the group's mean loss, as one big batch would give, also for a shorter last
-                    # group, a partial last batch, or shares of a batch that differ by a row.
-                    share = len(xb) * replicas.size / min(every * size, rows - step // every * every * size)
-                    scaler.scale(objective * share if every > 1 or replicas.active else objective).backward()
+                n = len(xb)
+                if parallel and not stepped:
+                    # Data-parallel: xb is this process's share of the global batch; the gradients are averaged
+                    # over the processes in the backward of the group's last batch only.
+                    with replicas.no_sync(unless=False):
+                        loss = backward(xb, yb, n, step)
+                else:
+                    loss = backward(xb, yb, n, step)
                 if stepped:
-                    callbacks.on_after_backward(run)  # the group's whole gradients, before clipping and the step
+                    for hook in after_backward:  # the group's whole gradients, before clipping and the step
+                        hook(run)
                     if clipping:
                         scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
                     if cfg.clip_grad_value is not None:
                         nn.utils.clip_grad_value_(model.parameters(), cfg.clip_grad_value)
                     if cfg.clip_grad_norm is not None:
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-                    scaler.step(optimizer)  # fp16: skipped when a gradient overflowed, and the scale lowered
-                    scaler.update()
+                    if scaling:
+                        scaler.step(optimizer)  # fp16: skipped when a gradient overflowed, and the scale lowered
+                        scaler.update()
+                    else:
+                        optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                     run.schedule.step_batch()
-                if len(xb):  # a process's share of a last batch smaller than the processes may be empty (its loss: nan)
-                    loss_sum += loss.detach() * len(xb)
+                if n:  # a process's share of a last batch smaller than the processes may be empty (its loss: nan)
+                    loss_sum += loss.detach() * n
                 run.step = step + 1
-                callbacks.on_batch_end(run)
+                for hook in batch_end:
+                    hook(run)
                 if stepped:
-                    callbacks.on_step_end(run)  # the whole state is consistent: a checkpoint may be taken
+                    for hook in step_end:  # the whole state is consistent: a checkpoint may be taken
+                        hook(run)
 
             # Once per epoch: read the loss, validate, log, let callbacks decide.
             train_loss = (replicas.sum(loss_sum) / rows).item()

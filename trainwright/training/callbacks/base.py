@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import ClassVar
 
 from trainwright.training.state import TrainingState
@@ -69,6 +69,11 @@ class CallbackList:
             hook: [getattr(cb, hook) for cb in self.callbacks if getattr(type(cb), hook) is not getattr(Callback, hook)]
             for hook in HOOKS
         }
+
+    def hooks(self, name: str) -> list:
+        """The bound ``name`` hooks of the callbacks that override it, in order: a loop that fetches a per-batch
+        hook's list once calls nothing on a batch where no callback has anything to do."""
+        return self._hooks[name]
 
     def append(self, callback: Callback) -> None:
         """Add a callback; it takes its place by ``order``."""
@@ -150,11 +155,13 @@ class ThrottledWrite:
     Every epoch's state is captured when it ends; the disk sees it within ``interval`` seconds,
     and always when training ends, fails or is interrupted (``flush`` runs from ``close``). For
     epochs of milliseconds this keeps file writes from dominating training; for real epochs of
-    seconds or more, every epoch is written.
+    seconds or more, every epoch is written. ``run``: what runs a due write, e.g. ``RunDir.in_background``
+    (the writer thread when the run defers its writes: the training thread only hands the rows over);
+    by default the write runs at once.
     """
 
-    def __init__(self, interval: float):
-        self.interval = interval
+    def __init__(self, interval: float, run: Callable[[Callable[[], None]], None] | None = None):
+        self.interval, self.run = interval, run
         self.last = time.monotonic()  # as if written now: the first write comes ``interval`` seconds in
         self.pending: tuple | None = None
 
@@ -167,5 +174,8 @@ class ThrottledWrite:
         if self.pending is not None:
             write, args = self.pending
             self.pending = None
-            write(*args)
+            if self.run is None:
+                write(*args)
+            else:
+                self.run(lambda: write(*args))
             self.last = time.monotonic()

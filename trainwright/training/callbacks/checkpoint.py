@@ -46,6 +46,7 @@ class Checkpoint(Callback):
     def __init__(self, run_dir: RunDir, every: float = 10.0, max_share: float = 0.05, replicas: Replicas | None = None):
         self.run_dir, self.every, self.max_share = run_dir, every, max_share
         self.replicas = replicas or Replicas()
+        self.alone = not self.replicas.active  # with others, every step's decision is agreed (a collective)
         self.snapshots = Snapshots()  # buffers reused from one write to the next
         self.signals = StopSignals()
         self.due = time.monotonic() + every
@@ -55,6 +56,8 @@ class Checkpoint(Callback):
         self.due = time.monotonic() + self.every
 
     def on_step_end(self, state: TrainingState) -> None:
+        if self.alone and self.signals.received is None and time.monotonic() < self.due:
+            return  # most steps: nothing due and no signal, one clock read
         due, signum = self.agree()
         if signum is not None:
             self.save(state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import torch
 
 from trainwright.rundir import RunDir
@@ -39,7 +40,7 @@ class GradientStats(Callback):
 
     def __init__(self, run_dir: RunDir, every: int = 10, interval: float = 2.0, module: str = "model"):
         self.run_dir, self.every, self.module = run_dir, every, module
-        self.writes = ThrottledWrite(interval)
+        self.writes = ThrottledWrite(interval, run_dir.in_background)  # off the training thread
         self.records: list[dict] = []
         self.state: TrainingState | None = None
         self.hooks: list = []
@@ -53,6 +54,7 @@ class GradientStats(Callback):
             for name, m in model.named_modules()
             if isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.ndim >= 2 and m.weight.requires_grad
         ]
+        self.weights = [m.weight for _, m in self.layers]  # the parameters themselves: no module lookups per step
         self.activations = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.ReLU)]
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.no_grad = torch.zeros((), device=device)  # stands in for a layer that got no gradient this step
@@ -90,8 +92,11 @@ class GradientStats(Callback):
             # output's own memory order (channels-last for convs), so the (rows, units) view is free
             # and the max runs over contiguous rows: ~5x faster than comparing every value.
             out = output.detach()
-            order = sorted(range(1, out.dim()), key=lambda d: -out.stride(d))
-            fired = out.permute(0, *order).reshape(len(out), -1).amax(0) > 0  # (units,)
+            if out.dim() == 2:  # (rows, units): already that view
+                fired = out.amax(0) > 0
+            else:
+                order = sorted(range(1, out.dim()), key=lambda d: -out.stride(d))
+                fired = out.permute(0, *order).reshape(len(out), -1).amax(0) > 0  # (units,)
             seen = self.alive[index]
             self.alive[index] = fired if seen is None else seen | fired
 
@@ -101,7 +106,7 @@ class GradientStats(Callback):
         self.epoch_steps += 1
         if not self.layers or (self.epoch_steps - 1) % self.every:
             return
-        grads = [m.weight.grad if m.weight.grad is not None else self.no_grad for _, m in self.layers]
+        grads = [w.grad if w.grad is not None else self.no_grad for w in self.weights]
         # One fused kernel for all L norms (what clip_grad_norm_ uses); stays on the device.
         norms = plain(torch.stack(torch._foreach_norm(grads)))  # (L,); FSDP: the shards' norms combined (a collective)
         self.norm_sum += norms
@@ -114,16 +119,18 @@ class GradientStats(Callback):
         self.writes.offer(self._write, list(self.records))
 
     def _read(self) -> dict:
-        """This epoch's numbers, copied to the host in one transfer."""
-        dead = [1 - alive.float().mean() for alive in self.alive if alive is not None]
-        parts = [self.norm_sum / max(self.sampled, 1), self.norm_max, torch.stack(dead) if dead else self.norm_max[:0]]
-        values = torch.cat([part.reshape(-1).float() for part in parts]).tolist()  # the one sync per epoch
+        """This epoch's numbers, copied to the host in one transfer (the one sync per epoch) and finished there
+        in float32, as the device would have (the same bits on the CPU), with no further device operations."""
+        alive = [fired for fired in self.alive if fired is not None]
+        values = torch.cat([self.norm_sum, self.norm_max, *alive]).float().cpu().numpy()  # fired units: 1.0
         n = len(self.layers)
         record = {"steps": self.sampled, "norm_mean": [], "norm_max": []}
         if self.sampled:
-            record["norm_mean"] = [_finite_or_none(v) for v in values[:n]]
-            record["norm_max"] = [_finite_or_none(v) for v in values[n : 2 * n]]
-        record["dead_share"] = [round(v, 4) for v in values[2 * n :]]
+            record["norm_mean"] = [_finite_or_none(v) for v in (values[:n] / np.float32(self.sampled)).tolist()]
+            record["norm_max"] = [_finite_or_none(v) for v in values[n : 2 * n].tolist()]
+        bounds = np.cumsum([2 * n] + [len(fired) for fired in alive])
+        dead = [np.float32(1) - part.sum() / np.float32(len(part)) for part in np.split(values, bounds[:-1])[1:]]
+        record["dead_share"] = [round(float(v), 4) for v in dead]
         return record
 
     def _write(self, records: list[dict]) -> None:
@@ -142,7 +149,7 @@ class GradientStats(Callback):
             self.records.append({"epoch": self.state.epoch + 1, "partial": True, **self._read(), "dead_share": []})
             self.writes.offer(self._write, list(self.records))
             self.sampled = 0
-        self.run_dir.in_background(self.writes.flush)  # written while the run goes on
+        self.writes.flush()  # written while the run goes on
 
     def state_dict(self) -> dict:
         running = (

@@ -21,7 +21,7 @@ class HistoryCSV(Callback):
 
     def __init__(self, run_dir: RunDir, interval: float = 2.0):
         self.run_dir = run_dir
-        self.writes = ThrottledWrite(interval)
+        self.writes = ThrottledWrite(interval, run_dir.in_background)  # off the training thread
 
     def on_train_begin(self, state: TrainingState) -> None:
         if state.history:  # a resumed run: the file may hold epochs past its checkpoint, or miss some
@@ -38,4 +38,4 @@ class HistoryCSV(Callback):
         self.run_dir.write_text(self.run_dir.history, buffer.getvalue())
 
     def close(self) -> None:
-        self.run_dir.in_background(self.writes.flush)  # the last rows, written while the run goes on
+        self.writes.flush()  # the last rows, written while the run goes on

@@ -62,20 +62,23 @@ class ProgressBar(Callback):
                                f"({_duration(now - self.started)} so far)", highlight=False)
 
     def on_epoch_end(self, state: TrainingState, logs: dict) -> None:
-        # What this loop logged of the training loss, the validation loss and the monitored metric.
-        keys = dict.fromkeys(("train_loss", "val_loss", self.metric))
-        status = "  ".join(f"{'loss' if key == 'train_loss' else key} {logs[key]:.4f}" for key in keys if key in logs)
         if self.progress is None:
             self.step, now = 0, time.monotonic()
             if now - self.last >= self.every:
                 self.last = now
                 done = state.epoch - self.first_epoch
                 left = (now - self.started) / max(done, 1) * (self.total_epochs - state.epoch)
-                self.console.print(f"epoch {state.epoch}/{self.total_epochs}: {status} ({_duration(now - self.started)}, "
-                                   f"at most {_duration(left)} left)", highlight=False)
+                self.console.print(f"epoch {state.epoch}/{self.total_epochs}: {self.status(logs)} "
+                                   f"({_duration(now - self.started)}, at most {_duration(left)} left)", highlight=False)
             return
-        self.progress.update(self.epochs_task, completed=state.epoch, epoch=f"{state.epoch}/{self.total_epochs}", status=status)
+        self.progress.update(self.epochs_task, completed=state.epoch, epoch=f"{state.epoch}/{self.total_epochs}",
+                             status=self.status(logs))
         self.progress.reset(self.steps_task)
+
+    def status(self, logs: dict) -> str:
+        """What this loop logged of the training loss, the validation loss and the monitored metric."""
+        keys = dict.fromkeys(("train_loss", "val_loss", self.metric))
+        return "  ".join(f"{'loss' if key == 'train_loss' else key} {logs[key]:.4f}" for key in keys if key in logs)
 
     def close(self) -> None:
         if self.progress is not None:
