@@ -12,9 +12,13 @@ import pandas as pd
 import pytest
 import torch
 from helpers import run_cli
+from rich.console import Console
 from safetensors.torch import load_file
 
+import trainwright as tw
 from trainwright.training.checkpoint import load_state
+
+QUIET = Console(quiet=True)
 
 RUN_FILES = {"config.yaml", "environment.json", "data.json", "preprocessor.skops", "preprocessor.json",
              "model.safetensors", "model.json", "history.csv", "metrics.json", "checkpoints",
@@ -149,23 +153,31 @@ def test_estimate_takes_the_quick_mode_options_of_train(tmp_path):
     assert nothing.returncode == 2 and "nothing to estimate" in nothing.stderr
 
 
-def test_train_prints_the_estimate_before_and_the_measurement_after(tmp_path):
-    result = run_cli("train", "--data", "iris", "--set", "train.epochs=3", "--runs-dir", str(tmp_path))
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    """One ``train --data iris`` with the defaults (baselines, diagnosis, report), read by the two tests below."""
+    runs = tmp_path_factory.mktemp("iris-runs")
+    return runs, run_cli("train", "--data", "iris", "--runs-dir", str(runs), "--name", "iris")
+
+
+def test_train_prints_the_estimate_before_and_the_measurement_after(iris_run):
+    _, result = iris_run
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
+    metrics = json.loads((Path(lines[-1]) / "metrics.json").read_text())
     before = next(i for i, line in enumerate(lines) if line.startswith("estimate: "))
-    after = next(i for i, line in enumerate(lines) if line.startswith("trained 3 epochs in "))
+    after = next(i for i, line in enumerate(lines) if line.startswith(f"trained {metrics['epochs']} epochs in "))
     assert before < after and "actual/estimate" in lines[after] and "MFU" in lines[after]
     # train.compile: auto says what it chose and why: a run of a fraction of a second never compiles.
     assert lines[before + 1].startswith("compile: eager, ") and "under the 120 s a compile needs to pay" in lines[before + 1]
-    compute = json.loads((Path(lines[-1]) / "metrics.json").read_text())["compute"]
+    compute = metrics["compute"]
     assert compute["flops_per_step"] > 0 and compute["device"].startswith("cpu")
     assert compute["compile"]["mode"] == "eager" and compute["compile"]["decided_by"] == "auto"
     assert "<td>compile</td><td>eager (auto): " in (Path(lines[-1]) / "report.html").read_text()  # the report's compute section
 
 
-def test_train_ends_with_baselines_a_diagnosis_and_the_report(tmp_path):
-    result = run_cli("train", "--data", "iris", "--runs-dir", str(tmp_path), "--name", "iris")
+def test_train_ends_with_baselines_a_diagnosis_and_the_report(iris_run):
+    tmp_path, result = iris_run
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[-1] == str(tmp_path / "iris")
@@ -182,23 +194,9 @@ def test_train_ends_with_baselines_a_diagnosis_and_the_report(tmp_path):
 
 def test_runs_lists_and_compare_diffs_configs_and_metrics(tmp_path):
     runs = tmp_path / "runs"
-    for name, lr in (("slow", "0.001"), ("fast", "0.01")):
-        result = run_cli(
-            "train",
-            "--data",
-            "iris",
-            "--runs-dir",
-            str(runs),
-            "--name",
-            name,
-            "--set",
-            "train.epochs=5",
-            "--set",
-            f"train.optimizer.lr={lr}",
-            "--set",
-            "evaluate.baseline=false",
-        )
-        assert result.returncode == 0, result.stderr
+    for name, lr in (("slow", "0.001"), ("fast", "0.01")):  # trained in this process: runs and compare are under test
+        tw.train({"data": {"source": "iris"}}, overrides=["train.epochs=5", f"train.optimizer.lr={lr}",
+                 "evaluate.baseline=false"], runs_dir=runs, name=name, console=QUIET)
     (runs / "not-a-run").mkdir()  # ignored: no config.yaml
 
     result = run_cli("runs", str(runs))

@@ -1,4 +1,4 @@
-"""End to end through the command line: train a tiny run, `trainwright export` it, `trainwright
+"""End to end through the command line: a tiny run (trained in-process), `trainwright export` it, `trainwright
 predict` from the exported directory (the run's predictions), and `trainwright serve` it in a
 subprocess on 127.0.0.1 that answers JSON rows and refuses a malformed row with a 4xx (and a
 second server on its port is a clear error)."""
@@ -15,7 +15,7 @@ import time
 import pandas as pd
 import pytest
 from helpers import TRAINWRIGHT, expect_clear_error, run_cli
-from tiny_runs import assert_same_predictions, rows, table_csv
+from tiny_runs import assert_same_predictions, rows, tiny_run
 
 httpx = pytest.importorskip("httpx", reason="the dev extra (httpx) is not installed")
 pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxscript, onnxruntime) is not installed")
@@ -28,12 +28,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_export_predict_and_serve_from_the_command_line(tmp_path):
-    data = table_csv(tmp_path)
-    trained = run_cli("train", "--data", str(data), "--target", "species", "--set", "train.epochs=3", "--set",
-                      "evaluate.baseline=false", "--runs-dir", str(tmp_path / "runs"), "--name", "penguins")
-    assert trained.returncode == 0, trained.stderr
-    run = trained.stdout.strip().splitlines()[-1]
+def test_export_predict_and_serve_from_the_command_line(tmp_path_factory, tmp_path):
+    # The tiny penguins run (3 epochs, no baselines), trained in this process and shared with test_export and test_serve;
+    # the command's train is tested in test_cli.
+    run = str(tiny_run(tmp_path_factory, "table"))
 
     exported = run_cli("export", run, "-o", str(tmp_path / "onnx"))
     assert exported.returncode == 0, exported.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -56,9 +57,12 @@ def test_temperature_scaling_fixes_an_overconfident_model_end_to_end(tmp_path):
     from pathlib import Path
 
     examples = Path(__file__).resolve().parents[2] / "examples"
-    result = run_cli("train", str(examples / "overconfident.yaml"), "--runs-dir", str(tmp_path), "--name", "sure")
-    assert result.returncode == 0, result.stderr
-    assert "calibration (temperature" in result.stdout
+    # Trained in this process (the calibrate command below is the one run through the command line), for 60 of the
+    # example's 200 epochs and without baselines: by then its loss is ~0 and temperature scaling cuts the ECE by ~2/3.
+    out = io.StringIO()
+    tw.train(examples / "overconfident.yaml", overrides=["train.epochs=60", "evaluate.baseline=false"], runs_dir=tmp_path,
+             name="sure", console=Console(file=out, width=120))
+    assert "calibration (temperature" in out.getvalue()
     run_dir = tmp_path / "sure"
     report = json.loads((run_dir / "calibration.json").read_text())
     assert report["method"] == "temperature" and report["temperature"] > 1  # over-confident: T > 1 softens

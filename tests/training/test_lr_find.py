@@ -3,17 +3,22 @@ bit the run without it."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import torch
 import yaml
 from helpers import run_cli
+from rich.console import Console
 
+import trainwright as tw
 from trainwright.configure import load_config
 from trainwright.data.prepare import prepare_data
 from trainwright.recipes.lr_find import sweep_lr
 from trainwright.recipes.setup import build_module
 from trainwright.training.lr_find import MIN_POINTS, suggest
+
+QUIET = Console(quiet=True)
 
 
 def test_the_sweep_restores_the_model_and_the_random_streams():
@@ -43,15 +48,17 @@ def test_a_curve_without_a_valley_gives_a_reason_not_a_learning_rate():
 
 
 def test_a_run_after_lr_find_is_the_run_without_it(tmp_path):
-    common = ["--data", "iris", "--set", "train.epochs=8", "--set", "evaluate.baseline=false", "--runs-dir", str(tmp_path)]
-    found = run_cli("train", *common, "--set", "train.optimizer.lr=find", "--name", "found")
-    assert found.returncode == 0, found.stderr
-    assert "lr-find: train.optimizer.lr = " in found.stdout
+    # Both runs in this process (the command's lr-find is run by test_lr_find_command): the same code path as train.
+    common = ["train.epochs=8", "evaluate.baseline=false"]
+    out = io.StringIO()
+    tw.train({"data": {"source": "iris"}}, overrides=[*common, "train.optimizer.lr=find"], runs_dir=tmp_path, name="found",
+             console=Console(file=out, width=120))
+    assert "lr-find: train.optimizer.lr = " in out.getvalue()
     lr = yaml.safe_load((tmp_path / "found" / "config.yaml").read_text())["train"]["optimizer"]["lr"]
     sweep = json.loads((tmp_path / "found" / "lr_find.json").read_text())
     assert isinstance(lr, float) and lr == float(f"{sweep['suggestion']:.3g}") and (tmp_path / "found" / "lr_find.png").is_file()
-    plain = run_cli("train", *common, "--set", f"train.optimizer.lr={lr}", "--name", "plain")
-    assert plain.returncode == 0, plain.stderr
+    tw.train({"data": {"source": "iris"}}, overrides=[*common, f"train.optimizer.lr={lr}"], runs_dir=tmp_path, name="plain",
+             console=QUIET)
     assert (tmp_path / "found" / "model.safetensors").read_bytes() == (tmp_path / "plain" / "model.safetensors").read_bytes()
 
 
