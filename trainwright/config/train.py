@@ -85,7 +85,7 @@ class TrainConfig(Frozen):
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast; fp16 adds loss scaling")
     compile: bool | Literal["auto"] = Field(
         "auto", description="torch.compile the training step; auto: only when the timed steps project that the saving "
-        "over the run exceeds the compile time (runs under a minute never compile)")
+        "over the run exceeds 1.5 x the compile time (a run projected under 120 s of eager training never compiles)")
     accumulate: int = Field(1, ge=1, description="batches per optimizer step (gradient accumulation)")
     strategy: Literal["ddp", "fsdp"] = Field(
         "ddp", description="several processes: ddp keeps a whole model in each (DistributedDataParallel); fsdp shards "
