@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainwright.background import Background, Later, forks
+from trainwright.background import WORKER_ENV, Background, Later, Worker, claim_worker, cores, forks, idle_core, start_worker
 from trainwright.errors import TrainwrightError
 
 
@@ -107,3 +107,51 @@ def test_a_child_runs_torch_after_the_parent_used_its_openmp_pool():
         assert job.result() == 8_000_000.0
     finally:
         torch.set_num_threads(threads)
+
+
+def slow_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@pytest.mark.skipif(not forks() or cores() < 2, reason="a worker forks, on Linux with two or more cores")
+def test_a_worker_runs_jobs_in_order_and_each_result_reaches_its_own_job():
+    worker = Worker("csv:DictReader")  # prepare: any "module:function" (here one that loads csv)
+    try:
+        first, second = worker.submit(slow_pid, 0.2), worker.submit(double, np.arange(3))
+        failing = worker.submit(refuse)
+        assert second.result().tolist() == [0, 2, 4]  # read before the first: both kept, each its own
+        assert first.result() == worker._process.pid != os.getpid()
+        with pytest.raises(TrainwrightError, match="column 'price' holds text"):
+            failing.result()
+        unpicklable = worker.submit(double, 21, callback=lambda: None)  # a lambda does not pickle: runs here
+        assert not unpicklable.forked
+        with pytest.raises(TypeError):
+            unpicklable.result()  # double() takes no callback, and says so here
+    finally:
+        worker.close()
+    assert not worker.alive and multiprocessing.active_children() == []
+
+
+@pytest.mark.skipif(not forks() or cores() < 2, reason="a worker forks, on Linux with two or more cores")
+def test_jobs_of_a_worker_that_died_run_here():
+    worker = Worker()
+    job = worker.submit(die_in_child, os.getpid())
+    later = worker.submit(double, 4)
+    assert job.result() == os.getpid()  # the worker died on it: computed in this process instead
+    assert later.result() == 8 and not worker.alive
+    assert worker.submit(double, 5).result() == 10  # after its death, jobs run here when asked
+
+
+def test_claim_worker_hands_the_started_worker_to_its_first_caller_only(monkeypatch):
+    monkeypatch.setenv(WORKER_ENV, "1")
+    start_worker()
+    worker = claim_worker()
+    try:
+        assert (worker is not None) == (forks() and cores() > 1)
+        assert claim_worker() is None
+    finally:
+        if worker is not None:
+            worker.close()
+    monkeypatch.setenv(WORKER_ENV, "0")
+    assert not idle_core()

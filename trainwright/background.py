@@ -12,17 +12,27 @@ a fresh interpreter instead). Elsewhere, or when the child dies (killed, out of 
 function runs in the process itself when its result is asked for, as it would without this
 module, so results never depend on where they were computed.
 
+A ``Worker`` is the other way round: one process forked when the command starts, before torch is
+imported, which loads what the work beside a run needs (scikit-learn, skops, torchmetrics,
+matplotlib: several seconds of CPU) on a core the command's own start-up leaves idle, then runs
+the jobs sent to it one after the other; their arguments travel pickled.
+
 Example:
     >>> baselines = Background(fit_baselines, data)   # forks now; the child starts fitting
     >>> ...                                            # meanwhile, train the network
     >>> baselines.result()                             # waits only if the child is still running
+    >>> worker = Worker("trainwright.recipes.setup:preload")   # first thing, before torch loads
+    >>> worker.submit(fit_baselines, data).result()
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import importlib
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import warnings
@@ -107,22 +117,26 @@ class Background:
 class Later:
     """``fn(*args)`` with arguments known only later, in a forked child started now: the child runs
     ``prepare()`` at once (loading what ``fn`` needs) and ``fn`` when the parent sends the arguments
-    (``send``), so only ``fn``'s own work is left when they are known. Not forked, or when the child died:
-    ``fn(*args)`` here, when the result is asked for."""
+    (``send``), so only ``fn``'s own work is left when they are known. With a ``worker`` (which has loaded
+    what ``fn`` needs already), ``send`` hands ``fn`` and the arguments to it instead. Not forked, or when the
+    child died: ``fn(*args)`` here, when the result is asked for."""
 
-    def __init__(self, fn: Callable[..., Any], prepare: Callable[[], Any] | None = None, fork: bool = True) -> None:
-        self._fn, self._args = fn, None
+    def __init__(self, fn: Callable[..., Any], prepare: Callable[[], Any] | None = None, fork: bool = True,
+                 worker: Worker | None = None) -> None:
+        self._fn, self._args, self._worker = fn, None, worker
         self._inbox = self._job = None
-        if fork and forks():
+        if worker is None and fork and forks():
             receive, self._inbox = multiprocessing.get_context("fork").Pipe(duplex=False)
             self._job = Background(_when_sent, receive, self._inbox, prepare, fn)
             receive.close()  # the child holds the receiving end
-        self.forked = self._job is not None
+        self.forked = self._job is not None or worker is not None
 
     def send(self, *args: Any) -> None:
         """The arguments (plain picklable values: numpy arrays rather than tensors); the child starts ``fn``."""
         self._args = args
-        if self._inbox is not None:
+        if self._worker is not None:
+            self._job = self._worker.submit(self._fn, *args)
+        elif self._inbox is not None:
             with contextlib.suppress(OSError):  # the child died: result() calls fn here
                 self._inbox.send(args)
             self._inbox.close()
@@ -143,6 +157,168 @@ class Later:
             self._inbox = None
         if self._job is not None:
             self._job.cancel()
+
+
+class Worker:
+    """One forked process started early, before this one loads its heavy modules: it loads what later jobs
+    need (``prepare``, a ``"module:function"`` name, called at once) on a core this process's own start-up
+    leaves idle, then runs the jobs sent to it (``submit``) one at a time, in the order sent. A job's
+    function, arguments and result travel pickled through pipes (numpy arrays, tensors and fitted
+    scikit-learn objects do). Where processes do not fork or there is one core, a job whose arguments do
+    not pickle, or all jobs once the worker has died, run in this process when their result is asked for,
+    so results never depend on where they were computed."""
+
+    def __init__(self, prepare: str | None = None) -> None:
+        self._jobs = self._results = self._process = None
+        self._waiting: collections.deque[Job] = collections.deque()  # sent, result not read yet, oldest first
+        if forks() and cores() > 1:
+            context = multiprocessing.get_context("fork")
+            receive_jobs, self._jobs = context.Pipe(duplex=False)
+            self._results, send_results = context.Pipe(duplex=False)
+            self._process = context.Process(target=_serve, args=(receive_jobs, send_results, prepare), daemon=True)
+            self._process.start()
+            receive_jobs.close()
+            send_results.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
+        """``fn(*args, **kwargs)`` in the worker after the jobs sent before it; its result is the job's ``result()``."""
+        job = Job(self, fn, args, kwargs)
+        if self._jobs is not None:
+            try:
+                self._jobs.send((fn, args, kwargs))  # pickled whole before anything is written
+            except (pickle.PicklingError, TypeError, AttributeError, OSError):  # does not pickle, or the worker died
+                return job
+            job.forked = True
+            self._waiting.append(job)
+        return job
+
+    def yield_to(self, nice: int) -> None:
+        """Lower the worker's priority by ``nice`` (a training about to take every core); raising it needs privileges."""
+        if self.alive and nice:
+            pid = self._process.pid
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + nice))
+
+    def _next(self) -> None:
+        """Read the oldest waiting job's outcome; when the worker has died, every waiting job runs here instead."""
+        job = self._waiting[0]
+        try:
+            ok, value = self._results.recv()
+        except (EOFError, OSError):
+            self.close()  # moves every waiting job here
+            return
+        self._waiting.popleft()
+        if ok is None:  # its result did not pickle: computed here
+            job.forked = False
+        else:
+            job._settle(ok, value)
+
+    def close(self) -> None:
+        """Stop the worker (a job still running is abandoned); jobs whose result was not read run here when asked."""
+        for job in self._waiting:
+            job.forked = False
+        self._waiting.clear()
+        for end in (self._jobs, self._results):
+            if end is not None:
+                end.close()
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.terminate()
+            self._process.join()
+        self._jobs = self._results = self._process = None
+
+
+class Job:
+    """A function call sent to a ``Worker``: ``result()`` is its return value (an exception it raised is raised here)."""
+
+    def __init__(self, worker: Worker, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        self._worker, self._call = worker, (fn, args, kwargs)
+        self._done, self._ok, self._value = False, True, None
+        self.forked = False  # set by the worker once it holds the job
+
+    def _settle(self, ok: bool, value: Any) -> None:
+        self._done, self._ok, self._value = True, ok, value
+        self._call = (None, (), {})
+
+    def ready(self) -> bool:
+        return self._done
+
+    def result(self) -> Any:
+        while not self._done and self.forked:
+            self._worker._next()
+        if not self._done:  # not sent, or the worker died before it answered
+            fn, args, kwargs = self._call
+            self._settle(True, fn(*args, **kwargs))
+        if not self._ok:
+            raise self._value
+        return self._value
+
+    def cancel(self) -> None:
+        """A job held by a worker runs to its end there (its result is dropped when read); one not sent never runs."""
+        self._settle(True, None)
+
+
+_warm: Worker | None = None
+# "1" or "0": start the worker (start_worker) or not, whatever the load; unset: only when a core is idle.
+WORKER_ENV = "TRAINWRIGHT_WORKER"
+
+
+def idle_core() -> bool:
+    """Whether a core is idle enough to give a worker (the last minute's load average at least a quarter of a core
+    under the cores this process may use), or ``$TRAINWRIGHT_WORKER`` says so. On a busy machine (a test
+    suite's workers, other jobs) a worker would only take CPU from others."""
+    asked = os.environ.get(WORKER_ENV)
+    if asked in ("0", "1"):
+        return asked == "1" and forks() and cores() > 1
+    return forks() and cores() > 1 and os.getloadavg()[0] < cores() - 0.25
+
+
+def start_worker(prepare: str | None = None) -> None:
+    """Start this process's ``Worker`` now (the command line calls it first thing), for the first run to ``claim``."""
+    global _warm
+    if _warm is None:
+        _warm = Worker(prepare)
+
+
+def claim_worker() -> Worker | None:
+    """The worker ``start_worker`` started, to its first caller only (who closes it); None when none was started."""
+    global _warm
+    worker, _warm = _warm, None
+    return worker if worker is not None and worker.alive else None
+
+
+def _serve(jobs, results, prepare: str | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent handles it and stops the worker
+    # One thread: the other cores are the training's. Set before torch and scikit-learn load (they read these
+    # once), and again for what had loaded before the fork.
+    os.environ.update({name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    if prepare is not None:
+        module, name = prepare.split(":")
+        with contextlib.suppress(Exception):  # loading early is an optimization: a job loads what it needs anyway
+            getattr(importlib.import_module(module), name)()
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    _limits = threadpool_limits(1)
+    while True:
+        try:
+            fn, args, kwargs = jobs.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            outcome = (True, fn(*args, **kwargs))
+        except BaseException as error:  # noqa: BLE001 - raised again in the parent, where the result is read
+            outcome = (False, error)
+        try:
+            results.send(outcome)
+        except BaseException:  # noqa: BLE001 - the value does not pickle: the parent computes it itself
+            try:
+                results.send((None, None))
+            except BaseException:  # noqa: BLE001 - the parent has gone
+                return
 
 
 class _NotSent(Exception):

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from trainwright import background
 from trainwright.errors import Interrupted, TrainwrightError
 from trainwright.files import atomic_path, atomic_write
 
@@ -125,11 +127,13 @@ def train(
             raise TrainwrightError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT, the first machine's address (on every machine)")
         raise typer.Exit(launch_workers(nproc_per_node or 1, nnodes, rdzv_endpoint))
 
+    overrides = quick_overrides(set_, data, target, model, text_column, time_column)
+    start_beside_worker(config, resume, overrides, seeds)
+
     import trainwright as tw
 
     signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C; while training, the loop defers both to a batch boundary
 
-    overrides = quick_overrides(set_, data, target, model, text_column, time_column)
     if resume is not None and config is not None:
         raise TrainwrightError("--resume continues a run with its own config; pass either a config or --resume, not both")
     if config is None and data is None and resume is None:
@@ -173,6 +177,26 @@ def play(
             f"({result.gif['frames']} frames)",
             soft_wrap=True,
         )
+
+
+def start_beside_worker(config: Path | None, resume: Path | None, overrides: list[str], seeds: int) -> None:
+    """For a supervised run, start the worker that does its work beside the network (the baselines, the
+    preprocessor's files, the scoring, the report's figures: ``recipes/setup.Beside``) now, before this
+    process loads torch, so it loads what that work needs on a core this start-up leaves idle. Only when
+    a core is idle (``background.idle_core``); not in a data-parallel process (torchrun) or for RL seeds."""
+    if seeds != 1 or "RANK" in os.environ or not background.idle_core():
+        return
+    recipe = next((item.split("=", 1)[1].strip() for item in reversed(overrides)
+                   if item.split("=", 1)[0].strip() == "recipe" and "=" in item), None)
+    path = resume / "config.yaml" if resume is not None else config
+    if recipe is None and path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return  # the API says what is wrong with it
+        recipe = raw.get("recipe") if isinstance(raw, dict) else None
+    if (recipe or "supervised") == "supervised":
+        background.start_worker("trainwright.recipes.setup:preload")
 
 
 LAUNCH_OPTIONS = ("--nproc-per-node", "--nnodes", "--rdzv-endpoint")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 
 import numpy as np
+import pytest
 import torch
 from rich.console import Console
 
 import trainwright as tw
-from trainwright.background import forks, spare_cores
+from trainwright.background import WORKER_ENV, claim_worker, cores, forks, spare_cores, start_worker
 from trainwright.config import DataConfig
 from trainwright.configure import load_config
 from trainwright.data.sources import load_source
@@ -47,3 +49,21 @@ def test_a_cancelled_start_leaves_no_process_behind():
     cfg = load_config({"data": {"source": "iris"}})
     Beside.start(cfg, prepare_tabular(cfg.data)).cancel()
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.skipif(not forks() or cores() < 2, reason="the worker forks, on Linux with two or more cores")
+def test_a_run_with_the_command_lines_worker_writes_what_a_run_without_it_writes(tmp_path, monkeypatch):
+    cfg = {"data": {"source": "iris"}, "train": {"epochs": 3}}
+    monkeypatch.setenv(WORKER_ENV, "1")
+    start_worker()  # as `trainwright train` does first thing; this run claims it
+    with_worker = tw.train(cfg, runs_dir=tmp_path / "worker", console=QUIET)
+    assert claim_worker() is None and multiprocessing.active_children() == []  # claimed, and closed by the run
+    without = tw.train(cfg, runs_dir=tmp_path / "here", console=QUIET)
+    assert with_worker.metrics["baselines"] == without.metrics["baselines"]
+    assert with_worker.metrics["test"] == without.metrics["test"]
+    assert (with_worker.dir / "preprocessor.json").read_text() == (without.dir / "preprocessor.json").read_text()
+    frame = load_source("iris")[0]  # the skops file (a zip with its own timestamps) loads back to the same transformer
+    transformed = [TabularPreprocessor.load(run.dir).transform(frame) for run in (with_worker, without)]
+    assert np.array_equal(*transformed)
+    figures = [len(re.findall("data:image/png;base64,", (run.dir / "report.html").read_text())) for run in (with_worker, without)]
+    assert figures[0] == figures[1] >= 4

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from trainwright.background import Background, Later
+from trainwright.background import Background, Job, Later, Worker
 from trainwright.compute import Estimate, compute_metrics, compute_summary
 from trainwright.compute.stages import Stages
 from trainwright.config import Config
@@ -60,15 +60,17 @@ class Run:
         return load(self.dir, model=model)
 
 
-def finish(run_dir: RunDir, console: Console, diverged: dict | None = None, trackers: list[Tracker] | tuple = ()) -> None:
+def finish(run_dir: RunDir, console: Console, diverged: dict | None = None, trackers: list[Tracker] | tuple = (),
+           worker: Worker | None = None) -> None:
     """Diagnose the run and write its report, both from the run directory alone (``diverged``:
-    ``{"epoch", "loss", "lr"}`` for a run whose loss became NaN); then the tracking callbacks
-    (``track``) log the final metrics and the run's files, and close."""
+    ``{"epoch", "loss", "lr"}`` for a run whose loss became NaN; ``worker``: the run's ``Worker``, which draws
+    the report's figures); then the tracking callbacks (``track``) log the final metrics and the run's files,
+    and close."""
     run_dir.settle()  # the files training handed to the writer thread are on disk before they are read
     findings = diagnose_run(run_dir.path, diverged=diverged)
     run_dir.write_json(run_dir.diagnosis, {"findings": findings})
     print_findings(console, findings)
-    console.print(f"report: {write_report(run_dir.path)}", highlight=False, soft_wrap=True)
+    console.print(f"report: {write_report(run_dir.path, worker)}", highlight=False, soft_wrap=True)
     metrics = run_dir.read_json(run_dir.metrics) if trackers and run_dir.metrics.is_file() else {}
     for tracker in trackers:
         tracker.finish(run_dir.path, metrics)
@@ -80,11 +82,13 @@ def finish(run_dir: RunDir, console: Console, diverged: dict | None = None, trac
 
 def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, fit: Fit,
                       est: Estimate, seconds: float, console: Console, *, stages: Stages | None = None,
-                      baselines: Background | None = None, scores: Later | None = None) -> Run:
+                      baselines: Background | Job | None = None, scores: Later | None = None,
+                      worker: Worker | None = None) -> Run:
     """Evaluate the kept weights on the untouched test split, write every result, then ``finish``.
 
     ``baselines``, ``scores``: the baselines (predictions and metrics) being computed beside the run, and the
-    process that scores the network's outputs (``setup.Beside``); without them, that is done here.
+    process that scores the network's outputs (``setup.Beside``); without them, that is done here. ``worker``:
+    the process doing them, when the command line started one; it draws the report's figures too.
     ``stages``: where the run's wall time goes (``metrics.json`` compute.stages)."""
     pre = data.preprocessor
     stages = stages or Stages()
@@ -153,7 +157,7 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
         run_dir.write_bytes(run_dir.path / "reliability.png", png)
         print_calibration(console, result)
 
-    finish(run_dir, console, trackers=trackers_in(fit.callbacks))
+    finish(run_dir, console, trackers=trackers_in(fit.callbacks), worker=worker)
     return Run(run_dir.path, cfg, metrics, fit.history)
 
 

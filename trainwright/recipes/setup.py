@@ -25,13 +25,13 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from trainwright.background import Background, Later, spare_cores
+from trainwright.background import Background, Later, Worker, claim_worker, spare_cores
 from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config
 from trainwright.data.batches import make_batches
 from trainwright.data.prepare import Prepared, with_input_stage
 from trainwright.errors import Interrupted, TrainwrightError, WriteFailed
-from trainwright.evaluate.baselines import baseline_predictions, score_baselines
+from trainwright.evaluate.baselines import baseline_models, baseline_predictions, score_baselines
 from trainwright.evaluate.metrics import load_metrics, predict_outputs
 from trainwright.models.custom import CustomConfig
 from trainwright.models.pretrained import starts_from_weights
@@ -86,29 +86,48 @@ def resolve_target(name: str):
 
 
 # ── work beside the network ──────────────────────────────────────────────────────────────
+# The niceness of the worker beside a training that takes every core: the lowest priority (19), so a training
+# thread that wants its core back gets it at once (a preempted OpenMP thread would stall its team).
+YIELD = 19
+
+
 @dataclass
 class Beside:
     """Work a run starts right after its data stage and joins later: the classical baselines' test
     predictions and scores, the preprocessor's files (``preprocessor.skops`` loads all of scikit-learn,
     ~1 s of CPU), and the scoring of the network's outputs (a process that has loaded torchmetrics, ~0.7 s
     of CPU with the matplotlib it loads, while the network trained, and scores them when finish sends
-    them). Where the training leaves a core to spare they run in forked processes, one thread each
-    (``background.py``); where it takes every core, each runs in the run's own process when its result
-    is asked for, as before. The results are the same either way (tested)."""
+    them). When the command line started a worker (``background.Worker``: on a machine with an idle core,
+    before the run loaded torch, it loaded what these need meanwhile), it does all three, one after the
+    other; where the training's threads take every core, at the lowest priority (``YIELD``), so it runs
+    while the run's own process is on one core (the estimate, setting up, evaluating) and gives way to the
+    training's threads the moment those want the cores. Otherwise, where the training leaves a core to
+    spare, they run in forked processes, one thread each; where it takes every core, each runs in the
+    run's own process when its result is asked for. The results are the same either way (tested)."""
 
     files: Background | None  # data.preprocessor.files(), for start_run; None when resuming (already written)
     baselines: Background | None  # scored_baselines(data), for finish; None when the run has none
     scores: Later | None = None  # score_splits(data, *outputs, threshold), for finish
+    worker: Worker | None = None  # the command line's worker doing all three (and the report's figures), if any
 
     @classmethod
     def start(cls, cfg: Config, data: Prepared, resume: bool = False, replicas: Replicas | None = None) -> Beside:
         # The training's threads: torch's on a CPU; one that feeds a GPU. Data-parallel processes (torchrun)
         # do not fork: their cores are the other processes', and only rank 0 asks for the results.
         threads = torch.get_num_threads() if resolve_device(cfg.train.device).type == "cpu" else 1
-        spare = spare_cores(threads) > 0 and not (replicas is not None and replicas.active)
+        parallel = not (replicas is not None and replicas.active)
+        spare = spare_cores(threads) > 0 and parallel
+        wanted = wants_baselines(cfg, data)
+        worker = claim_worker() if parallel else None
+        if worker is not None:  # started by the command line, it has loaded what these need already (``preload``)
+            if not spare:
+                worker.yield_to(YIELD)
+            files = None if resume else worker.submit(data.preprocessor.files)
+            baselines = worker.submit(scored_baselines, data) if wanted else None
+            scores = Later(functools.partial(score_splits, data), worker=worker)
+            return cls(files, baselines, scores, worker)
         files = None if resume else Background(data.preprocessor.files, fork=spare)
         # One thread, on the spare core: more would take cores from the training.
-        wanted = wants_baselines(cfg, data)
         baselines = Background(scored_baselines, data, threads=1, fork=spare) if wanted else None
         scores = Later(functools.partial(score_splits, data), prepare=load_metrics, fork=spare)
         return cls(files, baselines, scores)
@@ -117,6 +136,22 @@ class Beside:
         for job in (self.files, self.baselines, self.scores):
             if job is not None:
                 job.cancel()
+        if self.worker is not None:
+            self.worker.close()
+
+
+def preload() -> None:
+    """What the work beside a run loads, done by the worker the command line starts first thing
+    (``background.start_worker``) while the command's own process loads torch: scikit-learn's
+    baselines and skops (the preprocessor's files), torchmetrics (scoring) and matplotlib (the report's
+    figures, one drawn to load its fonts)."""
+    import skops.io  # noqa: F401 - loaded for its side effect: all of scikit-learn's estimators
+
+    from trainwright.evaluate.figures import new_figure, png_bytes
+
+    baseline_models("classification")
+    load_metrics()
+    png_bytes(new_figure(1, 1))
 
 
 def scored_baselines(data: Prepared) -> tuple[dict, dict]:

@@ -176,7 +176,7 @@ def _train_prepared(cfg: Config, data: Prepared, module: nn.Module, beside: Besi
 
         # ⑤ Evaluate the kept weights on the untouched test split, write everything, diagnose, report.
         return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console, stages=stages,
-                                 baselines=beside.baselines, scores=beside.scores)
+                                 baselines=beside.baselines, scores=beside.scores, worker=beside.worker)
     except KeyboardInterrupt as stop:
         stop = interrupted(stop, run_dir)
         if trained and not stop.detail:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import json
 import statistics
 import warnings
@@ -25,7 +26,7 @@ import jinja2
 import numpy as np
 import torch
 
-from trainwright.background import Background, cores
+from trainwright.background import Background, Worker, cores
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.baselines import verdict
 from trainwright.evaluate.calibration import N_BINS, expected_calibration_error
@@ -67,30 +68,32 @@ def _si(value: float | None, unit: str = "") -> str:
 _TEMPLATES.filters.update(number=_number, si=_si)
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write ``report.html`` into the run directory (atomically) and return its path."""
+def write_report(run_dir: str | Path, worker: Worker | None = None) -> Path:
+    """Write ``report.html`` into the run directory (atomically) and return its path (``worker``: a
+    ``Worker`` that has loaded matplotlib already draws the figures)."""
     if (Path(run_dir) / "cv.json").is_file():  # a cross-validation directory has a report of its own kind
         return write_cv_report(run_dir)
     if (Path(run_dir) / "study.json").is_file():
         raise TrainwrightError(f"{run_dir} is a hyperparameter study; `trainwright tune` with its --name rewrites its report")
     run = RunDir.open(run_dir)
     with run.writing():  # a run another process is writing is neither read half-way nor written
-        run.write_text(run.report, render_report(run))
+        run.write_text(run.report, render_report(run, worker=worker))
     return run.report
 
 
-def render_report(run: RunDir, parallel: bool = True) -> str:
+def render_report(run: RunDir, parallel: bool = True, worker: Worker | None = None) -> str:
     if recipe_of(run) == "rl":  # no data set, no test split: a report of its own (report/rl.py)
         return render_rl_report(run, _TEMPLATES)
-    return _TEMPLATES.get_template("report.html.j2").render(**report_context(run, parallel))
+    return _TEMPLATES.get_template("report.html.j2").render(**report_context(run, parallel, worker))
 
 
-def report_context(run: RunDir, parallel: bool = True) -> dict[str, Any]:
+def report_context(run: RunDir, parallel: bool = True, worker: Worker | None = None) -> dict[str, Any]:
     """Everything the template shows, read from the run directory. A file that does not match the
     run's manifest (truncated, changed) is named in a warning and in the report, and left out.
 
     ``parallel``: on a machine with a second core, the data, training and evaluation sections' figures are
-    drawn in forked processes; the same PNGs either way."""
+    drawn in forked processes, or by ``worker`` (one process that has loaded matplotlib already) when it
+    is alive; the same PNGs either way."""
     damaged = run.problems(*(p for p in run.path.iterdir() if p.is_file() and p not in (run.report, run.manifest)))
     for path, problem in damaged.items():
         warnings.warn(f"{path} {problem}; the report leaves it out", stacklevel=2)
@@ -108,14 +111,15 @@ def report_context(run: RunDir, parallel: bool = True) -> dict[str, Any]:
     continual = _json(run, run.path / "continual.json")
     continual = continual if isinstance(continual, dict) and continual.get("matrix") else None
     gan = _gan_section(run, metrics, history) if (run.path / "gan.json").is_file() else None
-    # The figures are drawn in forked processes (each loads matplotlib, ~0.4 s of CPU, on its own core) while
-    # this one reads the rest; on one core, here. The same PNGs either way.
+    # The figures are drawn by the run's worker (matplotlib loaded already) or in forked processes (each loads
+    # matplotlib, ~0.4 s of CPU, on its own core) while this one reads the rest; on one core, here. The same PNGs.
     fork = parallel and cores() > 1
-    data_section = Background(_data_section, run, data, fork=fork)
+    drawn = worker.submit if worker is not None and worker.alive and parallel else functools.partial(Background, fork=fork)
+    data_section = drawn(_data_section, run, data)
     training = evaluation = None
     if gan is None:
-        training = Background(_training_section, history, gradients, metrics, fork=fork)
-        evaluation = Background(_evaluation_section, run, metrics, data, fork=fork)
+        training = drawn(_training_section, history, gradients, metrics)
+        evaluation = drawn(_evaluation_section, run, metrics, data)
     return {
         "name": run.path.name,
         "data": data,
