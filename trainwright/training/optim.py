@@ -81,37 +81,44 @@ class Schedule:
             main = lr_scheduler.ExponentialLR(optimizer, gamma=cfg.gamma)
         elif cfg.name == "cosine":
             main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=main_epochs, eta_min=cfg.min_lr)
+        elif cfg.warmup_epochs:
+            main = lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)  # after the warmup: as it is
         else:
-            main = lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+            # ``none``: no torch scheduler at all, which would wrap every optimizer step in a counting function
+            # and step itself every epoch for nothing.
+            main = None
         if cfg.warmup_epochs:
             warmup = lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=cfg.warmup_epochs)
             main = lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[cfg.warmup_epochs])
-        self.scheduler = main
+        self.optimizer, self.scheduler = optimizer, main
 
     def step_batch(self) -> None:
         if self.per_step:
             self.scheduler.step()
 
     def step_epoch(self, val_loss: float) -> None:
+        if self.scheduler is None:
+            return
         if self.name == "plateau":
             self.scheduler.step(val_loss)
         elif not self.per_step:
             self.scheduler.step()
 
     def state_dict(self) -> dict:
-        return self.scheduler.state_dict()
+        return self.scheduler.state_dict() if self.scheduler is not None else {}
 
     def load_state_dict(self, state: dict) -> None:
-        self.scheduler.load_state_dict(state)
+        if self.scheduler is not None:  # none: nothing to restore (a checkpoint's ConstantLR counter is ignored)
+            self.scheduler.load_state_dict(state)
 
     def scale_lr(self, factor: float) -> None:
         """Multiply every learning rate by ``factor``, where the schedule goes from here and what it
         goes back to (a resume with a new ``optimizer.lr``: the optimizer's saved state would win)."""
-        for group in self.scheduler.optimizer.param_groups:
+        for group in self.optimizer.param_groups:
             for key in ("lr", "initial_lr", "max_lr", "min_lr"):  # one_cycle keeps its own in the groups
                 if isinstance(group.get(key), (int, float)):
                     group[key] *= factor
-        for scheduler in [self.scheduler, *getattr(self.scheduler, "_schedulers", [])]:  # warmup: a sequence
+        for scheduler in [s for s in [self.scheduler, *getattr(self.scheduler, "_schedulers", [])] if s is not None]:  # warmup
             for name in ("base_lrs", "_last_lr"):
                 if isinstance(getattr(scheduler, name, None), list):
                     setattr(scheduler, name, [lr * factor for lr in getattr(scheduler, name)])

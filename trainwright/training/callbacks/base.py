@@ -165,9 +165,14 @@ class ThrottledWrite:
         self.last = time.monotonic()  # as if written now: the first write comes ``interval`` seconds in
         self.pending: tuple | None = None
 
+    def due(self) -> bool:
+        """Whether an ``offer`` now would write (``interval`` seconds have passed since the last write): a
+        caller whose rows are costly to make makes them only then, and offers them at the end anyway."""
+        return time.monotonic() - self.last >= self.interval
+
     def offer(self, write, *args) -> None:
         self.pending = (write, args)
-        if time.monotonic() - self.last >= self.interval:
+        if self.due():
             self.flush()
 
     def flush(self) -> None:

@@ -23,8 +23,9 @@ class GradientStats(Callback):
     after it (``evaluate.gradient_every``; a norm costs ~5% of a small MLP's step, so sampling keeps
     the diagnosis out of the training time; 1 watches every step). A ReLU unit is dead in an epoch when
     it outputs 0 for every row of that epoch's validation pass (forward hooks registered for
-    that pass only, so training steps pay nothing). Both are accumulated on the device
-    and read with one host sync per epoch.
+    that pass only, so training steps pay nothing). Both are accumulated on the device; an
+    epoch's numbers stay there until they are written (every ``interval`` seconds, and at the end)
+    or checkpointed, and then all the epochs not read yet come to the host in one transfer.
 
     ``gradients.json`` (20 steps an epoch: 2 sampled)::
 
@@ -41,7 +42,8 @@ class GradientStats(Callback):
     def __init__(self, run_dir: RunDir, every: int = 10, interval: float = 2.0, module: str = "model"):
         self.run_dir, self.every, self.module = run_dir, every, module
         self.writes = ThrottledWrite(interval, run_dir.in_background)  # off the training thread
-        self.records: list[dict] = []
+        self.records: list[dict] = []  # the epochs read to the host
+        self.unread: list[tuple[int, int, torch.Tensor, list[int]]] = []  # (epoch, sampled, values on the device, units)
         self.state: TrainingState | None = None
         self.hooks: list = []
         self.running: dict = {}  # a mid-epoch checkpoint's sums, put back when training begins
@@ -114,21 +116,33 @@ class GradientStats(Callback):
         self.sampled += 1
 
     def on_epoch_end(self, state: TrainingState, logs: dict) -> None:
-        self.records.append({"epoch": state.epoch, **self._read()})
-        self._reset(self.norm_sum.device)
-        self.writes.offer(self._write, list(self.records))
-
-    def _read(self) -> dict:
-        """This epoch's numbers, copied to the host in one transfer (the one sync per epoch) and finished there
-        in float32, as the device would have (the same bits on the CPU), with no further device operations."""
         alive = [fired for fired in self.alive if fired is not None]
-        values = torch.cat([self.norm_sum, self.norm_max, *alive]).float().cpu().numpy()  # fired units: 1.0
+        values = torch.cat([self.norm_sum, self.norm_max, *alive]).float()  # stays on the device: no sync
+        self.unread.append((state.epoch, self.sampled, values, [len(fired) for fired in alive]))
+        self._reset(self.norm_sum.device)
+        if self.writes.due():
+            self.writes.offer(self._write, self._read_all())
+
+    def _read_all(self) -> list[dict]:
+        """Every epoch's record: those not read yet come to the host in one transfer (one sync for all of them)."""
+        if self.unread:
+            values = torch.cat([v for _, _, v, _ in self.unread]).cpu().numpy()
+            start = 0
+            for epoch, sampled, v, units in self.unread:
+                self.records.append({"epoch": epoch, **self._record(sampled, values[start : start + len(v)], units)})
+                start += len(v)
+            self.unread = []
+        return list(self.records)
+
+    def _record(self, sampled: int, values: np.ndarray, units: list[int]) -> dict:
+        """An epoch's numbers from its values (norm sums, norm maxima, then per ReLU its units that fired: 1.0),
+        finished in float32 on the host, as the device would have (the same bits on the CPU)."""
         n = len(self.layers)
-        record = {"steps": self.sampled, "norm_mean": [], "norm_max": []}
-        if self.sampled:
-            record["norm_mean"] = [_finite_or_none(v) for v in (values[:n] / np.float32(self.sampled)).tolist()]
+        record = {"steps": sampled, "norm_mean": [], "norm_max": []}
+        if sampled:
+            record["norm_mean"] = [_finite_or_none(v) for v in (values[:n] / np.float32(sampled)).tolist()]
             record["norm_max"] = [_finite_or_none(v) for v in values[n : 2 * n].tolist()]
-        bounds = np.cumsum([2 * n] + [len(fired) for fired in alive])
+        bounds = np.cumsum([2 * n, *units])
         dead = [np.float32(1) - part.sum() / np.float32(len(part)) for part in np.split(values, bounds[:-1])[1:]]
         record["dead_share"] = [round(float(v), 4) for v in dead]
         return record
@@ -145,10 +159,14 @@ class GradientStats(Callback):
     def close(self) -> None:
         self._unhook()  # a validation pass that failed
         # A run that failed mid-epoch (NaN loss) keeps the norms of that epoch: they show why.
+        records = self._read_all()
         if self.state is not None and self.layers and self.sampled:
-            self.records.append({"epoch": self.state.epoch + 1, "partial": True, **self._read(), "dead_share": []})
-            self.writes.offer(self._write, list(self.records))
+            values = torch.cat([self.norm_sum, self.norm_max]).float().cpu().numpy()
+            partial = self._record(self.sampled, values, [])
+            records.append({"epoch": self.state.epoch + 1, "partial": True, **partial, "dead_share": []})
+            self.records = list(records)
             self.sampled = 0
+        self.writes.offer(self._write, records)
         self.writes.flush()  # written while the run goes on
 
     def state_dict(self) -> dict:
@@ -157,7 +175,7 @@ class GradientStats(Callback):
             if self.state is not None
             else {}
         )  # this epoch's sums so far: a checkpoint may be taken mid-epoch
-        return {"records": json.dumps(self.records), "running": running}
+        return {"records": json.dumps(self._read_all()), "running": running}
 
     def load_state_dict(self, state: dict) -> None:
         self.records = json.loads(state.get("records", "[]"))
