@@ -63,12 +63,12 @@ def _matmul_operands(node: torch.fx.Node) -> tuple | None:
         (a, b), bias = node.args, None
     elif node.target is aten.addmm.default and node.kwargs.get("beta", 1) == 1 and node.kwargs.get("alpha", 1) == 1:
         bias, a, b = node.args
-        if bias.meta["val"].dim() != 1:
+        if not isinstance(bias.meta.get("val"), torch.Tensor) or bias.meta["val"].dim() != 1:
             return None
     else:
         return None
-    value = a.meta["val"]
-    if value.dtype != torch.float32 or value.device.type != "cpu" or value.dim() != 2:
+    value = a.meta.get("val")
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.float32 or value.device.type != "cpu" or value.dim() != 2:
         return None
     return a, b, bias
 
