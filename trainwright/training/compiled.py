@@ -10,6 +10,8 @@ the module, its keys and its checkpoints exactly as they were.
 launch replays a whole step, for small models whose GPU steps wait on the host). Random operators
 (dropout) draw from torch's own generator, as eager does (inductor's ``fallback_random``): a
 compiled run trains the same model as an eager one, to floating-point rounding, seed for seed.
+On a CPU, the compiled graphs' fp32 matmuls (forward and backward) run through oneDNN rather than
+MKL (``training/onednn.py``): on our AMD EPYC that is what makes compiling pay.
 
 Example:
     >>> compile_forward(model)      # the first calls compile; later calls run the compiled graph
@@ -23,5 +25,10 @@ from torch import nn
 
 def compile_forward(module: nn.Module, mode: str | None = None) -> nn.Module:
     options = {"fallback_random": True} | ({"triton.cudagraphs": True} if mode == "reduce-overhead" else {})
+    # Imported here: it imports torch._inductor (about 1.8 s), which only a compiled run needs.
+    from trainwright.training.onednn import ONEDNN_MATMULS
+
+    if ONEDNN_MATMULS is not None:  # rewrites CPU matmuls only: a no-op in a CUDA graph
+        options["post_grad_custom_post_pass"] = ONEDNN_MATMULS
     module.forward = torch.compile(module.forward, options=options)
     return module
