@@ -3,11 +3,13 @@
 Every GAN here is built from ``GANConfig()``'s defaults (the settings this benchmark chose) under each
 built-in mixture's own ``gan:`` defaults, as ``trainwright train --data grid`` uses them (the grid: torch's
 MLP init and discriminator rejection sampling, whose accepted samples are scored, the generator's own
-printed beside them); only the number of generator steps and the batch size are set per data set.
+printed beside them); only the number of generator steps and the batch size are set per data set (the
+mixtures: each one's own ``train.steps`` default, the ring 10,000, the grid 100,000; batch 256).
 
 - mixtures: the 8-Gaussian ring and the 25-Gaussian grid (PacGAN's protocol: 2,500 samples, a sample
   is high quality within 3 stds of its nearest mode, a mode is covered with one such sample), seeds
-  0-4, per seed and mean. Bars: ring >= 7.8 modes and >= 90% high quality; grid >= 24 and >= 90%.
+  0-4, per seed and mean, ``--jobs`` seeds at a time (2: about 25 min for the grid on a quiet 2-core machine).
+  Bars: ring >= 7.8 modes and >= 90% high quality; grid >= 24 and >= 90%.
 - digits: sklearn's 8x8 digits as 1x8x8 images (80/20 split, stratified). A small CNN trained on the
   real training images judges a class-conditional GAN (share of samples classified as the class asked
   for; bar >= 90%) and an unconditional one (class shares of 1,000 samples; bar: all 10 present, none
@@ -16,14 +18,16 @@ printed beside them); only the number of generator steps and the batch size are 
   R1, EMA and schedule), alternating runs; the ratio is the median over the pairs.
 
     nice -n 19 python benchmarks/gan_quality.py [--section all|mixtures|digits|speed] [--seeds 0 1 2 3 4]
-        [--mlp-init torch] [--no-rejection]
+        [--mixtures ring grid] [--mixture-steps N] [--jobs 2] [--mlp-init torch] [--no-rejection]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import NamedTuple
 
 import torch
@@ -89,25 +93,42 @@ def fit_mixture(name: str, seed: int, cfg: GANConfig, steps: int = MIXTURE_STEPS
                       rejection.acceptance, gan)
 
 
+def mixture_steps(name: str) -> int:
+    """The built-in mixture's own ``train.steps`` default (what `trainwright train --data grid` trains), else 10,000."""
+    return BUILTINS[name].gan_defaults.get("train", {}).get("steps", MIXTURE_STEPS)
+
+
+def seed_line(name: str, seed: int, cfg: GANConfig, steps: int) -> tuple[str, ModeCoverage]:
+    """One seed's fit on one mixture, as the line the benchmark prints (run in a worker process of its own)."""
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    fit = fit_mixture(name, seed, cfg, steps)
+    q = fit.quality
+    alone = "" if fit.generator_alone is None else (
+        f"; generator alone {fit.generator_alone.modes} modes, {fit.generator_alone.high_quality:.1%}, "
+        f"rejection accepts {fit.acceptance:.1%}")
+    return (f"{name} seed {seed}: modes {q.modes}/{len(q.counts)}, high quality {q.high_quality:.1%}, "
+            f"reverse KL {q.reverse_kl:.3f}{alone} ({time.perf_counter() - started:.0f} s)"), q
+
+
 def mixtures(
-    names: list[str], seeds: list[int], cfg: GANConfig, steps: int = MIXTURE_STEPS, overrides: dict | None = None
+    names: list[str], seeds: list[int], cfg: GANConfig, steps: int | None = None, overrides: dict | None = None,
+    jobs: int = 1,
 ) -> bool:
+    """Each mixture over ``seeds`` (``jobs`` seeds at a time, each in a process of its own on one thread); ``steps``
+    None: the mixture's own default (``mixture_steps``)."""
     passed = True
     for name in names:
         modes_bar, quality_bar = BARS[name]
         mixture_cfg = mixture_config(name, cfg, overrides or {})
-        print(f"{name}: gan.mlp_init {mixture_cfg.mlp_init}, gan.sample.rejection {mixture_cfg.sample.rejection}", flush=True)
+        name_steps = steps or mixture_steps(name)
+        print(f"{name}: gan.mlp_init {mixture_cfg.mlp_init}, gan.sample.rejection {mixture_cfg.sample.rejection}, "
+              f"{name_steps:,} steps of batch {MIXTURE_BATCH}", flush=True)
         results = []
-        for seed in seeds:
-            started = time.perf_counter()
-            fit = fit_mixture(name, seed, mixture_cfg, steps)
-            q = fit.quality
-            results.append(q)
-            alone = "" if fit.generator_alone is None else (
-                f"; generator alone {fit.generator_alone.modes} modes, {fit.generator_alone.high_quality:.1%}, "
-                f"rejection accepts {fit.acceptance:.1%}")
-            print(f"{name} seed {seed}: modes {q.modes}/{len(q.counts)}, high quality {q.high_quality:.1%}, "
-                  f"reverse KL {q.reverse_kl:.3f}{alone} ({time.perf_counter() - started:.0f} s)", flush=True)
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for line, q in pool.map(seed_line, *zip(*[(name, seed, mixture_cfg, name_steps) for seed in seeds])):
+                results.append(q)
+                print(line, flush=True)
         modes = statistics.mean(q.modes for q in results)
         quality = statistics.mean(q.high_quality for q in results)
         ok = modes >= modes_bar and quality >= quality_bar
@@ -289,7 +310,9 @@ def main() -> None:
     parser.add_argument("--section", choices=["all", "mixtures", "digits", "speed"], default="all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--mixtures", nargs="+", choices=list(BARS), default=list(BARS))
-    parser.add_argument("--mixture-steps", type=int, default=MIXTURE_STEPS, help="generator steps per mixture run")
+    parser.add_argument("--mixture-steps", type=int, default=None,
+                        help="generator steps per mixture run (default: the mixture's own train.steps, else 10,000)")
+    parser.add_argument("--jobs", type=int, default=2, help="mixture seeds trained at once, one process of one thread each")
     parser.add_argument("--mlp-init", choices=["dcgan", "torch"], default=None,
                         help="gan.mlp_init of the mixtures' MLPs, over the mixture's own default (grid: torch, ring: dcgan)")
     parser.add_argument("--no-rejection", action="store_true", help="the grid without its gan.sample.rejection default")
@@ -301,7 +324,7 @@ def main() -> None:
     if args.no_rejection:
         overrides["sample"] = {"rejection": False}
     if args.section in ("all", "mixtures"):
-        mixtures(args.mixtures, args.seeds, cfg, args.mixture_steps, overrides)
+        mixtures(args.mixtures, args.seeds, cfg, args.mixture_steps, overrides, args.jobs)
     if args.section in ("all", "digits"):
         digits(args.seeds[0], cfg)
     if args.section in ("all", "speed"):

@@ -35,8 +35,9 @@ def test_frozen_and_parsed_from_yaml_like_dicts():
 def test_builtin_sets_gan_defaults_grid_rejection_and_unconditional_digits_packing():
     grid = validate_gan_config({"recipe": "gan", "data": {"source": "grid"}})
     assert grid.gan.mlp_init == "torch" and grid.gan.sample.rejection and grid.train.batch_size == 256
+    assert grid.train.steps == 100_000  # the steps benchmarks/gan_quality.py measured the grid with
     ring = validate_gan_config({"recipe": "gan", "data": {"source": "ring"}})
-    assert ring.gan.mlp_init == "dcgan" and not ring.gan.sample.rejection
+    assert ring.gan.mlp_init == "dcgan" and not ring.gan.sample.rejection and ring.train.steps == 10_000
     digits = validate_gan_config({"recipe": "gan", "data": {"source": "digits-images"}})
     assert digits.gan.pack == 2 and digits.gan.evaluate.every_steps == 250  # unconditional: packs of 2
     conditional = validate_gan_config({"recipe": "gan", "data": {"source": "digits-images"}, "gan": {"conditional": True}})
