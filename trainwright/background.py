@@ -32,7 +32,6 @@ import contextlib
 import importlib
 import multiprocessing
 import os
-import pickle
 import signal
 import sys
 import warnings
@@ -190,7 +189,7 @@ class Worker:
         if self._jobs is not None:
             try:
                 self._jobs.send((fn, args, kwargs))  # pickled whole before anything is written
-            except (pickle.PicklingError, TypeError, AttributeError, OSError):  # does not pickle, or the worker died
+            except Exception:  # noqa: BLE001 - does not pickle (whatever its __reduce__ raised), or the worker died
                 return job
             job.forked = True
             self._waiting.append(job)

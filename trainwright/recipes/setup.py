@@ -89,6 +89,8 @@ def resolve_target(name: str):
 # The niceness of the worker beside a training that takes every core: the lowest priority (19), so a training
 # thread that wants its core back gets it at once (a preempted OpenMP thread would stall its team).
 YIELD = 19
+# The most data (bytes of tensors) the command line's worker is sent: each job pickles them through a pipe.
+WORKER_MAX_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -119,6 +121,9 @@ class Beside:
         spare = spare_cores(threads) > 0 and parallel
         wanted = wants_baselines(cfg, data)
         worker = claim_worker() if parallel else None
+        if worker is not None and _tensor_bytes(data) > WORKER_MAX_BYTES:
+            worker.close()  # its jobs' arguments travel pickled: large data stay in this process and its forks
+            worker = None
         if worker is not None:  # started by the command line, it has loaded what these need already (``preload``)
             if not spare:
                 worker.yield_to(YIELD)
@@ -138,6 +143,12 @@ class Beside:
                 job.cancel()
         if self.worker is not None:
             self.worker.close()
+
+
+def _tensor_bytes(data: Prepared) -> int:
+    """Bytes of the tensors a prepared data set holds (its splits, features and targets)."""
+    parts = [v for value in getattr(data, "__dict__", {}).values() for v in (value if isinstance(value, tuple) else (value,))]
+    return sum(t.element_size() * t.numel() for t in parts if isinstance(t, torch.Tensor))
 
 
 def preload() -> None:
