@@ -138,9 +138,11 @@ def _read_peaks(path: Path | None) -> dict:
     return known if isinstance(known, dict) else {}
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, budget: float = 0.1, product_seconds: float = 0.01) -> float:
+def matmul_peak(device: torch.device, dtype: torch.dtype, budget: float = 0.1, product_seconds: float = 0.01,
+                onednn: bool = True) -> float:
     """Best measured FLOP/s of an n x n matmul at ``dtype`` on ``device`` (about ``budget`` seconds); on a
-    CPU in fp32, the faster of the BLAS matmul and oneDNN's.
+    CPU in fp32, the faster of the BLAS matmul (``a @ b``, what eager calls) and oneDNN's (``onednn=False``:
+    the BLAS one alone).
 
     n doubles from 128 until one product takes ``product_seconds`` and the rate has stopped
     growing (it stops anyway at 10x that time, and at n = 2048 on a CPU, 8192 on a GPU): large
@@ -162,7 +164,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, budget: float = 0.1, p
             break
         n *= 2
     products = [lambda: a @ b]
-    if device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available():
+    if onednn and device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available():
         # oneDNN's fp32 matmul, which a compiled step uses (training/onednn.py): where it beats the BLAS that
         # eager calls (twice as fast on an AMD EPYC), the machine's peak is its rate, so MFU stays under 100%.
         b_t = b.t().contiguous()
