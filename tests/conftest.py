@@ -13,6 +13,9 @@ import tempfile
 
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = "1"  # before torch is imported here; subprocesses inherit it
+# The suite is a busy machine: a worker that `train` starts when a core is idle (background.Worker) would only take
+# CPU from the other test processes. The worker's own tests set it to 1.
+os.environ.setdefault("TRAINWRIGHT_WORKER", "0")
 # Measured matmul peaks are cached within a test session only, never in the user's ~/.cache.
 os.environ.setdefault("TRAINWRIGHT_CACHE_DIR", tempfile.mkdtemp(prefix="trainwright-cache-"))
 

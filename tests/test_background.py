@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -155,3 +158,24 @@ def test_claim_worker_hands_the_started_worker_to_its_first_caller_only(monkeypa
             worker.close()
     monkeypatch.setenv(WORKER_ENV, "0")
     assert not idle_core()
+
+
+@pytest.mark.skipif(not forks() or cores() < 2, reason="a worker forks, on Linux with two or more cores")
+def test_a_worker_does_not_outlive_a_killed_parent():
+    script = ("import os, signal\nfrom trainwright.background import Worker\n"
+              "worker = Worker()\nprint(worker._process.pid, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert parent.returncode == -signal.SIGKILL
+    pid = int(parent.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid), "the worker outlived its killed parent"
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -174,7 +174,8 @@ class Worker:
             context = multiprocessing.get_context("fork")
             receive_jobs, self._jobs = context.Pipe(duplex=False)
             self._results, send_results = context.Pipe(duplex=False)
-            self._process = context.Process(target=_serve, args=(receive_jobs, send_results, prepare), daemon=True)
+            theirs = (self._jobs, self._results)  # this process's ends, which the worker closes in its copy
+            self._process = context.Process(target=_serve, args=(receive_jobs, send_results, prepare, theirs), daemon=True)
             self._process.start()
             receive_jobs.close()
             send_results.close()
@@ -290,7 +291,9 @@ def claim_worker() -> Worker | None:
     return worker if worker is not None and worker.alive else None
 
 
-def _serve(jobs, results, prepare: str | None) -> None:
+def _serve(jobs, results, prepare: str | None, theirs: tuple) -> None:
+    for end in theirs:  # with only the parent holding the jobs' sending end, its exit (even a SIGKILL) is EOF here
+        end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent handles it and stops the worker
     # One thread: the other cores are the training's. Set before torch and scikit-learn load (they read these
     # once), and again for what had loaded before the fork.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli
 from rich.console import Console
 
 import trainwright as tw
@@ -67,3 +70,14 @@ def test_a_run_with_the_command_lines_worker_writes_what_a_run_without_it_writes
     assert np.array_equal(*transformed)
     figures = [len(re.findall("data:image/png;base64,", (run.dir / "report.html").read_text())) for run in (with_worker, without)]
     assert figures[0] == figures[1] >= 4
+
+
+@pytest.mark.skipif(not forks() or cores() < 2, reason="the worker forks, on Linux with two or more cores")
+def test_the_train_command_with_its_worker_writes_the_whole_run(tmp_path, monkeypatch):
+    monkeypatch.setenv(WORKER_ENV, "1")  # as on an idle machine: `train` starts it before it imports torch
+    result = run_cli("train", "--data", "iris", "--set", "train.epochs=2", "--runs-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    run = Path(result.stdout.strip().splitlines()[-1])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["baselines"] == fit_baselines(prepare_tabular(DataConfig(source="iris")))
+    assert (run / "preprocessor.skops").is_file() and "data:image/png;base64," in (run / "report.html").read_text()
