@@ -25,7 +25,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from trainwright.background import Background, Later, Worker, claim_worker, spare_cores
+from trainwright.background import Background, Job, Later, Worker, claim_worker, spare_cores
 from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config
 from trainwright.data.batches import make_batches
@@ -107,8 +107,8 @@ class Beside:
     spare, they run in forked processes, one thread each; where it takes every core, each runs in the
     run's own process when its result is asked for. The results are the same either way (tested)."""
 
-    files: Background | None  # data.preprocessor.files(), for start_run; None when resuming (already written)
-    baselines: Background | None  # scored_baselines(data), for finish; None when the run has none
+    files: Background | Job | None  # data.preprocessor.files(), for start_run; None when resuming (already written)
+    baselines: Background | Job | None  # scored_baselines(data), for finish; None when the run has none
     scores: Later | None = None  # score_splits(data, *outputs, threshold), for finish
     worker: Worker | None = None  # the command line's worker doing all three (and the report's figures), if any
 
@@ -124,18 +124,15 @@ class Beside:
         if worker is not None and _tensor_bytes(data) > WORKER_MAX_BYTES:
             worker.close()  # its jobs' arguments travel pickled: large data stay in this process and its forks
             worker = None
-        if worker is not None:  # started by the command line, it has loaded what these need already (``preload``)
-            if not spare:
-                worker.yield_to(YIELD)
-            files = None if resume else worker.submit(data.preprocessor.files)
-            baselines = worker.submit(scored_baselines, data) if wanted else None
-            scores = Later(functools.partial(score_splits, data), worker=worker)
-            return cls(files, baselines, scores, worker)
-        files = None if resume else Background(data.preprocessor.files, fork=spare)
-        # One thread, on the spare core: more would take cores from the training.
-        baselines = Background(scored_baselines, data, threads=1, fork=spare) if wanted else None
-        scores = Later(functools.partial(score_splits, data), prepare=load_metrics, fork=spare)
-        return cls(files, baselines, scores)
+        if worker is not None and not spare:
+            worker.yield_to(YIELD)
+        # The command line's worker (it has loaded what these need already: ``preload``), else forked processes
+        # of one thread each, on the spare core (more would take cores from the training), else this process.
+        submit = worker.submit if worker is not None else functools.partial(Background, fork=spare)
+        files = None if resume else submit(data.preprocessor.files)
+        baselines = submit(scored_baselines, data) if wanted else None
+        scores = Later(functools.partial(score_splits, data), prepare=load_metrics, fork=spare, worker=worker)
+        return cls(files, baselines, scores, worker)
 
     def cancel(self) -> None:
         for job in (self.files, self.baselines, self.scores):
@@ -283,7 +280,7 @@ def start_run(
     runs_dir: str | Path,
     name: str | None,
     backbone: dict | None = None,
-    files: Background | None = None,
+    files: Background | Job | None = None,
 ) -> RunDir:
     """Create the run directory (once the data and the model are known to be good; it stays locked
     until the recipe unlocks it) and write what the run starts from. If those first files cannot be
@@ -313,7 +310,7 @@ def interrupted(stop: KeyboardInterrupt, run_dir: RunDir) -> Interrupted:
 
 def write_start_files(
     run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, backbone: dict | None = None,
-    files: Background | None = None,
+    files: Background | Job | None = None,
 ) -> None:
     """The resolved config, the environment, the data summary, the fitted preprocessing (``files``: its files,
     already being written out beside) and the model's facts."""

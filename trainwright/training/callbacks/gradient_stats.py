@@ -159,14 +159,13 @@ class GradientStats(Callback):
     def close(self) -> None:
         self._unhook()  # a validation pass that failed
         # A run that failed mid-epoch (NaN loss) keeps the norms of that epoch: they show why.
-        records = self._read_all()
+        self._read_all()  # the finished epochs not read yet come first
         if self.state is not None and self.layers and self.sampled:
             values = torch.cat([self.norm_sum, self.norm_max]).float().cpu().numpy()
             partial = self._record(self.sampled, values, [])
-            records.append({"epoch": self.state.epoch + 1, "partial": True, **partial, "dead_share": []})
-            self.records = list(records)
+            self.records.append({"epoch": self.state.epoch + 1, "partial": True, **partial, "dead_share": []})
             self.sampled = 0
-        self.writes.offer(self._write, records)
+        self.writes.offer(self._write, list(self.records))
         self.writes.flush()  # written while the run goes on
 
     def state_dict(self) -> dict:
