@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -69,25 +70,62 @@ def add_pid(x, parent: int):
     return x + 1, os.getpid() != parent
 
 
+WORKS = forks() and cores() > 1  # where a Worker forks (Linux, two or more cores); elsewhere its jobs run here
+
+
 def test_later_prepares_at_once_and_runs_when_its_arguments_are_sent():
-    job = Later(add_pid, prepare=time.time)
-    assert job.forked == forks()
-    job.send(np.arange(3), os.getpid())
-    value, elsewhere = job.result()
-    assert value.tolist() == [1, 2, 3] and elsewhere == forks()
-    here = Later(add_pid, fork=False)
-    here.send(41, os.getpid())
+    worker = Worker()
+    try:
+        job = Later(add_pid, np.arange(3), prepare=time.time, worker=worker)
+        assert job.forked == WORKS
+        job.send(os.getpid())
+        value, elsewhere = job.result()
+        assert value.tolist() == [1, 2, 3] and elsewhere == WORKS
+    finally:
+        worker.close()
+    here = Later(add_pid, 41)
+    assert not here.forked
+    here.send(os.getpid())
     assert here.result() == (42, False)
 
 
-def test_later_does_the_work_here_when_its_child_died_or_is_cancelled():
-    job = Later(add_pid, prepare=functools.partial(die_in_child, os.getpid()))  # before the arguments come
-    time.sleep(0.2)
-    job.send(1, os.getpid())
-    assert job.result() == (2, False)
-    cancelled = Later(add_pid)
-    cancelled.cancel()
+def test_later_does_the_work_here_when_its_worker_died_or_is_cancelled():
+    worker = Worker()
+    try:
+        job = Later(add_pid, prepare=functools.partial(die_in_child, os.getpid()), worker=worker)  # before the arguments
+        time.sleep(0.2)
+        job.send(1, os.getpid())
+        assert job.result() == (2, False)
+        cancelled = Later(add_pid, worker=worker)
+        cancelled.cancel()
+    finally:
+        worker.close()
     assert multiprocessing.active_children() == []
+
+
+class Unpicklable:
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+
+    def __reduce__(self):
+        raise TypeError("sent whole: pickled")
+
+
+def sum_rows_and_pid(shared: Unpicklable, extra: int) -> tuple[int, int]:
+    return int(shared.rows.sum()) + extra, os.getpid()
+
+
+@pytest.mark.skipif(not WORKS, reason="a worker forks, on Linux with two or more cores")
+def test_a_worker_has_its_shared_object_by_the_fork_not_pickled():
+    shared = Unpicklable(np.arange(10))
+    worker = Worker(shared=shared)
+    try:
+        job = worker.submit(sum_rows_and_pid, shared, 1)
+        assert job.forked and job.result() == (46, worker._process.pid)
+        other = worker.submit(sum_rows_and_pid, Unpicklable(np.arange(3)), 0)  # not the shared one: it must pickle
+        assert not other.forked and other.result() == (3, os.getpid())
+    finally:
+        worker.close()
 
 
 def parallel_sum() -> float:
@@ -134,6 +172,26 @@ def test_a_worker_runs_jobs_in_order_and_each_result_reaches_its_own_job():
     finally:
         worker.close()
     assert not worker.alive and multiprocessing.active_children() == []
+
+
+def zeros(n: int) -> np.ndarray:
+    return np.zeros(n)
+
+
+@pytest.mark.skipif(not WORKS, reason="a worker forks, on Linux with two or more cores")
+def test_big_results_left_unread_do_not_stop_a_big_job_being_sent():
+    # Results and a job each bigger than a pipe's buffer (64 KB): the worker must keep reading jobs while its
+    # results wait for the parent, which sends before it reads (finish sends the outputs, then asks for scores).
+    worker = Worker()
+    try:
+        unread = [worker.submit(zeros, 200_000) for _ in range(2)]  # 1.6 MB each
+        sending = threading.Thread(target=lambda: worker.submit(double, np.ones(200_000)), daemon=True)
+        sending.start()
+        sending.join(timeout=60)
+        assert not sending.is_alive(), "deadlock: the worker stopped reading jobs while its results waited"
+        assert [len(job.result()) for job in unread] == [200_000, 200_000]
+    finally:
+        worker.close()
 
 
 @pytest.mark.skipif(not forks() or cores() < 2, reason="a worker forks, on Linux with two or more cores")

@@ -32,8 +32,10 @@ import contextlib
 import importlib
 import multiprocessing
 import os
+import queue
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -114,46 +116,31 @@ class Background:
 
 
 class Later:
-    """``fn(*args)`` with arguments known only later, in a forked child started now: the child runs
-    ``prepare()`` at once (loading what ``fn`` needs) and ``fn`` when the parent sends the arguments
-    (``send``), so only ``fn``'s own work is left when they are known. With a ``worker`` (which has loaded
-    what ``fn`` needs already), ``send`` hands ``fn`` and the arguments to it instead. Not forked, or when the
-    child died: ``fn(*args)`` here, when the result is asked for."""
+    """``fn(*bound, *args)`` with ``args`` known only later. With a ``worker``, ``prepare()`` (loading what ``fn``
+    needs) is sent to it now and ``fn`` when ``send`` gives the arguments, so only ``fn``'s own work is left
+    when they are known; without one, ``fn`` runs here when the result is asked for."""
 
-    def __init__(self, fn: Callable[..., Any], prepare: Callable[[], Any] | None = None, fork: bool = True,
+    def __init__(self, fn: Callable[..., Any], *bound: Any, prepare: Callable[[], Any] | None = None,
                  worker: Worker | None = None) -> None:
-        self._fn, self._args, self._worker = fn, None, worker
-        self._inbox = self._job = None
-        if worker is None and fork and forks():
-            receive, self._inbox = multiprocessing.get_context("fork").Pipe(duplex=False)
-            self._job = Background(_when_sent, receive, self._inbox, prepare, fn)
-            receive.close()  # the child holds the receiving end
-        self.forked = self._job is not None or worker is not None
+        self._fn, self._bound, self._args, self._worker = fn, bound, None, worker
+        self._job: Job | None = None
+        if worker is not None and prepare is not None:
+            worker.submit(prepare)  # its result is never read: the worker reads past it
+        self.forked = worker is not None and worker.alive
 
     def send(self, *args: Any) -> None:
-        """The arguments (plain picklable values: numpy arrays rather than tensors); the child starts ``fn``."""
+        """The arguments (plain picklable values: numpy arrays rather than tensors); the worker starts ``fn``."""
         self._args = args
         if self._worker is not None:
-            self._job = self._worker.submit(self._fn, *args)
-        elif self._inbox is not None:
-            with contextlib.suppress(OSError):  # the child died: result() calls fn here
-                self._inbox.send(args)
-            self._inbox.close()
-            self._inbox = None
+            self._job = self._worker.submit(self._fn, *self._bound, *args)
 
     def result(self) -> Any:
         """``fn``'s return value (after ``send``); an exception it raised is raised here."""
         if self._job is not None:
-            try:
-                return self._job.result()
-            except _NotSent:  # the child died before it read them, or its call here has no pipe to read
-                self._job = None
-        return self._fn(*self._args)
+            return self._job.result()
+        return self._fn(*self._bound, *self._args)
 
     def cancel(self) -> None:
-        if self._inbox is not None:
-            self._inbox.close()
-            self._inbox = None
         if self._job is not None:
             self._job.cancel()
 
@@ -165,17 +152,22 @@ class Worker:
     function, arguments and result travel pickled through pipes (numpy arrays, tensors and fitted
     scikit-learn objects do). Where processes do not fork or there is one core, a job whose arguments do
     not pickle, or all jobs once the worker has died, run in this process when their result is asked for,
-    so results never depend on where they were computed."""
+    so results never depend on where they were computed.
 
-    def __init__(self, prepare: str | None = None) -> None:
+    ``shared``: an object the worker has by the fork itself (it exists before the worker starts, e.g. a run's
+    prepared data): a job's argument that is this very object travels as a token, not pickled."""
+
+    def __init__(self, prepare: str | None = None, shared: Any = None) -> None:
         self._jobs = self._results = self._process = None
+        self._shared = shared
         self._waiting: collections.deque[Job] = collections.deque()  # sent, result not read yet, oldest first
         if forks() and cores() > 1:
             context = multiprocessing.get_context("fork")
             receive_jobs, self._jobs = context.Pipe(duplex=False)
             self._results, send_results = context.Pipe(duplex=False)
             theirs = (self._jobs, self._results)  # this process's ends, which the worker closes in its copy
-            self._process = context.Process(target=_serve, args=(receive_jobs, send_results, prepare, theirs), daemon=True)
+            self._process = context.Process(target=_serve, args=(receive_jobs, send_results, prepare, theirs, shared),
+                                            daemon=True)
             self._process.start()
             receive_jobs.close()
             send_results.close()
@@ -188,8 +180,9 @@ class Worker:
         """``fn(*args, **kwargs)`` in the worker after the jobs sent before it; its result is the job's ``result()``."""
         job = Job(self, fn, args, kwargs)
         if self._jobs is not None:
+            wire = tuple(_SHARED if self._shared is not None and arg is self._shared else arg for arg in args)
             try:
-                self._jobs.send((fn, args, kwargs))  # pickled whole before anything is written
+                self._jobs.send((fn, wire, kwargs))  # pickled whole before anything is written
             except Exception:  # noqa: BLE001 - does not pickle (whatever its __reduce__ raised), or the worker died
                 return job
             job.forked = True
@@ -291,10 +284,18 @@ def claim_worker() -> Worker | None:
     return worker if worker is not None and worker.alive else None
 
 
-def _serve(jobs, results, prepare: str | None, theirs: tuple) -> None:
+class _Shared:
+    """In a job's arguments as sent: the worker's ``shared`` object, which it has already."""
+
+
+_SHARED = _Shared()
+
+
+def _serve(jobs, results, prepare: str | None, theirs: tuple, shared: Any) -> None:
     for end in theirs:  # with only the parent holding the jobs' sending end, its exit (even a SIGKILL) is EOF here
         end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent handles it and stops the worker
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's close: not the command's handler, inherited by the fork
     # One thread: the other cores are the training's. Set before torch and scikit-learn load (they read these
     # once), and again for what had loaded before the fork.
     os.environ.update({name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
@@ -305,17 +306,31 @@ def _serve(jobs, results, prepare: str | None, theirs: tuple) -> None:
     from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     _limits = threadpool_limits(1)
+    # Results go back from a thread of their own: the parent reads them only when asked, and a result bigger
+    # than the pipe's buffer, sent from this loop, would stop it reading the next job, while the parent's
+    # sending of a job bigger than the buffer waited for it to be read (a deadlock, seen in the test suite).
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+    sender = threading.Thread(target=_send_results, args=(outbox, results), daemon=True)
+    sender.start()
     while True:
         try:
             fn, args, kwargs = jobs.recv()
         except (EOFError, OSError):
-            return
+            break
+        args = tuple(shared if isinstance(arg, _Shared) else arg for arg in args)
         try:
             outcome = (True, fn(*args, **kwargs))
         except BaseException as error:  # noqa: BLE001 - raised again in the parent, where the result is read
             outcome = (False, error)
+        outbox.put(outcome)
+    outbox.put(None)
+    sender.join()
+
+
+def _send_results(outbox: queue.SimpleQueue, results) -> None:
+    while (outcome := outbox.get()) is not None:
         try:
-            results.send(outcome)
+            results.send(outcome)  # pickled whole before anything is written
         except BaseException:  # noqa: BLE001 - the value does not pickle: the parent computes it itself
             try:
                 results.send((None, None))
@@ -323,24 +338,11 @@ def _serve(jobs, results, prepare: str | None, theirs: tuple) -> None:
                 return
 
 
-class _NotSent(Exception):
-    """The arguments of a ``Later`` never reached its child."""
-
-
-def _when_sent(receive, inbox, prepare: Callable[[], Any] | None, fn: Callable[..., Any]) -> Any:
-    inbox.close()  # the child's copy of the sending end: the parent's is the only one, so its close is EOF here
-    if prepare is not None:
-        prepare()
-    try:
-        args = receive.recv()
-    except (EOFError, OSError):
-        raise _NotSent from None
-    return fn(*args)
-
-
 def _child(send, fn: Callable[..., Any], args: tuple, kwargs: dict, threads: int | None) -> None:
-    # Ctrl-C reaches the whole process group: the parent handles it (its checkpoint) and stops the child.
+    # Ctrl-C reaches the whole process group: the parent handles it (its checkpoint) and stops the child;
+    # SIGTERM (the parent's cancel) ends the child, not the command's handler inherited by the fork.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         # Always a limit (1 thread unless asked): a parent that has run an OpenMP parallel region (torch on
         # 2+ threads) leaves GNU OpenMP's pool behind in the fork, and the child's first parallel region

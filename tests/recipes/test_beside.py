@@ -31,10 +31,13 @@ def test_the_baselines_and_files_made_beside_equal_those_made_here(tmp_path):
     beside = Beside.start(cfg, data)
     forked = forks() and spare_cores(torch.get_num_threads()) > 0  # tests train on one thread: forked on 2+ cores
     assert beside.baselines.forked == beside.files.forked == forked
-    predictions, scores = beside.baselines.result()
+    try:
+        predictions, scores = beside.baselines.result()
+        files = beside.files.result()
+    finally:
+        beside.cancel()  # stops its worker
     assert scores == fit_baselines(data) == score_baselines(predictions, data)
     # The preprocessor written from the child loads back and transforms the rows as the one fitted here.
-    files = beside.files.result()
     assert files["preprocessor.json"] == data.preprocessor.files()["preprocessor.json"]
     (tmp_path / "preprocessor.json").write_text(files["preprocessor.json"])
     (tmp_path / "preprocessor.skops").write_bytes(files["preprocessor.skops"])

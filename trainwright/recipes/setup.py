@@ -97,25 +97,25 @@ WORKER_MAX_BYTES = 64 * 2**20
 class Beside:
     """Work a run starts right after its data stage and joins later: the classical baselines' test
     predictions and scores, the preprocessor's files (``preprocessor.skops`` loads all of scikit-learn,
-    ~1 s of CPU), and the scoring of the network's outputs (a process that has loaded torchmetrics, ~0.7 s
-    of CPU with the matplotlib it loads, while the network trained, and scores them when finish sends
-    them). When the command line started a worker (``background.Worker``: on a machine with an idle core,
-    before the run loaded torch, it loaded what these need meanwhile), it does all three, one after the
-    other; where the training's threads take every core, at the lowest priority (``YIELD``), so it runs
-    while the run's own process is on one core (the estimate, setting up, evaluating) and gives way to the
-    training's threads the moment those want the cores. Otherwise, where the training leaves a core to
-    spare, they run in forked processes, one thread each; where it takes every core, each runs in the
-    run's own process when its result is asked for. The results are the same either way (tested)."""
+    ~1 s of CPU), and the scoring of the network's outputs (torchmetrics and the matplotlib it loads, ~0.7 s
+    of CPU, loaded while the network trains; the scoring itself when finish sends the outputs). One ``Worker``
+    does all three, one after the other, so they never take more than one core from the run (the estimate's
+    timed steps run meanwhile): the command line's, where it started one (on a machine with an idle core,
+    before the run loaded torch, it loaded what these need), at the lowest priority (``YIELD``) where the
+    training's threads take every core, so it runs while the run's own process is on one core (the estimate,
+    setting up, evaluating) and gives way to the training's threads the moment those want the cores; else one
+    forked now, where the training leaves a core to spare (it has the data by the fork); else each runs in
+    the run's own process when its result is asked for. The results are the same either way (tested)."""
 
     files: Background | Job | None  # data.preprocessor.files(), for start_run; None when resuming (already written)
     baselines: Background | Job | None  # scored_baselines(data), for finish; None when the run has none
     scores: Later | None = None  # score_splits(data, *outputs, threshold), for finish
-    worker: Worker | None = None  # the command line's worker doing all three (and the report's figures), if any
+    worker: Worker | None = None  # the worker doing all three (and the report's figures), if any
 
     @classmethod
     def start(cls, cfg: Config, data: Prepared, resume: bool = False, replicas: Replicas | None = None) -> Beside:
         # The training's threads: torch's on a CPU; one that feeds a GPU. Data-parallel processes (torchrun)
-        # do not fork: their cores are the other processes', and only rank 0 asks for the results.
+        # start no worker: their cores are the other processes', and only rank 0 asks for the results.
         threads = torch.get_num_threads() if resolve_device(cfg.train.device).type == "cpu" else 1
         parallel = not (replicas is not None and replicas.active)
         spare = spare_cores(threads) > 0 and parallel
@@ -124,14 +124,14 @@ class Beside:
         if worker is not None and _tensor_bytes(data) > WORKER_MAX_BYTES:
             worker.close()  # its jobs' arguments travel pickled: large data stay in this process and its forks
             worker = None
+        if worker is None and spare:
+            worker = Worker(shared=data)  # forked now: the data are its own copy, not pickled
         if worker is not None and not spare:
             worker.yield_to(YIELD)
-        # The command line's worker (it has loaded what these need already: ``preload``), else forked processes
-        # of one thread each, on the spare core (more would take cores from the training), else this process.
-        submit = worker.submit if worker is not None else functools.partial(Background, fork=spare)
+        submit = worker.submit if worker is not None else functools.partial(Background, fork=False)
         files = None if resume else submit(data.preprocessor.files)
         baselines = submit(scored_baselines, data) if wanted else None
-        scores = Later(functools.partial(score_splits, data), prepare=load_metrics, fork=spare, worker=worker)
+        scores = Later(score_splits, data, prepare=load_metrics, worker=worker)
         return cls(files, baselines, scores, worker)
 
     def cancel(self) -> None:
