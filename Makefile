@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/python benchmarks/whole_process.py
 	$(BIN)/python benchmarks/compute_bound.py
 	$(BIN)/python benchmarks/images.py --per-class 500
+	$(BIN)/python benchmarks/estimate_accuracy.py
 
 # train.compile: auto on the compute-bound MLP for long enough that a compile could pay (its choice is
 # printed; 100 epochs: at 60, eager training on a quiet machine is projected under the 120 s that

@@ -41,7 +41,7 @@ def test_forecasts_beat_the_naive_forecast_by_30_percent(model, tmp_path):
     compute = metrics["compute"]  # issue #6: the estimate printed before training, against the measured time
     ratio = compute["train_seconds"] / compute["estimated_seconds"]
     print(f"{model}: trained {compute['train_seconds']:.2f} s, estimated {compute['estimated_seconds']:.2f} s, ratio {ratio:.2f}")
-    # Within +-25% on an idle CPU (0.83-1.23 measured; tests/compute/test_estimate.py holds it to that);
+    # Within +-25% on an idle CPU (benchmarks/estimate_accuracy.py holds it to that);
     # other processes on a shared machine can slow either the timed steps or the run (2.3 seen at a load
     # average of 8 on 2 cores; 3.9 in a CI run, the suite's other process compiling with inductor), so only
     # a gross error fails here.

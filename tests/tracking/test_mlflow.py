@@ -110,7 +110,8 @@ def test_an_unreachable_server_warns_once_never_raises_nor_slows_and_says_what_w
         state = run_loop([tracker], mlp(), epochs=5)
         tracker.finish(finished_run_dir(tmp_path, state.modules["model"]), {"test": {"mse": 0.3}})
         tracker.close()
-    assert max(state.epoch_end_seconds) < 0.05  # each epoch end only puts numbers on a queue
+    # each epoch end only puts numbers on a queue (~1 ms); sending inline would retry the refused connection for seconds
+    assert max(state.epoch_end_seconds) < 0.5
     messages = [str(w.message) for w in caught if w.category is TrackingWarning]
     assert len([m for m in messages if "cannot take this run" in m]) == 1, messages
     assert "http://127.0.0.1:1" in messages[0] and "training goes on without it" in messages[0]
