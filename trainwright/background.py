@@ -1,21 +1,22 @@
 """Work beside the main process: a function called in a forked child process, its result read later.
 
-``train`` starts the classical baselines and the preprocessor's files as soon as the data are
-prepared, so they are ready by the time the network is; the report draws its training figures in
-a child while the main process draws the others. A forked child starts with everything the
-parent has imported and built: the data are not copied or pickled, torch and scikit-learn are not
-imported again, and starting one takes milliseconds. Only the result travels back (pickled,
-through a pipe).
+The report draws its figures in children while the main process reads the rest; ``train`` hands the
+classical baselines, the preprocessor's files and the scoring of its outputs to one ``Worker`` (below)
+as soon as the data are prepared, so they are ready by the time the network is. A forked child
+starts with everything the parent has imported and built: the data are not copied or pickled, torch
+and scikit-learn are not imported again, and starting one takes milliseconds. Only the result
+travels back (pickled, through a pipe).
 
 Fork is used on Linux only (where it is Python's long-standing default; macOS and Windows spawn
 a fresh interpreter instead). Elsewhere, or when the child dies (killed, out of memory), the
 function runs in the process itself when its result is asked for, as it would without this
 module, so results never depend on where they were computed.
 
-A ``Worker`` is the other way round: one process forked when the command starts, before torch is
-imported, which loads what the work beside a run needs (scikit-learn, skops, torchmetrics,
-matplotlib: several seconds of CPU) on a core the command's own start-up leaves idle, then runs
-the jobs sent to it one after the other; their arguments travel pickled.
+A ``Worker`` is one process that runs the jobs sent to it one after the other (so it never takes more
+than one core), their arguments and results pickled through pipes. The command line forks one when it
+starts, before torch is imported, to load what the work beside a run needs (scikit-learn, skops,
+torchmetrics, matplotlib: several seconds of CPU) on a core the command's own start-up leaves idle; a
+run without it forks one after its data stage, which has the data by the fork (``shared``), not pickled.
 
 Example:
     >>> baselines = Background(fit_baselines, data)   # forks now; the child starts fitting
