@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,25 +101,11 @@ def test_every_run_records_its_compute(tmp_path):
 # (issue #6), is a timing claim: benchmarks/estimate_accuracy.py checks it on a quiet machine (`make bench`).
 # Here each workload runs the whole path (estimate, then train) and only a gross error fails: in CI the suite's
 # other process and the shared machine swung single runs from 0.43 to 2.49.
-FIXED = {"device": "cpu", "early_stopping": {"enabled": False}}
-WORKLOADS = {
-    "mlp": {
-        "data": {"source": "digits"},
-        "model": {"type": "mlp", "hidden": [256, 256], "dropout": 0.1},
-        "train": {"epochs": 100, "batch_size": 64, **FIXED},
-        "evaluate": {"baseline": False},
-    },
-    "cnn": {
-        "data": {"source": "digits-images"},
-        "model": {"type": "cnn", "widths": [16, 32], "convs": 1},
-        "train": {"epochs": 20, "batch_size": 64, **FIXED},
-    },
-    "lstm": {
-        "data": {"source": "seasonal", "window": {"stride": 2}},
-        "model": {"type": "lstm", "hidden": 32},
-        "train": {"epochs": 80, "batch_size": 64, **FIXED},
-    },
-}
+BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "estimate_accuracy.py"
+_spec = importlib.util.spec_from_file_location("estimate_accuracy", BENCHMARK)
+_benchmark = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_benchmark)
+WORKLOADS = _benchmark.WORKLOADS  # the benchmark's own three, so both time the same runs
 
 
 @pytest.mark.parametrize("name", list(WORKLOADS))
