@@ -122,7 +122,7 @@ class Beside:
         wanted = wants_baselines(cfg, data)
         worker = claim_worker() if parallel else None
         if worker is not None and _tensor_bytes(data) > WORKER_MAX_BYTES:
-            worker.close()  # its jobs' arguments travel pickled: large data stay in this process and its forks
+            worker.close()  # its jobs' arguments travel pickled: large data go to one forked now, or stay here
             worker = None
         if worker is None and spare:
             worker = Worker(shared=data)  # forked now: the data are its own copy, not pickled
