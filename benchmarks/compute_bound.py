@@ -23,7 +23,7 @@ step's matmuls run through oneDNN (``trainwright/training/onednn.py``): on this 
 compiled step took 0.56 of an eager one, where inductor alone gave 0.98-0.99 (see the README's Speed
 section). ``--no-frameworks`` skips the Lightning and Keras timings (long runs).
 
-    python benchmarks/compute_bound.py [--repeats 5] [--epochs 2] [--compile auto|true|false] [--no-frameworks]
+    python benchmarks/compute_bound.py [--repeats 11] [--epochs 2] [--compile auto|true|false] [--no-frameworks]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from harness import alternate, frameworks, hand_written, mlp, paired_ratio
+from harness import alternate, frameworks, hand_written, mlp, ratio_line
 from rich.console import Console
 from torch.nn import functional as F
 
@@ -74,7 +74,7 @@ def config(path: Path, epochs: int, compile_: bool | str = "auto") -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--compile", choices=["auto", "true", "false"], default="auto", help="train.compile")
     parser.add_argument("--no-frameworks", action="store_true", help="skip the Lightning and Keras timings")
@@ -131,7 +131,7 @@ def main() -> None:
         f"{', '.join(f'{mfu:.0%}' for mfu in mfus)}); of the BLAS matmul's rate: hand-written {flops / h / blas:.0%}, "
         f"trainwright {flops / o / blas:.0%}"
     )
-    print(f"overhead trainwright/hand-written = {paired_ratio(hands, ourss):.2f}")
+    print(ratio_line("overhead trainwright/hand-written", hands, ourss))
 
 
 if __name__ == "__main__":

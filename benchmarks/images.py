@@ -10,7 +10,7 @@ and runs its callbacks (history, checkpoint, gradient norms, early stopping, pro
 Each side's time is its whole fit, callbacks included; the per-epoch times are printed too.
 
 Runs alternate (hand, trainwright, hand, ...) ``--repeats`` times and the ratio is the median of
-the pairs' ratios (``harness.paired_ratio``), so a slow moment on a shared machine hits both sides. On a machine shared with other
+the pairs' ratios (``harness.ratio_line``), so a slow moment on a shared machine hits both sides. On a machine shared with other
 work, ``OMP_NUM_THREADS=1`` gives far steadier epoch times than torch's default thread count. A decode counter (not a timer)
 shows that no epoch decodes an image: every image is decoded once, while the data are prepared.
 
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from harness import paired_ratio
+from harness import ratio_line
 from rich.console import Console
 from torch.nn import functional as F
 
@@ -157,7 +157,7 @@ def main() -> None:
                 flush=True,
             )
     print(f"median fit: hand-written {statistics.median(hand):.3f} s, trainwright {statistics.median(ours):.3f} s")
-    print(f"epoch time trainwright/hand-written = {paired_ratio(hand, ours):.2f}")
+    print(ratio_line("epoch time trainwright/hand-written", hand, ours))
     per_epoch = [[b - a for a, b in zip([prepared, *run], run)] for run in decodes]
     print(f"images decoded: {prepared} while preparing the data, then per epoch {per_epoch} (every epoch reads the cache)")
 

@@ -6,16 +6,19 @@ lr 1e-3) and seed, and both validate once per epoch (see ``harness.py``). An ove
 workload: a step is ~30 MFLOP (about a millisecond), so per-operator costs set the pace.
 
 Runs alternate (hand, trainwright, hand, ...) ``--repeats`` times; the ratio is the median of the
-pairs' ratios, so a slow moment on the machine hits both sides (``harness.paired_ratio``). Prints one line per run and ends with
-``overhead trainwright/hand-written = X.XX``; where Lightning or Keras 3 is installed, the same
-fit through them is timed and printed before it. The other workloads: ``compute_bound.py`` and
+pairs' ratios, so a slow moment on the machine hits both sides (``harness.ratio_line``). Prints one line
+per run and ends with ``overhead trainwright/hand-written = X.XX (median of N pairs; 90% interval A-B)``:
+the interval is how far the machine's noise lets the median move (on our shared 2-core machine the same
+hand-written fit takes 0.47 to 0.93 s from one minute to the next; with 15 pairs the readings of one
+version ranged 0.99-1.07, hence 41 pairs, about a minute and a half). Where Lightning or Keras 3 is
+installed, the same fit through them is timed and printed before it. The other workloads: ``compute_bound.py`` and
 ``images.py`` (a CNN epoch on a shapes folder).
 
 With ``--track``, trainwright's runs are also logged to MLflow (a SQLite store in a temporary folder)
 and TensorBoard (``track: {mlflow: true, tensorboard: true}``), and the ratio is the same claim with
 tracking on: logging never slows the training run (MLflow works in a process of its own).
 
-    python benchmarks/overhead.py [--repeats 15] [--epochs 30] [--track]
+    python benchmarks/overhead.py [--repeats 41] [--epochs 30] [--track]
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import statistics
 import tempfile
 
 import torch
-from harness import alternate, frameworks, hand_written, mlp, paired_ratio
+from harness import alternate, frameworks, hand_written, mlp, ratio_line
 from rich.console import Console
 
 import trainwright as tw
@@ -62,7 +65,7 @@ def through_trainwright(epochs: int, runs_dir: str, track: bool = False) -> floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=41)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--track", action="store_true", help="log trainwright's runs to MLflow and TensorBoard")
     args = parser.parse_args()
@@ -79,7 +82,7 @@ def main() -> None:
     h = statistics.median(hands)
     for name, seconds in frameworks(data, HIDDEN, BATCH, args.epochs, LR).items():
         print(f"{name}: {seconds:.3f} s, {seconds / h:.2f} x hand-written (median of 3)")
-    print(f"overhead trainwright/hand-written = {paired_ratio(hands, ours):.2f}")
+    print(ratio_line("overhead trainwright/hand-written", hands, ours))
 
 
 if __name__ == "__main__":
