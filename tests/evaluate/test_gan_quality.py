@@ -7,6 +7,7 @@ from torch import nn
 
 from trainwright.data.mixtures import MIXTURES
 from trainwright.evaluate.gan_quality import (
+    ImageJudge,
     PenultimateFeatures,
     asked_class_rate,
     class_shares,
@@ -111,6 +112,31 @@ def test_image_quality_puts_the_floor_beside_the_distance():
     assert collapsed.fid > 10 * good.fid
     assert good.coverage > 0.8 and 0.7 < good.density < 1.3
     assert collapsed.coverage < 0.4 and collapsed.recall < 0.4 and collapsed.precision > 0.8  # sharp but one class
+
+
+def test_the_judge_scores_in_the_trained_networks_features_and_leaves_it_as_it_was():
+    # A classifier with dropout and BatchNorm, handed over in eval mode (as a trained run's is). The judge's FID
+    # must be the plain Frechet distance of the same sets, and judging must not switch the classifier to
+    # training mode or move its running statistics (the wrapper's own default mode once did both: the real
+    # images' statistics were taken with dropout on, and a conditional digits GAN read FID 403 instead of 45).
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Dropout(0.5),
+                        nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 4))
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-0.5, 0.5)
+    net.eval()
+    running = net[1].running_mean.clone()
+    train = quarter_images(torch.arange(4).repeat(100), noise=0.3, seed=0)
+    test = quarter_images(torch.arange(4).repeat(50), noise=0.3, seed=1)
+    generated = quarter_images(torch.zeros(200, dtype=torch.long), noise=0.3, seed=2)
+    judged = ImageJudge(net, train, test, n=200).quality(generated)
+    assert not net.training and torch.equal(net[1].running_mean, running)
+    direct = frechet_distance(PenultimateFeatures(net), train, generated)
+    assert judged.fid == pytest.approx(direct, rel=1e-6)
+    assert judged.fid_floor == pytest.approx(frechet_distance(PenultimateFeatures(net), train, test), rel=1e-6)
+    net.train()  # a classifier left in training mode still gives the trained network's features, and stays so
+    features = PenultimateFeatures(net)
+    assert torch.equal(features(train[:8]), features(train[:8])) and net.training
 
 
 def test_table_quality_separates_a_matching_table_from_a_broken_one():

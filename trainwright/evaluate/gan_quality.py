@@ -66,7 +66,9 @@ def mode_coverage(
 class PenultimateFeatures(nn.Module):
     """A classifier's penultimate features: the input of its last ``nn.Linear``, (B, num_features).
 
-    torchmetrics' FID reads ``num_features`` to size its statistics.
+    Always the trained network's features: the classifier runs in eval mode (no dropout, BatchNorm's running
+    statistics, which a pass never updates) whatever mode it or this wrapper is in, and is left in the mode it
+    was in. torchmetrics' FID reads ``num_features`` to size its statistics.
 
     Example:
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
@@ -81,14 +83,19 @@ class PenultimateFeatures(nn.Module):
             raise ValueError("the classifier has no nn.Linear head whose input could serve as features")
         self.classifier, self.head = classifier, linears[-1]
         self.num_features = self.head.in_features
+        # A new module is in training mode: a caller that restores this one's mode restores the classifier's.
+        self.train(classifier.training)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         captured: list[torch.Tensor] = []
         handle = self.head.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0]))
+        was_training = self.classifier.training
+        self.classifier.eval()
         try:
             self.classifier(images)
         finally:
             handle.remove()
+            self.classifier.train(was_training)
         return captured[0].flatten(1)
 
 
@@ -142,16 +149,11 @@ def frechet_distance(
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     metric = FrechetInceptionDistance(feature=features, reset_real_features=True, sync_on_compute=False).to(images_a.device)
-    was_training = features.training
-    features.eval()
-    try:
-        with torch.no_grad():
-            for images, real in ((images_a, True), (images_b, False)):
-                for start in range(0, len(images), batch_size):
-                    metric.update(images[start : start + batch_size], real=real)
-            return float(metric.compute())
-    finally:
-        features.train(was_training)
+    with torch.no_grad():
+        for images, real in ((images_a, True), (images_b, False)):
+            for start in range(0, len(images), batch_size):
+                metric.update(images[start : start + batch_size], real=real)
+        return float(metric.compute())
 
 
 @dataclass(frozen=True)
@@ -216,16 +218,11 @@ class ImageJudge:
 
     def quality(self, generated: torch.Tensor) -> ImageQuality:
         """FID beside its floor and the k-NN manifold measures of ``generated``."""
-        was_training = self.features.training
-        self.features.eval()
-        try:
-            self.fid.reset()
-            with torch.no_grad():
-                for start in range(0, len(generated), self.batch_size):
-                    self.fid.update(generated[start : start + self.batch_size], real=False)
-                fid = float(self.fid.compute())
-        finally:
-            self.features.train(was_training)
+        self.fid.reset()
+        with torch.no_grad():
+            for start in range(0, len(generated), self.batch_size):
+                self.fid.update(generated[start : start + self.batch_size], real=False)
+            fid = float(self.fid.compute())
         n = min(self.n, len(generated))
         fake_features = _batched(self.features, generated[:n], self.batch_size).double().cpu().numpy()
         from prdc import compute_prdc  # lazy: k-NN manifolds (scipy) only for a GAN's image quality, not every CLI call
