@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from scipy.stats import quantile_test  # scikit-learn's dependency, so trainwright's
 from torch import nn
 from torch.nn import functional as F
 
@@ -75,17 +76,14 @@ def alternate(hand: Callable[[], float], ours: Callable[[], float], repeats: int
 def median_interval(values: list[float], level: float = 0.9) -> tuple[float, float]:
     """A distribution-free interval for the median of ``values`` (covering it with at least ``level`` probability).
 
-    The order statistics r(k) and r(n+1-k) with the largest k for which P(Binomial(n, 1/2) < k) <= (1-level)/2:
-    no assumption on how the machine's noise is distributed, only that the pairs are independent. With 5 values
-    it is their range (94%); with 41, the 15th to the 27th of them (94%).
+    scipy's ``quantile_test``: two order statistics chosen by the binomial distribution, no assumption on how the
+    machine's noise is distributed, only that the pairs are independent. With 5 values it is their range (94%);
+    with 41, the 15th to the 27th of them (94%). Too few values for the level: their range.
     """
-    ordered, n = sorted(values), len(values)
-    k, below = 0, 0.0  # below: P(Binomial(n, 1/2) < k + 1)
-    while k < n // 2 and below + math.comb(n, k) / 2**n <= (1 - level) / 2:
-        below += math.comb(n, k) / 2**n
-        k += 1
-    k = max(k, 1)  # too few values for the level: their range
-    return ordered[k - 1], ordered[n - k]
+    interval = quantile_test(values, q=statistics.median(values), p=0.5).confidence_interval(level)
+    if math.isnan(interval.low) or math.isnan(interval.high):
+        return min(values), max(values)
+    return float(interval.low), float(interval.high)
 
 
 def ratio_line(label: str, hands: list[float], ours: list[float]) -> str:
