@@ -21,7 +21,7 @@ import yaml
 from helpers import TRAINWRIGHT
 
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-TRIALS, WORKERS = 12, 4  # three trials a worker: the victim is killed inside one, and its retry still finds a worker
+TRIALS, WORKERS = 20, 4
 
 
 def as_postgres_user(args: list[str], **kwargs) -> subprocess.CompletedProcess:
