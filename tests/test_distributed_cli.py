@@ -6,7 +6,8 @@ The commands that run in one process (cv, tune, continue, lr-find, play, an RL r
 A process killed mid-run ends the whole run with one line that names it and the command that
 continues it; the checkpoint rank 0 wrote is intact, and `--resume` (on 2 processes again) finishes
 the run to the weights and history of an uninterrupted 2-process run, bit for bit; resumed on 1
-process instead, it reaches the same weights up to float rounding.
+process instead, it reaches the same weights up to float rounding. A SIGTERM to the launcher (a
+scheduler stopping the job) stops every process at a checkpoint, and rank 0's line is printed once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from safetensors.torch import load_file
 
 # Digits, 79 steps of 16 rows a epoch; no dropout (each process would draw its own masks).
 SETTINGS = ["--data", "digits", "--set", "model.hidden=[32]", "--set", "model.dropout=0", "--set", "train.epochs=5",
-            "--set", "train.batch_size=16", "--set", "train.checkpoint_every=0.25s", "--set", "evaluate.baseline=false"]
+            "--set", "train.batch_size=16", "--set", "train.checkpoint_every=0.05s", "--set", "evaluate.baseline=false"]
 
 
 def children(pid: int) -> list[int]:
@@ -56,15 +57,18 @@ def weights_and_history(run: Path) -> tuple[dict[str, torch.Tensor], list[dict]]
     return load_file(str(run / "model.safetensors")), history
 
 
+def wait_for_checkpoint(launcher: subprocess.Popen, run: Path) -> None:
+    """Until the run's first checkpoint is on disk (a twentieth of a second into its loop)."""
+    deadline = time.monotonic() + 240
+    while not (run / "checkpoints/last.safetensors").is_file() and launcher.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def test_a_killed_process_ends_the_run_in_one_line_and_resume_finishes_it_as_if_never_killed(tmp_path):
     env = {**os.environ, "COLUMNS": "120", "OMP_NUM_THREADS": "1"}
     launcher = subprocess.Popen([str(TRAINWRIGHT), "train", *SETTINGS, "--name", "killed", "--nproc-per-node", "2"],
                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    checkpoint = tmp_path / "runs/killed/checkpoints/last.safetensors"
-    deadline = time.monotonic() + 240
-    while not checkpoint.is_file() and launcher.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # mid-run, after a checkpoint or two
+    wait_for_checkpoint(launcher, tmp_path / "runs/killed")  # mid-run: the loop goes on for a second or more
     rank1 = [pid for pid in children(launcher.pid) if rank_of(pid) == 1]
     assert rank1, "the second process was not found (or the run had ended)"
     os.kill(rank1[0], signal.SIGKILL)
@@ -97,6 +101,23 @@ def test_a_killed_process_ends_the_run_in_one_line_and_resume_finishes_it_as_if_
     weights, _ = weights_and_history(tmp_path / "runs/on-one")
     for name, tensor in expected.items():
         torch.testing.assert_close(weights[name], tensor, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_a_signal_to_the_launcher_stops_every_process_at_a_checkpoint_and_says_so_once(tmp_path):
+    env = {**os.environ, "COLUMNS": "120", "OMP_NUM_THREADS": "1"}
+    launcher = subprocess.Popen([str(TRAINWRIGHT), "train", *SETTINGS, "--name", "stopped", "--nproc-per-node", "2"],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_checkpoint(launcher, tmp_path / "runs/stopped")
+    launcher.send_signal(signal.SIGTERM)  # a scheduler stopping the job: torchrun's agent passes it to the processes
+    out, err = launcher.communicate(timeout=120)
+
+    assert launcher.returncode == 128 + signal.SIGTERM, (out, err)
+    message = err.strip()  # said by rank 0, printed once by the launcher
+    assert len(message.splitlines()) == 1 and "Traceback" not in out + err, err
+    assert message.startswith("error: interrupted by SIGTERM; the checkpoint holds the run after "), message
+    assert message.endswith("continue with `trainwright train --resume runs/stopped --nproc-per-node 2`"), message
+    assert (tmp_path / "runs/stopped/checkpoints/last.safetensors").is_file()
+    assert not (tmp_path / "runs/stopped/model.safetensors").exists()
 
 
 def test_commands_that_run_in_one_process_refuse_several_in_one_line(tmp_path):

@@ -53,7 +53,7 @@ def user_errors(command):
                 report_error(str(error))
                 raise typer.Exit(2) from None
             except Interrupted as stop:
-                report_error(stop.message(), interrupted=True)
+                report_error(stop.message())
                 raise typer.Exit(stop.exit_code) from None
             except KeyboardInterrupt:
                 errors.print("error: interrupted")
@@ -85,16 +85,16 @@ def one_process(ctx: typer.Context) -> None:
         raise typer.Exit(2)
 
 
-def report_error(text: str, interrupted: bool = False) -> None:
+def report_error(text: str) -> None:
     """One ``error:`` line on stderr; in a process torchrun started, also in the error file its agent reads
-    (the launcher of ``train --nproc-per-node`` then prints it, with which process failed, instead; when
-    a signal interrupted the run, rank 0 prints it itself)."""
+    (the launcher of ``train --nproc-per-node`` then prints it instead, once: with which process failed, or,
+    when a signal interrupted the run, as its first process said it)."""
     if "TORCHELASTIC_ERROR_FILE" in os.environ:
         from trainwright.training.launch import record_failure
 
         record_failure(text)
     launched = "RANK" in os.environ and os.environ.get(LAUNCHED_BY_TRAINWRIGHT) == "1"
-    if not launched or (interrupted and os.environ["RANK"] == "0"):
+    if not launched:
         rank = os.environ.get("RANK", "0")
         errors.print(f"error: {text}" if rank == "0" else f"error (rank {rank}): {text}", soft_wrap=True, markup=False)
 

@@ -70,12 +70,14 @@ class Interrupted(KeyboardInterrupt):
     """SIGINT (Ctrl-C) or SIGTERM (a scheduler, ``kill``) stopped the run.
 
     ``detail`` says what the checkpoint holds; ``run_dir`` is where to resume from (None when the
-    run directory did not exist yet). A KeyboardInterrupt, so ``except Exception`` lets it through.
+    run directory did not exist yet); ``said``: the whole line, as a process the data-parallel launcher
+    started said it. A KeyboardInterrupt, so ``except Exception`` lets it through.
     """
 
-    def __init__(self, signum: int = signal.SIGINT, detail: str = "", run_dir: Path | None = None):
+    def __init__(self, signum: int = signal.SIGINT, detail: str = "", run_dir: Path | None = None, said: str = ""):
         super().__init__(detail)
-        self.signum, self.detail, self.run_dir = int(signum), detail, run_dir
+        self.signum, self.detail, self.run_dir, self.said = int(signum), detail, run_dir, said
+        self.resume_with = ""  # the command that continues the run, when not plain `train --resume` (data-parallel)
 
     @property
     def exit_code(self) -> int:
@@ -84,8 +86,11 @@ class Interrupted(KeyboardInterrupt):
 
     def message(self) -> str:
         """One line: which signal, what the checkpoint holds, and the command that continues the run."""
+        if self.said:  # the data-parallel launcher: what its first process said, as that process said it
+            return self.said
         name = signal.Signals(self.signum).name
         text = f"interrupted by {name}" + (f"; {self.detail}" if self.detail else "")
         if self.run_dir is None:
             return text if self.detail else f"{text}; no run directory was made yet, so there is nothing to resume"
-        return f"{text}: continue with `trainwright train --resume {shlex.quote(str(self.run_dir))}`"
+        command = self.resume_with or f"trainwright train --resume {shlex.quote(str(self.run_dir))}"
+        return f"{text}: continue with `{command}`"

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -26,7 +27,7 @@ from trainwright.compute.stages import Stages
 from trainwright.config import Config
 from trainwright.configure import load_config
 from trainwright.data.prepare import Prepared, prepare_data
-from trainwright.errors import TrainingDiverged, TrainwrightError, WriteFailed
+from trainwright.errors import Interrupted, TrainingDiverged, TrainwrightError, WriteFailed
 from trainwright.recipes.finish import Run, finish, finish_supervised
 from trainwright.recipes.lr_find import with_found_lr, write_sweep
 from trainwright.recipes.resume import apply_changes, changes_text, record_resume, resume_changes
@@ -82,8 +83,6 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
         module = build_module(cfg, data, model)
         run = train_prepared(cfg, data, module, runs_dir=runs_dir, name=name, resume=resume, console=console,
                              replicas=replicas, stages=stages)
-        replicas.close()  # every process leaves once rank 0 has written the results (a failure leaves at once)
-        return run
     except KeyboardInterrupt as stop:
         if resume is None:
             raise
@@ -91,6 +90,16 @@ def train(cfg: Config, *, model: nn.Module | None = None, runs_dir: str | Path =
     finally:
         if resume is not None:
             resume.unlock()
+    try:
+        replicas.close()  # every process leaves once rank 0 has written the results (a failure leaves at once)
+    except KeyboardInterrupt as stop:  # the run is whole on disk: nothing to resume
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+        raise Interrupted(signum, f"the run had finished; its results are in {run.dir}") from None
+    except RuntimeError as error:
+        if not peer_lost(error):
+            raise
+        raise TrainwrightError(f"another process stopped after the run had finished; its results are in {run.dir}") from None
+    return run
 
 
 def train_prepared(cfg: Config, data: Prepared, module: nn.Module, *, runs_dir: str | Path = "runs", name: str | None = None,
@@ -179,6 +188,8 @@ def _train_prepared(cfg: Config, data: Prepared, module: nn.Module, beside: Besi
                                  baselines=beside.baselines, scores=beside.scores, worker=beside.worker)
     except KeyboardInterrupt as stop:
         stop = interrupted(stop, run_dir)
+        if replicas.active:  # on as many processes again
+            stop.resume_with = replicas.resume_command(run_dir.path)
         if trained and not stop.detail:
             stop.detail = "training had finished and is checkpointed; the resume evaluates and writes the results"
         raise stop from None

@@ -17,12 +17,15 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
-from trainwright.errors import TrainwrightError
+from trainwright.errors import Interrupted, TrainwrightError
 from trainwright.training.distributed import launched
 
 
@@ -30,7 +33,8 @@ def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpo
     """Run ``python -m trainwright ARGV`` in ``nproc_per_node`` processes through torchrun (this process is
     its agent); returns the exit code. A process that fails ends the run on every process, and the error
     names it (rank, exit code or signal) with what the failed processes said. Interrupted (SIGINT, SIGTERM),
-    it returns 128 + the signal, as a single process does; rank 0 printed where its checkpoint holds the run."""
+    it raises ``Interrupted`` saying what this machine's first process said (where its checkpoint holds the
+    run), so the command prints one line and exits 128 + the signal, as a single process does."""
     from torch.distributed.elastic.multiprocessing.api import SignalException  # torchrun's machinery, only here
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError
@@ -39,8 +43,10 @@ def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpo
 
     # One machine: the processes meet on localhost, on a free port; several: at the first machine's HOST:PORT.
     endpoint, run_id = (rdzv_endpoint, "trainwright") if rdzv_endpoint is not None else ("localhost:0", uuid.uuid4().hex)
+    # The processes' error files (what each said when it stopped) go to a directory of ours, read on an interrupt.
+    logs = Path(tempfile.mkdtemp(prefix="trainwright-torchrun-"))
     options = ["--nproc-per-node", str(nproc_per_node), "--nnodes", str(nnodes), "--max-restarts", "0",
-               "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", run_id]
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", run_id, "--log-dir", str(logs)]
     # The machine's cores shared out between its processes (torchrun would give each one thread, and say so).
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc_per_node)))
     args = get_args_parser().parse_args([*options, "-m", "trainwright", *argv])
@@ -52,8 +58,8 @@ def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpo
         elastic_launch(config, command)(*command_args)
     except ChildFailedError as failed:
         raise TrainwrightError(failure_message(failed.failures)) from None
-    except SignalException as stop:  # Ctrl-C or SIGTERM: the processes got it too; rank 0 says where the run is
-        return 128 + int(stop.sigval)
+    except SignalException as stop:  # Ctrl-C or SIGTERM: the processes got it too; the first says where the run is
+        raise Interrupted(int(stop.sigval), said=first_said(logs)) from None
     except RendezvousError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrainwrightError(
@@ -61,7 +67,19 @@ def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpo
             f"({first}); start the same command on every machine with the first machine's address and a port its "
             "firewall lets through"
         ) from None
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
     return 0
+
+
+def first_said(logs: Path) -> str:
+    """What this machine's first process (local rank 0) recorded in its error file under torchrun's log
+    directory ``logs`` (``<logs>/<run id>_*/attempt_<n>/0/error.json``), or '' when it said nothing."""
+    for path in sorted(logs.glob("*/attempt_*/0/error.json"), reverse=True):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            message = json.loads(path.read_text(encoding="utf-8"))["message"]
+            return str(message.get("message", "") if isinstance(message, dict) else message)
+    return ""
 
 
 def failure_message(failures: dict) -> str:

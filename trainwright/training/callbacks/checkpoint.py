@@ -104,7 +104,10 @@ class Checkpoint(Callback):
 
     def interrupted(self, state: TrainingState, signum: int) -> Interrupted:
         where = state.position() if hasattr(state, "position") else f"after epoch {state.epoch}"
-        return Interrupted(signum, f"the checkpoint holds the run {where}", self.run_dir.path)
+        stop = Interrupted(signum, f"the checkpoint holds the run {where}", self.run_dir.path)
+        if self.replicas.active:  # continued on as many processes
+            stop.resume_with = self.replicas.resume_command(self.run_dir.path)
+        return stop
 
     def close(self) -> None:
         self.signals.restore()
