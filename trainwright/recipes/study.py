@@ -260,7 +260,7 @@ def fail_dead_trials(study: optuna.Study, max_retry: int) -> list[int]:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
         if t.user_attrs.get("host") == HOST and pid is not None and not alive(pid) and fail_first(storage, t):
-            retry(study, storage.get_trial(t._trial_id))
+            retry(study, copy.deepcopy(storage.get_trial(t._trial_id)))  # as Optuna does: the callback extends lists in it
             failed.append(t.number)
     return failed
 
