@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -16,6 +17,7 @@ from rich.console import Console
 
 from trainwright.configure import load_config
 from trainwright.errors import TrainwrightError
+from trainwright.recipes import study as study_module
 from trainwright.recipes.study import fail_dead_trials, open_study
 from trainwright.recipes.tune import tune
 
@@ -110,3 +112,54 @@ def test_a_trial_whose_process_died_is_failed_and_retried_on_the_journal(tmp_pat
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
     assert study.trials[1].system_attrs["failed_trial"] == trial.number
     assert study.trials[1].params == study.trials[0].params
+
+
+def dead_trial(study: optuna.Study) -> optuna.Trial:
+    """A running trial whose worker, a process on this machine, has exited."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    trial = study.ask()
+    trial.suggest_float("train.optimizer.lr", 1e-3, 1e-1, log=True)
+    trial.set_user_attr("host", __import__("socket").gethostname())
+    trial.set_user_attr("pid", int(dead.stdout))
+    return trial
+
+
+def test_two_workers_that_find_the_same_dead_trial_retry_it_once(tmp_path, monkeypatch):
+    # Worker a lists the running trials and finds the dead one; before it fails it, worker b (another process on the
+    # same journal file) does the whole check. Only one of the two may fail the trial and enqueue its retry.
+    cfg = load_config(write(tmp_path))
+    (tmp_path / "d").mkdir()
+    url = f"journal:{tmp_path / 'd' / 'study.journal'}"
+    a, b = (open_study(cfg, tmp_path / "d", storage=url, workers=1, direction="maximize", metric="val_accuracy",
+                       seed=seed)[0] for seed in (0, 1))
+    trial = dead_trial(a)
+    alive = study_module.alive
+
+    def b_checks_first(pid: int) -> bool:
+        monkeypatch.setattr(study_module, "alive", alive)
+        assert fail_dead_trials(b, max_retry=3) == [trial.number]
+        return alive(pid)
+
+    monkeypatch.setattr(study_module, "alive", b_checks_first)
+    failed_by_a = fail_dead_trials(a, max_retry=3)
+    states = [t.state for t in a.get_trials(deepcopy=False)]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]  # one retry, not two
+    assert failed_by_a == []
+
+
+def test_on_a_database_the_heartbeat_finds_a_dead_trial_and_it_is_retried_once(tmp_path):
+    # A database (here SQLite; PostgreSQL in test_tune_postgres.py) goes by the heartbeat, not the process id: a dead
+    # process's trial with a fresh heartbeat stays running until its heartbeat is older than grace_seconds.
+    cfg = load_config(write(tmp_path, heartbeat_seconds=1, grace_seconds=2))
+    (tmp_path / "d").mkdir()
+    study, _ = open_study(cfg, tmp_path / "d", storage=f"sqlite:///{tmp_path / 'd' / 'study.db'}", workers=1,
+                          direction="maximize", metric="val_accuracy", seed=0)
+    trial = dead_trial(study)
+    study._storage.record_heartbeat(trial._trial_id)
+    assert fail_dead_trials(study, max_retry=3) == []
+    time.sleep(3.5)
+    assert fail_dead_trials(study, max_retry=3) == [trial.number]
+    assert fail_dead_trials(study, max_retry=3) == []
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    assert trials[1].system_attrs["failed_trial"] == trial.number and trials[1].params == trials[0].params

@@ -240,24 +240,38 @@ def claim(study: optuna.Study, trial: optuna.Trial, total: int) -> None:
 
 def fail_dead_trials(study: optuna.Study, max_retry: int) -> list[int]:
     """Fail (and retry) the running trials whose worker is gone: by heartbeat on a database, by process id on
-    this machine for the journal file. Returns the numbers failed here."""
-    storage = study._storage  # Optuna's own helper takes the study; the journal check needs its kind
-    if isinstance(storage, optuna.storages.RDBStorage):
+    this machine for the journal file. Returns the numbers of the trials found dead (on a database, those failed
+    during the call, here or by another worker).
+
+    Several workers may find the same dead trial at once; only the one whose FAIL the storage takes (a row lock on a
+    database, the log's order on the journal) enqueues its retry, so a dead trial is retried once, not once per worker.
+    """
+    storage = study._storage
+    # Not isinstance(storage, RDBStorage): a study holds its database's storage wrapped in Optuna's cache.
+    if not isinstance(storage, optuna.storages.JournalStorage):
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+            optuna.storages.fail_stale_trials(study)  # fails each stale trial under a row lock; the winner retries it
         after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         return sorted(before - after - {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)})
     failed = []
     retry = retry_callback(max_retry)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") == HOST and pid is not None and not alive(pid):
-            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-            retry(study, study.get_trials(deepcopy=False)[t.number])
+        if t.user_attrs.get("host") == HOST and pid is not None and not alive(pid) and fail_first(storage, t):
+            retry(study, copy.deepcopy(storage.get_trial(t._trial_id)))  # as Optuna does: the callback extends lists in it
             failed.append(t.number)
     return failed
+
+
+def fail_first(storage: optuna.storages.BaseStorage, trial: optuna.trial.FrozenTrial) -> bool:
+    """Fail ``trial`` unless another worker finished it first; True only for the worker whose FAIL took.
+    (``study.tell(..., skip_if_finished=True)`` cannot tell the two apart: it returns quietly either way.)"""
+    try:
+        return storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
 
 
 def alive(pid: int) -> bool:
