@@ -71,11 +71,12 @@ DIGITS_ARGS = [
 
 @pytest.fixture(scope="module")
 def whole_digits(tmp_path_factory) -> Path:
-    """An uninterrupted seeded digits run, for the interrupted ones to match."""
+    """An uninterrupted seeded digits run, for the interrupted ones to match: the same settings as DIGITS_ARGS,
+    trained in this process (the interrupted runs and their resumes are the commands under test)."""
     runs = tmp_path_factory.mktemp("whole")
-    whole = run_cli("train", *DIGITS_ARGS, "--runs-dir", str(runs), "--name", "whole")
-    assert whole.returncode == 0, whole.stderr
-    return runs / "whole"
+    overrides = [value for flag, value in zip(DIGITS_ARGS[2::2], DIGITS_ARGS[3::2], strict=True) if flag == "--set"]
+    assert DIGITS_ARGS[:2] == ["--data", "digits"] and len(overrides) == 6
+    return tw.train({"data": {"source": "digits"}}, overrides=overrides, runs_dir=runs, name="whole", console=QUIET).dir
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -28,6 +28,13 @@ def new_figure(width: float, height: float, dpi: int = 100, layout: str | None =
     return figure
 
 
+def load_matplotlib() -> None:
+    """Import what ``new_figure`` uses, now: before forking processes that draw, so they share one import
+    (~0.4 s of CPU) instead of each paying for its own."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+
+
 def png_bytes(figure: Figure, **savefig) -> bytes:
     """The figure as PNG bytes (for a run directory file or a data URI)."""
     buffer = io.BytesIO()

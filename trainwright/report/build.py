@@ -31,6 +31,7 @@ from trainwright.errors import TrainwrightError
 from trainwright.evaluate.baselines import verdict
 from trainwright.evaluate.calibration import N_BINS, expected_calibration_error
 from trainwright.evaluate.diagnose import read_history
+from trainwright.evaluate.figures import load_matplotlib
 from trainwright.report import plots
 from trainwright.report.cv import write_cv_report
 from trainwright.report.rl import render_rl_report
@@ -111,10 +112,16 @@ def report_context(run: RunDir, parallel: bool = True, worker: Worker | None = N
     continual = _json(run, run.path / "continual.json")
     continual = continual if isinstance(continual, dict) and continual.get("matrix") else None
     gan = _gan_section(run, metrics, history) if (run.path / "gan.json").is_file() else None
-    # The figures are drawn by the run's worker (matplotlib loaded already) or in forked processes (each loads
-    # matplotlib, ~0.4 s of CPU, on its own core) while this one reads the rest; on one core, here. The same PNGs.
+    # The figures are drawn by the run's worker (matplotlib loaded already) or in forked processes while this one
+    # reads the rest; on one core, here. The same PNGs. Forked processes start with matplotlib loaded here, once
+    # (~0.4 s of CPU), not once in each of the three (the first of them waited for its own import anyway).
     fork = parallel and cores() > 1
-    drawn = worker.submit if worker is not None and worker.alive and parallel else functools.partial(Background, fork=fork)
+    if worker is not None and worker.alive and parallel:
+        drawn = worker.submit
+    else:
+        if fork:
+            load_matplotlib()
+        drawn = functools.partial(Background, fork=fork)
     data_section = drawn(_data_section, run, data)
     training = evaluation = None
     if gan is None:
