@@ -31,7 +31,7 @@ from trainwright.training.distributed import launched
 
 def launch(argv: Sequence[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | None = None) -> int:
     """Run ``python -m trainwright ARGV`` in ``nproc_per_node`` processes through torchrun (this process is
-    its agent); returns the exit code. A process that fails ends the run on every process, and the error
+    its agent); returns 0 once every process has finished. A process that fails ends the run on every process, and the error
     names it (rank, exit code or signal) with what the failed processes said. Interrupted (SIGINT, SIGTERM),
     it raises ``Interrupted`` saying what this machine's first process said (where its checkpoint holds the
     run), so the command prints one line and exits 128 + the signal, as a single process does."""
@@ -76,9 +76,8 @@ def first_said(logs: Path) -> str:
     """What this machine's first process (local rank 0) recorded in its error file under torchrun's log
     directory ``logs`` (``<logs>/<run id>_*/attempt_<n>/0/error.json``), or '' when it said nothing."""
     for path in sorted(logs.glob("*/attempt_*/0/error.json"), reverse=True):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            message = json.loads(path.read_text(encoding="utf-8"))["message"]
-            return str(message.get("message", "") if isinstance(message, dict) else message)
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # none, half written, not torchrun's format
+            return recorded_text(json.loads(path.read_text(encoding="utf-8"))["message"])
     return ""
 
 
@@ -104,7 +103,12 @@ def failure_message(failures: dict) -> str:
 
 def said(failure) -> str:
     """What a failed process recorded in its torchrun error file (``record_failure``), or ''."""
-    message = failure.message
+    return recorded_text(failure.message)
+
+
+def recorded_text(message) -> str:
+    """The text of an error file's ``message`` (``record_failure``'s record or a plain string), or '' when it
+    is torchrun's own placeholder rather than something the process said."""
     message = str(message.get("message", "") if isinstance(message, dict) else message or "")
     generated = message.startswith("To enable traceback") or (message.startswith("Signal ") and "received by PID" in message)
     return "" if generated else message
