@@ -90,6 +90,10 @@ def main() -> None:
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.setdefault("KERAS_BACKEND", "torch")
+    # Each side as installed: Python's default of caching compiled modules (pip compiles a package when it installs
+    # it; an environment that sets PYTHONDONTWRITEBYTECODE would make trainwright compile its own modules in every
+    # process, while torch and scikit-learn come compiled). The warm-up round writes the cache.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     main_cpus: list[float] = []  # trainwright's main process alone
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "digits.yaml"

@@ -237,3 +237,37 @@ def _state(pid: int) -> str:
             return stat.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def doubled_in_children(values: list[int]) -> list[tuple[int, int]]:
+    """Each value doubled in a forked child of this process (a worker's job: the report's sections), with its pid."""
+    jobs = [Background(double_with_pid, value) for value in values]
+    return [job.result() for job in jobs]
+
+
+def double_with_pid(value: int) -> tuple[int, int]:
+    return 2 * value, os.getpid()
+
+
+@pytest.mark.skipif(not WORKS, reason="a worker forks, on Linux with two or more cores")
+def test_a_workers_job_may_fork_children_of_its_own():
+    worker = Worker()
+    try:
+        worker_pid = worker.submit(os.getpid).result()
+        results = worker.submit(doubled_in_children, [1, 2, 3]).result()
+    finally:
+        worker.close()
+    assert [value for value, _ in results] == [2, 4, 6]
+    pids = {pid for _, pid in results}
+    assert len(pids) == 3 and not pids & {worker_pid, os.getpid()}  # three children of the worker's own
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.skipif(not forks(), reason="a child forks on Linux")
+def test_a_child_can_be_given_a_lower_priority():
+    child = Background(slow_pid, 1.0)
+    try:
+        child.yield_to(5)
+        assert os.getpriority(os.PRIO_PROCESS, child._process.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5)
+    finally:
+        child.cancel()

@@ -76,6 +76,13 @@ class Background:
                 self._process.start()
             send.close()  # the child holds the sending end; EOF here means it died
 
+    def yield_to(self, nice: int) -> None:
+        """Lower the child's priority by ``nice`` (a training about to take every core); raising it needs privileges."""
+        if self._process is not None and nice:
+            pid = self._process.pid
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + nice))
+
     def ready(self) -> bool:
         """Whether ``result()`` returns at once: the child has finished (work not forked is not done yet)."""
         return self._done or (self._pipe is not None and self._pipe.poll())
@@ -297,6 +304,9 @@ def _serve(jobs, results, prepare: str | None, theirs: tuple, shared: Any) -> No
         end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent handles it and stops the worker
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's close: not the command's handler, inherited by the fork
+    # A job may fork children of its own (``Background``: the report's sections, drawn at once), which multiprocessing
+    # refuses a daemonic process; the parent still stops this one as its daemon.
+    multiprocessing.current_process().daemon = False
     # One thread: the other cores are the training's. Set before torch and scikit-learn load (they read these
     # once), and again for what had loaded before the fork.
     os.environ.update({name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})

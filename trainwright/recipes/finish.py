@@ -32,11 +32,12 @@ from trainwright.data.prepare import Prepared
 from trainwright.evaluate.baselines import comparable, judge, verdict
 from trainwright.evaluate.calibration import calibrate_outputs
 from trainwright.evaluate.diagnose import print_findings
+from trainwright.evaluate.figures import load_matplotlib
 from trainwright.evaluate.image_grids import examples_png, misclassified_png
 from trainwright.evaluate.intervals import CONFIDENCE, metric_intervals
 from trainwright.evaluate.metrics import choose_threshold, predict_outputs, predicted_classes
 from trainwright.predict import TrainedModel, load
-from trainwright.recipes.setup import score_splits, scored_baselines, wants_baselines
+from trainwright.recipes.setup import ForkedBaselines, score_splits, scored_baselines, wants_baselines
 from trainwright.report import write_report
 from trainwright.rundir import RunDir
 from trainwright.runs import diagnose_run
@@ -82,7 +83,7 @@ def finish(run_dir: RunDir, console: Console, diverged: dict | None = None, trac
 
 def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.Module, device: torch.device, fit: Fit,
                       est: Estimate, seconds: float, console: Console, *, stages: Stages | None = None,
-                      baselines: Background | Job | None = None, scores: Later | None = None,
+                      baselines: ForkedBaselines | Background | Job | None = None, scores: Later | None = None,
                       worker: Worker | None = None) -> Run:
     """Evaluate the kept weights on the untouched test split, write every result, then ``finish``.
 
@@ -137,6 +138,8 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
         metrics["intervals"]["baselines"], metrics["comparison"] = judge(
             ours, comparable_predictions, metrics["baselines"], truth, data.task, n_classes, scale
         )
+    if worker is not None and worker.alive:  # the report's figures are next in its queue: matplotlib loads meanwhile
+        worker.submit(load_matplotlib)
     metrics["compute"]["stages"] = dict(stages.seconds)
     metrics["compute"]["started_at"] = stages.started_at
     run_dir.save_weights(weights)  # plain full weights

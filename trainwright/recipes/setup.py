@@ -25,13 +25,13 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from trainwright.background import Background, Job, Later, Worker, claim_worker, spare_cores
+from trainwright.background import Background, Job, Later, Worker, claim_worker, forks, spare_cores
 from trainwright.compute.peak import NOMINAL, nominal_gpu
 from trainwright.config import Config
 from trainwright.data.batches import make_batches
 from trainwright.data.prepare import Prepared, with_input_stage
 from trainwright.errors import Interrupted, TrainwrightError, WriteFailed
-from trainwright.evaluate.baselines import baseline_models, baseline_predictions, score_baselines
+from trainwright.evaluate.baselines import baseline_predictions, score_baselines
 from trainwright.evaluate.metrics import load_metrics, predict_outputs
 from trainwright.models.custom import CustomConfig
 from trainwright.models.pretrained import starts_from_weights
@@ -97,20 +97,24 @@ WORKER_MAX_BYTES = 64 * 2**20
 class Beside:
     """Work a run starts right after its data stage and joins later: the classical baselines' test
     predictions and scores, the preprocessor's files (``preprocessor.skops`` loads all of scikit-learn,
-    ~1 s of CPU), and the scoring of the network's outputs (torchmetrics and the matplotlib it loads, ~0.7 s
-    of CPU, loaded while the network trains; the scoring itself when finish sends the outputs). One ``Worker``
-    does all three, one after the other, so they never take more than one core from the run (the estimate's
-    timed steps run meanwhile): the command line's, where it started one (on a machine with an idle core,
-    before the run loaded torch, it loaded what these need), at the lowest priority (``YIELD``) where the
-    training's threads take every core, so it runs while the run's own process is on one core (the estimate,
-    setting up, evaluating) and gives way to the training's threads the moment those want the cores; else one
-    forked now, where the training leaves a core to spare (it has the data by the fork); else each runs in
-    the run's own process when its result is asked for. The results are the same either way (tested)."""
+    ~1 s of CPU), and the scoring of the network's outputs (torchmetrics and the matplotlib it loads, ~0.8 s
+    of CPU, loaded while the network trains; the scoring itself when finish sends the outputs).
+
+    One ``Worker`` writes the files and scores, one job after the other, so it never takes more than one core
+    from the run (the estimate's timed steps run meanwhile): the command line's, where it started one (on a
+    machine with an idle core, before the run loaded torch, it loaded what the files need), else one forked
+    now, where the training leaves a core to spare (it has the data by the fork). The baselines (seconds of
+    CPU: HistGradientBoosting) are fitted in a forked process of their own (``ForkedBaselines``), started
+    now, so the files and the scoring never wait behind them. Where the training's threads take every core,
+    both run at the lowest priority (``YIELD``): they run while the run's own process is on one core (the
+    estimate, setting up, evaluating) and give way to the training's threads the moment those want the
+    cores. Without a worker, each runs in the run's own process when its result is asked for. The results
+    are the same either way (tested)."""
 
     files: Background | Job | None  # data.preprocessor.files(), for start_run; None when resuming (already written)
-    baselines: Background | Job | None  # scored_baselines(data), for finish; None when the run has none
+    baselines: ForkedBaselines | Background | Job | None  # scored_baselines(data), for finish; None when the run has none
     scores: Later | None = None  # score_splits(data, *outputs, threshold), for finish
-    worker: Worker | None = None  # the worker doing all three (and the report's figures), if any
+    worker: Worker | None = None  # the worker writing the files and scoring (and drawing the report's figures), if any
 
     @classmethod
     def start(cls, cfg: Config, data: Prepared, resume: bool = False, replicas: Replicas | None = None) -> Beside:
@@ -130,7 +134,10 @@ class Beside:
             worker.yield_to(YIELD)
         submit = worker.submit if worker is not None else functools.partial(Background, fork=False)
         files = None if resume else submit(data.preprocessor.files)
-        baselines = submit(scored_baselines, data) if wanted else None
+        if wanted and (worker is not None or spare) and forks():
+            baselines = ForkedBaselines(data, worker, nice=0 if spare else YIELD)
+        else:
+            baselines = submit(scored_baselines, data) if wanted else None
         scores = Later(score_splits, data, prepare=load_metrics, worker=worker)
         return cls(files, baselines, scores, worker)
 
@@ -142,6 +149,31 @@ class Beside:
             self.worker.close()
 
 
+class ForkedBaselines:
+    """The baselines' test predictions fitted in a forked process of their own (it has the data by the fork),
+    started beside the network as soon as the data are prepared, so the worker's queue (the preprocessor's
+    files, the scoring, the report's figures) never waits behind them; scored (``score_baselines``) by the
+    worker, which has loaded torchmetrics, or here. ``result()``: ``scored_baselines(data)``."""
+
+    def __init__(self, data: Prepared, worker: Worker | None, nice: int) -> None:
+        self._data, self._worker = data, worker
+        self._fit = Background(baseline_predictions, data)
+        self._fit.yield_to(nice)
+
+    @property
+    def forked(self) -> bool:
+        return self._fit.forked
+
+    def result(self) -> tuple[dict, dict]:
+        predictions = self._fit.result()
+        if self._worker is not None and self._worker.alive:
+            return predictions, self._worker.submit(score_baselines, predictions, self._data).result()
+        return predictions, score_baselines(predictions, self._data)
+
+    def cancel(self) -> None:
+        self._fit.cancel()
+
+
 def _tensor_bytes(data: Prepared) -> int:
     """Bytes of the tensors a prepared data set holds (its splits, features and targets)."""
     parts = [v for value in getattr(data, "__dict__", {}).values() for v in (value if isinstance(value, tuple) else (value,))]
@@ -149,17 +181,11 @@ def _tensor_bytes(data: Prepared) -> int:
 
 
 def preload() -> None:
-    """What the work beside a run loads, done by the worker the command line starts first thing
-    (``background.start_worker``) while the command's own process loads torch: scikit-learn's
-    baselines and skops (the preprocessor's files), torchmetrics (scoring) and matplotlib (the report's
-    figures, one drawn to load its fonts)."""
+    """What the worker the command line starts first thing (``background.start_worker``) loads while the
+    command's own process loads torch: skops for the preprocessor's files (the first job, which the run's setup
+    waits for), with torch, scikit-learn and trainwright. Torchmetrics (scoring, and the matplotlib it loads)
+    comes next, as a job of its own (``Beside``), so it does not delay the files."""
     import skops.io  # noqa: F401 - loaded for its side effect: all of scikit-learn's estimators
-
-    from trainwright.evaluate.figures import new_figure, png_bytes
-
-    baseline_models("classification")
-    load_metrics()
-    png_bytes(new_figure(1, 1))
 
 
 def scored_baselines(data: Prepared) -> tuple[dict, dict]:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import base64
 import csv
-import functools
 import json
 import statistics
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,22 +112,22 @@ def report_context(run: RunDir, parallel: bool = True, worker: Worker | None = N
     continual = _json(run, run.path / "continual.json")
     continual = continual if isinstance(continual, dict) and continual.get("matrix") else None
     gan = _gan_section(run, metrics, history) if (run.path / "gan.json").is_file() else None
-    # The figures are drawn by the run's worker (matplotlib loaded already) or in forked processes while this one
-    # reads the rest; on one core, here. The same PNGs. Forked processes start with matplotlib loaded here, once
-    # (~0.4 s of CPU), not once in each of the three (the first of them waited for its own import anyway).
+    # The figures are drawn in forked processes, one per section, while this one reads the rest: children of the
+    # run's worker (matplotlib loaded there already) or of this process; on one core, here. The same PNGs.
     fork = parallel and cores() > 1
-    if worker is not None and worker.alive and parallel:
-        drawn = worker.submit
-    else:
-        if fork:
-            load_matplotlib()
-        drawn = functools.partial(Background, fork=fork)
-    data_section = drawn(_data_section, run, data)
-    training = evaluation = None
+    calls = [(_data_section, (run, data))]
     if gan is None:
-        training = drawn(_training_section, history, gradients, metrics)
-        evaluation = drawn(_evaluation_section, run, metrics, data)
-    return {
+        calls += [(_training_section, (history, gradients, metrics)), (_evaluation_section, (run, metrics, data))]
+    if worker is not None and worker.alive and parallel:
+        # The worker forks one child per section (the network has finished: the cores are free for them).
+        drawn = worker.submit(drawn_apart, calls).result
+    else:
+        jobs = start_drawing(calls, fork)
+
+        def drawn() -> list[Any]:
+            return [job.result() for job in jobs]
+
+    context = {
         "name": run.path.name,
         "data": data,
         "task": task,
@@ -136,9 +136,6 @@ def report_context(run: RunDir, parallel: bool = True, worker: Worker | None = N
         "environment": environment,
         "status": _gan_status(metrics, history) if gan is not None else _status(metrics, history, continual),
         "key_metric": KEY_METRIC.get(task, "accuracy"),
-        "data_section": data_section.result(),
-        "evaluation": evaluation.result() if evaluation is not None else {},
-        "training": training.result() if training is not None else {},
         "gan": gan,
         "compute": _compute_section(run, metrics, model, data, history, environment),
         "continual": _continual_section(continual),
@@ -147,6 +144,22 @@ def report_context(run: RunDir, parallel: bool = True, worker: Worker | None = N
         "config_text": run.config.read_text(encoding="utf-8") if run.config.is_file() else "",
         "damaged": {path.name: problem for path, problem in damaged.items()},
     }
+    data_section, training, evaluation = (*drawn(), {}, {})[:3]
+    return context | {"data_section": data_section, "training": training, "evaluation": evaluation}
+
+
+def start_drawing(calls: list[tuple[Callable[..., Any], tuple]], fork: bool = True) -> list[Background]:
+    """Each ``fn(*args)`` of ``calls`` started in a forked child of this process, all at once (``fork=False``, or
+    where processes do not fork: here, when its result is asked for). The children start with matplotlib loaded
+    here, once (~0.4 s of CPU), not once in each."""
+    if fork:
+        load_matplotlib()
+    return [Background(fn, *args, fork=fork) for fn, args in calls]
+
+
+def drawn_apart(calls: list[tuple[Callable[..., Any], tuple]]) -> list[Any]:
+    """``start_drawing``'s results, in order (the worker's job: one child of its own per section)."""
+    return [job.result() for job in start_drawing(calls)]
 
 
 class _Undamaged(RunDir):
