@@ -14,9 +14,10 @@ one warm-up round (the file cache), and the ratio reported is trainwright's medi
 the hand-written script's (and, beside it, the median over the rounds of the ratio within a
 round: a slow minute on a shared machine hits both sides of a round). CPU seconds (user + system,
 child processes included) are printed too: on a busy machine they say what each side costs, and
-wall time says what a user waits. trainwright fits the classical baselines in a forked process
-beside the network when the training leaves a core to spare; on a busy machine that extra process
-gets its own share of the CPU, which flatters trainwright's wall time, so its main process's own
+wall time says what a user waits. trainwright fits the classical baselines in a forked process of
+their own beside the network, and a worker process writes the preprocessor's files, scores and draws
+the report's figures; on a busy machine those extra processes get their own shares of the CPU, which
+flatters trainwright's wall time, so its main process's own
 CPU seconds (``scripts/trainwright_cpu.py``) are printed too, against the hand-written script's:
 that ratio is what an idle machine's wall time would show. The load average is printed before and
 after.
