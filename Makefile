@@ -34,7 +34,7 @@ test: setup browser
 	# Compiled once here: where PYTHONDONTWRITEBYTECODE is set (CI images often do), each of the suite's
 	# ~200 command-line processes would otherwise compile trainwright's modules again (~0.3 s of CPU each).
 	$(BIN)/python -m compileall -q trainwright
-	$(BIN)/python -m pytest -q -n auto --dist worksteal
+	$(BIN)/python -m pytest -q -n auto --dist worksteal --durations=25
 
 # The pretrained-backbone tests (model: {type: timm | torchvision}) in a venv of their own: PyPI's torchvision
 # does not load beside the CPU torch 2.13.0 above, so this one takes torch 2.14.1 with torchvision 0.29.1

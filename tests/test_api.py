@@ -108,8 +108,9 @@ def test_resume_after_a_signal_matches_an_uninterrupted_run(tmp_path, whole_digi
             pd.read_csv(whole_digits / "history.csv")[column].tolist()
             == pd.read_csv(tmp_path / "cut" / "history.csv")[column].tolist()
         )
-    again = run_cli("train", "--resume", str(tmp_path / "cut"))
-    assert again.returncode == 2 and "already finished training (after epoch 30: every epoch ran)" in again.stderr
+    if sig == signal.SIGTERM:  # once is enough: a finished run is refused whichever signal had cut it
+        again = run_cli("train", "--resume", str(tmp_path / "cut"))
+        assert again.returncode == 2 and "already finished training (after epoch 30: every epoch ran)" in again.stderr
 
 
 class TwoLayer(nn.Module):

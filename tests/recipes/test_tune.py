@@ -37,14 +37,14 @@ def write(tmp_path, space=None, **tune) -> str:
 
 def test_tune_runs_trials_writes_best_yaml_and_report_then_resumes(tmp_path):
     config = write(tmp_path)
-    first = run_cli("tune", config, "--trials", "6", "--runs-dir", str(tmp_path), "--name", "s")
+    first = run_cli("tune", config, "--trials", "4", "--runs-dir", str(tmp_path), "--name", "s")
     assert first.returncode == 0, first.stderr
     out = first.stdout
     assert "study s (new, in sqlite:///" in out and "trial 0: val_accuracy" in out
     assert "the config as written (trial 0)" in out and "best: trial" in out
     study_dir = tmp_path / "s"
     result = json.loads((study_dir / "study.json").read_text())
-    assert result["counts"]["finished"] == 6 and result["metric"] == "val_accuracy"
+    assert result["counts"]["finished"] == 4 and result["metric"] == "val_accuracy"
     assert result["all"][0]["params"] == {"train.optimizer.lr": 0.01, "model.hidden": [8]}  # the config as written first
     best = load_config(study_dir / "best.yaml")  # the best trial's resolved config, ready to train
     assert best.train.optimizer.lr == result["best"]["params"]["train.optimizer.lr"]
@@ -52,10 +52,10 @@ def test_tune_runs_trials_writes_best_yaml_and_report_then_resumes(tmp_path):
     report = (study_dir / "report.html").read_text()
     assert "optimization history" in report and report.count("<img") >= 2
     # The same command with a larger budget resumes the study.
-    again = run_cli("tune", config, "--trials", "8", "--runs-dir", str(tmp_path), "--name", "s")
+    again = run_cli("tune", config, "--trials", "5", "--runs-dir", str(tmp_path), "--name", "s")
     assert again.returncode == 0, again.stderr
-    assert "study s (resuming" in again.stdout and "6 of 8 trials finished" in again.stdout
-    assert json.loads((study_dir / "study.json").read_text())["counts"]["finished"] == 8
+    assert "study s (resuming" in again.stdout and "4 of 5 trials finished" in again.stdout
+    assert json.loads((study_dir / "study.json").read_text())["counts"]["finished"] == 5
 
     # Bad input: one line, exit 2, and the study keeps its trials.
     other = write(tmp_path, space={"train.optimizer.lr": {"uniform": [0.001, 0.1]}})
@@ -64,7 +64,7 @@ def test_tune_runs_trials_writes_best_yaml_and_report_then_resumes(tmp_path):
     expect_clear_error(run_cli("tune", config, "--trials", "9", "--workers", "2", "--runs-dir", str(tmp_path), "--name", "s"),
                        "cannot take 2 workers", "--storage postgresql://")
     storage = optuna.storages.RDBStorage(f"sqlite:///{study_dir / 'study.db'}")
-    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 8
+    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 5
 
 
 def test_a_bad_search_space_is_one_line(tmp_path):
