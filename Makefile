@@ -28,11 +28,11 @@ browser:
 	  echo "note: chromium is not installed and cannot be here (needs root and apt-get); the browser test will be skipped"
 
 # The layers contract (import-linter, in pyproject.toml) and ruff come first: a wrong import fails in seconds.
+# trainwright is compiled once before the suite: where PYTHONDONTWRITEBYTECODE is set (CI images often do), each
+# of the suite's ~200 command-line processes would otherwise compile its modules again (~0.3 s of CPU each).
 test: setup browser
 	$(BIN)/lint-imports
 	$(BIN)/ruff check trainwright tests benchmarks
-	# Compiled once here: where PYTHONDONTWRITEBYTECODE is set (CI images often do), each of the suite's
-	# ~200 command-line processes would otherwise compile trainwright's modules again (~0.3 s of CPU each).
 	$(BIN)/python -m compileall -q trainwright
 	$(BIN)/python -m pytest -q -n auto --dist worksteal --durations=25
 

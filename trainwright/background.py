@@ -57,6 +57,14 @@ def spare_cores(busy: int) -> int:
     return max(0, cores() - busy)
 
 
+def lower_priority(pid: int, nice: int) -> None:
+    """Raise process ``pid``'s niceness by ``nice``, up to 19 (lowering it again needs privileges; a process that
+    has gone is left alone)."""
+    if nice:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + nice))
+
+
 class Background:
     def __init__(self, fn: Callable[..., Any], *args: Any, threads: int | None = None, fork: bool = True, **kwargs: Any) -> None:
         """Call ``fn(*args, **kwargs)`` in a forked child (``threads``: its OpenMP/BLAS thread limit, default 1);
@@ -78,10 +86,8 @@ class Background:
 
     def yield_to(self, nice: int) -> None:
         """Lower the child's priority by ``nice`` (a training about to take every core); raising it needs privileges."""
-        if self._process is not None and nice:
-            pid = self._process.pid
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + nice))
+        if self._process is not None:
+            lower_priority(self._process.pid, nice)
 
     def ready(self) -> bool:
         """Whether ``result()`` returns at once: the child has finished (work not forked is not done yet)."""
@@ -199,10 +205,8 @@ class Worker:
 
     def yield_to(self, nice: int) -> None:
         """Lower the worker's priority by ``nice`` (a training about to take every core); raising it needs privileges."""
-        if self.alive and nice:
-            pid = self._process.pid
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + nice))
+        if self.alive:
+            lower_priority(self._process.pid, nice)
 
     def _next(self) -> None:
         """Read the oldest waiting job's outcome; when the worker has died, every waiting job runs here instead."""

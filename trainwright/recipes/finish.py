@@ -32,7 +32,6 @@ from trainwright.data.prepare import Prepared
 from trainwright.evaluate.baselines import comparable, judge, verdict
 from trainwright.evaluate.calibration import calibrate_outputs
 from trainwright.evaluate.diagnose import print_findings
-from trainwright.evaluate.figures import load_matplotlib
 from trainwright.evaluate.image_grids import examples_png, misclassified_png
 from trainwright.evaluate.intervals import CONFIDENCE, metric_intervals
 from trainwright.evaluate.metrics import choose_threshold, predict_outputs, predicted_classes
@@ -138,8 +137,6 @@ def finish_supervised(run_dir: RunDir, cfg: Config, data: Prepared, module: nn.M
         metrics["intervals"]["baselines"], metrics["comparison"] = judge(
             ours, comparable_predictions, metrics["baselines"], truth, data.task, n_classes, scale
         )
-    if worker is not None and worker.alive:  # the report's figures are next in its queue: matplotlib loads meanwhile
-        worker.submit(load_matplotlib)
     metrics["compute"]["stages"] = dict(stages.seconds)
     metrics["compute"]["started_at"] = stages.started_at
     run_dir.save_weights(weights)  # plain full weights
