@@ -63,7 +63,9 @@ def test_a_full_disk_fails_cleanly_keeps_earlier_runs_and_the_checkpoint_and_res
 
 
 def test_a_second_writer_gets_one_line_naming_the_first(tmp_path):
-    args = ["train", "--data", "digits", "--set", "train.epochs=100000", "--set", "train.early_stopping.enabled=false"]
+    # A long run (compiling is not what this tests: off, so the command does not time a compile first).
+    args = ["train", "--data", "digits", "--set", "train.epochs=100000", "--set", "train.early_stopping.enabled=false",
+            "--set", "train.compile=false"]
     first = subprocess.Popen(
         [str(TRAINWRIGHT), *args, "--runs-dir", str(tmp_path), "--name", "busy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
