@@ -71,6 +71,17 @@ def test_a_ring_run_writes_both_networks_samples_and_a_report_and_resumes_bit_id
     assert pd.read_csv(tmp_path / "cut" / "history.csv")["d_loss"].tolist() == history["d_loss"].tolist()
     with pytest.raises(TrainwrightError, match="already trained 60 generator steps"):  # its config now says 60
         tw.train(resume=tmp_path / "cut", console=QUIET)
+    # Killed while finishing: every step trained and checkpointed, the results not all written. The resume writes them.
+    cut = tmp_path / "cut"
+    written = json.loads((cut / "metrics.json").read_text())
+    for name in ("metrics.json", "report.html", "samples.png"):
+        (cut / name).unlink()
+    finished = run_cli("train", "--resume", str(cut))
+    assert finished.returncode == 0, finished.stderr
+    assert "had trained all 60 generator steps; writing its results" in finished.stdout
+    again = json.loads((cut / "metrics.json").read_text())
+    assert again["steps"] == 60 and again["quality"] == written["quality"]  # the same kept generator, judged the same
+    assert (cut / "samples.png").is_file() and "Samples along training" in (cut / "report.html").read_text()
     listed = {row["name"]: row for row in list_runs(tmp_path)}  # what `trainwright runs` and `compare` show
     assert listed["whole"]["metric"] == "quality" and listed["whole"]["model"] == "gan-mlp" and listed["whole"]["finished"]
     assert compare_runs([run, tmp_path / "cut"])[0] == ["whole", "cut"]

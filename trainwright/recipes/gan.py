@@ -50,7 +50,7 @@ from trainwright.models.gan import OneHotBlocks, build_discriminator, build_gene
 from trainwright.predict import load as load_run
 from trainwright.recipes import supervised
 from trainwright.recipes.finish import Run, finish
-from trainwright.recipes.setup import build_module, check_same_data, resolve_device
+from trainwright.recipes.setup import build_module, check_same_data, interrupted, resolve_device
 from trainwright.rundir import RunDir, default_run_name, environment, unique_name
 from trainwright.training.callbacks import Callback, CallbackList, Checkpoint, EarlyStopping, HistoryCSV, ProgressBar
 from trainwright.training.checkpoint import load_state
@@ -79,12 +79,25 @@ def train_gan(cfg: GANRunConfig, *, runs_dir: str | Path = "runs", name: str | N
     data, device, gan, batches, est = setup_gan(cfg, console, replicas)
 
     # ③ The run directory and the judge of the samples.
-    evaluate = make_evaluate(cfg, data, None, device) if data.kind != "images" else None  # images: once the judge is trained
     if resume is None:
         run_dir = start_gan_run(cfg, data, gan, device, runs_dir, name)
     else:
         run_dir = resume
         check_same_data(run_dir, data.prepared)
+    # From here a signal outside the loop (the loop's Checkpoint says its own) still names the run and how to go on.
+    try:
+        return _train_gan(cfg, data, device, gan, batches, est, run_dir, resume, replicas, console, started)
+    except KeyboardInterrupt as stop:
+        stop = interrupted(stop, run_dir)
+        if replicas.active:  # on as many processes again
+            stop.resume_with = replicas.resume_command(run_dir.path)
+        raise stop from None
+
+
+def _train_gan(cfg: GANRunConfig, data: GANData, device: torch.device, gan: GANSteps, batches: RealBatches, est: GANEstimate,
+               run_dir: RunDir, resume: RunDir | None, replicas: Replicas, console: Console, started: float) -> Run:
+    """③ the judge, ④ the loop and ⑤ finish, in ``run_dir``."""
+    evaluate = make_evaluate(cfg, data, None, device) if data.kind != "images" else None  # images: once the judge is trained
     judge = build_judge(cfg, data, run_dir, device, console, replicas)
     if judge is not None:
         evaluate = make_evaluate(cfg, data, judge, device)
@@ -93,7 +106,7 @@ def train_gan(cfg: GANRunConfig, *, runs_dir: str | Path = "runs", name: str | N
     every = cfg.gan.evaluate.every_steps
     fit = GANFit(gan, batches, evaluate, cfg.train.steps, every, cfg.gan.d_steps, cfg.gan.conditional,
                  build_callbacks(cfg, data, run_dir, device, console, replicas))
-    if resume is not None:
+    if resume is not None:  # a run whose training had finished (killed while finishing) goes straight to ⑤
         previous = resume_from_checkpoint(fit, run_dir, console)
         run_dir.write_text(run_dir.config, cfg.to_yaml())  # the run's config says how long it now trains (--set train.steps)
     else:
@@ -126,9 +139,14 @@ def train_gan(cfg: GANRunConfig, *, runs_dir: str | Path = "runs", name: str | N
     # ⑤ The kept generator on fresh samples, every file, the diagnosis and the report (rank 0: the others leave).
     metrics = {}
     if run_dir.writes:
-        metrics = finish_gan(cfg, data, fit, judge, est, run_dir, seconds, device, console)
-        console.print(f"total {time.perf_counter() - started:.1f} s", highlight=False)
-        finish(run_dir, console)
+        try:
+            metrics = finish_gan(cfg, data, fit, judge, est, run_dir, seconds, device, console)
+            console.print(f"total {time.perf_counter() - started:.1f} s", highlight=False)
+            finish(run_dir, console)
+        except KeyboardInterrupt as stop:
+            stop = interrupted(stop, run_dir)
+            stop.detail = stop.detail or "training had finished and is checkpointed; the resume writes the results"
+            raise stop from None
     replicas.close()  # every process leaves once rank 0 has written the results
     return Run(run_dir.path, cfg, metrics, fit.history)
 
@@ -464,12 +482,17 @@ def draw_samples(
 def resume_from_checkpoint(fit: GANFit, run_dir: RunDir, console: Console) -> float:
     """Put the run back where its checkpoint left it; returns the seconds already trained."""
     fit.load_state_dict(load_state(run_dir.checkpoint))
-    if fit.epoch >= fit.max_epochs:
+    trained = fit.epoch >= fit.max_epochs
+    if trained and all(path.is_file() for path in (run_dir.metrics, run_dir.report)):
         raise TrainwrightError(
             f"{run_dir.path} already trained {fit.step:,} generator steps; to train longer pass "
             f"--set train.steps=N with N > {fit.step}"
         )
-    console.print(f"resuming {run_dir.path} after generator step {fit.step:,}", highlight=False)
+    if trained:  # stopped (killed, interrupted) after its last step, before its results were all written
+        console.print(f"{run_dir.path} had trained all {fit.step:,} generator steps; writing its results", highlight=False,
+                      soft_wrap=True)
+    else:
+        console.print(f"resuming {run_dir.path} after generator step {fit.step:,}", highlight=False, soft_wrap=True)
     return sum(row["seconds"] for row in fit.history)
 
 
