@@ -88,10 +88,7 @@ def train_gan(cfg: GANRunConfig, *, runs_dir: str | Path = "runs", name: str | N
     try:
         return _train_gan(cfg, data, device, gan, batches, est, run_dir, resume, replicas, console, started)
     except KeyboardInterrupt as stop:
-        stop = interrupted(stop, run_dir)
-        if replicas.active:  # on as many processes again
-            stop.resume_with = replicas.resume_command(run_dir.path)
-        raise stop from None
+        raise interrupted(stop, run_dir, replicas) from None
 
 
 def _train_gan(cfg: GANRunConfig, data: GANData, device: torch.device, gan: GANSteps, batches: RealBatches, est: GANEstimate,
@@ -144,9 +141,7 @@ def _train_gan(cfg: GANRunConfig, data: GANData, device: torch.device, gan: GANS
             console.print(f"total {time.perf_counter() - started:.1f} s", highlight=False)
             finish(run_dir, console)
         except KeyboardInterrupt as stop:
-            stop = interrupted(stop, run_dir)
-            stop.detail = stop.detail or "training had finished and is checkpointed; the resume writes the results"
-            raise stop from None
+            raise interrupted(stop, run_dir, trained=True) from None
     replicas.close()  # every process leaves once rank 0 has written the results
     return Run(run_dir.path, cfg, metrics, fit.history)
 

@@ -326,11 +326,18 @@ def start_run(
     return run_dir
 
 
-def interrupted(stop: KeyboardInterrupt, run_dir: RunDir) -> Interrupted:
-    """A Ctrl-C or SIGTERM (in the loop, or outside it) as an ``Interrupted`` that names the run to resume."""
+def interrupted(stop: KeyboardInterrupt, run_dir: RunDir, replicas: Replicas | None = None,
+                trained: bool = False) -> Interrupted:
+    """A Ctrl-C or SIGTERM (in the loop, or outside it) as an ``Interrupted`` that names the run to resume:
+    with ``replicas`` active, on as many processes again; ``trained``: the training had finished (and is
+    checkpointed), so the resume only evaluates and writes the results."""
     if not isinstance(stop, Interrupted):
         stop = Interrupted(signal.SIGINT)
     stop.run_dir = stop.run_dir or run_dir.path
+    if replicas is not None and replicas.active:
+        stop.resume_with = replicas.resume_command(run_dir.path)
+    if trained and not stop.detail:
+        stop.detail = "training had finished and is checkpointed; the resume evaluates and writes the results"
     return stop
 
 

@@ -187,12 +187,7 @@ def _train_prepared(cfg: Config, data: Prepared, module: nn.Module, beside: Besi
         return finish_supervised(run_dir, cfg, data, module, device, run, est, seconds, console, stages=stages,
                                  baselines=beside.baselines, scores=beside.scores, worker=beside.worker)
     except KeyboardInterrupt as stop:
-        stop = interrupted(stop, run_dir)
-        if replicas.active:  # on as many processes again
-            stop.resume_with = replicas.resume_command(run_dir.path)
-        if trained and not stop.detail:
-            stop.detail = "training had finished and is checkpointed; the resume evaluates and writes the results"
-        raise stop from None
+        raise interrupted(stop, run_dir, replicas, trained) from None
     except WriteFailed as error:
         resume = f"trainwright train --resume {run_dir.path}"
         raise WriteFailed(f"{error}; when there is room again, continue with `{resume}`") from None
